@@ -1,0 +1,395 @@
+//! The rule engine: objects, policy and cluster facts in; findings out.
+//!
+//! Pure and synchronous. The linter and the webhook are adapters that build
+//! the input and present the output.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::finding::{Finding, Fix, Severity};
+use crate::loader::{Loaded, ProblemKind};
+use crate::object::Object;
+use crate::policy::Policy;
+use crate::rules;
+use crate::workload::{self, InferenceReason};
+
+/// The annotation that suppresses rules on one object.
+pub const IGNORE_ANNOTATION: &str = "infergate.dev/ignore";
+
+/// What is known of the cluster. Empty offline; the webhook fills in the
+/// namespace of the admission request.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFacts {
+    /// The namespace objects without `metadata.namespace` will land in.
+    pub namespace: Option<String>,
+}
+
+/// Objects by name, so that cross-resource rules can find their peers.
+#[derive(Debug, Default)]
+pub struct Index {
+    by_name: HashMap<String, Vec<usize>>,
+}
+
+impl Index {
+    pub fn new(objects: &[Object]) -> Self {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, object) in objects.iter().enumerate() {
+            if let Some(name) = object.name() {
+                by_name.entry(name.to_string()).or_default().push(index);
+            }
+        }
+        Self { by_name }
+    }
+}
+
+/// What a rule sees besides the object it checks.
+pub struct Context<'a> {
+    pub policy: &'a Policy,
+    pub objects: &'a [Object],
+    pub index: &'a Index,
+    pub facts: &'a ClusterFacts,
+}
+
+impl<'a> Context<'a> {
+    /// The namespace an object lives in: its own, or the one the cluster
+    /// facts give. `None` offline for objects without one.
+    pub fn namespace_of<'o>(&'o self, object: &'o Object) -> Option<&'o str> {
+        object.namespace().or(self.facts.namespace.as_deref())
+    }
+
+    /// Objects with this name (any kind), with their bundle indices.
+    pub fn named(&self, name: &str) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+        let objects = self.objects;
+        self.index
+            .by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(move |index| objects.get(*index).map(|object| (*index, object)))
+    }
+
+    /// Objects of one of these kinds, with their bundle indices.
+    pub fn of_kind<'k>(
+        &'k self,
+        kinds: &'k [&'k str],
+    ) -> impl Iterator<Item = (usize, &'a Object)> + 'k {
+        self.objects
+            .iter()
+            .enumerate()
+            .filter(move |(_, object)| kinds.contains(&object.kind()))
+    }
+
+    /// Whether two namespaces may be the same one. An object without a
+    /// namespace may land in any, so it matches every namespace.
+    pub fn same_namespace(&self, a: &Object, b: &Object) -> bool {
+        match (self.namespace_of(a), self.namespace_of(b)) {
+            (Some(left), Some(right)) => left == right,
+            _ => true,
+        }
+    }
+
+    /// The workload an HPA's `scaleTargetRef` names, if it is in the input
+    /// with that kind and a compatible namespace.
+    pub fn hpa_target(&self, hpa: &Object) -> Option<&'a Object> {
+        let reference = hpa.value.pointer("/spec/scaleTargetRef")?;
+        let kind = reference.get("kind").and_then(Value::as_str)?;
+        let name = reference.get("name").and_then(Value::as_str)?;
+        self.named(name)
+            .map(|(_, object)| object)
+            .find(|object| object.kind() == kind && self.same_namespace(hpa, object))
+    }
+
+    /// HPAs in the input that scale this workload.
+    pub fn hpas_for(&self, workload: &Object) -> Vec<&'a Object> {
+        self.of_kind(&["HorizontalPodAutoscaler"])
+            .map(|(_, hpa)| hpa)
+            .filter(|hpa| {
+                self.hpa_target(hpa)
+                    .is_some_and(|target| std::ptr::eq(target, workload))
+            })
+            .collect::<Vec<_>>()
+    }
+
+    pub fn inference_reason(&self, object: &Object) -> Option<InferenceReason> {
+        workload::inference_reason(object, self.policy)
+    }
+
+    /// Whether an HPA is in scope of the inference rules: its target is an
+    /// inference workload, or (when the target is not in the input) it
+    /// scales on an inference metric.
+    pub fn is_inference_hpa(&self, hpa: &Object) -> bool {
+        if hpa.kind() != "HorizontalPodAutoscaler" {
+            return false;
+        }
+        match self.hpa_target(hpa) {
+            Some(target) => self.inference_reason(target).is_some(),
+            None => crate::metrics::hpa_metrics(hpa).iter().any(|metric| {
+                metric
+                    .name
+                    .is_some_and(|name| crate::metrics::classify(name, self.policy).is_some())
+            }),
+        }
+    }
+}
+
+/// What a rule reports before the engine places it.
+#[derive(Debug)]
+pub struct Report {
+    pointer: String,
+    message: String,
+    help: Option<String>,
+    fix: Option<Fix>,
+    severity: Option<Severity>,
+}
+
+impl Report {
+    pub fn help(&mut self, help: impl Into<String>) -> &mut Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn fix(&mut self, fix: Fix) -> &mut Self {
+        self.fix = Some(fix);
+        self
+    }
+
+    pub fn maybe_fix(&mut self, fix: Option<Fix>) -> &mut Self {
+        self.fix = fix;
+        self
+    }
+
+    /// A severity other than the rule's default for this one finding.
+    pub fn severity(&mut self, severity: Severity) -> &mut Self {
+        self.severity = Some(severity);
+        self
+    }
+}
+
+/// Where a rule puts its reports.
+#[derive(Debug, Default)]
+pub struct Sink {
+    reports: Vec<Report>,
+}
+
+impl Sink {
+    pub fn report(
+        &mut self,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+    ) -> &mut Report {
+        self.reports.push(Report {
+            pointer: pointer.into(),
+            message: message.into(),
+            help: None,
+            fix: None,
+            severity: None,
+        });
+        let last = self.reports.len() - 1;
+        &mut self.reports[last]
+    }
+
+    pub fn reports(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.reports
+            .iter()
+            .map(|report| (report.pointer.as_str(), report.message.as_str()))
+    }
+}
+
+/// Counts over a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub files: usize,
+    pub objects: usize,
+    /// YAML documents that are not Kubernetes objects (no apiVersion/kind).
+    pub skipped: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+    pub suppressed: usize,
+}
+
+/// The result of a run.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+}
+
+pub struct Engine {
+    policy: Arc<Policy>,
+}
+
+impl Engine {
+    pub fn new(policy: Arc<Policy>) -> Self {
+        Self { policy }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Run every enabled rule over the loaded input.
+    pub fn run(&self, loaded: &Loaded, facts: &ClusterFacts) -> Outcome {
+        let index = Index::new(&loaded.objects);
+        let cx = Context {
+            policy: &self.policy,
+            objects: &loaded.objects,
+            index: &index,
+            facts,
+        };
+        let mut findings: Vec<Finding> = loaded
+            .objects
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(object_index, object)| self.check_object(&cx, object_index, object))
+            .collect();
+        findings.extend(self.problem_findings(loaded));
+        findings.sort_by(|a, b| {
+            (a.file(), a.location.offset, a.rule, &a.message).cmp(&(
+                b.file(),
+                b.location.offset,
+                b.rule,
+                &b.message,
+            ))
+        });
+        let mut summary = Summary {
+            files: loaded.files.len(),
+            objects: loaded.objects.len(),
+            skipped: loaded.documents.len(),
+            ..Summary::default()
+        };
+        for finding in &findings {
+            if finding.suppressed.is_some() {
+                summary.suppressed += 1;
+                continue;
+            }
+            match finding.severity {
+                Severity::Error => summary.errors += 1,
+                Severity::Warning => summary.warnings += 1,
+                Severity::Info => summary.infos += 1,
+            }
+        }
+        Outcome { findings, summary }
+    }
+
+    fn check_object(&self, cx: &Context<'_>, object_index: usize, object: &Object) -> Vec<Finding> {
+        if !self.policy.namespace_in_scope(cx.namespace_of(object)) {
+            return Vec::new();
+        }
+        let suppressions = parse_suppressions(object.annotation(IGNORE_ANNOTATION));
+        let mut findings = Vec::new();
+        for rule in rules::registry() {
+            let meta = rule.meta();
+            let Some(configured) = self.policy.severity(meta.id, meta.default_severity) else {
+                continue;
+            };
+            let mut sink = Sink::default();
+            rule.check(cx, object, &mut sink);
+            for report in sink.reports {
+                let severity = report.severity.unwrap_or(configured);
+                let location = object
+                    .locate(&report.pointer)
+                    .or_else(|| object.locate(""))
+                    .unwrap_or_default();
+                findings.push(Finding {
+                    rule: meta.id,
+                    severity,
+                    message: report.message,
+                    help: report.help,
+                    object: Some(object.id.clone()),
+                    object_index: Some(object_index),
+                    pointer: report.pointer,
+                    source: object.source.clone(),
+                    location,
+                    fix: report.fix,
+                    suppressed: suppression_for(&suppressions, meta.id),
+                });
+            }
+        }
+        findings
+    }
+
+    fn problem_findings(&self, loaded: &Loaded) -> Vec<Finding> {
+        loaded
+            .problems
+            .iter()
+            .filter_map(|problem| {
+                let (meta, message, help) = match &problem.kind {
+                    ProblemKind::InvalidYaml(message) => (
+                        &rules::INVALID_YAML,
+                        format!("invalid YAML: {message}"),
+                        "fix the syntax at this position; the other documents and files are still linted".to_string(),
+                    ),
+                    ProblemKind::HelmTemplate => (
+                        &rules::HELM_TEMPLATE,
+                        "this file is a Helm template and was not linted".to_string(),
+                        "render it first: helm template RELEASE CHART -f values.yaml | infergate lint -".to_string(),
+                    ),
+                };
+                let severity = self.policy.severity(meta.id, meta.default_severity)?;
+                Some(Finding {
+                    rule: meta.id,
+                    severity,
+                    message,
+                    help: Some(help),
+                    object: None,
+                    object_index: None,
+                    pointer: String::new(),
+                    source: problem.source.clone(),
+                    location: problem.location,
+                    fix: None,
+                    suppressed: None,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Parse `infergate.dev/ignore: "rule-a, rule-b=reason"` into (rule, reason).
+/// `*` or `all` suppresses every rule.
+pub fn parse_suppressions(annotation: Option<&str>) -> Vec<(String, String)> {
+    annotation
+        .into_iter()
+        .flat_map(|text| text.split(','))
+        .filter_map(|entry| {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                return None;
+            }
+            let (rule, reason) = entry.split_once('=').unwrap_or((entry, ""));
+            Some((rule.trim().to_string(), reason.trim().to_string()))
+        })
+        .collect()
+}
+
+fn suppression_for(suppressions: &[(String, String)], rule: &str) -> Option<String> {
+    suppressions
+        .iter()
+        .find(|(id, _)| id == rule || id == "*" || id == "all")
+        .map(|(_, reason)| reason.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suppressions_with_reasons() {
+        let parsed = parse_suppressions(Some(
+            "hpa-target-sanity, metric-name-lowercase=relabelled upstream",
+        ));
+        assert_eq!(
+            suppression_for(&parsed, "hpa-target-sanity"),
+            Some(String::new())
+        );
+        assert_eq!(
+            suppression_for(&parsed, "metric-name-lowercase"),
+            Some("relabelled upstream".to_string())
+        );
+        assert_eq!(suppression_for(&parsed, "unresolved-placeholder"), None);
+        assert!(suppression_for(&parse_suppressions(Some("*")), "anything").is_some());
+    }
+}

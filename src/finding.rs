@@ -1,0 +1,144 @@
+//! What the engine reports: findings, their severity and their fixes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use json_patch::{Patch, PatchOperation};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::object::ObjectId;
+use crate::source::{Location, SourceFile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a fix may be applied without a person looking at it (ruff's
+/// model): the webhook mutates and `lint --fix` writes only `Safe` fixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Applicability {
+    Safe,
+    Unsafe,
+}
+
+/// A repair: RFC 6902 operations on the finding's object, and possibly on
+/// other objects of the same input.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fix {
+    pub applicability: Applicability,
+    /// What the fix does, in a few words.
+    pub description: String,
+    pub patch: Patch,
+    /// Patches on other objects of the input (index into the bundle and the
+    /// object's identity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<RelatedPatch>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RelatedPatch {
+    #[serde(skip)]
+    pub object_index: usize,
+    pub object: ObjectId,
+    pub patch: Patch,
+}
+
+impl Fix {
+    pub fn new(
+        applicability: Applicability,
+        description: impl Into<String>,
+        ops: Vec<PatchOperation>,
+    ) -> Self {
+        Self {
+            applicability,
+            description: description.into(),
+            patch: Patch(ops),
+            related: Vec::new(),
+        }
+    }
+
+    pub fn safe(description: impl Into<String>, ops: Vec<PatchOperation>) -> Self {
+        Self::new(Applicability::Safe, description, ops)
+    }
+
+    pub fn unsafe_(description: impl Into<String>, ops: Vec<PatchOperation>) -> Self {
+        Self::new(Applicability::Unsafe, description, ops)
+    }
+}
+
+fn operation(value: Value) -> Option<PatchOperation> {
+    serde_json::from_value(value).ok()
+}
+
+/// RFC 6902 operations built from pointers the rules construct. A pointer
+/// that does not parse (never produced by [`crate::pointer`]) yields no
+/// operation rather than a panic; `ops!` callers then get a shorter patch,
+/// which tests catch.
+pub mod op {
+    use super::*;
+
+    pub fn add(path: &str, value: Value) -> Option<PatchOperation> {
+        operation(json!({"op": "add", "path": path, "value": value}))
+    }
+
+    pub fn replace(path: &str, value: Value) -> Option<PatchOperation> {
+        operation(json!({"op": "replace", "path": path, "value": value}))
+    }
+
+    pub fn remove(path: &str) -> Option<PatchOperation> {
+        operation(json!({"op": "remove", "path": path}))
+    }
+
+    pub fn move_(from: &str, path: &str) -> Option<PatchOperation> {
+        operation(json!({"op": "move", "from": from, "path": path}))
+    }
+}
+
+/// One reported problem.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub help: Option<String>,
+    /// The object, absent for file-level problems (invalid YAML).
+    pub object: Option<ObjectId>,
+    /// Index of the object in the bundle, for fixes.
+    pub object_index: Option<usize>,
+    /// JSON pointer of the offending node inside the object.
+    pub pointer: String,
+    pub source: Arc<SourceFile>,
+    pub location: Location,
+    pub fix: Option<Fix>,
+    /// `Some(reason)` when an `infergate.dev/ignore` annotation covers it
+    /// (the reason may be empty).
+    pub suppressed: Option<String>,
+}
+
+impl Finding {
+    pub fn file(&self) -> &str {
+        &self.source.name
+    }
+}

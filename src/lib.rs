@@ -1,0 +1,17 @@
+//! infergate: one rule engine for LLM inference workloads on Kubernetes,
+//! served as an offline linter and as an admission webhook.
+
+pub mod cli;
+pub mod engine;
+pub mod finding;
+pub mod loader;
+pub mod metrics;
+pub mod object;
+pub mod output;
+pub mod placeholder;
+pub mod pointer;
+pub mod policy;
+pub mod quantity;
+pub mod rules;
+pub mod source;
+pub mod workload;

@@ -1,0 +1,629 @@
+//! Reading YAML files into Kubernetes objects with a position for every node.
+//!
+//! saphyr parses with spans on every node; the tree is turned into the
+//! `serde_json::Value` that rules see while a [`PositionMap`] records where
+//! each JSON pointer is written. Scalars are resolved the way Kubernetes
+//! reads YAML (YAML 1.1 rules of go-yaml v2, used by sigs.k8s.io/yaml):
+//! an unquoted `yes`, `on` or `y` is a boolean, `0755` is octal.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use rayon::prelude::*;
+use regex::Regex;
+use saphyr::{MarkedYaml, ScalarStyle, YamlData, YamlLoader};
+use saphyr_parser::Parser;
+use serde_json::{Map, Number, Value};
+
+use crate::object::{NodeSpan, Object, PositionMap};
+use crate::pointer;
+use crate::source::{Location, SourceFile};
+
+/// An input named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+/// A path that could not be read at all: a usage problem, not a finding.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read standard input: {0}")]
+    Stdin(#[source] std::io::Error),
+}
+
+/// A file-level problem that is reported as a finding (the other files are
+/// still linted).
+#[derive(Debug, Clone)]
+pub struct LoadProblem {
+    pub source: Arc<SourceFile>,
+    pub location: Location,
+    pub kind: ProblemKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The YAML parser rejected the text; the message is the parser's.
+    InvalidYaml(String),
+    /// The file holds Helm template markers and must be rendered first.
+    HelmTemplate,
+}
+
+/// A YAML document that is not a Kubernetes object (no apiVersion/kind),
+/// such as Helm values; kept because some rules read them.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub value: Value,
+    pub source: Arc<SourceFile>,
+    pub document: usize,
+    pub positions: PositionMap,
+}
+
+/// Everything read from the inputs.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub files: Vec<Arc<SourceFile>>,
+    pub objects: Vec<Object>,
+    pub documents: Vec<Document>,
+    pub problems: Vec<LoadProblem>,
+}
+
+/// Expand directories (recursively, `*.yaml` and `*.yml`, in a stable order).
+/// A path that does not exist is an error.
+pub fn expand_inputs(inputs: &[Input]) -> Result<Vec<Input>, LoadError> {
+    let mut expanded = Vec::new();
+    for input in inputs {
+        match input {
+            Input::Stdin => expanded.push(Input::Stdin),
+            Input::File(path) => {
+                let metadata = std::fs::metadata(path).map_err(|source| LoadError::Unreadable {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                if metadata.is_dir() {
+                    walk_directory(path, &mut expanded)?;
+                } else {
+                    expanded.push(Input::File(path.clone()));
+                }
+            }
+        }
+    }
+    Ok(expanded)
+}
+
+fn walk_directory(directory: &Path, found: &mut Vec<Input>) -> Result<(), LoadError> {
+    let unreadable = |source| LoadError::Unreadable {
+        path: directory.display().to_string(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(directory)
+        .map_err(unreadable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unreadable)?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        // Symbolic links to directories are not followed, so a link cycle
+        // cannot make the walk endless.
+        if file_type.is_dir() {
+            walk_directory(&path, found)?;
+        } else if is_yaml_file(&path) {
+            found.push(Input::File(path));
+        }
+    }
+    Ok(())
+}
+
+fn is_yaml_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|extension| extension.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+/// Read and parse every input, files in parallel. Standard input is read
+/// once, first.
+pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
+    let expanded = expand_inputs(inputs)?;
+    let sources = expanded
+        .par_iter()
+        .map(read_input)
+        .collect::<Result<Vec<_>, _>>()?;
+    let parsed: Vec<Loaded> = sources.into_par_iter().map(parse_source).collect();
+    let mut loaded = Loaded::default();
+    for part in parsed {
+        loaded.files.extend(part.files);
+        loaded.objects.extend(part.objects);
+        loaded.documents.extend(part.documents);
+        loaded.problems.extend(part.problems);
+    }
+    Ok(loaded)
+}
+
+fn read_input(input: &Input) -> Result<Arc<SourceFile>, LoadError> {
+    let (name, bytes) = match input {
+        Input::Stdin => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(LoadError::Stdin)?;
+            ("<stdin>".to_string(), bytes)
+        }
+        Input::File(path) => {
+            let bytes = std::fs::read(path).map_err(|source| LoadError::Unreadable {
+                path: path.display().to_string(),
+                source,
+            })?;
+            (path.display().to_string(), bytes)
+        }
+    };
+    // Invalid UTF-8 is replaced rather than refused so that the file still
+    // gets a finding with a position instead of stopping the whole run.
+    let mut text = String::from_utf8(bytes)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    Ok(SourceFile::new(name, text))
+}
+
+static HELM_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"\{\{-?\s*(\.Values|\.Release|\.Chart|\.Capabilities|\.Files|include\b|template\b|if\b|else\b|end\b|range\b|with\b|define\b|toYaml\b|tpl\b|\$)",
+    )
+    .unwrap_or_else(|error| unreachable!("static pattern: {error}"))
+});
+
+/// Whether a text holds Helm template markers outside comments.
+pub fn helm_marker(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if !line.trim_start().starts_with('#') {
+            if let Some(found) = HELM_MARKER.find(line) {
+                return Some(offset + found.start());
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Parse one file into objects, other documents and problems.
+pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
+    let mut loaded = Loaded {
+        files: vec![source.clone()],
+        ..Loaded::default()
+    };
+    if let Some(offset) = helm_marker(&source.text) {
+        let (line, column) = source.line_column_of(offset);
+        loaded.problems.push(LoadProblem {
+            location: source.location((line, column - 1), (line, column + 1)),
+            source: source.clone(),
+            kind: ProblemKind::HelmTemplate,
+        });
+        return loaded;
+    }
+    match parse_documents(&source.text) {
+        Ok(documents) => {
+            for (index, document) in documents.iter().enumerate() {
+                add_document(&mut loaded, &source, index, document);
+            }
+        }
+        Err(_) => {
+            // One broken document should not hide the others: parse each
+            // document alone, padded with empty lines so that the parser's
+            // line numbers stay those of the file.
+            for (index, (first_line, chunk)) in split_documents(&source.text).iter().enumerate() {
+                let padded = format!("{}{}", "\n".repeat(first_line - 1), chunk);
+                let outcome = parse_documents(&padded).map(|documents| {
+                    for document in &documents {
+                        add_document(&mut loaded, &source, index, document);
+                    }
+                });
+                match outcome {
+                    Ok(()) => {}
+                    Err(error) => {
+                        let marker = error.marker();
+                        let location = source.location(
+                            (marker.line(), marker.col()),
+                            (marker.line(), marker.col() + 1),
+                        );
+                        loaded.problems.push(LoadProblem {
+                            source: source.clone(),
+                            location,
+                            kind: ProblemKind::InvalidYaml(error.info().to_string()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    loaded
+}
+
+fn parse_documents(text: &str) -> Result<Vec<MarkedYaml<'_>>, saphyr::ScanError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
+    loader.early_parse(false);
+    parser.load(&mut loader, true)?;
+    if let Some(error) = loader.error() {
+        return Err(error.clone());
+    }
+    Ok(loader.into_documents())
+}
+
+/// Split a multi-document text at `---` lines. Returns (1-based first line,
+/// text) for each document.
+fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut chunks = vec![(1, String::new())];
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let is_separator =
+            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
+        if is_separator {
+            chunks.push((index + 1, String::new()));
+        }
+        if let Some((_, chunk)) = chunks.last_mut() {
+            chunk.push_str(line);
+        }
+    }
+    chunks.retain(|(_, chunk)| {
+        chunk.lines().any(|line| {
+            !line.trim().is_empty() && !line.trim_start().starts_with('#') && line.trim() != "---"
+        })
+    });
+    chunks
+}
+
+fn add_document(
+    loaded: &mut Loaded,
+    source: &Arc<SourceFile>,
+    index: usize,
+    node: &MarkedYaml<'_>,
+) {
+    let mut positions = PositionMap::default();
+    let value = to_json(node, String::new(), None, source, &mut positions);
+    if value.is_null() {
+        return;
+    }
+    let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
+        && value.get("items").is_some_and(Value::is_array);
+    if is_list {
+        let YamlData::Mapping(mapping) = &node.data else {
+            return;
+        };
+        let items = mapping
+            .iter()
+            .find(|(key, _)| scalar_text(key) == Some("items"))
+            .map(|(_, items)| items);
+        if let Some(MarkedYaml {
+            data: YamlData::Sequence(items),
+            ..
+        }) = items
+        {
+            for (item_index, item) in items.iter().enumerate() {
+                let mut item_positions = PositionMap::default();
+                let item_value = to_json(item, String::new(), None, source, &mut item_positions);
+                push_value(
+                    loaded,
+                    source,
+                    index,
+                    format!("/items/{item_index}"),
+                    item_value,
+                    item_positions,
+                );
+            }
+        }
+        return;
+    }
+    push_value(loaded, source, index, String::new(), value, positions);
+}
+
+fn push_value(
+    loaded: &mut Loaded,
+    source: &Arc<SourceFile>,
+    index: usize,
+    base_pointer: String,
+    value: Value,
+    positions: PositionMap,
+) {
+    if crate::object::object_id(&value).is_some() {
+        if let Some(object) =
+            Object::from_value(value, source.clone(), index, base_pointer, positions)
+        {
+            loaded.objects.push(object);
+        }
+    } else if value.is_object() {
+        loaded.documents.push(Document {
+            value,
+            source: source.clone(),
+            document: index,
+            positions,
+        });
+    }
+}
+
+fn scalar_text<'a>(node: &'a MarkedYaml<'_>) -> Option<&'a str> {
+    match &node.data {
+        YamlData::Representation(text, _, _) => Some(text),
+        _ => None,
+    }
+}
+
+fn span_location(node: &MarkedYaml<'_>, source: &SourceFile) -> Location {
+    let span = node.span;
+    source.location(
+        (span.start.line(), span.start.col()),
+        (span.end.line(), span.end.col()),
+    )
+}
+
+fn to_json(
+    node: &MarkedYaml<'_>,
+    pointer: String,
+    key: Option<Location>,
+    source: &SourceFile,
+    positions: &mut PositionMap,
+) -> Value {
+    let value_location = span_location(node, source);
+    let (value, is_collection) = match &node.data {
+        YamlData::Representation(text, style, tag) => {
+            let tag_suffix = tag.as_ref().map(|tag| tag.suffix.as_str());
+            (resolve_scalar(text, *style, tag_suffix), false)
+        }
+        YamlData::Value(scalar) => (scalar_value(scalar), false),
+        YamlData::Sequence(items) => {
+            let values = items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    to_json(
+                        item,
+                        pointer::join(&pointer, index),
+                        None,
+                        source,
+                        positions,
+                    )
+                })
+                .collect();
+            (Value::Array(values), true)
+        }
+        YamlData::Mapping(mapping) => {
+            let mut object = Map::new();
+            for (key_node, value_node) in mapping {
+                let key_text = key_string(key_node);
+                let key_location = span_location(key_node, source);
+                let child = to_json(
+                    value_node,
+                    pointer::join(&pointer, &key_text),
+                    Some(key_location),
+                    source,
+                    positions,
+                );
+                object.insert(key_text, child);
+            }
+            (Value::Object(object), true)
+        }
+        YamlData::Tagged(_, inner) => {
+            return to_json(inner, pointer, key, source, positions);
+        }
+        YamlData::Alias(_) | YamlData::BadValue => (Value::Null, false),
+    };
+    positions.insert(
+        pointer,
+        NodeSpan {
+            key,
+            value: value_location,
+            is_collection,
+        },
+    );
+    value
+}
+
+fn key_string(node: &MarkedYaml<'_>) -> String {
+    match &node.data {
+        YamlData::Representation(text, _, _) => text.to_string(),
+        YamlData::Value(scalar) => match scalar_value(scalar) {
+            Value::String(text) => text,
+            other => other.to_string(),
+        },
+        YamlData::Tagged(_, inner) => key_string(inner),
+        _ => String::new(),
+    }
+}
+
+fn scalar_value(scalar: &saphyr::Scalar<'_>) -> Value {
+    match scalar {
+        saphyr::Scalar::Null => Value::Null,
+        saphyr::Scalar::Boolean(flag) => Value::Bool(*flag),
+        saphyr::Scalar::Integer(number) => Value::from(*number),
+        saphyr::Scalar::FloatingPoint(number) => float_value(number.into_inner()),
+        saphyr::Scalar::String(text) => Value::String(text.to_string()),
+    }
+}
+
+fn float_value(number: f64) -> Value {
+    Number::from_f64(number).map_or(Value::Null, Value::Number)
+}
+
+/// Resolve a scalar as Kubernetes' YAML reader would.
+pub fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
+    match tag {
+        Some("str") => return Value::String(text.to_string()),
+        Some("int") => {
+            return resolve_int(text).unwrap_or_else(|| Value::String(text.to_string()));
+        }
+        Some("float") => {
+            return resolve_float(text).unwrap_or_else(|| Value::String(text.to_string()));
+        }
+        Some("bool") => {
+            return resolve_bool(text).map_or_else(|| Value::String(text.to_string()), Value::Bool);
+        }
+        Some("null") => return Value::Null,
+        _ => {}
+    }
+    if style != ScalarStyle::Plain {
+        return Value::String(text.to_string());
+    }
+    if matches!(text, "" | "~" | "null" | "Null" | "NULL") {
+        return Value::Null;
+    }
+    if let Some(flag) = resolve_bool(text) {
+        return Value::Bool(flag);
+    }
+    resolve_int(text)
+        .or_else(|| resolve_float(text))
+        .unwrap_or_else(|| Value::String(text.to_string()))
+}
+
+fn resolve_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "y" | "Y" => {
+            Some(true)
+        }
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "n" | "N" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+fn resolve_int(text: &str) -> Option<Value> {
+    let cleaned = text.replace('_', "");
+    let (negative, digits) = match cleaned.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, cleaned.strip_prefix('+').unwrap_or(&cleaned)),
+    };
+    let (digits, radix) = if let Some(hex) = digits.strip_prefix("0x") {
+        (hex, 16)
+    } else if let Some(binary) = digits.strip_prefix("0b") {
+        (binary, 2)
+    } else if let Some(octal) = digits.strip_prefix("0o") {
+        (octal, 8)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (&digits[1..], 8)
+    } else {
+        (digits, 10)
+    };
+    if digits.is_empty() || !digits.chars().all(|ch| ch.is_digit(radix)) {
+        return None;
+    }
+    match i64::from_str_radix(digits, radix) {
+        Ok(parsed) => Some(Value::from(if negative { -parsed } else { parsed })),
+        // Larger than i64: keep the magnitude as a float, as JSON would.
+        Err(_) => digits
+            .parse::<f64>()
+            .ok()
+            .map(|number| float_value(if negative { -number } else { number })),
+    }
+}
+
+static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
+        .unwrap_or_else(|error| unreachable!("static pattern: {error}"))
+});
+
+fn resolve_float(text: &str) -> Option<Value> {
+    match text {
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => Some(Value::String(text.to_string())),
+        _ if FLOAT.is_match(text) => text.replace('_', "").parse::<f64>().ok().map(float_value),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Loaded {
+        parse_source(SourceFile::new("t.yaml", text.to_string()))
+    }
+
+    #[test]
+    fn scalars_follow_kubernetes_yaml_rules() {
+        let plain = ScalarStyle::Plain;
+        assert_eq!(resolve_scalar("yes", plain, None), Value::Bool(true));
+        assert_eq!(resolve_scalar("off", plain, None), Value::Bool(false));
+        assert_eq!(
+            resolve_scalar("yes", ScalarStyle::DoubleQuoted, None),
+            Value::String("yes".into())
+        );
+        assert_eq!(resolve_scalar("0755", plain, None), Value::from(493));
+        assert_eq!(resolve_scalar("1.5", plain, None), serde_json::json!(1.5));
+        assert_eq!(
+            resolve_scalar("100m", plain, None),
+            Value::String("100m".into())
+        );
+        assert_eq!(
+            resolve_scalar("8080", plain, Some("str")),
+            Value::String("8080".into())
+        );
+        assert_eq!(resolve_scalar("~", plain, None), Value::Null);
+    }
+
+    #[test]
+    fn positions_cover_multi_document_and_flow_style() {
+        let loaded = parse(
+            "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\napiVersion: v1\nkind: B\nspec: {x: [1, {y: two}]}\n",
+        );
+        assert_eq!(loaded.objects.len(), 2);
+        let second = &loaded.objects[1];
+        let location = second.locate("/spec/x/1/y").expect("y is located");
+        assert_eq!((location.line, location.column), (7, 19));
+        let name = loaded.objects[0].locate("/metadata/name").expect("name");
+        assert_eq!((name.line, name.column), (3, 18));
+    }
+
+    #[test]
+    fn a_broken_document_does_not_hide_the_others() {
+        let loaded =
+            parse("apiVersion: v1\nkind: A\n---\nkey: [unclosed\n---\napiVersion: v1\nkind: C\n");
+        let kinds: Vec<_> = loaded
+            .objects
+            .iter()
+            .map(|o| o.kind().to_string())
+            .collect();
+        assert_eq!(kinds, ["A", "C"]);
+        assert_eq!(loaded.problems.len(), 1);
+        assert!(matches!(
+            loaded.problems[0].kind,
+            ProblemKind::InvalidYaml(_)
+        ));
+        assert!(loaded.problems[0].location.line >= 4);
+    }
+
+    #[test]
+    fn list_items_become_objects() {
+        let loaded = parse("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: A\n  metadata:\n    name: x\n");
+        assert_eq!(loaded.objects.len(), 1);
+        assert_eq!(loaded.objects[0].base_pointer, "/items/0");
+        let name = loaded.objects[0].locate("/metadata/name").expect("name");
+        assert_eq!(name.line, 7);
+    }
+
+    #[test]
+    fn helm_templates_are_not_parsed() {
+        let loaded = parse("# {{ not a marker }}\nreplicas: {{ .Values.replicas }}\n");
+        assert_eq!(loaded.problems.len(), 1);
+        assert_eq!(loaded.problems[0].kind, ProblemKind::HelmTemplate);
+        assert_eq!(loaded.problems[0].location.line, 2);
+    }
+
+    #[test]
+    fn non_objects_are_kept_as_documents() {
+        let loaded = parse("rules:\n  default: false\n");
+        assert!(loaded.objects.is_empty());
+        assert_eq!(loaded.documents.len(), 1);
+    }
+}

@@ -1,0 +1,46 @@
+//! GitHub Actions workflow commands: one annotation per finding.
+
+use super::Visibility;
+use crate::engine::Outcome;
+use crate::finding::Severity;
+
+/// Escape the message part of a workflow command.
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escape a property value of a workflow command.
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
+    let mut out = String::new();
+    for finding in outcome
+        .findings
+        .iter()
+        .filter(|finding| visibility.shows(finding))
+    {
+        let level = match finding.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
+        let mut message = finding.message.clone();
+        if let Some(help) = &finding.help {
+            message.push_str("\nhelp: ");
+            message.push_str(help);
+        }
+        out.push_str(&format!(
+            "::{level} file={},line={},col={},title={}::{}\n",
+            escape_property(finding.file()),
+            finding.location.line,
+            finding.location.column,
+            escape_property(&format!("infergate {}", finding.rule)),
+            escape_data(&message),
+        ));
+    }
+    out
+}

@@ -1,0 +1,453 @@
+//! The policy: severities, scope, detection patterns and thresholds, read
+//! from the YAML files in `rules/` (embedded in the binary) and optionally
+//! merged with a user's file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use regex::{Regex, RegexBuilder};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::finding::Severity;
+use crate::loader;
+use crate::source::SourceFile;
+
+/// The files of `rules/` that make up the built-in policy, merged in order.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("rules/policy.yaml", include_str!("../rules/policy.yaml")),
+    (
+        "rules/inference.yaml",
+        include_str!("../rules/inference.yaml"),
+    ),
+    ("rules/metrics.yaml", include_str!("../rules/metrics.yaml")),
+    ("rules/hpa.yaml", include_str!("../rules/hpa.yaml")),
+];
+
+/// The JSON Schema of the policy format.
+pub const SCHEMA: &str = include_str!("../rules/policy.schema.json");
+
+/// A policy that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: the policy is not valid YAML: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}:{line}:{column}: policy key `{key}`: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
+    #[error("the policy does not match its schema: {0}")]
+    Shape(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub rules: BTreeMap<String, RuleSetting>,
+    pub namespaces: NamespaceScope,
+    pub inference: InferenceDetection,
+    pub metric_families: MetricFamilies,
+    pub external_metrics: ExternalMetrics,
+    pub hpa_behavior: HpaBehavior,
+    pub placeholders: Placeholders,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuleSetting {
+    pub severity: Option<SeverityLevel>,
+}
+
+/// A rule's configured level: a severity, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeverityLevel {
+    Error,
+    Warning,
+    Info,
+    Off,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NamespaceScope {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceDetection {
+    pub marker: String,
+    pub servers: Vec<ServerPattern>,
+    pub accelerator_resources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerPattern {
+    pub name: String,
+    pub pattern: Pattern,
+}
+
+/// A case-insensitive regular expression from the policy.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub Regex);
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RegexBuilder::new(&text)
+            .case_insensitive(true)
+            .build()
+            .map(Pattern)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Pattern {
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MetricFamily {
+    Queue,
+    Batch,
+    KvCache,
+    Hbm,
+    DutyCycle,
+}
+
+impl MetricFamily {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Queue => "queue size",
+            Self::Batch => "batch size / slots",
+            Self::KvCache => "KV-cache usage",
+            Self::Hbm => "accelerator memory (HBM)",
+            Self::DutyCycle => "accelerator duty cycle",
+        }
+    }
+}
+
+/// The range a metric's values live in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricScale {
+    Fraction,
+    Percent,
+}
+
+pub type MetricFamilies = BTreeMap<MetricFamily, Vec<MetricEntry>>;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricEntry {
+    pub name: String,
+    pub scale: Option<MetricScale>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalMetrics {
+    pub namespace_labels: Vec<NamespaceLabel>,
+    pub exporters: Vec<Exporter>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamespaceLabel {
+    #[serde(rename = "match")]
+    pub pattern: Pattern,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exporter {
+    pub metrics: Pattern,
+    pub pod_monitoring_hint: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HpaBehavior {
+    pub scale_down_stabilization_seconds: i64,
+    pub scale_up_stabilization_seconds: i64,
+    pub min_scale_down_stabilization_seconds: i64,
+    pub low_queue_target: f64,
+    pub scale_up_policies: Vec<Value>,
+    pub scale_up_select_policy: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placeholders {
+    pub words: Vec<String>,
+    pub numeric_fields: Vec<String>,
+}
+
+static BUILT_IN_POLICY: LazyLock<Result<Arc<Policy>, String>> = LazyLock::new(|| {
+    let mut merged = Value::Object(serde_json::Map::new());
+    for (name, text) in BUILT_IN {
+        let layer = read_layer(name, text).map_err(|error| error.to_string())?;
+        merge(&mut merged, layer);
+    }
+    serde_json::from_value::<Policy>(merged)
+        .map(Arc::new)
+        .map_err(|error| error.to_string())
+});
+
+impl Policy {
+    /// The policy of `rules/`, as embedded in the binary.
+    pub fn built_in() -> Result<Arc<Policy>, PolicyError> {
+        BUILT_IN_POLICY.clone().map_err(PolicyError::Shape)
+    }
+
+    /// The built-in policy with a user's file merged over it.
+    pub fn with_file(path: &Path) -> Result<Arc<Policy>, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::with_overrides(&path.display().to_string(), &text)
+    }
+
+    /// The built-in policy with a user's policy text merged over it.
+    pub fn with_overrides(name: &str, text: &str) -> Result<Arc<Policy>, PolicyError> {
+        let mut merged = Value::Object(serde_json::Map::new());
+        for (built_in_name, built_in_text) in BUILT_IN {
+            merge(&mut merged, read_layer(built_in_name, built_in_text)?);
+        }
+        merge(&mut merged, read_layer(name, text)?);
+        serde_json::from_value::<Policy>(merged)
+            .map(Arc::new)
+            .map_err(|error| PolicyError::Shape(format!("{name}: {error}")))
+    }
+
+    /// The configured level of a rule, `None` when the policy is silent.
+    pub fn level(&self, rule: &str) -> Option<SeverityLevel> {
+        self.rules.get(rule).and_then(|setting| setting.severity)
+    }
+
+    /// The severity findings of `rule` get, or `None` when it is off.
+    pub fn severity(&self, rule: &str, default: Severity) -> Option<Severity> {
+        match self.level(rule) {
+            None => Some(default),
+            Some(SeverityLevel::Off) => None,
+            Some(SeverityLevel::Error) => Some(Severity::Error),
+            Some(SeverityLevel::Warning) => Some(Severity::Warning),
+            Some(SeverityLevel::Info) => Some(Severity::Info),
+        }
+    }
+
+    /// Whether objects of `namespace` are linted.
+    pub fn namespace_in_scope(&self, namespace: Option<&str>) -> bool {
+        let Some(namespace) = namespace else {
+            return true;
+        };
+        let included = self.namespaces.include.is_empty()
+            || self
+                .namespaces
+                .include
+                .iter()
+                .any(|pattern| glob_match(pattern, namespace));
+        included
+            && !self
+                .namespaces
+                .exclude
+                .iter()
+                .any(|pattern| glob_match(pattern, namespace))
+    }
+}
+
+/// Parse one policy layer and check it against the schema, naming the
+/// offending key and its line on failure.
+fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
+    let source = SourceFile::new(name, text.to_string());
+    let loaded = loader::parse_source(source.clone());
+    if let Some(problem) = loaded.problems.first() {
+        let message = match &problem.kind {
+            loader::ProblemKind::InvalidYaml(message) => {
+                format!("{message} (line {})", problem.location.line)
+            }
+            loader::ProblemKind::HelmTemplate => {
+                "it holds template markers; give the rendered file".to_string()
+            }
+        };
+        return Err(PolicyError::Syntax {
+            file: name.to_string(),
+            message,
+        });
+    }
+    let (value, positions) = match (loaded.documents.first(), loaded.objects.first()) {
+        (Some(document), _) => (document.value.clone(), document.positions.clone()),
+        (None, Some(object)) => (object.value.clone(), object.positions.clone()),
+        (None, None) if text.trim().is_empty() => return Ok(Value::Object(Default::default())),
+        (None, None) => {
+            return Err(PolicyError::Syntax {
+                file: name.to_string(),
+                message: "the policy must be a YAML mapping".to_string(),
+            })
+        }
+    };
+    let validator = schema_validator().map_err(PolicyError::Shape)?;
+    if let Some(error) = validator.iter_errors(&value).next() {
+        let pointer = error.instance_path().to_string();
+        // For an unknown key the error sits on its parent; name the key.
+        let (key_pointer, key) = match error.kind() {
+            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let key = unexpected.first().cloned().unwrap_or_default();
+                (crate::pointer::join(&pointer, &key), key)
+            }
+            _ => (pointer.clone(), pointer_to_dotted(&pointer)),
+        };
+        let location = positions
+            .locate_key(&key_pointer)
+            .or_else(|| positions.locate(&key_pointer));
+        let (line, column) = location.map_or((1, 1), |location| (location.line, location.column));
+        let message = match error.kind() {
+            jsonschema::error::ValidationErrorKind::AdditionalProperties { .. } => {
+                let parent = pointer_to_dotted(&pointer);
+                if parent.is_empty() {
+                    "unknown key; the top-level keys are listed in rules/policy.schema.json"
+                        .to_string()
+                } else {
+                    format!("unknown key under `{parent}`; see rules/policy.schema.json")
+                }
+            }
+            _ => error.to_string(),
+        };
+        return Err(PolicyError::Invalid {
+            file: name.to_string(),
+            line,
+            column,
+            key: if key.is_empty() {
+                "(root)".to_string()
+            } else {
+                key
+            },
+            message,
+        });
+    }
+    Ok(value)
+}
+
+fn pointer_to_dotted(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|token| token.replace("~1", "/").replace("~0", "~"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+static VALIDATOR: LazyLock<Result<jsonschema::Validator, String>> = LazyLock::new(|| {
+    let schema: Value = serde_json::from_str(SCHEMA).map_err(|error| error.to_string())?;
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|error| error.to_string())
+});
+
+fn schema_validator() -> Result<&'static jsonschema::Validator, String> {
+    VALIDATOR.as_ref().map_err(Clone::clone)
+}
+
+/// Merge `overlay` into `base`: mappings key by key, anything else replaces.
+pub fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+/// Glob matching with `*` for any run of characters.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, rest) = (parts[0], &parts[1..]);
+    let Some(mut remaining) = text.strip_prefix(first) else {
+        return false;
+    };
+    let (last, middle) = rest.split_last().unwrap_or((&"", &[]));
+    for part in middle {
+        match remaining.find(part) {
+            Some(index) => remaining = &remaining[index + part.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() >= last.len() && remaining.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_policy_loads() {
+        let policy = Policy::built_in().expect("built-in policy");
+        assert_eq!(policy.hpa_behavior.scale_down_stabilization_seconds, 300);
+        assert!(policy.metric_families.contains_key(&MetricFamily::Queue));
+    }
+
+    #[test]
+    fn overrides_merge_and_unknown_keys_are_named() {
+        let policy = Policy::with_overrides(
+            "p.yaml",
+            "rules:\n  hpa-target-sanity: {severity: warning}\nnamespaces:\n  exclude: [kube-*]\n",
+        )
+        .expect("valid override");
+        assert_eq!(
+            policy.level("hpa-target-sanity"),
+            Some(SeverityLevel::Warning)
+        );
+        assert_eq!(
+            policy.level("metric-name-lowercase"),
+            Some(SeverityLevel::Error)
+        );
+        assert!(!policy.namespace_in_scope(Some("kube-system")));
+        assert!(policy.namespace_in_scope(Some("serving")));
+
+        let error = Policy::with_overrides("p.yaml", "hpaBehavior:\n  scaleDownWindow: 10\n")
+            .expect_err("unknown key");
+        let text = error.to_string();
+        assert!(text.contains("p.yaml:2:3"), "{text}");
+        assert!(text.contains("scaleDownWindow"), "{text}");
+
+        let error = Policy::with_overrides("p.yaml", "rules:\n  no-such-rule: {severity: error}\n")
+            .expect_err("unknown rule");
+        assert!(error.to_string().contains("no-such-rule"), "{error}");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("kube-*", "kube-system"));
+        assert!(glob_match("*-prod", "team-a-prod"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b", "ab-c"));
+        assert!(glob_match("exact", "exact"));
+    }
+}

@@ -1,0 +1,195 @@
+use serde_json::{json, Map, Value};
+
+use crate::engine::{Context, Sink};
+use crate::finding::{op, Fix};
+use crate::metrics::{classify, hpa_metrics};
+use crate::object::Object;
+use crate::policy::{HpaBehavior, MetricFamily};
+use crate::quantity;
+use crate::rules::{declare_rule, Rule, RuleMeta};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that an HPA of an inference workload states its scaling
+    /// `behavior`:
+    ///
+    /// - no `spec.behavior` at all is a warning;
+    /// - a scale-down stabilization window shorter than the policy minimum
+    ///   (`hpaBehavior.minScaleDownStabilizationSeconds`, 300 s) is a warning;
+    /// - a scale-up window above 0 on a queue-size metric is a warning;
+    /// - a queue-size target below `hpaBehavior.lowQueueTarget` (10) needs
+    ///   explicit scale-up policies.
+    ///
+    /// An HPA is in scope when its `scaleTargetRef` is an inference workload
+    /// of the input, or, when the target is not in the input, when it scales
+    /// on a known inference metric.
+    ///
+    /// ## Why is this bad?
+    /// Model servers take minutes to start and load weights. Seed 004
+    /// recommends a 5-minute scale-down window (no premature scale-down) and
+    /// 0 for scale-up (responsiveness), and for queue targets below 10 to tune
+    /// the scale-up policies for traffic spikes. Writing the behavior down
+    /// makes the choice visible and reviewable instead of implicit.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// spec:
+    ///   minReplicas: 1
+    ///   maxReplicas: 5
+    ///   metrics: [...]
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// spec:
+    ///   behavior:
+    ///     scaleDown:
+    ///       stabilizationWindowSeconds: 300
+    ///     scaleUp:
+    ///       stabilizationWindowSeconds: 0
+    /// ```
+    ///
+    /// ## Fix
+    /// Adds the explicit behavior from the policy (`hpaBehavior`), with the
+    /// scale-up policies when the queue target is low. These equal the
+    /// Kubernetes defaults, so the fix is safe. Raising a short scale-down
+    /// window or zeroing a scale-up window changes how the HPA acts and is
+    /// offered as an unsafe fix.
+    pub struct HpaStabilizationDefaults {
+        id: "hpa-stabilization-defaults",
+        severity: Warning,
+        summary: "Inference HPAs should state scale-down (300 s) and scale-up (0 s) stabilization and, for low queue targets, scale-up policies.",
+        fixable: true,
+    }
+}
+
+impl Rule for HpaStabilizationDefaults {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        if !cx.is_inference_hpa(object) {
+            return;
+        }
+        let settings = &cx.policy.hpa_behavior;
+        let queue_targets: Vec<f64> = hpa_metrics(object)
+            .iter()
+            .filter(|metric| {
+                metric
+                    .name
+                    .and_then(|name| classify(name, cx.policy))
+                    .is_some_and(|(family, _)| family == MetricFamily::Queue)
+            })
+            .filter_map(|metric| {
+                let target = metric.target?;
+                ["averageValue", "value"]
+                    .iter()
+                    .find_map(|field| target.get(*field).and_then(quantity::from_value))
+            })
+            .collect();
+        let has_queue_metric = hpa_metrics(object).iter().any(|metric| {
+            metric
+                .name
+                .and_then(|name| classify(name, cx.policy))
+                .is_some_and(|(family, _)| family == MetricFamily::Queue)
+        });
+        let low_queue_target = queue_targets
+            .iter()
+            .copied()
+            .find(|target| *target < settings.low_queue_target);
+
+        let Some(behavior) = object
+            .value
+            .pointer("/spec/behavior")
+            .filter(|value| value.is_object())
+        else {
+            let mut value = json!({
+                "scaleDown": {"stabilizationWindowSeconds": settings.scale_down_stabilization_seconds},
+                "scaleUp": {"stabilizationWindowSeconds": settings.scale_up_stabilization_seconds},
+            });
+            if low_queue_target.is_some() {
+                if let Some(scale_up) = value.get_mut("scaleUp").and_then(Value::as_object_mut) {
+                    add_policies(scale_up, settings);
+                }
+            }
+            sink.report("/spec/behavior", "inference HPA has no behavior; scale-down and scale-up stabilization are implicit")
+                .help(format!(
+                    "state behavior.scaleDown.stabilizationWindowSeconds: {} and behavior.scaleUp.stabilizationWindowSeconds: {}",
+                    settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds
+                ))
+                .maybe_fix(op::add("/spec/behavior", value).map(|operation| {
+                    Fix::safe("add explicit scale-down and scale-up behavior", vec![operation])
+                }));
+            return;
+        };
+
+        let window = |direction: &str| {
+            behavior
+                .pointer(&format!("/{direction}/stabilizationWindowSeconds"))
+                .and_then(Value::as_i64)
+        };
+        if let Some(seconds) = window("scaleDown") {
+            if seconds < settings.min_scale_down_stabilization_seconds {
+                let pointer = "/spec/behavior/scaleDown/stabilizationWindowSeconds";
+                sink.report(pointer, format!(
+                    "scale-down stabilization window is {seconds} s, shorter than {} s; replicas that took minutes to load a model are removed on a dip",
+                    settings.min_scale_down_stabilization_seconds
+                ))
+                .help(format!("raise it to {} s or more", settings.min_scale_down_stabilization_seconds))
+                .maybe_fix(op::replace(pointer, json!(settings.scale_down_stabilization_seconds)).map(|operation| {
+                    Fix::unsafe_(format!("set the scale-down window to {} s", settings.scale_down_stabilization_seconds), vec![operation])
+                }));
+            }
+        }
+        if let Some(seconds) = window("scaleUp") {
+            if seconds > 0 && has_queue_metric {
+                let pointer = "/spec/behavior/scaleUp/stabilizationWindowSeconds";
+                sink.report(pointer, format!(
+                    "scale-up stabilization window is {seconds} s on a queue-size metric; a growing queue waits that long for capacity"
+                ))
+                .help("use 0 for scale-up on queue metrics")
+                .maybe_fix(op::replace(pointer, json!(settings.scale_up_stabilization_seconds)).map(|operation| {
+                    Fix::unsafe_("set the scale-up window to 0 s", vec![operation])
+                }));
+            }
+        }
+        if let Some(target) = low_queue_target {
+            let scale_up = behavior.get("scaleUp");
+            let has_policies = scale_up
+                .and_then(|scale_up| scale_up.get("policies"))
+                .and_then(Value::as_array)
+                .is_some_and(|policies| !policies.is_empty());
+            if !has_policies {
+                let operation = match scale_up.and_then(Value::as_object) {
+                    Some(existing) => {
+                        let mut merged = existing.clone();
+                        add_policies(&mut merged, settings);
+                        op::replace("/spec/behavior/scaleUp", Value::Object(merged))
+                    }
+                    None => {
+                        let mut fresh = Map::new();
+                        add_policies(&mut fresh, settings);
+                        op::add("/spec/behavior/scaleUp", Value::Object(fresh))
+                    }
+                };
+                sink.report("/spec/behavior", format!(
+                    "queue-size target {target} is below {}; scale-up policies should be stated to absorb spikes",
+                    settings.low_queue_target
+                ))
+                .help("add behavior.scaleUp.policies (for example 4 pods or 100 % every 15 s) and tune them under load")
+                .maybe_fix(operation.map(|operation| Fix::safe("add scale-up policies", vec![operation])));
+            }
+        }
+    }
+}
+
+fn add_policies(scale_up: &mut Map<String, Value>, settings: &HpaBehavior) {
+    scale_up.insert(
+        "policies".to_string(),
+        Value::Array(settings.scale_up_policies.clone()),
+    );
+    scale_up
+        .entry("selectPolicy")
+        .or_insert_with(|| json!(settings.scale_up_select_policy));
+}

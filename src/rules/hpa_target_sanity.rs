@@ -1,0 +1,242 @@
+use serde_json::Value;
+
+use crate::engine::{Context, Sink};
+use crate::finding::{op, Fix};
+use crate::metrics::{classify, hpa_metrics, HpaMetric};
+use crate::object::Object;
+use crate::placeholder::{self, Field};
+use crate::policy::MetricScale;
+use crate::quantity;
+use crate::rules::{declare_rule, Rule, RuleMeta};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks the targets and replica bounds of a HorizontalPodAutoscaler:
+    ///
+    /// - a `Pods` metric supports only the target type `AverageValue`;
+    /// - `AverageValue` needs `averageValue`, `Value` needs `value`,
+    ///   `Utilization` needs `averageUtilization` (and is only for
+    ///   `Resource` metrics); quantities must parse as Kubernetes quantities;
+    /// - metrics that are fractions (KV-cache usage, JetStream slots used)
+    ///   need a target in (0, 1], percentages (duty cycle) in (0, 100]: the
+    ///   scale of each metric is policy data (`metricFamilies`);
+    /// - `1 <= minReplicas <= maxReplicas`.
+    ///
+    /// ## Why is this bad?
+    /// A target the metric can never reach (`80` for a KV-cache usage that
+    /// lives between 0 and 1) keeps the HPA at its minimum forever; seed 004
+    /// advises a slots-used target "slightly below 1", seed 002 uses `100m`
+    /// for `gpu_cache_usage_perc`. A target value in the wrong field is
+    /// ignored or rejected, and inverted replica bounds are rejected.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// - type: Pods
+    ///   pods:
+    ///     metric:
+    ///       name: gpu_cache_usage_perc
+    ///     target:
+    ///       type: AverageValue
+    ///     averageValue: 80
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// - type: Pods
+    ///   pods:
+    ///     metric:
+    ///       name: gpu_cache_usage_perc
+    ///     target:
+    ///       type: AverageValue
+    ///       averageValue: 800m
+    /// ```
+    ///
+    /// ## Fix
+    /// When the value sits beside `target` instead of inside it (seed 003's
+    /// multi-metric HPA), the fix moves it into `target`. This is safe: the
+    /// apiserver would reject the misplaced field anyway.
+    pub struct HpaTargetSanity {
+        id: "hpa-target-sanity",
+        severity: Error,
+        summary: "HPA targets must have the right type and field, a valid quantity within the metric's range, and sane replica bounds.",
+        fixable: true,
+    }
+}
+
+impl Rule for HpaTargetSanity {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        if object.kind() != "HorizontalPodAutoscaler" {
+            return;
+        }
+        for metric in hpa_metrics(object) {
+            check_target(cx, &metric, sink);
+        }
+        check_replicas(cx, object, sink);
+    }
+}
+
+/// The value field a target type needs.
+fn value_field(target_type: &str) -> Option<&'static str> {
+    match target_type {
+        "AverageValue" => Some("averageValue"),
+        "Value" => Some("value"),
+        "Utilization" => Some("averageUtilization"),
+        _ => None,
+    }
+}
+
+fn is_placeholder(cx: &Context<'_>, value: &Value) -> bool {
+    value.as_str().is_some_and(|text| {
+        placeholder::find(text, Field::Numeric, &cx.policy.placeholders).is_some()
+    })
+}
+
+fn check_target(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
+    let Some(source) = metric.source else { return };
+    let target_pointer = metric.target_pointer();
+    let Some(target) = metric.target else {
+        sink.report(
+            metric.source_pointer.clone(),
+            format!("{} metric has no target", metric.metric_type),
+        )
+        .help("add a target: {type: AverageValue, averageValue: …}");
+        return;
+    };
+    let Some(target_type) = target.get("type").and_then(Value::as_str) else {
+        sink.report(target_pointer.clone(), "target has no type")
+            .help("set target.type to AverageValue, Value or Utilization");
+        return;
+    };
+    let type_pointer = format!("{target_pointer}/type");
+    if metric.metric_type == "Pods" && target_type != "AverageValue" {
+        sink.report(
+            type_pointer.clone(),
+            format!("a Pods metric supports only target type AverageValue, not {target_type}"),
+        )
+        .help("use type: AverageValue with averageValue: the per-pod average the HPA keeps");
+    }
+    if target_type == "Utilization"
+        && !matches!(metric.metric_type, "Resource" | "ContainerResource")
+    {
+        sink.report(
+            type_pointer.clone(),
+            format!(
+                "target type Utilization is only for Resource metrics, not {}",
+                metric.metric_type
+            ),
+        )
+        .help("use AverageValue (or Value for External and Object metrics)");
+    }
+    let Some(field) = value_field(target_type) else {
+        sink.report(type_pointer, format!("unknown target type `{target_type}`"))
+            .help("use AverageValue, Value or Utilization");
+        return;
+    };
+    let field_pointer = format!("{target_pointer}/{field}");
+    let Some(value) = target.get(field) else {
+        let misplaced = format!("{}/{field}", metric.source_pointer);
+        let report = sink.report(
+            target_pointer.clone(),
+            format!("target type {target_type} needs `{field}` inside target"),
+        );
+        if source.get(field).is_some() {
+            report
+                .help(format!("`{field}` is written beside `target` instead of inside it; indent it under target"))
+                .maybe_fix(op::move_(&misplaced, &field_pointer).map(|operation| {
+                    Fix::safe(format!("move `{field}` into target"), vec![operation])
+                }));
+        } else {
+            report.help(format!("add `{field}` to the target"));
+        }
+        return;
+    };
+    if is_placeholder(cx, value) {
+        return; // unresolved-placeholder reports it
+    }
+    let parsed = if field == "averageUtilization" {
+        value.as_f64()
+    } else {
+        quantity::from_value(value)
+    };
+    let Some(number) = parsed else {
+        sink.report(
+            field_pointer,
+            format!("`{}` is not a valid quantity", display(value)),
+        )
+        .help("use a number or a Kubernetes quantity such as 5, 500m or 2Gi");
+        return;
+    };
+    let Some(name) = metric.name else { return };
+    let Some((family, Some(scale))) = classify(name, cx.policy) else {
+        return;
+    };
+    let (upper, range, example) = match scale {
+        MetricScale::Fraction => (1.0, "(0, 1]", "800m for 80 %"),
+        MetricScale::Percent => (100.0, "(0, 100]", "80 for 80 %"),
+    };
+    if number <= 0.0 || number > upper {
+        sink.report(
+            field_pointer,
+            format!(
+                "target {} is outside {range}, the range of `{name}` ({})",
+                display(value),
+                family.describe()
+            ),
+        )
+        .help(format!(
+            "give a target within {range}, for example {example}"
+        ));
+    }
+}
+
+fn check_replicas(cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+    let spec = object.value.get("spec");
+    let read = |key: &str| spec.and_then(|spec| spec.get(key));
+    let max = read("maxReplicas");
+    if max.is_none() {
+        sink.report("/spec", "maxReplicas is missing")
+            .help("set spec.maxReplicas; the apiserver requires it");
+        return;
+    }
+    let min_value = read("minReplicas");
+    if min_value.is_some_and(|value| is_placeholder(cx, value))
+        || max.is_some_and(|value| is_placeholder(cx, value))
+    {
+        return;
+    }
+    let min = min_value.map_or(Some(1), Value::as_i64);
+    let max = max.and_then(Value::as_i64);
+    match (min, max) {
+        (Some(min), _) if min < 1 => {
+            sink.report("/spec/minReplicas", format!("minReplicas is {min}; it must be at least 1"))
+                .help("set minReplicas to 1 or more (scale to zero needs the alpha HPAScaleToZero gate and an Object or External metric)");
+        }
+        (Some(min), Some(max)) if min > max => {
+            sink.report(
+                "/spec/minReplicas",
+                format!("minReplicas {min} is greater than maxReplicas {max}"),
+            )
+            .help("make minReplicas <= maxReplicas");
+        }
+        (None, _) => {
+            sink.report("/spec/minReplicas", "minReplicas is not an integer")
+                .help("use a whole number");
+        }
+        (_, None) => {
+            sink.report("/spec/maxReplicas", "maxReplicas is not an integer")
+                .help("use a whole number");
+        }
+        _ => {}
+    }
+}
+
+fn display(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,219 @@
+use serde_json::{json, Value};
+
+use crate::engine::{Context, Sink};
+use crate::finding::{op, Applicability, Fix, RelatedPatch};
+use crate::metrics::{base_name, hpa_metrics};
+use crate::object::Object;
+use crate::pointer;
+use crate::rules::{declare_rule, Rule, RuleMeta};
+
+declare_rule! {
+    /// ## What it does
+    /// Reports HorizontalPodAutoscaler metrics (`External`, `Pods` and
+    /// `Object`) whose `metric.name` contains an uppercase letter.
+    ///
+    /// ## Why is this bad?
+    /// The HPA does not work with uppercase external metric names: the
+    /// autoscaler never gets a value and the workload never scales. GKE's
+    /// guide for DCGM metrics (seed 000) renames `DCGM_FI_DEV_GPU_UTIL` to
+    /// lowercase at scrape time for exactly this reason.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// metrics:
+    /// - type: External
+    ///   external:
+    ///     metric:
+    ///       name: prometheus.googleapis.com|DCGM_FI_DEV_GPU_UTIL|unknown
+    /// ```
+    ///
+    /// ## Use instead
+    /// Relabel the series to lowercase where it is scraped, and use the
+    /// lowercase name in the HPA:
+    /// ```yaml
+    /// # PodMonitoring of the exporter
+    /// metricRelabeling:
+    /// - action: replace
+    ///   sourceLabels: [__name__]
+    ///   targetLabel: __name__
+    ///   regex: DCGM_FI_DEV_GPU_UTIL
+    ///   replacement: dcgm_fi_dev_gpu_util
+    /// # HPA
+    /// metric:
+    ///   name: prometheus.googleapis.com|dcgm_fi_dev_gpu_util|unknown
+    /// ```
+    ///
+    /// ## Fix
+    /// Lowercases the name in the HPA. When the exporter's PodMonitoring is
+    /// in the same input (recognised by the `externalMetrics.exporters`
+    /// hints of the policy), the fix also adds the `replace` relabelling rule
+    /// to each of its endpoints, and is safe. Without it the lowercase series
+    /// does not exist until someone relabels, so the fix is unsafe and the
+    /// webhook denies with the relabelling advice instead of mutating.
+    pub struct MetricNameLowercase {
+        id: "metric-name-lowercase",
+        severity: Error,
+        summary: "HPA metric names must be lowercase; the HPA ignores uppercase external metric names.",
+        fixable: true,
+    }
+}
+
+impl Rule for MetricNameLowercase {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        for metric in hpa_metrics(object) {
+            if !matches!(metric.metric_type, "External" | "Pods" | "Object") {
+                continue;
+            }
+            let Some(name) = metric.name else { continue };
+            if !name.chars().any(char::is_uppercase) {
+                continue;
+            }
+            let lowercase = name.to_lowercase();
+            let series = base_name(name);
+            let mut fix = Fix::new(
+                Applicability::Unsafe,
+                format!("rename the metric to `{lowercase}`"),
+                op::replace(&metric.name_pointer(), json!(lowercase))
+                    .into_iter()
+                    .collect(),
+            );
+            let relabel = relabel_rule(series);
+            let monitors = exporter_monitors(cx, series);
+            let already_relabelled = monitors
+                .iter()
+                .any(|(_, monitor)| has_relabel(monitor, series));
+            for (index, monitor) in &monitors {
+                if has_relabel(monitor, series) {
+                    continue;
+                }
+                let ops = relabel_ops(monitor, &relabel);
+                if !ops.is_empty() {
+                    fix.related.push(RelatedPatch {
+                        object_index: *index,
+                        object: monitor.id.clone(),
+                        patch: json_patch::Patch(ops),
+                    });
+                }
+            }
+            if already_relabelled || !fix.related.is_empty() {
+                fix.applicability = Applicability::Safe;
+                fix.description
+                    .push_str(" and relabel the series to lowercase in its PodMonitoring");
+            }
+            let help = format!(
+                "relabel the series where it is scraped (metricRelabeling: action replace, sourceLabels [__name__], targetLabel __name__, regex {series}, replacement {}) and use `{lowercase}` here",
+                series.to_lowercase()
+            );
+            sink.report(
+                metric.name_pointer(),
+                format!("metric name `{name}` has uppercase letters; the HPA does not work with uppercase metric names"),
+            )
+            .help(help)
+            .fix(fix);
+        }
+    }
+}
+
+fn relabel_rule(series: &str) -> Value {
+    json!({
+        "action": "replace",
+        "sourceLabels": ["__name__"],
+        "targetLabel": "__name__",
+        "regex": series,
+        "replacement": series.to_lowercase(),
+    })
+}
+
+/// PodMonitorings of the exporter that emits `series`, recognised by the
+/// policy's hint word in their name or selector labels, or by a relabelling
+/// rule that already names the series.
+fn exporter_monitors<'a>(cx: &Context<'a>, series: &str) -> Vec<(usize, &'a Object)> {
+    let hints: Vec<&str> = cx
+        .policy
+        .external_metrics
+        .exporters
+        .iter()
+        .filter(|exporter| exporter.metrics.is_match(series))
+        .map(|exporter| exporter.pod_monitoring_hint.as_str())
+        .collect();
+    cx.of_kind(&["PodMonitoring", "ClusterPodMonitoring"])
+        .filter(|(_, monitor)| {
+            if has_relabel(monitor, series) {
+                return true;
+            }
+            // The exporter's PodMonitoring usually lives in another
+            // namespace than the HPA (000: gmp-public), so namespaces are
+            // not compared.
+            let name = monitor.name().unwrap_or_default().to_lowercase();
+            let labels = monitor
+                .value
+                .pointer("/spec/selector/matchLabels")
+                .and_then(Value::as_object)
+                .map(|labels| {
+                    labels
+                        .values()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .to_lowercase()
+                })
+                .unwrap_or_default();
+            hints.iter().any(|hint| {
+                name.contains(&hint.to_lowercase()) || labels.contains(&hint.to_lowercase())
+            })
+        })
+        .collect()
+}
+
+fn endpoints(monitor: &Object) -> &[Value] {
+    monitor
+        .value
+        .pointer("/spec/endpoints")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Whether some endpoint already renames `series` to lowercase.
+fn has_relabel(monitor: &Object, series: &str) -> bool {
+    endpoints(monitor).iter().any(|endpoint| {
+        endpoint
+            .get("metricRelabeling")
+            .and_then(Value::as_array)
+            .is_some_and(|rules| {
+                rules.iter().any(|rule| {
+                    rule.get("targetLabel").and_then(Value::as_str) == Some("__name__")
+                        && rule.get("regex").and_then(Value::as_str) == Some(series)
+                        && rule.get("replacement").and_then(Value::as_str)
+                            == Some(series.to_lowercase().as_str())
+                })
+            })
+    })
+}
+
+fn relabel_ops(monitor: &Object, relabel: &Value) -> Vec<json_patch::PatchOperation> {
+    endpoints(monitor)
+        .iter()
+        .enumerate()
+        .filter_map(|(index, endpoint)| {
+            let endpoint_pointer = pointer::join("/spec/endpoints", index);
+            if endpoint
+                .get("metricRelabeling")
+                .is_some_and(Value::is_array)
+            {
+                op::add(
+                    &pointer::join(&format!("{endpoint_pointer}/metricRelabeling"), "-"),
+                    relabel.clone(),
+                )
+            } else {
+                op::add(
+                    &format!("{endpoint_pointer}/metricRelabeling"),
+                    json!([relabel]),
+                )
+            }
+        })
+        .collect()
+}

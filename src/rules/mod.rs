@@ -1,0 +1,115 @@
+//! The rules, one file each, and the registry that lists them.
+//!
+//! A rule's doc comment is its user documentation: `infergate explain`,
+//! the SARIF rule table and the README read it from [`RuleMeta::doc`].
+
+use crate::engine::{Context, Sink};
+use crate::finding::Severity;
+use crate::object::Object;
+
+mod external_metric_namespace_filter;
+mod hpa_stabilization_defaults;
+mod hpa_target_sanity;
+mod metric_name_lowercase;
+mod unresolved_placeholder;
+
+/// What the registry knows of a rule.
+#[derive(Debug)]
+pub struct RuleMeta {
+    pub id: &'static str,
+    pub default_severity: Severity,
+    pub summary: &'static str,
+    /// The doc comment of the rule's struct, as written in its source file.
+    pub doc: &'static str,
+    /// Whether the rule offers fixes.
+    pub fixable: bool,
+}
+
+impl RuleMeta {
+    /// The documentation without the one space that `///` leaves on each line.
+    pub fn documentation(&self) -> String {
+        self.doc
+            .lines()
+            .map(|line| line.strip_prefix(' ').unwrap_or(line))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A check over one object, with the whole input reachable through the
+/// context. Rules are pure: no I/O, no knowledge of linter or webhook.
+pub trait Rule: Send + Sync {
+    fn meta(&self) -> &'static RuleMeta;
+    fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink);
+}
+
+/// Declare a rule: its struct, with the doc comment as documentation, and
+/// its registry entry.
+macro_rules! declare_rule {
+    (
+        $(#[doc = $doc:literal])*
+        pub struct $name:ident {
+            id: $id:literal,
+            severity: $severity:ident,
+            summary: $summary:literal,
+            fixable: $fixable:literal $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])*
+        pub struct $name;
+
+        impl $name {
+            pub const META: $crate::rules::RuleMeta = $crate::rules::RuleMeta {
+                id: $id,
+                default_severity: $crate::finding::Severity::$severity,
+                summary: $summary,
+                doc: concat!($($doc, "\n"),*),
+                fixable: $fixable,
+            };
+        }
+    };
+}
+pub(crate) use declare_rule;
+
+/// Problems found while reading files rather than by a rule; listed so that
+/// `rules`, `explain` and SARIF know them.
+pub static INVALID_YAML: RuleMeta = RuleMeta {
+    id: "invalid-yaml",
+    default_severity: Severity::Error,
+    summary: "The file is not valid YAML; the other files are still linted.",
+    doc: " ## What it does\n The YAML parser rejected the file (or one document of it). The finding\n gives the parser's message at the line and column where it stopped.\n\n ## Why is this bad?\n kubectl and the apiserver reject the file too, and infergate cannot check\n what it cannot read. Other documents of the same file are still linted.\n",
+    fixable: false,
+};
+
+pub static HELM_TEMPLATE: RuleMeta = RuleMeta {
+    id: "helm-template",
+    default_severity: Severity::Warning,
+    summary: "The file is a Helm template; render it and lint the output.",
+    doc: " ## What it does\n Reports files that hold Helm template markers (`{{ .Values... }}`,\n `{{- if }}`...). They are not linted: what they produce depends on the\n values.\n\n ## Use instead\n Render the chart and lint the result:\n\n ```sh\n helm template my-release ./chart -f values.yaml | infergate lint -\n ```\n",
+    fixable: false,
+};
+
+/// Every rule, in the order `infergate rules` lists them.
+pub fn registry() -> &'static [&'static dyn Rule] {
+    &[
+        &metric_name_lowercase::MetricNameLowercase,
+        &external_metric_namespace_filter::ExternalMetricNamespaceFilter,
+        &hpa_target_sanity::HpaTargetSanity,
+        &unresolved_placeholder::UnresolvedPlaceholder,
+        &hpa_stabilization_defaults::HpaStabilizationDefaults,
+    ]
+}
+
+/// The metadata of every rule and loader check.
+pub fn all_meta() -> Vec<&'static RuleMeta> {
+    registry()
+        .iter()
+        .map(|rule| rule.meta())
+        .chain([&INVALID_YAML, &HELM_TEMPLATE])
+        .collect()
+}
+
+/// Find a rule's metadata by id.
+pub fn meta(id: &str) -> Option<&'static RuleMeta> {
+    all_meta().into_iter().find(|meta| meta.id == id)
+}

@@ -1,0 +1,148 @@
+use serde_json::Value;
+
+use crate::engine::{Context, Sink};
+use crate::object::Object;
+use crate::placeholder::{self, Field};
+use crate::pointer;
+use crate::rules::{declare_rule, Rule, RuleMeta};
+
+declare_rule! {
+    /// ## What it does
+    /// Reports values that are still placeholders from a tutorial or
+    /// template: `$HPA_AVERAGEVALUE_TARGET`, `${VAR}`, `<namespace>`, and
+    /// the words listed under `placeholders.words` in the policy
+    /// (`PROJECT_ID`, `CLUSTER_NAME`, `MIN_REPLICAS`, `TARGET`…). In fields
+    /// that must hold a number (`placeholders.numericFields`: `minReplicas`,
+    /// `averageValue`…) any all-caps word is a placeholder.
+    ///
+    /// ## Why is this bad?
+    /// Every seed guide ships manifests with placeholders to fill in. Applied
+    /// as they are, they fail validation at best; at worst a placeholder in a
+    /// string field (a PromQL filter `cluster="CLUSTER_NAME"`, a project id in
+    /// an argument) is accepted and silently matches nothing.
+    ///
+    /// `$(VAR)` in container `command`/`args` is Kubernetes' own expansion
+    /// and `$VAR` there may be a shell's, so only the placeholder words are
+    /// looked for in those fields and in ConfigMap data.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// minReplicas: MIN_REPLICAS
+    /// target:
+    ///   type: AverageValue
+    ///   averageValue: $HPA_AVERAGEVALUE_TARGET
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// minReplicas: 1
+    /// target:
+    ///   type: AverageValue
+    ///   averageValue: 5
+    /// ```
+    ///
+    /// ## Fix
+    /// None: only a person knows the value.
+    pub struct UnresolvedPlaceholder {
+        id: "unresolved-placeholder",
+        severity: Error,
+        summary: "Values must not be template placeholders such as $TARGET, ${VAR}, PROJECT_ID or <namespace>.",
+        fixable: false,
+    }
+}
+
+impl Rule for UnresolvedPlaceholder {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        let is_data_kind = matches!(object.kind(), "ConfigMap" | "Secret");
+        let mut visit = |pointer: &str, text: &str, key: Option<&str>| {
+            let field = classify_field(
+                pointer,
+                key,
+                is_data_kind,
+                &cx.policy.placeholders.numeric_fields,
+            );
+            let Some(field) = field else { return };
+            if let Some(found) = placeholder::find(text, field, &cx.policy.placeholders) {
+                let field_name = key.unwrap_or("value");
+                sink.report(
+                    pointer.to_string(),
+                    format!("`{}` in `{field_name}` is an unresolved placeholder", found.text),
+                )
+                .help("replace the placeholder with the real value before applying (for example with envsubst, kustomize or Helm)");
+            }
+        };
+        walk(&object.value, String::new(), None, &mut visit);
+    }
+}
+
+/// How a string at `pointer` is read, or `None` to skip it.
+fn classify_field(
+    pointer: &str,
+    key: Option<&str>,
+    is_data_kind: bool,
+    numeric_fields: &[String],
+) -> Option<Field> {
+    let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
+    if pointer.starts_with("/metadata/managedFields")
+        || pointer
+            .starts_with("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        || pointer.starts_with("/status")
+    {
+        return None;
+    }
+    if is_data_kind
+        && matches!(
+            tokens.first(),
+            Some(&"data" | &"stringData" | &"binaryData")
+        )
+    {
+        return Some(Field::Data);
+    }
+    // An environment variable's name is legitimately all caps.
+    if key == Some("name") && tokens.len() >= 3 && tokens[tokens.len() - 3] == "env" {
+        return None;
+    }
+    let in_command = tokens.len() >= 2
+        && matches!(tokens[tokens.len() - 2], "command" | "args")
+        && tokens[tokens.len() - 1]
+            .bytes()
+            .all(|byte| byte.is_ascii_digit());
+    if in_command {
+        return Some(Field::Shell);
+    }
+    match key {
+        Some(key) if numeric_fields.iter().any(|field| field == key) => Some(Field::Numeric),
+        _ => Some(Field::Plain),
+    }
+}
+
+fn walk(
+    value: &Value,
+    pointer: String,
+    key: Option<&str>,
+    visit: &mut dyn FnMut(&str, &str, Option<&str>),
+) {
+    match value {
+        Value::String(text) => visit(&pointer, text, key),
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                walk(item, pointer::join(&pointer, index), key, visit);
+            }
+        }
+        Value::Object(map) => {
+            for (child_key, child) in map {
+                walk(
+                    child,
+                    pointer::join(&pointer, child_key),
+                    Some(child_key),
+                    visit,
+                );
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,153 @@
+//! Source files and the mapping between YAML positions and byte offsets.
+
+use std::sync::Arc;
+
+/// One input file (or standard input) as read from disk.
+#[derive(Debug)]
+pub struct SourceFile {
+    /// The name shown to users: the path as given on the command line, or `<stdin>`.
+    pub name: String,
+    pub text: String,
+    /// Byte offset of the first character of every line.
+    line_starts: Vec<usize>,
+}
+
+/// A position in a source file. `line` and `column` are 1-based; `column`
+/// counts characters, not bytes, as editors do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+    /// Byte offset of the start of the span.
+    pub offset: usize,
+    /// Byte length of the span (at least 1 where the file has a character there).
+    pub len: usize,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: String) -> Arc<Self> {
+        let mut line_starts = vec![0];
+        line_starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, byte)| *byte == b'\n')
+                .map(|(index, _)| index + 1),
+        );
+        Arc::new(Self {
+            name: name.into(),
+            text,
+            line_starts,
+        })
+    }
+
+    /// Byte offset of a 1-based line and a 0-based character column, clamped
+    /// to the file so that a marker past the end never panics.
+    pub fn offset_of(&self, line: usize, char_column: usize) -> usize {
+        let Some(&line_start) = self.line_starts.get(line.saturating_sub(1)) else {
+            return self.text.len();
+        };
+        let rest = &self.text[line_start..];
+        let in_line = rest
+            .char_indices()
+            .take_while(|(_, ch)| *ch != '\n')
+            .nth(char_column)
+            .map(|(index, _)| index)
+            .unwrap_or_else(|| rest.find('\n').unwrap_or(rest.len()));
+        line_start + in_line
+    }
+
+    /// The 1-based line and column of a byte offset.
+    pub fn line_column_of(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line_index = match self.line_starts.binary_search(&offset) {
+            Ok(index) => index,
+            Err(index) => index.saturating_sub(1),
+        };
+        let line_start = self.line_starts[line_index];
+        let column = self
+            .text
+            .get(line_start..offset)
+            .map_or(0, |prefix| prefix.chars().count());
+        (line_index + 1, column + 1)
+    }
+
+    /// A location from saphyr markers: 1-based line, 0-based character column.
+    pub fn location(&self, start: (usize, usize), end: (usize, usize)) -> Location {
+        let offset = self.offset_of(start.0, start.1);
+        let end_offset = self.offset_of(end.0, end.1).max(offset);
+        let len = if end_offset > offset {
+            // A span that runs over several lines (a block mapping) is cut at
+            // the end of its first line so that the underline stays readable.
+            let first_line_end = self.text[offset..end_offset]
+                .find('\n')
+                .map_or(end_offset, |newline| offset + newline);
+            (first_line_end - offset).max(1)
+        } else {
+            self.text[offset..].chars().next().map_or(0, char::len_utf8)
+        };
+        Location {
+            line: start.0.max(1),
+            column: start.1 + 1,
+            offset,
+            len,
+        }
+    }
+
+    /// The text of a 1-based line, without its line break.
+    pub fn line_text(&self, line: usize) -> &str {
+        let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
+            return "";
+        };
+        let rest = &self.text[start..];
+        let end = rest.find('\n').unwrap_or(rest.len());
+        rest[..end].trim_end_matches('\r')
+    }
+}
+
+impl miette::SourceCode for SourceFile {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        self.text
+            .read_span(span, context_lines_before, context_lines_after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_count_characters_not_bytes() {
+        let file = SourceFile::new("t.yaml", "a: é\nb: ü x\n".to_string());
+        // 'x' is character 5 on line 2 but byte 6 within it.
+        let offset = file.offset_of(2, 5);
+        assert_eq!(&file.text[offset..offset + 1], "x");
+        assert_eq!(file.line_column_of(offset), (2, 6));
+    }
+
+    #[test]
+    fn markers_past_the_end_are_clamped() {
+        let file = SourceFile::new("t.yaml", "a: 1".to_string());
+        assert_eq!(file.offset_of(9, 9), 4);
+        assert_eq!(file.offset_of(1, 99), 4);
+        let location = file.location((1, 99), (1, 120));
+        assert_eq!(location.offset, 4);
+        assert_eq!(location.len, 0);
+    }
+
+    #[test]
+    fn multi_line_spans_are_cut_at_the_first_line() {
+        let file = SourceFile::new("t.yaml", "key:\n  a: 1\n  b: 2\n".to_string());
+        let location = file.location((2, 2), (3, 6));
+        assert_eq!(location.line, 2);
+        assert_eq!(location.column, 3);
+        assert_eq!(
+            &file.text[location.offset..location.offset + location.len],
+            "a: 1"
+        );
+    }
+}
