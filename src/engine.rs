@@ -143,9 +143,19 @@ pub struct Report {
     help: Option<String>,
     fix: Option<Fix>,
     severity: Option<Severity>,
+    /// A part of the string value to underline: (text of the whole value,
+    /// byte start, byte length).
+    within: Option<(String, usize, usize)>,
 }
 
 impl Report {
+    /// Underline only `start..start + len` (bytes) of the string `value`
+    /// found at the pointer, when the source writes it on one line.
+    pub fn within(&mut self, value: &str, start: usize, len: usize) -> &mut Self {
+        self.within = Some((value.to_string(), start, len));
+        self
+    }
+
     pub fn help(&mut self, help: impl Into<String>) -> &mut Self {
         self.help = Some(help.into());
         self
@@ -186,6 +196,7 @@ impl Sink {
             help: None,
             fix: None,
             severity: None,
+            within: None,
         });
         let last = self.reports.len() - 1;
         &mut self.reports[last]
@@ -290,10 +301,13 @@ impl Engine {
             rule.check(cx, object, &mut sink);
             for report in sink.reports {
                 let severity = report.severity.unwrap_or(configured);
-                let location = object
+                let mut location = object
                     .locate(&report.pointer)
                     .or_else(|| object.locate(""))
                     .unwrap_or_default();
+                if let Some((value, start, len)) = &report.within {
+                    location = narrow(&object.source, location, value, *start, *len);
+                }
                 findings.push(Finding {
                     rule: meta.id,
                     severity,
@@ -345,6 +359,36 @@ impl Engine {
                 })
             })
             .collect()
+    }
+}
+
+/// Narrow a scalar's location to a part of its text when the source holds
+/// the text verbatim (plain, or quoted without escapes before the part).
+fn narrow(
+    source: &crate::source::SourceFile,
+    location: crate::source::Location,
+    value: &str,
+    start: usize,
+    len: usize,
+) -> crate::source::Location {
+    let Some(prefix) = value.get(..start) else {
+        return location;
+    };
+    let written = source.text.get(location.offset..).unwrap_or_default();
+    let skip = usize::from(written.starts_with(['"', '\'']));
+    let body = &written[skip..];
+    if !body.starts_with(prefix)
+        || !body[start..].starts_with(value.get(start..start + len).unwrap_or("\u{0}"))
+    {
+        return location;
+    }
+    let offset = location.offset + skip + start;
+    let (line, column) = source.line_column_of(offset);
+    crate::source::Location {
+        line,
+        column,
+        offset,
+        len,
     }
 }
 

@@ -50,7 +50,20 @@ pub fn find(text: &str, field: Field, settings: &Placeholders) -> Option<Found> 
         return Some(found(0, text.len()));
     }
     if matches!(field, Field::Plain | Field::Numeric) {
-        if let Some(hit) = SHELL_VARIABLE.find(text) {
+        let is_environment = |variable: &str| {
+            let name = variable
+                .trim_start_matches('$')
+                .trim_start_matches('{')
+                .trim_end_matches('}');
+            settings
+                .environment_variables
+                .iter()
+                .any(|known| known == name)
+        };
+        if let Some(hit) = SHELL_VARIABLE
+            .find_iter(text)
+            .find(|hit| !is_environment(hit.as_str()))
+        {
             return Some(found(hit.start(), hit.end()));
         }
         if let Some(hit) = ANGLE.find(text) {
@@ -139,5 +152,13 @@ mod tests {
         assert_eq!(first("my-target", Field::Plain), None);
         assert_eq!(first("<s>", Field::Plain), None);
         assert_eq!(first("80", Field::Numeric), None);
+        assert_eq!(
+            first("${LD_LIBRARY_PATH}:/usr/local/nvidia/lib64", Field::Plain),
+            None
+        );
+        assert_eq!(
+            first("$HOME/.cache ${BUCKET}", Field::Plain).as_deref(),
+            Some("${BUCKET}")
+        );
     }
 }

@@ -69,13 +69,34 @@ pub struct RuleSetting {
 }
 
 /// A rule's configured level: a severity, or off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeverityLevel {
     Error,
     Warning,
     Info,
     Off,
+}
+
+impl<'de> Deserialize<'de> for SeverityLevel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // An unquoted `off` is the boolean false under the YAML 1.1 rules
+        // that Kubernetes (and so this loader) uses; accept it as `off`.
+        match Value::deserialize(deserializer)? {
+            Value::Bool(false) => Ok(Self::Off),
+            Value::String(text) => match text.as_str() {
+                "error" => Ok(Self::Error),
+                "warning" => Ok(Self::Warning),
+                "info" => Ok(Self::Info),
+                "off" => Ok(Self::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown severity `{other}`; use error, warning, info or off"
+                ))),
+            },
+            other => Err(serde::de::Error::custom(format!(
+                "unknown severity `{other}`; use error, warning, info or off"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -196,6 +217,7 @@ pub struct HpaBehavior {
 pub struct Placeholders {
     pub words: Vec<String>,
     pub numeric_fields: Vec<String>,
+    pub environment_variables: Vec<String>,
 }
 
 static BUILT_IN_POLICY: LazyLock<Result<Arc<Policy>, String>> = LazyLock::new(|| {

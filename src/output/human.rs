@@ -77,7 +77,7 @@ fn to_report(finding: &Finding) -> Report {
         .with_code(finding.rule)
         .with_severity(severity)
         .with_label(LabeledSpan::new(
-            Some(label),
+            Some(label).filter(|label| !label.is_empty()),
             finding.location.offset,
             finding.location.len,
         ));

@@ -46,6 +46,9 @@ declare_rule! {
     ///           resource.labels.namespace_name: default
     /// ```
     ///
+    /// Metrics of other sources (a Pub/Sub subscription backlog, say) carry
+    /// no namespace and are not checked.
+    ///
     /// ## Fix
     /// Adds the `matchLabels` entry (creating `selector` and `matchLabels`
     /// when missing) with the HPA's namespace, or replaces a pinned value
@@ -75,10 +78,16 @@ impl Rule for ExternalMetricNamespaceFilter {
             let Some(name) = metric.name.filter(|name| is_adapter_form(name)) else {
                 continue;
             };
-            let label = labels
+            // Only sources known to carry a namespace label are checked: a
+            // Pub/Sub backlog (`pubsub.googleapis.com|subscription|…`) has no
+            // namespace and is scoped by its subscription instead.
+            let Some(label) = labels
                 .iter()
                 .find(|mapping| mapping.pattern.is_match(name))
-                .map(|mapping| mapping.label.as_str());
+                .map(|mapping| mapping.label.as_str())
+            else {
+                continue;
+            };
             let selector_pointer = format!("{}/metric/selector", metric.source_pointer);
             let selector = metric
                 .source
@@ -103,18 +112,15 @@ impl Rule for ExternalMetricNamespaceFilter {
                     }));
                 }
                 None => {
-                    let label_text = label.unwrap_or("the namespace label of the metric's source");
                     let report = sink.report(
                         metric.name_pointer(),
                         format!("external metric `{name}` has no namespace filter; it averages the series of every namespace"),
                     );
                     report.help(format!(
-                        "add `{label_text}: {}` to the metric's selector.matchLabels",
+                        "add `{label}: {}` to the metric's selector.matchLabels",
                         namespace.unwrap_or("<the HPA's namespace>")
                     ));
-                    if let Some(label) = label {
-                        report.maybe_fix(pin_fix(selector, &selector_pointer, label, namespace));
-                    }
+                    report.maybe_fix(pin_fix(selector, &selector_pointer, label, namespace));
                 }
             }
         }

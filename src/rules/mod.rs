@@ -85,7 +85,7 @@ pub static HELM_TEMPLATE: RuleMeta = RuleMeta {
     id: "helm-template",
     default_severity: Severity::Warning,
     summary: "The file is a Helm template; render it and lint the output.",
-    doc: " ## What it does\n Reports files that hold Helm template markers (`{{ .Values... }}`,\n `{{- if }}`...). They are not linted: what they produce depends on the\n values.\n\n ## Use instead\n Render the chart and lint the result:\n\n ```sh\n helm template my-release ./chart -f values.yaml | infergate lint -\n ```\n",
+    doc: " ## What it does\n Reports files that hold Helm template markers (`{{ .Values... }}`,\n `{{- if }}`...). They are not linted: what they produce depends on the\n values.\n\n ## Why is this bad?\n A template is not a manifest: `{{ .Values.replicas }}` is no number, and\n parts of the file exist only for some values. Linting it would report\n noise and miss what the chart really produces.\n\n ## Use instead\n Render the chart and lint the result:\n\n ```sh\n helm template my-release ./chart -f values.yaml | infergate lint -\n ```\n",
     fixable: false,
 };
 

@@ -57,12 +57,21 @@ impl Rule for UnresolvedPlaceholder {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        let is_data_kind = matches!(object.kind(), "ConfigMap" | "Secret");
+        // A CRD's schema describes fields in prose (`<operator>`), it does
+        // not hold values.
+        if object.kind() == "CustomResourceDefinition" {
+            return;
+        }
+        let kind = FieldKind {
+            data: matches!(object.kind(), "ConfigMap" | "Secret"),
+            autoscaler: object.kind() == "HorizontalPodAutoscaler",
+        };
         let mut visit = |pointer: &str, text: &str, key: Option<&str>| {
             let field = classify_field(
                 pointer,
                 key,
-                is_data_kind,
+                text,
+                kind,
                 &cx.policy.placeholders.numeric_fields,
             );
             let Some(field) = field else { return };
@@ -72,6 +81,7 @@ impl Rule for UnresolvedPlaceholder {
                     pointer.to_string(),
                     format!("`{}` in `{field_name}` is an unresolved placeholder", found.text),
                 )
+                .within(text, found.start, found.end - found.start)
                 .help("replace the placeholder with the real value before applying (for example with envsubst, kustomize or Helm)");
             }
         };
@@ -79,11 +89,21 @@ impl Rule for UnresolvedPlaceholder {
     }
 }
 
+/// What the object's kind says about its strings.
+#[derive(Clone, Copy)]
+struct FieldKind {
+    /// ConfigMap or Secret: `data` holds scripts and configuration.
+    data: bool,
+    /// An HPA, whose numeric fields are listed in the policy.
+    autoscaler: bool,
+}
+
 /// How a string at `pointer` is read, or `None` to skip it.
 fn classify_field(
     pointer: &str,
     key: Option<&str>,
-    is_data_kind: bool,
+    text: &str,
+    kind: FieldKind,
     numeric_fields: &[String],
 ) -> Option<Field> {
     let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
@@ -94,12 +114,17 @@ fn classify_field(
     {
         return None;
     }
-    if is_data_kind
+    if key == Some("description") {
+        return None;
+    }
+    // A multi-line string is an embedded script or configuration file
+    // (ConfigMap data, a RayService's serveConfigV2) with its own syntax.
+    let embedded = kind.data
         && matches!(
             tokens.first(),
             Some(&"data" | &"stringData" | &"binaryData")
-        )
-    {
+        );
+    if embedded || text.contains('\n') {
         return Some(Field::Data);
     }
     // An environment variable's name is legitimately all caps.
@@ -114,10 +139,15 @@ fn classify_field(
     if in_command {
         return Some(Field::Shell);
     }
-    match key {
-        Some(key) if numeric_fields.iter().any(|field| field == key) => Some(Field::Numeric),
-        _ => Some(Field::Plain),
-    }
+    let numeric = key.is_some_and(|key| {
+        numeric_fields.iter().any(|field| field == key)
+            && (kind.autoscaler || pointer == "/spec/replicas" || key == "containerPort")
+    });
+    Some(if numeric {
+        Field::Numeric
+    } else {
+        Field::Plain
+    })
 }
 
 fn walk(

@@ -1,0 +1,385 @@
+//! The built binary: formats, exit codes, inputs and errors.
+
+mod common;
+
+use common::{infergate, stderr, stdout};
+use serde_json::Value;
+
+const DCGM: &str = "testdata/examples/000-tgi-gemma.yaml";
+const DCGM_NAME: &str = "prometheus.googleapis.com|DCGM_FI_DEV_GPU_UTIL|unknown";
+
+fn json_findings(output: &std::process::Output) -> Vec<Value> {
+    let document: Value = serde_json::from_str(&stdout(output)).expect("JSON output");
+    assert_eq!(document["version"], 1);
+    document["findings"].as_array().cloned().unwrap_or_default()
+}
+
+/// Line and column of the first occurrence of `needle` in a file.
+fn position_of(path: &str, needle: &str) -> (usize, usize) {
+    let text = std::fs::read_to_string(common::root().join(path)).expect("fixture");
+    text.lines()
+        .enumerate()
+        .find_map(|(index, line)| line.find(needle).map(|column| (index + 1, column + 1)))
+        .expect("needle in file")
+}
+
+#[test]
+fn uppercase_dcgm_name_is_reported_at_its_position_in_every_format() {
+    let (line, column) = position_of(DCGM, DCGM_NAME);
+
+    let human = infergate(&["lint", DCGM], None);
+    assert_eq!(human.status.code(), Some(1));
+    let text = stdout(&human);
+    assert!(text.contains("metric-name-lowercase"), "{text}");
+    assert!(text.contains(&format!("{DCGM}:{line}:{column}")), "{text}");
+    assert!(
+        text.contains(DCGM_NAME),
+        "the snippet shows the line: {text}"
+    );
+    assert!(!text.contains('\u{1b}'), "no colour when not on a terminal");
+
+    let json = infergate(&["lint", "--format", "json", DCGM], None);
+    let finding = json_findings(&json)
+        .into_iter()
+        .find(|finding| finding["rule"] == "metric-name-lowercase")
+        .expect("metric-name-lowercase in JSON");
+    assert_eq!(finding["line"], line);
+    assert_eq!(finding["column"], column);
+    assert_eq!(finding["file"], DCGM);
+    assert_eq!(finding["severity"], "error");
+    assert_eq!(finding["pointer"], "/spec/metrics/0/external/metric/name");
+    assert_eq!(finding["object"]["kind"], "HorizontalPodAutoscaler");
+    assert_eq!(finding["fix"]["applicability"], "safe");
+
+    let sarif = infergate(&["lint", "--format", "sarif", DCGM], None);
+    let document: Value = serde_json::from_str(&stdout(&sarif)).expect("SARIF is JSON");
+    let result = document["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|result| result["ruleId"] == "metric-name-lowercase")
+        .expect("metric-name-lowercase in SARIF")
+        .clone();
+    let region = &result["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(region["startLine"], line);
+    assert_eq!(region["startColumn"], column);
+}
+
+#[test]
+fn the_lowercase_name_is_not_reported() {
+    let original = std::fs::read_to_string(common::root().join(DCGM)).expect("fixture");
+    let lowered = original.replace(DCGM_NAME, &DCGM_NAME.to_lowercase());
+    assert_ne!(original, lowered);
+    let output = infergate(&["lint", "--format", "json", "-"], Some(&lowered));
+    let findings = json_findings(&output);
+    assert!(!findings.is_empty(), "other rules still report");
+    assert!(findings
+        .iter()
+        .all(|finding| finding["rule"] != "metric-name-lowercase"));
+    assert!(findings.iter().all(|finding| finding["file"] == "<stdin>"));
+}
+
+#[test]
+fn exit_codes_follow_fail_on() {
+    let quiet = "testdata/rules/hpa-stabilization-defaults/quiet.yaml";
+    assert_eq!(infergate(&["lint", quiet], None).status.code(), Some(0));
+
+    // Only warnings: 0 by default, 1 with --fail-on warning.
+    let warnings = "testdata/rules/hpa-stabilization-defaults/fires.yaml";
+    assert_eq!(infergate(&["lint", warnings], None).status.code(), Some(0));
+    assert_eq!(
+        infergate(&["lint", "--fail-on", "warning", warnings], None)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        infergate(&["lint", "--fail-on", "never", "testdata/examples"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    // Usage errors.
+    assert_eq!(infergate(&["lint"], None).status.code(), Some(2));
+    assert_eq!(
+        infergate(&["lint", "--format", "xml", quiet], None)
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_missing_path_is_a_usage_error_that_names_it() {
+    let output = infergate(&["lint", "testdata/does-not-exist.yaml"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("testdata/does-not-exist.yaml"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn directories_are_searched_recursively() {
+    let output = infergate(&["lint", "--format", "json", "testdata/rules"], None);
+    let document: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let files = document["summary"]["files"].as_u64().expect("files");
+    let on_disk = walk_yaml(&common::root().join("testdata/rules"));
+    assert_eq!(files as usize, on_disk);
+    assert!(on_disk >= 10);
+}
+
+fn walk_yaml(directory: &std::path::Path) -> usize {
+    std::fs::read_dir(directory)
+        .expect("directory")
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                walk_yaml(&path)
+            } else {
+                usize::from(matches!(
+                    path.extension().and_then(|extension| extension.to_str()),
+                    Some("yaml" | "yml")
+                ))
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn invalid_yaml_is_reported_and_the_rest_is_still_linted() {
+    let output = infergate(
+        &[
+            "lint",
+            "--format",
+            "json",
+            "testdata/loader/broken.yaml",
+            DCGM,
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let findings = json_findings(&output);
+    let invalid = findings
+        .iter()
+        .find(|finding| finding["rule"] == "invalid-yaml")
+        .expect("invalid-yaml finding");
+    assert_eq!(invalid["file"], "testdata/loader/broken.yaml");
+    assert!(invalid["line"].as_u64().expect("line") >= 21);
+    assert!(invalid["object"].is_null());
+    // Documents before and after the broken one, and the other file.
+    let rules_in_broken: Vec<&Value> = findings
+        .iter()
+        .filter(|finding| finding["file"] == "testdata/loader/broken.yaml")
+        .map(|finding| &finding["rule"])
+        .collect();
+    assert!(rules_in_broken.contains(&&Value::from("metric-name-lowercase")));
+    assert!(rules_in_broken.contains(&&Value::from("unresolved-placeholder")));
+    assert!(findings.iter().any(|finding| finding["file"] == DCGM));
+}
+
+#[test]
+fn helm_templates_get_a_hint_and_do_not_fail() {
+    let output = infergate(&["lint", "testdata/loader/helm-template.yaml"], None);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(text.contains("helm-template"), "{text}");
+    assert!(text.contains("helm template"), "{text}");
+}
+
+#[test]
+fn lists_non_objects_and_suppressions_are_counted() {
+    let output = infergate(
+        &[
+            "lint",
+            "--format",
+            "json",
+            "testdata/loader/list-and-values.yaml",
+            "testdata/loader/suppressed.yaml",
+        ],
+        None,
+    );
+    let document: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let summary = &document["summary"];
+    assert_eq!(summary["objects"], 2); // the List's item and the suppressed HPA
+    assert_eq!(summary["skipped"], 1);
+    assert_eq!(summary["suppressed"], 1);
+    let findings = document["findings"].as_array().expect("findings");
+    assert!(findings
+        .iter()
+        .any(|finding| finding["rule"] == "hpa-target-sanity" && finding["line"] == 12));
+    assert!(findings
+        .iter()
+        .all(|finding| finding.get("suppressed").is_none()));
+
+    let verbose = infergate(
+        &[
+            "lint",
+            "--format",
+            "json",
+            "--verbose",
+            "testdata/loader/suppressed.yaml",
+        ],
+        None,
+    );
+    assert_eq!(
+        verbose.status.code(),
+        Some(0),
+        "a suppressed error does not fail"
+    );
+    let findings = json_findings(&verbose);
+    assert_eq!(findings.len(), 1);
+    assert_eq!(
+        findings[0]["suppressed"]["reason"],
+        "filled by envsubst in the pipeline"
+    );
+    let human = stdout(&infergate(
+        &["lint", "testdata/loader/suppressed.yaml"],
+        None,
+    ));
+    assert!(
+        !human.contains("MAX_REPLICAS"),
+        "hidden without --verbose: {human}"
+    );
+    assert!(human.contains("1 suppressed"), "{human}");
+}
+
+#[test]
+fn a_bad_policy_names_the_key_and_exits_2() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let policy = directory.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "rules:\n  hpa-target-sanity:\n    severity: fatal\n",
+    )
+    .expect("write");
+    let output = infergate(
+        &[
+            "lint",
+            "--policy",
+            policy.to_str().expect("utf-8 path"),
+            DCGM,
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.contains("rules.hpa-target-sanity.severity"), "{text}");
+    assert!(text.contains(":3:"), "names the line: {text}");
+
+    std::fs::write(&policy, "hpaBehaviour: {}\n").expect("write");
+    let output = infergate(
+        &["lint", "--policy", policy.to_str().expect("utf-8"), DCGM],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("hpaBehaviour"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A valid policy turns a rule off.
+    std::fs::write(
+        &policy,
+        "rules:\n  metric-name-lowercase: {severity: off}\n",
+    )
+    .expect("write");
+    let output = infergate(
+        &[
+            "lint",
+            "--format",
+            "json",
+            "--policy",
+            policy.to_str().expect("utf-8"),
+            DCGM,
+        ],
+        None,
+    );
+    assert!(json_findings(&output)
+        .iter()
+        .all(|finding| finding["rule"] != "metric-name-lowercase"));
+}
+
+#[test]
+fn sarif_is_valid_with_and_without_results() {
+    // The published schema's `language` patterns have a stray `]` that
+    // ECMAScript reads as a literal and Rust's regex rejects: escape it,
+    // which keeps the ECMAScript meaning.
+    let text = std::fs::read_to_string(common::root().join("tests/data/sarif-schema-2.1.0.json"))
+        .expect("schema file")
+        .replace("{2}]?$", "{2}\\\\]?$");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    for (args, expect_results) in [
+        (
+            vec![
+                "lint",
+                "--format",
+                "sarif",
+                "testdata/examples",
+                "testdata/loader",
+            ],
+            true,
+        ),
+        (
+            vec![
+                "lint",
+                "--format",
+                "sarif",
+                "testdata/rules/metric-name-lowercase/quiet.yaml",
+            ],
+            false,
+        ),
+    ] {
+        let output = infergate(&args, None);
+        let document: Value = serde_json::from_str(&stdout(&output)).expect("SARIF is JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&document)
+            .map(|error| format!("{} at {}", error, error.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{args:?}: {errors:#?}");
+        let results = document["runs"][0]["results"]
+            .as_array()
+            .expect("results present");
+        assert_eq!(!results.is_empty(), expect_results);
+        let rules = document["runs"][0]["tool"]["driver"]["rules"]
+            .as_array()
+            .expect("rules");
+        assert_eq!(rules.len(), infergate::rules::all_meta().len());
+    }
+}
+
+#[test]
+fn github_annotations() {
+    let output = infergate(&["lint", "--format", "github", DCGM], None);
+    let text = stdout(&output);
+    let (line, column) = position_of(DCGM, DCGM_NAME);
+    assert!(
+        text.lines()
+            .any(|annotation| annotation.starts_with(&format!(
+            "::error file={DCGM},line={line},col={column},title=infergate metric-name-lowercase::"
+        ))),
+        "{text}"
+    );
+}
+
+#[test]
+fn rules_and_explain() {
+    let output = infergate(&["rules"], None);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    for meta in infergate::rules::all_meta() {
+        assert!(text.contains(meta.id), "{} listed", meta.id);
+    }
+    let output = infergate(&["explain", "metric-name-lowercase"], None);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(text.contains("## Why is this bad?"));
+    assert!(text.contains("DCGM_FI_DEV_GPU_UTIL"));
+    let output = infergate(&["explain", "no-such-rule"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("infergate rules"));
+}

@@ -1,0 +1,84 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use infergate::engine::{ClusterFacts, Engine, Outcome};
+use infergate::loader::{self, Input, Loaded};
+use infergate::policy::Policy;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Load files through the library, with paths relative to the crate root.
+pub fn load(paths: &[&str]) -> Loaded {
+    let inputs: Vec<Input> = paths
+        .iter()
+        .map(|path| Input::File(PathBuf::from(path)))
+        .collect();
+    std::env::set_current_dir(root()).expect("crate root");
+    loader::load(&inputs).expect("fixtures are readable")
+}
+
+pub fn run(loaded: &Loaded) -> Outcome {
+    let engine = Engine::new(Policy::built_in().expect("built-in policy"));
+    engine.run(loaded, &ClusterFacts::default())
+}
+
+pub fn lint(paths: &[&str]) -> Outcome {
+    run(&load(paths))
+}
+
+/// Run the built binary from the crate root.
+pub fn infergate(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_infergate"));
+    command
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the binary starts");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(text.as_bytes())
+            .expect("stdin accepts the input");
+    }
+    child.wait_with_output().expect("the binary finishes")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every fixture file of a rule: (path relative to the crate root, fires?).
+pub fn rule_fixtures(rule: &str) -> Vec<(String, bool)> {
+    let directory = root().join("testdata/rules").join(rule);
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&directory) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".yaml") || name.ends_with(".fixed.yaml") {
+            continue;
+        }
+        let relative = Path::new("testdata/rules").join(rule).join(&name);
+        found.push((relative.display().to_string(), name.starts_with("fires")));
+    }
+    found.sort();
+    found
+}

@@ -1,0 +1,124 @@
+//! Fixes are RFC 6902 patches that apply to the objects they were made for
+//! and make the finding go away.
+
+mod common;
+
+use infergate::finding::Finding;
+use infergate::loader::Loaded;
+use infergate::rules;
+
+/// Apply every fix of `rule` to a copy of the input.
+fn apply_fixes(loaded: &Loaded, findings: &[&Finding]) -> Loaded {
+    let mut objects = loaded.objects.clone();
+    for finding in findings {
+        let Some(fix) = &finding.fix else { continue };
+        let index = finding
+            .object_index
+            .expect("rule findings name their object");
+        json_patch::patch(&mut objects[index].value, &fix.patch.0)
+            .unwrap_or_else(|error| panic!("{}: patch does not apply: {error}", finding.message));
+        for related in &fix.related {
+            json_patch::patch(&mut objects[related.object_index].value, &related.patch.0)
+                .unwrap_or_else(|error| {
+                    panic!("{}: related patch does not apply: {error}", finding.message)
+                });
+        }
+    }
+    Loaded {
+        files: loaded.files.clone(),
+        objects,
+        documents: loaded.documents.clone(),
+        problems: loaded.problems.clone(),
+    }
+}
+
+#[test]
+fn fixes_apply_and_resolve_their_findings() {
+    let mut fixed_some = 0;
+    for rule in rules::registry() {
+        let meta = rule.meta();
+        for (path, _) in common::rule_fixtures(meta.id) {
+            let loaded = common::load(&[&path]);
+            let outcome = common::run(&loaded);
+            let with_fix: Vec<&Finding> = outcome
+                .findings
+                .iter()
+                .filter(|finding| finding.rule == meta.id && finding.fix.is_some())
+                .collect();
+            if with_fix.is_empty() {
+                continue;
+            }
+            assert!(
+                meta.fixable,
+                "{}: offers fixes but is declared unfixable",
+                meta.id
+            );
+            let patched = apply_fixes(&loaded, &with_fix);
+            let after = common::run(&patched);
+            for finding in &with_fix {
+                let remains = after.findings.iter().any(|other| {
+                    other.rule == finding.rule
+                        && other.object == finding.object
+                        && other.pointer == finding.pointer
+                        && other.message == finding.message
+                });
+                assert!(!remains, "{path}: fix did not resolve: {}", finding.message);
+                fixed_some += 1;
+            }
+            // A second run finds nothing more to fix for this rule.
+            let again: Vec<_> = after
+                .findings
+                .iter()
+                .filter(|finding| finding.rule == meta.id && finding.fix.is_some())
+                .map(|finding| finding.message.clone())
+                .collect();
+            assert!(
+                again.is_empty(),
+                "{path}: fixes are not idempotent: {again:?}"
+            );
+        }
+    }
+    assert!(fixed_some >= 8, "only {fixed_some} fixes were exercised");
+}
+
+#[test]
+fn the_dcgm_fix_relabels_the_exporter_and_is_safe() {
+    let outcome =
+        common::lint(&["testdata/rules/metric-name-lowercase/fires-with-podmonitoring.yaml"]);
+    let finding = outcome
+        .findings
+        .iter()
+        .find(|finding| finding.rule == "metric-name-lowercase")
+        .expect("the rule fires");
+    let fix = finding.fix.as_ref().expect("a fix");
+    assert_eq!(fix.applicability, infergate::finding::Applicability::Safe);
+    assert_eq!(fix.related.len(), 1);
+    let patch = serde_json::to_value(&fix.related[0].patch).expect("patch serialises");
+    assert_eq!(
+        patch,
+        serde_json::json!([{
+            "op": "add",
+            "path": "/spec/endpoints/0/metricRelabeling",
+            "value": [{
+                "action": "replace",
+                "sourceLabels": ["__name__"],
+                "targetLabel": "__name__",
+                "regex": "DCGM_FI_DEV_GPU_UTIL",
+                "replacement": "dcgm_fi_dev_gpu_util"
+            }]
+        }])
+    );
+}
+
+#[test]
+fn without_the_exporter_the_rename_is_unsafe() {
+    let outcome = common::lint(&["testdata/rules/metric-name-lowercase/fires.yaml"]);
+    let finding = outcome
+        .findings
+        .iter()
+        .find(|finding| finding.rule == "metric-name-lowercase")
+        .expect("the rule fires");
+    let fix = finding.fix.as_ref().expect("a fix");
+    assert_eq!(fix.applicability, infergate::finding::Applicability::Unsafe);
+    assert!(fix.related.is_empty());
+}
