@@ -81,16 +81,19 @@ fn fixes_apply_and_resolve_their_findings() {
     assert!(fixed_some >= 8, "only {fixed_some} fixes were exercised");
 }
 
+/// The fix of the first metric-name-lowercase finding in a fixture.
+fn lowercase_fix(path: &str) -> infergate::finding::Fix {
+    common::lint(&[path])
+        .findings
+        .into_iter()
+        .find(|finding| finding.rule == "metric-name-lowercase")
+        .and_then(|finding| finding.fix)
+        .expect("the rule fires with a fix")
+}
+
 #[test]
 fn the_dcgm_fix_relabels_the_exporter_and_is_safe() {
-    let outcome =
-        common::lint(&["testdata/rules/metric-name-lowercase/fires-with-podmonitoring.yaml"]);
-    let finding = outcome
-        .findings
-        .iter()
-        .find(|finding| finding.rule == "metric-name-lowercase")
-        .expect("the rule fires");
-    let fix = finding.fix.as_ref().expect("a fix");
+    let fix = lowercase_fix("testdata/rules/metric-name-lowercase/fires-with-podmonitoring.yaml");
     assert_eq!(fix.applicability, infergate::finding::Applicability::Safe);
     assert_eq!(fix.related.len(), 1);
     let patch = serde_json::to_value(&fix.related[0].patch).expect("patch serialises");
@@ -112,13 +115,7 @@ fn the_dcgm_fix_relabels_the_exporter_and_is_safe() {
 
 #[test]
 fn without_the_exporter_the_rename_is_unsafe() {
-    let outcome = common::lint(&["testdata/rules/metric-name-lowercase/fires.yaml"]);
-    let finding = outcome
-        .findings
-        .iter()
-        .find(|finding| finding.rule == "metric-name-lowercase")
-        .expect("the rule fires");
-    let fix = finding.fix.as_ref().expect("a fix");
+    let fix = lowercase_fix("testdata/rules/metric-name-lowercase/fires.yaml");
     assert_eq!(fix.applicability, infergate::finding::Applicability::Unsafe);
     assert!(fix.related.is_empty());
 }

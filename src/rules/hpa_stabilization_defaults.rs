@@ -73,7 +73,8 @@ impl Rule for HpaStabilizationDefaults {
             return;
         }
         let settings = &cx.policy.hpa_behavior;
-        let queue_targets: Vec<f64> = hpa_metrics(object)
+        let all_metrics = hpa_metrics(object);
+        let queue_metrics: Vec<_> = all_metrics
             .iter()
             .filter(|metric| {
                 metric
@@ -81,6 +82,10 @@ impl Rule for HpaStabilizationDefaults {
                     .and_then(|name| classify(name, cx.policy))
                     .is_some_and(|(family, _)| family == MetricFamily::Queue)
             })
+            .collect();
+        let has_queue_metric = !queue_metrics.is_empty();
+        let queue_targets: Vec<f64> = queue_metrics
+            .iter()
             .filter_map(|metric| {
                 let target = metric.target?;
                 ["averageValue", "value"]
@@ -88,12 +93,6 @@ impl Rule for HpaStabilizationDefaults {
                     .find_map(|field| target.get(*field).and_then(quantity::from_value))
             })
             .collect();
-        let has_queue_metric = hpa_metrics(object).iter().any(|metric| {
-            metric
-                .name
-                .and_then(|name| classify(name, cx.policy))
-                .is_some_and(|(family, _)| family == MetricFamily::Queue)
-        });
         let low_queue_target = queue_targets
             .iter()
             .copied()
