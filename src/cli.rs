@@ -9,10 +9,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::engine::{ClusterFacts, Engine, Outcome};
 use crate::finding::Severity;
+use crate::fix::{self, FixOptions};
 use crate::loader::{self, Input};
 use crate::output::{self, human, Visibility};
 use crate::policy::Policy;
 use crate::rules;
+use crate::source::SourceFile;
 
 const EXIT_HELP: &str = "\
 Exit codes:
@@ -64,6 +66,17 @@ pub struct LintArgs {
     /// Show infos and suppressed findings.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Apply safe fixes to the files in place (comments and layout kept),
+    /// then report what remains.
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix or --diff, also apply fixes marked unsafe.
+    #[arg(long)]
+    pub unsafe_fixes: bool,
+    /// Print the fixes as a unified diff and write nothing. Exits 1 when
+    /// there is something to fix.
+    #[arg(long, conflicts_with = "fix")]
+    pub diff: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,12 +184,70 @@ fn lint(args: &LintArgs) -> ExitCode {
             }
         })
         .collect();
-    let loaded = match loader::load(&inputs) {
-        Ok(loaded) => loaded,
+    if args.fix && stdin_count > 0 {
+        return usage_error(
+            "--fix cannot write to standard input",
+            "use --diff to see the fixes for standard input",
+        );
+    }
+    let sources = match loader::read_sources(&inputs) {
+        Ok(sources) => sources,
         Err(error) => return usage_error(error, "check that the path exists and is readable"),
     };
     let engine = Engine::new(policy);
-    let outcome = engine.run(&loaded, &ClusterFacts::default());
+    let facts = ClusterFacts::default();
+    let sources = if args.fix || args.diff {
+        let options = FixOptions {
+            unsafe_fixes: args.unsafe_fixes,
+        };
+        let result = fix::fix_sources(&engine, sources, &facts, options);
+        for skipped in &result.skipped {
+            eprintln!("warning: {skipped}");
+        }
+        if args.diff {
+            let diff = unified_diff(&result);
+            let printed = print(&diff);
+            if printed != ExitCode::SUCCESS {
+                return printed;
+            }
+            let changes = result.files.iter().any(fix::FixedFile::changed);
+            eprintln!(
+                "{} fix(es) would change {} file(s)",
+                result.applied,
+                result.files.iter().filter(|file| file.changed()).count()
+            );
+            return if changes {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        let mut written = 0;
+        let mut sources = Vec::new();
+        for file in result.files {
+            if file.changed() {
+                let path = std::path::Path::new(&file.name);
+                match fix::write_atomically(path, &file.original.text, &file.text) {
+                    Ok(()) => {
+                        written += 1;
+                        sources.push(SourceFile::new(file.name, file.text));
+                    }
+                    Err(error) => {
+                        eprintln!("error: {}: not fixed: {error}", file.name);
+                        sources.push(file.original);
+                    }
+                }
+            } else {
+                sources.push(file.original);
+            }
+        }
+        eprintln!("fixed {} finding(s) in {written} file(s)", result.applied);
+        sources
+    } else {
+        sources
+    };
+    let loaded = loader::parse_all(sources);
+    let outcome = engine.run(&loaded, &facts);
     let visibility = Visibility {
         verbose: args.verbose,
     };
@@ -191,6 +262,21 @@ fn lint(args: &LintArgs) -> ExitCode {
         return printed;
     }
     exit_code(&outcome, args.fail_on)
+}
+
+fn unified_diff(result: &fix::FixResult) -> String {
+    let mut out = String::new();
+    for file in result.files.iter().filter(|file| file.changed()) {
+        let diff = similar::TextDiff::from_lines(file.original.text.as_str(), file.text.as_str());
+        out.push_str(
+            &diff
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("a/{}", file.name), &format!("b/{}", file.name))
+                .to_string(),
+        );
+    }
+    out
 }
 
 fn terminal_style() -> human::Style {

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod engine;
 pub mod finding;
+pub mod fix;
 pub mod loader;
 pub mod metrics;
 pub mod object;

@@ -133,13 +133,19 @@ fn is_yaml_file(path: &Path) -> bool {
 }
 
 /// Read and parse every input, files in parallel. Standard input is read
-/// once, first.
+/// once.
 pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
+    Ok(parse_all(read_sources(inputs)?))
+}
+
+/// Read every input (directories expanded), files in parallel.
+pub fn read_sources(inputs: &[Input]) -> Result<Vec<Arc<SourceFile>>, LoadError> {
     let expanded = expand_inputs(inputs)?;
-    let sources = expanded
-        .par_iter()
-        .map(read_input)
-        .collect::<Result<Vec<_>, _>>()?;
+    expanded.par_iter().map(read_input).collect()
+}
+
+/// Parse sources in parallel into one [`Loaded`], in the order given.
+pub fn parse_all(sources: Vec<Arc<SourceFile>>) -> Loaded {
     let parsed: Vec<Loaded> = sources.into_par_iter().map(parse_source).collect();
     let mut loaded = Loaded::default();
     for part in parsed {
@@ -148,7 +154,7 @@ pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
         loaded.documents.extend(part.documents);
         loaded.problems.extend(part.problems);
     }
-    Ok(loaded)
+    loaded
 }
 
 fn read_input(input: &Input) -> Result<Arc<SourceFile>, LoadError> {
@@ -425,6 +431,9 @@ fn to_json(
             key,
             value: value_location,
             is_collection,
+            end: source
+                .offset_of(node.span.end.line(), node.span.end.col())
+                .max(value_location.offset),
         },
     );
     value

@@ -40,6 +40,10 @@ pub struct NodeSpan {
     pub value: Location,
     /// True for mappings and sequences, whose value span is large.
     pub is_collection: bool,
+    /// Byte offset where the value's span ends (exclusive). For a flow
+    /// collection it is the offset of the closing bracket; for a block
+    /// collection, the start of whatever follows it.
+    pub end: usize,
 }
 
 /// JSON pointer -> where that node is written.

@@ -160,16 +160,31 @@ impl Rule for HpaStabilizationDefaults {
                 .and_then(Value::as_array)
                 .is_some_and(|policies| !policies.is_empty());
             if !has_policies {
-                let operation = match scale_up.and_then(Value::as_object) {
+                // Add only what is missing, so that a text edit can insert
+                // keys without rewriting the user's scaleUp block.
+                let operations: Vec<_> = match scale_up.and_then(Value::as_object) {
                     Some(existing) => {
-                        let mut merged = existing.clone();
-                        add_policies(&mut merged, settings);
-                        op::replace("/spec/behavior/scaleUp", Value::Object(merged))
+                        let mut wanted = Map::new();
+                        add_policies(&mut wanted, settings);
+                        wanted
+                            .into_iter()
+                            .filter(|(key, _)| key == "policies" || !existing.contains_key(key))
+                            .filter_map(|(key, value)| {
+                                let path = crate::pointer::join("/spec/behavior/scaleUp", &key);
+                                if existing.contains_key(&key) {
+                                    op::replace(&path, value)
+                                } else {
+                                    op::add(&path, value)
+                                }
+                            })
+                            .collect()
                     }
                     None => {
                         let mut fresh = Map::new();
                         add_policies(&mut fresh, settings);
                         op::add("/spec/behavior/scaleUp", Value::Object(fresh))
+                            .into_iter()
+                            .collect()
                     }
                 };
                 sink.report("/spec/behavior", format!(
@@ -177,7 +192,7 @@ impl Rule for HpaStabilizationDefaults {
                     settings.low_queue_target
                 ))
                 .help("add behavior.scaleUp.policies (for example 4 pods or 100 % every 15 s) and tune them under load")
-                .maybe_fix(operation.map(|operation| Fix::safe("add scale-up policies", vec![operation])));
+                .maybe_fix((!operations.is_empty()).then(|| Fix::safe("add scale-up policies", operations)));
             }
         }
     }

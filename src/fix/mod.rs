@@ -1,0 +1,356 @@
+//! Writing fixes into YAML files: the engine's RFC 6902 patches become text
+//! edits at the spans of the nodes they touch, and nothing else changes.
+//!
+//! Fixing runs in passes, as ruff does: lint, pick fixes whose paths do not
+//! overlap, edit the text, re-parse and check that the result is exactly
+//! the patched objects, then lint again. A fix that cannot be placed
+//! exactly, or whose result does not re-parse to the patched objects, is
+//! left out and reported; the file is never half-edited.
+
+pub mod emit;
+pub mod text_edit;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use json_patch::PatchOperation;
+use serde_json::Value;
+
+use crate::engine::{ClusterFacts, Engine, Outcome};
+use crate::finding::{Applicability, Finding};
+use crate::loader::{self, Loaded};
+use crate::source::SourceFile;
+use text_edit::TextEdit;
+
+/// At most this many lint-and-edit passes.
+const MAX_PASSES: usize = 16;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FixOptions {
+    /// Also apply fixes marked unsafe.
+    pub unsafe_fixes: bool,
+}
+
+/// The outcome of fixing a set of sources (nothing is written here).
+#[derive(Debug, Default)]
+pub struct FixResult {
+    /// Every source, in input order, with its text after fixing.
+    pub files: Vec<FixedFile>,
+    /// Findings whose fix was applied.
+    pub applied: usize,
+    /// The patches applied, in order, by object index in the input (the
+    /// objects and their order never change while fixing).
+    pub patches: Vec<(usize, json_patch::Patch)>,
+    /// Fixes that were left out, and why.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FixedFile {
+    pub name: String,
+    pub original: Arc<SourceFile>,
+    pub text: String,
+}
+
+impl FixedFile {
+    pub fn changed(&self) -> bool {
+        self.original.text != self.text
+    }
+}
+
+/// What one pass did: the new texts of the files it changed, how many
+/// fixes and which patches it applied.
+struct PassOutcome {
+    texts: Vec<(String, String)>,
+    fixed: usize,
+    patches: Vec<(usize, json_patch::Patch)>,
+}
+
+/// What identifies a finding across passes.
+fn finding_key(finding: &Finding) -> String {
+    format!(
+        "{}|{}|{}|{}|{}",
+        finding.rule,
+        finding.file(),
+        finding
+            .object
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        finding.pointer,
+        finding.message
+    )
+}
+
+/// Whether two JSON pointers touch the same node or one contains the other.
+fn overlaps(a: &str, b: &str) -> bool {
+    let contains =
+        |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+    contains(a, b) || contains(b, a)
+}
+
+/// The operations of a fix, by object index.
+fn fix_operations(finding: &Finding) -> Vec<(usize, &[PatchOperation])> {
+    let Some(fix) = &finding.fix else {
+        return Vec::new();
+    };
+    let mut operations = Vec::new();
+    if let Some(index) = finding.object_index {
+        operations.push((index, fix.patch.0.as_slice()));
+    }
+    for related in &fix.related {
+        operations.push((related.object_index, related.patch.0.as_slice()));
+    }
+    operations
+}
+
+/// Fix `sources` in memory with the engine's fixes.
+pub fn fix_sources(
+    engine: &Engine,
+    sources: Vec<Arc<SourceFile>>,
+    facts: &ClusterFacts,
+    options: FixOptions,
+) -> FixResult {
+    let mut texts: Vec<String> = sources.iter().map(|source| source.text.clone()).collect();
+    let mut blocked: HashSet<String> = HashSet::new();
+    let mut result = FixResult::default();
+    let mut passes = 0;
+    while passes < MAX_PASSES {
+        passes += 1;
+        let current: Vec<Arc<SourceFile>> = sources
+            .iter()
+            .zip(&texts)
+            .map(|(source, text)| SourceFile::new(source.name.clone(), text.clone()))
+            .collect();
+        let loaded = loader::parse_all(current);
+        let outcome = engine.run(&loaded, facts);
+        match plan_pass(
+            &loaded,
+            &outcome,
+            options,
+            &mut blocked,
+            &mut result.skipped,
+        ) {
+            Some(PassOutcome {
+                texts: new_texts,
+                fixed,
+                patches: applied,
+            }) => {
+                for (name, text) in new_texts {
+                    if let Some(index) = sources.iter().position(|source| source.name == name) {
+                        texts[index] = text;
+                    }
+                }
+                result.applied += fixed;
+                result.patches.extend(applied);
+            }
+            None => break,
+        }
+    }
+    result.files = sources
+        .into_iter()
+        .zip(texts)
+        .map(|(original, text)| FixedFile {
+            name: original.name.clone(),
+            original,
+            text,
+        })
+        .collect();
+    result
+}
+
+/// One pass: choose fixes, edit, verify. Returns the new texts of the files
+/// it changed, how many fixes and which patches it applied, or `None` when nothing more can
+/// be fixed.
+fn plan_pass(
+    loaded: &Loaded,
+    outcome: &Outcome,
+    options: FixOptions,
+    blocked: &mut HashSet<String>,
+    skipped: &mut Vec<String>,
+) -> Option<PassOutcome> {
+    loop {
+        let chosen = choose_fixes(outcome, options, blocked);
+        if chosen.is_empty() {
+            return None;
+        }
+        match build_edits(loaded, &chosen) {
+            Ok(texts) => {
+                let patches = chosen
+                    .iter()
+                    .flat_map(|finding| fix_operations(finding))
+                    .map(|(index, operations)| (index, json_patch::Patch(operations.to_vec())))
+                    .collect();
+                return Some(PassOutcome {
+                    texts,
+                    fixed: chosen.len(),
+                    patches,
+                });
+            }
+            Err((finding, reason)) => {
+                skipped.push(format!(
+                    "{}:{}:{}: {} fix not applied: {reason}",
+                    finding.file(),
+                    finding.location.line,
+                    finding.location.column,
+                    finding.rule
+                ));
+                blocked.insert(finding_key(finding));
+            }
+        }
+    }
+}
+
+fn choose_fixes<'a>(
+    outcome: &'a Outcome,
+    options: FixOptions,
+    blocked: &HashSet<String>,
+) -> Vec<&'a Finding> {
+    let mut claimed: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut chosen = Vec::new();
+    for finding in &outcome.findings {
+        let Some(fix) = &finding.fix else { continue };
+        if finding.suppressed.is_some()
+            || (fix.applicability == Applicability::Unsafe && !options.unsafe_fixes)
+            || blocked.contains(&finding_key(finding))
+        {
+            continue;
+        }
+        let operations = fix_operations(finding);
+        let paths: Vec<(usize, String)> = operations
+            .iter()
+            .flat_map(|(index, ops)| {
+                ops.iter().flat_map(move |operation| {
+                    let mut paths = vec![(*index, operation.path().to_string())];
+                    if let PatchOperation::Move(moved) = operation {
+                        paths.push((*index, moved.from.to_string()));
+                    }
+                    paths
+                })
+            })
+            .collect();
+        let free = paths.iter().all(|(index, path)| {
+            claimed
+                .get(index)
+                .is_none_or(|taken| taken.iter().all(|other| !overlaps(other, path)))
+        });
+        if free {
+            for (index, path) in paths {
+                claimed.entry(index).or_default().push(path);
+            }
+            chosen.push(finding);
+        }
+    }
+    chosen
+}
+
+/// Edit the files for the chosen fixes and verify each edited file. On
+/// failure, name the finding whose fix could not be placed.
+fn build_edits<'a>(
+    loaded: &Loaded,
+    chosen: &[&'a Finding],
+) -> Result<Vec<(String, String)>, (&'a Finding, String)> {
+    let mut values: HashMap<usize, Value> = HashMap::new();
+    let mut edits: HashMap<String, Vec<TextEdit>> = HashMap::new();
+    let mut owners: HashMap<String, Vec<&'a Finding>> = HashMap::new();
+    for finding in chosen {
+        for (index, operations) in fix_operations(finding) {
+            let object = loaded
+                .objects
+                .get(index)
+                .ok_or((*finding, "the fix names an unknown object".to_string()))?;
+            let layout = text_edit::detect_layout(&object.source.text);
+            let value = values.entry(index).or_insert_with(|| object.value.clone());
+            for operation in operations {
+                let new_edits = text_edit::edits_for(object, value, operation, layout)
+                    .map_err(|error| (*finding, error.to_string()))?;
+                json_patch::patch(value, std::slice::from_ref(operation))
+                    .map_err(|error| (*finding, format!("the patch does not apply: {error}")))?;
+                edits
+                    .entry(object.source.name.clone())
+                    .or_default()
+                    .extend(new_edits);
+            }
+            owners
+                .entry(object.source.name.clone())
+                .or_default()
+                .push(finding);
+        }
+    }
+    let mut texts = Vec::new();
+    for (name, file_edits) in edits {
+        let blame = owners.get(&name).and_then(|list| list.first().copied());
+        let fail = |reason: String| blame.map(|finding| (finding, reason));
+        let Some(source) = loaded.files.iter().find(|file| file.name == name) else {
+            continue;
+        };
+        let new_text = match text_edit::apply(&source.text, &file_edits) {
+            Ok(text) => text,
+            Err(reason) => {
+                return Err(fail(reason.to_string()).unwrap_or_else(|| unreachable_blame(chosen)))
+            }
+        };
+        let expected: Vec<Value> = loaded
+            .objects
+            .iter()
+            .enumerate()
+            .filter(|(_, object)| object.source.name == name)
+            .map(|(index, object)| {
+                values
+                    .get(&index)
+                    .cloned()
+                    .unwrap_or_else(|| object.value.clone())
+            })
+            .collect();
+        let reparsed = loader::parse_source(SourceFile::new(name.clone(), new_text.clone()));
+        let actual: Vec<Value> = reparsed
+            .objects
+            .into_iter()
+            .map(|object| object.value)
+            .collect();
+        if !reparsed.problems.is_empty() || actual != expected {
+            return Err(fail(
+                "the edited file would not read back as the patched objects".to_string(),
+            )
+            .unwrap_or_else(|| unreachable_blame(chosen)));
+        }
+        texts.push((name, new_text));
+    }
+    Ok(texts)
+}
+
+/// Every edited file has an owner; this keeps the error path total.
+fn unreachable_blame<'a>(chosen: &[&'a Finding]) -> (&'a Finding, String) {
+    (
+        chosen[0],
+        "internal error while placing the fix".to_string(),
+    )
+}
+
+/// Write a file atomically: a temporary file in the same directory, then a
+/// rename, with the original permissions. Refuses when the file changed on
+/// disk since it was read.
+pub fn write_atomically(path: &Path, original: &str, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let on_disk = std::fs::read_to_string(path)?;
+    if on_disk.trim_start_matches('\u{feff}') != original {
+        return Err(std::io::Error::other(
+            "the file changed since it was read; run again",
+        ));
+    }
+    let directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let permissions = std::fs::metadata(path)?.permissions();
+    let mut temporary = tempfile::NamedTempFile::new_in(directory)?;
+    if on_disk.starts_with('\u{feff}') {
+        temporary.write_all("\u{feff}".as_bytes())?;
+    }
+    temporary.write_all(text.as_bytes())?;
+    temporary.as_file().sync_all()?;
+    std::fs::set_permissions(temporary.path(), permissions)?;
+    temporary.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}

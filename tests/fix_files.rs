@@ -1,0 +1,356 @@
+//! `lint --fix` and `--diff`: fixes written into files with every comment
+//! and byte outside the edited nodes kept (clippy-style triples:
+//! testdata/fix/RULE.yaml, its findings snapshot, RULE.fixed.yaml).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use infergate::engine::{ClusterFacts, Engine};
+use infergate::fix::{self, FixOptions};
+use infergate::loader;
+use infergate::policy::Policy;
+use infergate::source::SourceFile;
+
+fn triples() -> Vec<(String, PathBuf, PathBuf)> {
+    let directory = common::root().join("testdata/fix");
+    let mut found: Vec<_> = std::fs::read_dir(&directory)
+        .expect("testdata/fix")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or_default();
+            name.ends_with(".yaml") && !name.ends_with(".fixed.yaml")
+        })
+        .map(|input| {
+            let rule = input
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .expect("utf-8 name")
+                .to_string();
+            let fixed = input.with_extension("fixed.yaml");
+            (rule, input, fixed)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn copy_to_temp(input: &Path) -> (tempfile::TempDir, PathBuf) {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let target = directory.path().join(input.file_name().expect("file name"));
+    std::fs::copy(input, &target).expect("copy");
+    (directory, target)
+}
+
+fn lint_json(path: &Path) -> serde_json::Value {
+    let output = common::infergate(
+        &["lint", "--format", "json", path.to_str().expect("utf-8")],
+        None,
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+#[test]
+fn every_fixable_rule_has_a_triple() {
+    let rules: Vec<String> = triples().into_iter().map(|(rule, _, _)| rule).collect();
+    for rule in infergate::rules::registry() {
+        let meta = rule.meta();
+        if meta.fixable {
+            assert!(
+                rules.iter().any(|name| name == meta.id),
+                "no testdata/fix/{}.yaml",
+                meta.id
+            );
+        }
+    }
+}
+
+#[test]
+fn fixes_produce_the_fixed_files_and_converge() {
+    for (rule, input, fixed) in triples() {
+        let before = lint_json(&input);
+        let findings: Vec<String> = before["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|finding| {
+                format!(
+                    "{}:{}: {} [{}]",
+                    finding["line"], finding["column"], finding["message"], finding["rule"]
+                )
+            })
+            .collect();
+        insta::assert_snapshot!(format!("fix__{rule}.findings"), findings.join("\n"));
+        assert!(
+            findings
+                .iter()
+                .any(|line| line.ends_with(&format!("[\"{rule}\"]"))),
+            "{rule}: the input must have a finding of the rule"
+        );
+
+        let (_directory, target) = copy_to_temp(&input);
+        let path = target.to_str().expect("utf-8");
+        let output = common::infergate(&["lint", "--fix", path], None);
+        let expected = std::fs::read_to_string(&fixed).expect("the .fixed.yaml file");
+        let actual = std::fs::read_to_string(&target).expect("fixed file");
+        assert_eq!(
+            actual,
+            expected,
+            "{rule}: --fix output differs from {}",
+            fixed.display()
+        );
+        assert!(
+            common::stderr(&output).contains("fixed "),
+            "{}",
+            common::stderr(&output)
+        );
+
+        // Every comment line of the input is still there.
+        let original = std::fs::read_to_string(&input).expect("input");
+        for comment in original
+            .lines()
+            .filter(|line| line.trim_start().starts_with('#'))
+        {
+            assert!(actual.contains(comment), "{rule}: lost comment {comment:?}");
+        }
+        // The fixed findings are gone; a second run changes nothing.
+        let after = lint_json(&target);
+        let remaining = after["findings"].as_array().expect("findings");
+        assert!(
+            remaining
+                .iter()
+                .all(|finding| finding["rule"] != rule.as_str() || finding["fix"].is_null()),
+            "{rule}: fixable findings remain: {remaining:?}"
+        );
+        common::infergate(&["lint", "--fix", path], None);
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("file"),
+            expected,
+            "{rule}: not idempotent"
+        );
+    }
+}
+
+#[test]
+fn diff_writes_nothing_and_exit_codes_reflect_what_remains() {
+    let input = common::root().join("testdata/fix/hpa-stabilization-defaults.yaml");
+    let (_directory, target) = copy_to_temp(&input);
+    let path = target.to_str().expect("utf-8");
+    let original = std::fs::read_to_string(&target).expect("file");
+
+    let diff = common::infergate(&["lint", "--diff", path], None);
+    assert_eq!(diff.status.code(), Some(1), "a pending fix fails --diff");
+    let text = common::stdout(&diff);
+    assert!(text.contains("+  behavior:"), "{text}");
+    assert!(text.starts_with("--- a/"), "{text}");
+    assert_eq!(std::fs::read_to_string(&target).expect("file"), original);
+
+    // Only a warning was there: after fixing nothing is left, exit 0.
+    let fixed = common::infergate(&["lint", "--fix", "--fail-on", "warning", path], None);
+    assert_eq!(fixed.status.code(), Some(0), "{}", common::stdout(&fixed));
+    let clean = common::infergate(&["lint", "--diff", path], None);
+    assert_eq!(clean.status.code(), Some(0));
+    assert!(common::stdout(&clean).is_empty());
+
+    // An error without a fix remains after fixing: exit 1.
+    let (_other, example) =
+        copy_to_temp(&common::root().join("testdata/examples/000-tgi-gemma.yaml"));
+    let output = common::infergate(&["lint", "--fix", example.to_str().expect("utf-8")], None);
+    assert_eq!(output.status.code(), Some(1));
+    let text = common::stdout(&output);
+    assert!(text.contains("unresolved-placeholder"), "{text}");
+    assert!(!text.contains("metric-name-lowercase"), "{text}");
+}
+
+#[test]
+fn unsafe_fixes_only_when_asked() {
+    let input = common::root().join("testdata/rules/metric-name-lowercase/fires.yaml");
+    let (_directory, target) = copy_to_temp(&input);
+    let path = target.to_str().expect("utf-8");
+    common::infergate(&["lint", "--fix", path], None);
+    assert!(std::fs::read_to_string(&target)
+        .expect("file")
+        .contains("DCGM_FI_DEV_GPU_UTIL"));
+    common::infergate(&["lint", "--fix", "--unsafe-fixes", path], None);
+    let text = std::fs::read_to_string(&target).expect("file");
+    assert!(
+        text.contains("prometheus.googleapis.com|dcgm_fi_dev_gpu_util|unknown"),
+        "{text}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn permissions_and_line_endings_are_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let input = common::root().join("testdata/fix/hpa-stabilization-defaults.yaml");
+    let directory = tempfile::tempdir().expect("temp dir");
+    let target = directory.path().join("crlf.yaml");
+    let crlf = std::fs::read_to_string(&input)
+        .expect("input")
+        .replace('\n', "\r\n");
+    std::fs::write(&target, &crlf).expect("write");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    common::infergate(&["lint", "--fix", target.to_str().expect("utf-8")], None);
+    let fixed = std::fs::read_to_string(&target).expect("file");
+    assert_ne!(fixed, crlf, "the fix was applied");
+    assert!(
+        !fixed.replace("\r\n", "").contains('\n'),
+        "only CRLF line endings"
+    );
+    let mode = std::fs::metadata(&target)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o640);
+    let leftovers = std::fs::read_dir(directory.path()).expect("dir").count();
+    assert_eq!(leftovers, 1, "no temporary file is left behind");
+}
+
+#[test]
+fn a_file_changed_since_it_was_read_is_not_overwritten() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let path = directory.path().join("x.yaml");
+    std::fs::write(&path, "a: 2\n").expect("write");
+    let error = fix::write_atomically(&path, "a: 1\n", "a: 3\n").expect_err("refused");
+    assert!(error.to_string().contains("changed since it was read"));
+    assert_eq!(std::fs::read_to_string(&path).expect("file"), "a: 2\n");
+}
+
+#[test]
+fn fix_refuses_stdin() {
+    let output = common::infergate(&["lint", "--fix", "-"], Some("a: 1\n"));
+    assert_eq!(output.status.code(), Some(2));
+}
+
+/// Every parseable corpus file: after fixing (unsafe fixes included),
+/// re-parsing gives exactly the objects that applying the patches to the
+/// parsed objects gives, and only lines of edited nodes change.
+#[test]
+fn corpus_fixes_are_exact_text_edits() {
+    let corpus = common::root().join("../shared/corpus");
+    assert!(
+        corpus.is_dir(),
+        "the corpus is expected beside the checkout"
+    );
+    let sources = loader::read_sources(&[loader::Input::File(corpus)]).expect("corpus");
+    let engine = Engine::new(Policy::built_in().expect("policy"));
+    let mut fixed_files = 0;
+    let mut applied = 0;
+    for source in sources {
+        let original = loader::parse_source(source.clone());
+        if !original.problems.is_empty() {
+            continue;
+        }
+        let result = fix::fix_sources(
+            &engine,
+            vec![source.clone()],
+            &ClusterFacts::default(),
+            FixOptions { unsafe_fixes: true },
+        );
+        let file = &result.files[0];
+        let mut expected: Vec<serde_json::Value> = original
+            .objects
+            .iter()
+            .map(|object| object.value.clone())
+            .collect();
+        for (index, patch) in &result.patches {
+            json_patch::patch(&mut expected[*index], &patch.0).expect("recorded patch applies");
+        }
+        let reparsed = loader::parse_source(SourceFile::new(file.name.clone(), file.text.clone()));
+        let actual: Vec<serde_json::Value> = reparsed
+            .objects
+            .iter()
+            .map(|object| object.value.clone())
+            .collect();
+        assert_eq!(actual, expected, "{}: text and patches disagree", file.name);
+        assert!(
+            reparsed.problems.is_empty(),
+            "{}: fixed file does not parse",
+            file.name
+        );
+        if file.changed() {
+            fixed_files += 1;
+            applied += result.applied;
+            assert_only_edited_lines_change(&original, &result.patches, &source.text, &file.text);
+        }
+    }
+    // The corpus has few fixable findings per file (an HPA linted alone
+    // often has no target to call it an inference HPA); these four are real.
+    assert!(
+        fixed_files >= 4,
+        "only {fixed_files} corpus files had fixes ({applied} fixes)"
+    );
+}
+
+/// Removed or rewritten lines lie inside nodes the patches replace, remove
+/// or move; inserted lines sit beside the node they were added to.
+fn assert_only_edited_lines_change(
+    original: &loader::Loaded,
+    patches: &[(usize, json_patch::Patch)],
+    before: &str,
+    after: &str,
+) {
+    let mut touched: Vec<(usize, usize)> = Vec::new();
+    for (index, patch) in patches {
+        let object = &original.objects[*index];
+        for operation in &patch.0 {
+            let mut paths = vec![operation.path().to_string()];
+            if let json_patch::PatchOperation::Move(moved) = operation {
+                paths.push(moved.from.to_string());
+            }
+            for path in paths {
+                // The node itself, or for an added node its nearest
+                // existing ancestor, whose lines the insertion follows.
+                let mut current = path.as_str();
+                let span = loop {
+                    if let Some(span) = object.positions.get(current) {
+                        break span;
+                    }
+                    match infergate::pointer::parent(current) {
+                        Some(parent) => current = parent,
+                        None => panic!("{path}: no ancestor in the file"),
+                    }
+                };
+                let start = span.key.unwrap_or(span.value).line;
+                let end = object.source.line_column_of(span.end).0;
+                touched.push((start, end + 1));
+            }
+        }
+    }
+    let diff = similar::TextDiff::from_lines(before, after);
+    for change in diff.iter_all_changes() {
+        let line = match change.tag() {
+            similar::ChangeTag::Delete => change.old_index().map(|index| index + 1),
+            // An insertion is placed after old line `index` of the nearest
+            // kept line; check that line.
+            similar::ChangeTag::Insert => None,
+            similar::ChangeTag::Equal => None,
+        };
+        if let Some(line) = line {
+            assert!(
+                touched
+                    .iter()
+                    .any(|(start, end)| (*start..=*end).contains(&line)),
+                "line {line} changed outside the edited nodes: {:?}",
+                change.value()
+            );
+        }
+    }
+    for op in diff.ops() {
+        if let similar::DiffOp::Insert { old_index, .. } = op {
+            let line = *old_index; // 1-based number of the line before it
+            assert!(
+                touched
+                    .iter()
+                    .any(|(start, end)| (*start..=*end + 1).contains(&line.max(1))),
+                "insertion after line {line} is not beside an edited node"
+            );
+        }
+    }
+}
