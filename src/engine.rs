@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::finding::{Finding, Fix, Severity};
-use crate::loader::{Loaded, ProblemKind};
+use crate::loader::{Document, Loaded, ProblemKind};
 use crate::object::Object;
 use crate::policy::Policy;
 use crate::rules;
@@ -102,11 +102,10 @@ impl<'a> Context<'a> {
             .find(|object| object.kind() == kind && self.same_namespace(hpa, object))
     }
 
-    /// HPAs in the input that scale this workload.
-    pub fn hpas_for(&self, workload: &Object) -> Vec<&'a Object> {
+    /// HPAs in the input that scale this workload, with bundle indices.
+    pub fn hpas_for(&self, workload: &Object) -> Vec<(usize, &'a Object)> {
         self.of_kind(&["HorizontalPodAutoscaler"])
-            .map(|(_, hpa)| hpa)
-            .filter(|hpa| {
+            .filter(|(_, hpa)| {
                 self.hpa_target(hpa)
                     .is_some_and(|target| std::ptr::eq(target, workload))
             })
@@ -146,9 +145,18 @@ pub struct Report {
     /// A part of the string value to underline: (text of the whole value,
     /// byte start, byte length).
     within: Option<(String, usize, usize)>,
+    /// An exact location, for findings inside an embedded document (a
+    /// ConfigMap's config.yaml) that no pointer of the object reaches.
+    at: Option<crate::source::Location>,
 }
 
 impl Report {
+    /// Place the finding at an exact location of the file.
+    pub fn at(&mut self, location: crate::source::Location) -> &mut Self {
+        self.at = Some(location);
+        self
+    }
+
     /// Underline only `start..start + len` (bytes) of the string `value`
     /// found at the pointer, when the source writes it on one line.
     pub fn within(&mut self, value: &str, start: usize, len: usize) -> &mut Self {
@@ -197,6 +205,7 @@ impl Sink {
             fix: None,
             severity: None,
             within: None,
+            at: None,
         });
         let last = self.reports.len() - 1;
         &mut self.reports[last]
@@ -257,6 +266,12 @@ impl Engine {
             .enumerate()
             .flat_map_iter(|(object_index, object)| self.check_object(&cx, object_index, object))
             .collect();
+        findings.par_extend(
+            loaded
+                .documents
+                .par_iter()
+                .flat_map_iter(|document| self.check_document(&cx, document)),
+        );
         findings.extend(self.problem_findings(loaded));
         findings.sort_by(|a, b| {
             (a.file(), a.location.offset, a.rule, &a.message).cmp(&(
@@ -308,6 +323,9 @@ impl Engine {
                 if let Some((value, start, len)) = &report.within {
                     location = narrow(&object.source, location, value, *start, *len);
                 }
+                if let Some(exact) = report.at {
+                    location = exact;
+                }
                 findings.push(Finding {
                     rule: meta.id,
                     severity,
@@ -320,6 +338,40 @@ impl Engine {
                     location,
                     fix: report.fix,
                     suppressed: suppression_for(&suppressions, meta.id),
+                });
+            }
+        }
+        findings
+    }
+
+    /// Rules that read documents which are not Kubernetes objects (Helm
+    /// values of prometheus-adapter).
+    fn check_document(&self, cx: &Context<'_>, document: &Document) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for rule in rules::registry() {
+            let meta = rule.meta();
+            let Some(configured) = self.policy.severity(meta.id, meta.default_severity) else {
+                continue;
+            };
+            let mut sink = Sink::default();
+            rule.check_document(cx, document, &mut sink);
+            for report in sink.reports {
+                let location = report
+                    .at
+                    .or_else(|| document.positions.locate(&report.pointer))
+                    .unwrap_or_default();
+                findings.push(Finding {
+                    rule: meta.id,
+                    severity: report.severity.unwrap_or(configured),
+                    message: report.message,
+                    help: report.help,
+                    object: None,
+                    object_index: None,
+                    pointer: report.pointer,
+                    source: document.source.clone(),
+                    location,
+                    fix: None,
+                    suppressed: None,
                 });
             }
         }

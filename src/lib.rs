@@ -2,11 +2,13 @@
 //! served as an offline linter and as an admission webhook.
 
 pub mod cli;
+pub mod duration;
 pub mod engine;
 pub mod finding;
 pub mod fix;
 pub mod loader;
 pub mod metrics;
+pub mod model;
 pub mod object;
 pub mod output;
 pub mod placeholder;

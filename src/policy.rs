@@ -23,6 +23,15 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("rules/metrics.yaml", include_str!("../rules/metrics.yaml")),
     ("rules/hpa.yaml", include_str!("../rules/hpa.yaml")),
+    ("rules/models.yaml", include_str!("../rules/models.yaml")),
+    (
+        "rules/capacity.yaml",
+        include_str!("../rules/capacity.yaml"),
+    ),
+    (
+        "rules/monitoring.yaml",
+        include_str!("../rules/monitoring.yaml"),
+    ),
 ];
 
 /// The JSON Schema of the policy format.
@@ -61,6 +70,107 @@ pub struct Policy {
     pub external_metrics: ExternalMetrics,
     pub hpa_behavior: HpaBehavior,
     pub placeholders: Placeholders,
+    pub models: Models,
+    pub accelerator_pools: Vec<AcceleratorPool>,
+    pub scraping: Scraping,
+    pub adapter: Adapter,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Models {
+    pub boot_disk_size: Quantity,
+    pub boot_disk_reserved_fraction: f64,
+    pub shm_cache_path: String,
+    pub headroom_fraction: f64,
+    pub model_flags: Vec<String>,
+    pub model_env: Vec<String>,
+    pub precisions: Vec<Precision>,
+    pub default_bytes_per_parameter: f64,
+    pub catalogue: Vec<CatalogueEntry>,
+}
+
+impl Models {
+    /// Bytes of boot disk left to workloads (001: 100 GiB less 10 %).
+    pub fn disk_budget(&self) -> f64 {
+        self.boot_disk_size.0 * (1.0 - self.boot_disk_reserved_fraction)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Precision {
+    pub hint: Pattern,
+    pub bytes_per_parameter: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogueEntry {
+    pub id: String,
+    /// Billions of parameters.
+    pub parameters: f64,
+    pub dtype: String,
+    /// The published download size, when it is not parameters x precision.
+    pub size: Option<Quantity>,
+    pub source: String,
+}
+
+/// A Kubernetes quantity in the policy (`100Gi`, `65G`), as bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Quantity(pub f64);
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        crate::quantity::from_value(&value)
+            .map(Quantity)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{value}` is not a quantity")))
+    }
+}
+
+/// A duration in the policy (`5s`, `1m`), as seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Seconds(pub f64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        crate::duration::parse(&text)
+            .map(Seconds)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a duration")))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceleratorPool {
+    pub name: String,
+    pub node_labels: BTreeMap<String, String>,
+    pub chips: f64,
+    pub max_chips: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scraping {
+    pub server_min_interval: Seconds,
+    pub system_min_interval: Seconds,
+    pub max_interval: Seconds,
+    pub system_exporter_hints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterBackend {
+    Prometheus,
+    Gmp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Adapter {
+    pub backend: AdapterBackend,
+    pub scope_labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

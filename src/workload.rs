@@ -176,3 +176,208 @@ pub fn inference_reason(object: &Object, policy: &Policy) -> Option<InferenceRea
     }
     None
 }
+
+/// A container's environment variable with a literal value.
+pub fn env_value<'a>(container: &Container<'a>, name: &str) -> Option<(usize, &'a str)> {
+    container
+        .value
+        .get("env")
+        .and_then(Value::as_array)?
+        .iter()
+        .enumerate()
+        .find_map(|(index, entry)| {
+            (entry.get("name").and_then(Value::as_str) == Some(name))
+                .then(|| {
+                    entry
+                        .get("value")
+                        .and_then(Value::as_str)
+                        .map(|value| (index, value))
+                })
+                .flatten()
+        })
+}
+
+/// Expand Kubernetes `$(VAR)` references from the container's own env.
+pub fn expand_references(container: &Container<'_>, text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("$(") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find(')') {
+            Some(end) => {
+                let name = &after[..end];
+                match env_value(container, name) {
+                    Some((_, value)) => out.push_str(value),
+                    None => {
+                        out.push_str("$(");
+                        out.push_str(name);
+                        out.push(')');
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The kind of storage behind a volume.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Storage {
+    /// An emptyDir on the node's boot disk.
+    NodeDisk,
+    /// An emptyDir with `medium: Memory` (tmpfs), with its sizeLimit.
+    Memory { size_limit: Option<f64> },
+    /// Storage shared beyond the pod: PVC, CSI (gcsfuse…), NFS, hostPath.
+    Shared(&'static str),
+    /// Anything else (configMap, secret, projected…).
+    Other,
+}
+
+/// A volume mounted into a container.
+#[derive(Debug, Clone)]
+pub struct Mount<'a> {
+    pub mount_path: &'a str,
+    pub volume_name: &'a str,
+    pub storage: Storage,
+    /// Pointer of the volume in the object.
+    pub volume_pointer: Option<String>,
+}
+
+/// Classify a pod volume.
+pub fn storage_of(volume: &Value) -> Storage {
+    if let Some(empty_dir) = volume.get("emptyDir") {
+        let memory = empty_dir.get("medium").and_then(Value::as_str) == Some("Memory");
+        let size_limit = empty_dir
+            .get("sizeLimit")
+            .and_then(crate::quantity::from_value);
+        return if memory {
+            Storage::Memory { size_limit }
+        } else {
+            Storage::NodeDisk
+        };
+    }
+    for (key, label) in [
+        ("persistentVolumeClaim", "PersistentVolumeClaim"),
+        ("ephemeral", "generic ephemeral volume"),
+        ("csi", "CSI volume"),
+        ("nfs", "NFS"),
+        ("hostPath", "hostPath"),
+        ("gcePersistentDisk", "persistent disk"),
+        ("awsElasticBlockStore", "EBS volume"),
+        ("azureDisk", "Azure disk"),
+        ("azureFile", "Azure file share"),
+        ("cephfs", "CephFS"),
+        ("glusterfs", "GlusterFS"),
+    ] {
+        if volume.get(key).is_some() {
+            return Storage::Shared(label);
+        }
+    }
+    Storage::Other
+}
+
+/// The volume mounts of a container, with the kind of storage behind each.
+pub fn mounts<'a>(template: &PodTemplate<'a>, container: &Container<'a>) -> Vec<Mount<'a>> {
+    let volumes = template
+        .spec()
+        .and_then(|spec| spec.get("volumes"))
+        .and_then(Value::as_array);
+    container
+        .value
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|mount| {
+            let mount_path = mount.get("mountPath").and_then(Value::as_str)?;
+            let volume_name = mount.get("name").and_then(Value::as_str)?;
+            let found = volumes.and_then(|volumes| {
+                volumes.iter().enumerate().find(|(_, volume)| {
+                    volume.get("name").and_then(Value::as_str) == Some(volume_name)
+                })
+            });
+            Some(Mount {
+                mount_path,
+                volume_name,
+                storage: found.map_or(Storage::Other, |(_, volume)| storage_of(volume)),
+                volume_pointer: found.map(|(index, _)| {
+                    pointer::join(&format!("{}/spec/volumes", template.pointer), index)
+                }),
+            })
+        })
+        .collect()
+}
+
+/// The mount that holds `path` (the longest mount path that is a prefix).
+pub fn mount_for<'m, 'a>(mounts: &'m [Mount<'a>], path: &str) -> Option<&'m Mount<'a>> {
+    mounts
+        .iter()
+        .filter(|mount| {
+            let prefix = mount.mount_path.trim_end_matches('/');
+            path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty()
+        })
+        .max_by_key(|mount| mount.mount_path.len())
+}
+
+/// Accelerator chips a container asks for (limits, else requests).
+pub fn accelerator_chips(container: &Container<'_>, resources: &[String]) -> f64 {
+    resources
+        .iter()
+        .filter_map(|resource| container.resource(resource))
+        .filter_map(crate::quantity::from_value)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn references_expand_from_the_container_env() {
+        let value = json!({"env": [{"name": "MODEL_ID", "value": "meta-llama/Llama-3.1-70B"}]});
+        let container = Container {
+            pointer: String::new(),
+            value: &value,
+            init: false,
+        };
+        assert_eq!(
+            expand_references(&container, "--model=$(MODEL_ID) $(UNKNOWN) $(x"),
+            "--model=meta-llama/Llama-3.1-70B $(UNKNOWN) $(x"
+        );
+    }
+
+    #[test]
+    fn mounts_are_matched_by_longest_prefix() {
+        let mounts = vec![
+            Mount {
+                mount_path: "/data",
+                volume_name: "a",
+                storage: Storage::NodeDisk,
+                volume_pointer: None,
+            },
+            Mount {
+                mount_path: "/data/cache/",
+                volume_name: "b",
+                storage: Storage::Shared("NFS"),
+                volume_pointer: None,
+            },
+        ];
+        assert_eq!(
+            mount_for(&mounts, "/data/cache/xla").map(|m| m.volume_name),
+            Some("b")
+        );
+        assert_eq!(
+            mount_for(&mounts, "/data/other").map(|m| m.volume_name),
+            Some("a")
+        );
+        assert_eq!(mount_for(&mounts, "/datax").map(|m| m.volume_name), None);
+    }
+}

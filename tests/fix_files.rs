@@ -23,7 +23,9 @@ fn triples() -> Vec<(String, PathBuf, PathBuf)> {
                 .file_name()
                 .and_then(|name| name.to_str())
                 .unwrap_or_default();
-            name.ends_with(".yaml") && !name.ends_with(".fixed.yaml")
+            name.ends_with(".yaml")
+                && !name.ends_with(".fixed.yaml")
+                && !name.ends_with(".policy.yaml")
         })
         .map(|input| {
             let rule = input
@@ -46,11 +48,26 @@ fn copy_to_temp(input: &Path) -> (tempfile::TempDir, PathBuf) {
     (directory, target)
 }
 
-fn lint_json(path: &Path) -> serde_json::Value {
-    let output = common::infergate(
-        &["lint", "--format", "json", path.to_str().expect("utf-8")],
-        None,
-    );
+/// `--policy RULE.policy.yaml` when the triple has one.
+fn policy_args(input: &Path) -> Vec<String> {
+    let policy = input.with_extension("policy.yaml");
+    if policy.is_file() {
+        vec!["--policy".to_string(), policy.display().to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+fn run_with(args: &[&str], input: &Path, target: &Path) -> std::process::Output {
+    let mut all: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    all.extend(policy_args(input));
+    all.push(target.display().to_string());
+    let borrowed: Vec<&str> = all.iter().map(String::as_str).collect();
+    common::infergate(&borrowed, None)
+}
+
+fn lint_json(input: &Path, target: &Path) -> serde_json::Value {
+    let output = run_with(&["lint", "--format", "json"], input, target);
     serde_json::from_slice(&output.stdout).expect("JSON")
 }
 
@@ -72,7 +89,7 @@ fn every_fixable_rule_has_a_triple() {
 #[test]
 fn fixes_produce_the_fixed_files_and_converge() {
     for (rule, input, fixed) in triples() {
-        let before = lint_json(&input);
+        let before = lint_json(&input, &input);
         let findings: Vec<String> = before["findings"]
             .as_array()
             .expect("findings")
@@ -92,9 +109,10 @@ fn fixes_produce_the_fixed_files_and_converge() {
             "{rule}: the input must have a finding of the rule"
         );
 
+        // Unsafe fixes too: the triple shows everything the rule can repair
+        // (`unsafe_fixes_only_when_asked` checks the difference).
         let (_directory, target) = copy_to_temp(&input);
-        let path = target.to_str().expect("utf-8");
-        let output = common::infergate(&["lint", "--fix", path], None);
+        let output = run_with(&["lint", "--fix", "--unsafe-fixes"], &input, &target);
         let expected = std::fs::read_to_string(&fixed).expect("the .fixed.yaml file");
         let actual = std::fs::read_to_string(&target).expect("fixed file");
         assert_eq!(
@@ -118,7 +136,7 @@ fn fixes_produce_the_fixed_files_and_converge() {
             assert!(actual.contains(comment), "{rule}: lost comment {comment:?}");
         }
         // The fixed findings are gone; a second run changes nothing.
-        let after = lint_json(&target);
+        let after = lint_json(&input, &target);
         let remaining = after["findings"].as_array().expect("findings");
         assert!(
             remaining
@@ -126,7 +144,12 @@ fn fixes_produce_the_fixed_files_and_converge() {
                 .all(|finding| finding["rule"] != rule.as_str() || finding["fix"].is_null()),
             "{rule}: fixable findings remain: {remaining:?}"
         );
-        common::infergate(&["lint", "--fix", path], None);
+        let again = run_with(&["lint", "--fix", "--unsafe-fixes"], &input, &target);
+        assert!(
+            common::stderr(&again).contains("fixed 0 finding(s)"),
+            "{rule}: {}",
+            common::stderr(&again)
+        );
         assert_eq!(
             std::fs::read_to_string(&target).expect("file"),
             expected,

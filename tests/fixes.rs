@@ -39,7 +39,7 @@ fn fixes_apply_and_resolve_their_findings() {
         let meta = rule.meta();
         for (path, _) in common::rule_fixtures(meta.id) {
             let loaded = common::load(&[&path]);
-            let outcome = common::run(&loaded);
+            let outcome = common::run_fixture(&path, &loaded);
             let with_fix: Vec<&Finding> = outcome
                 .findings
                 .iter()
@@ -54,7 +54,7 @@ fn fixes_apply_and_resolve_their_findings() {
                 meta.id
             );
             let patched = apply_fixes(&loaded, &with_fix);
-            let after = common::run(&patched);
+            let after = common::run_fixture(&path, &patched);
             for finding in &with_fix {
                 let remains = after.findings.iter().any(|other| {
                     other.rule == finding.rule

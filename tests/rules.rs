@@ -20,7 +20,7 @@ fn every_rule_has_fixtures_that_fire_and_stay_quiet() {
             "{id}: no quiet*.yaml under testdata/rules/{id}"
         );
         for (path, fires) in fixtures {
-            let outcome = common::lint(&[&path]);
+            let outcome = common::lint_fixture(&path);
             let hits: Vec<_> = outcome
                 .findings
                 .iter()
@@ -56,7 +56,7 @@ fn snapshots_of_human_and_json_output() {
     };
     for rule in rules::registry() {
         for (path, _) in common::rule_fixtures(rule.meta().id) {
-            let outcome = common::lint(&[&path]);
+            let outcome = common::lint_fixture(&path);
             let name = path
                 .trim_start_matches("testdata/rules/")
                 .trim_end_matches(".yaml")

@@ -5,13 +5,22 @@
 
 use crate::engine::{Context, Sink};
 use crate::finding::Severity;
+use crate::loader::Document;
 use crate::object::Object;
 
+mod adapter_query_namespace_filter;
 mod external_metric_namespace_filter;
+mod hf_home_shm_for_large_models;
+mod hpa_scale_target_resolves;
 mod hpa_stabilization_defaults;
 mod hpa_target_sanity;
+mod max_replicas_chip_pool;
 mod metric_name_lowercase;
+mod no_queue_and_hbm_mix;
+mod podmonitoring_scrape;
+mod shm_memory_budget;
 mod unresolved_placeholder;
+mod xla_cache_single_writer;
 
 /// What the registry knows of a rule.
 #[derive(Debug)]
@@ -41,6 +50,10 @@ impl RuleMeta {
 pub trait Rule: Send + Sync {
     fn meta(&self) -> &'static RuleMeta;
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink);
+
+    /// Check a YAML document that is not a Kubernetes object (Helm values).
+    /// Most rules have nothing to say about those.
+    fn check_document(&self, _cx: &Context<'_>, _document: &Document, _sink: &mut Sink) {}
 }
 
 /// Declare a rule: its struct, with the doc comment as documentation, and
@@ -97,6 +110,14 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &hpa_target_sanity::HpaTargetSanity,
         &unresolved_placeholder::UnresolvedPlaceholder,
         &hpa_stabilization_defaults::HpaStabilizationDefaults,
+        &hf_home_shm_for_large_models::HfHomeShmForLargeModels,
+        &shm_memory_budget::ShmMemoryBudget,
+        &xla_cache_single_writer::XlaCacheSingleWriter,
+        &no_queue_and_hbm_mix::NoQueueAndHbmMix,
+        &hpa_scale_target_resolves::HpaScaleTargetResolves,
+        &max_replicas_chip_pool::MaxReplicasChipPool,
+        &podmonitoring_scrape::PodmonitoringScrape,
+        &adapter_query_namespace_filter::AdapterQueryNamespaceFilter,
     ]
 }
 

@@ -31,6 +31,26 @@ pub fn lint(paths: &[&str]) -> Outcome {
     run(&load(paths))
 }
 
+/// The policy of a rule fixture: the built-in one, or with the
+/// `policy.yaml` beside the fixture merged over it.
+pub fn fixture_policy(path: &str) -> std::sync::Arc<Policy> {
+    let beside = root().join(path).with_file_name("policy.yaml");
+    if beside.is_file() {
+        Policy::with_file(&beside).expect("fixture policy is valid")
+    } else {
+        Policy::built_in().expect("built-in policy")
+    }
+}
+
+/// Run a rule fixture with its policy.
+pub fn run_fixture(path: &str, loaded: &Loaded) -> Outcome {
+    Engine::new(fixture_policy(path)).run(loaded, &ClusterFacts::default())
+}
+
+pub fn lint_fixture(path: &str) -> Outcome {
+    run_fixture(path, &load(&[path]))
+}
+
 /// Run the built binary from the crate root.
 pub fn infergate(args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_infergate"));
@@ -73,7 +93,7 @@ pub fn rule_fixtures(rule: &str) -> Vec<(String, bool)> {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".yaml") || name.ends_with(".fixed.yaml") {
+        if !name.ends_with(".yaml") || name.ends_with(".fixed.yaml") || name == "policy.yaml" {
             continue;
         }
         let relative = Path::new("testdata/rules").join(rule).join(&name);

@@ -1,0 +1,296 @@
+//! Which model a serving container loads, and how large its weights are.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::object::Object;
+use crate::policy::Models;
+use crate::workload::{env_value, expand_references, Container};
+
+/// Where the model id was found.
+#[derive(Debug, Clone)]
+pub struct ModelRef {
+    pub id: String,
+    /// Pointer of the string that names it.
+    pub pointer: String,
+}
+
+/// How large the model is and how that was learnt.
+#[derive(Debug, Clone)]
+pub struct ModelSize {
+    pub bytes: f64,
+    pub source: String,
+}
+
+/// The words of a container's command line, with `$(VAR)` expanded and
+/// shell scripts (`sh -c "vllm serve …"`) split into words.
+fn command_words(container: &Container<'_>) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    for key in ["command", "args"] {
+        let Some(items) = container.value.get(key).and_then(Value::as_array) else {
+            continue;
+        };
+        for (index, item) in items.iter().enumerate() {
+            let Some(text) = item.as_str() else { continue };
+            let pointer = format!("{}/{key}/{index}", container.pointer);
+            for word in expand_references(container, text).split_whitespace() {
+                let word = word.trim_matches(|ch| ch == '"' || ch == '\'' || ch == '\\');
+                if !word.is_empty() {
+                    words.push((word.to_string(), pointer.clone()));
+                }
+            }
+        }
+    }
+    words
+}
+
+/// The model a container serves, from its flags, `vllm serve ID`, or env.
+pub fn model_of(container: &Container<'_>, models: &Models) -> Option<ModelRef> {
+    let words = command_words(container);
+    for (index, (word, pointer)) in words.iter().enumerate() {
+        for flag in &models.model_flags {
+            if word == flag {
+                if let Some((value, _)) = words.get(index + 1) {
+                    if !value.starts_with('-') {
+                        return Some(ModelRef {
+                            id: value.clone(),
+                            pointer: pointer.clone(),
+                        });
+                    }
+                }
+            } else if let Some(value) = word.strip_prefix(&format!("{flag}=")) {
+                return Some(ModelRef {
+                    id: value.to_string(),
+                    pointer: pointer.clone(),
+                });
+            }
+        }
+        if word == "serve" && index > 0 && words[index - 1].0.ends_with("vllm") {
+            if let Some((value, value_pointer)) = words.get(index + 1) {
+                if !value.starts_with('-') {
+                    return Some(ModelRef {
+                        id: value.clone(),
+                        pointer: value_pointer.clone(),
+                    });
+                }
+            }
+        }
+    }
+    models.model_env.iter().find_map(|name| {
+        env_value(container, name).map(|(index, value)| ModelRef {
+            id: expand_references(container, value),
+            pointer: format!("{}/env/{index}/value", container.pointer),
+        })
+    })
+}
+
+/// Whether a model id names weights that are not downloaded from the
+/// Hugging Face Hub: a local path or a bucket.
+pub fn is_local_or_bucket(id: &str) -> bool {
+    id.starts_with('/')
+        || id.starts_with("./")
+        || [
+            "gs://", "s3://", "gcs://", "az://", "abfs://", "hdfs://", "file://", "pvc://",
+            "oci://",
+        ]
+        .iter()
+        .any(|scheme| id.starts_with(scheme))
+}
+
+static PARAMETERS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:^|[-_/.])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?:$|[-_/.])")
+        .unwrap_or_else(|error| unreachable!("static pattern: {error}"))
+});
+
+/// The size of a model: the object's `infergate.dev/model-size`
+/// annotation, the catalogue, or an estimate from the name.
+pub fn size_of(object: &Object, id: &str, models: &Models) -> Option<ModelSize> {
+    if let Some(annotated) = object.annotation("infergate.dev/model-size") {
+        if let Some(bytes) = crate::quantity::parse(annotated) {
+            return Some(ModelSize {
+                bytes,
+                source: format!("annotation infergate.dev/model-size: {annotated}"),
+            });
+        }
+    }
+    let lookup = id.trim_end_matches('/');
+    if let Some(entry) = models
+        .catalogue
+        .iter()
+        .find(|entry| entry.id.eq_ignore_ascii_case(lookup))
+    {
+        let bytes = match entry.size {
+            Some(size) => size.0,
+            None => entry.parameters * 1e9 * bytes_per_parameter(&entry.dtype, models),
+        };
+        return Some(ModelSize {
+            bytes,
+            source: format!("catalogue in rules/models.yaml ({})", entry.source),
+        });
+    }
+    let name = lookup.rsplit('/').next().unwrap_or(lookup);
+    let captures = PARAMETERS.captures(name)?;
+    let experts: f64 = captures
+        .get(1)
+        .and_then(|count| count.as_str().parse().ok())
+        .unwrap_or(1.0);
+    let billions: f64 = captures.get(2)?.as_str().parse().ok()?;
+    let per_parameter = bytes_per_parameter(name, models);
+    Some(ModelSize {
+        bytes: experts * billions * 1e9 * per_parameter,
+        source: format!(
+            "estimate from the name: {}B parameters x {per_parameter} bytes",
+            experts * billions
+        ),
+    })
+}
+
+fn bytes_per_parameter(text: &str, models: &Models) -> f64 {
+    models
+        .precisions
+        .iter()
+        .find(|precision| precision.hint.is_match(text))
+        .map_or(models.default_bytes_per_parameter, |precision| {
+            precision.bytes_per_parameter
+        })
+}
+
+/// Bytes as a short human quantity (`141 GB`, `90 GiB`).
+pub fn gib(bytes: f64) -> String {
+    format!("{:.0} GiB", bytes / 1024f64.powi(3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+    use crate::source::SourceFile;
+    use serde_json::json;
+
+    fn object(annotation: Option<&str>) -> Object {
+        let mut value =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}});
+        if let Some(size) = annotation {
+            value["metadata"]["annotations"] = json!({"infergate.dev/model-size": size});
+        }
+        Object::from_value(
+            value,
+            SourceFile::new("t", String::new()),
+            0,
+            String::new(),
+            Default::default(),
+        )
+        .expect("object")
+    }
+
+    #[test]
+    fn sizes_come_from_annotation_catalogue_or_name() {
+        let policy = Policy::built_in().expect("policy");
+        let models = &policy.models;
+        let size = size_of(&object(Some("200Gi")), "anything", models).expect("annotated");
+        assert_eq!(size.bytes, 200.0 * 1024f64.powi(3));
+        let size = size_of(&object(None), "meta-llama/Llama-3.1-405B-Instruct", models)
+            .expect("catalogue");
+        assert!((size.bytes - 811.8e9).abs() < 1e9, "{}", size.bytes);
+        assert!(size.source.contains("catalogue"));
+        let size = size_of(&object(None), "someorg/Custom-70B-AWQ", models).expect("estimate");
+        assert_eq!(size.bytes, 35e9);
+        let size = size_of(&object(None), "mistralai/Mixtral-8x7B-v0.1", models).expect("experts");
+        assert_eq!(size.bytes, 112e9);
+        assert!(size_of(&object(None), "my-model", models).is_none());
+        assert!(policy.models.catalogue.len() >= 40);
+    }
+
+    #[test]
+    fn models_from_flags_serve_and_env() {
+        let policy = Policy::built_in().expect("policy");
+        let cases = [
+            json!({"args": ["--model=meta-llama/Llama-3.1-70B-Instruct"]}),
+            json!({"args": ["--model", "meta-llama/Llama-3.1-70B-Instruct", "--tp", "8"]}),
+            json!({"command": ["vllm", "serve", "meta-llama/Llama-3.1-70B-Instruct"]}),
+            json!({"command": ["/bin/sh", "-c"], "args": ["vllm serve $(MODEL) --port 8000"], "env": [{"name": "MODEL", "value": "meta-llama/Llama-3.1-70B-Instruct"}]}),
+            json!({"env": [{"name": "MODEL_ID", "value": "meta-llama/Llama-3.1-70B-Instruct"}]}),
+            json!({"args": ["--model-id", "meta-llama/Llama-3.1-70B-Instruct"]}),
+        ];
+        for case in cases {
+            let container = Container {
+                pointer: "/c".into(),
+                value: &case,
+                init: false,
+            };
+            let found = model_of(&container, &policy.models).map(|model| model.id);
+            assert_eq!(
+                found.as_deref(),
+                Some("meta-llama/Llama-3.1-70B-Instruct"),
+                "{case}"
+            );
+        }
+        assert!(is_local_or_bucket("/models/llama"));
+        assert!(is_local_or_bucket("gs://bucket/llama"));
+        assert!(!is_local_or_bucket("meta-llama/Llama-3.1-8B"));
+    }
+}
+
+/// Where the Hugging Face cache of a container lives, and which setting
+/// says so: `HF_HUB_CACHE`, `HF_HOME` (+`/hub`), vLLM's `--download-dir`,
+/// or the default `~/.cache/huggingface` in the container's filesystem.
+#[derive(Debug, Clone)]
+pub struct CacheDir {
+    pub path: String,
+    pub setting: CacheSetting,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheSetting {
+    /// An env var, with its index in the container's env.
+    Env {
+        name: &'static str,
+        index: usize,
+    },
+    DownloadDir,
+    Default,
+}
+
+pub fn cache_dir(container: &Container<'_>) -> CacheDir {
+    for name in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"] {
+        if let Some((index, value)) = env_value(container, name) {
+            return CacheDir {
+                path: expand_references(container, value),
+                setting: CacheSetting::Env { name, index },
+            };
+        }
+    }
+    let words = command_words(container);
+    for (index, (word, _)) in words.iter().enumerate() {
+        let value = match word.strip_prefix("--download-dir=") {
+            Some(value) => Some(value.to_string()),
+            None if word == "--download-dir" => {
+                words.get(index + 1).map(|(value, _)| value.clone())
+            }
+            None => None,
+        };
+        if let Some(path) = value {
+            return CacheDir {
+                path,
+                setting: CacheSetting::DownloadDir,
+            };
+        }
+    }
+    CacheDir {
+        path: "/root/.cache/huggingface".to_string(),
+        setting: CacheSetting::Default,
+    }
+}
+
+/// Whether a path is in the container's /dev/shm.
+pub fn is_shm(path: &str) -> bool {
+    path == "/dev/shm" || path.starts_with("/dev/shm/")
+}
+
+/// A sizeLimit that fits `bytes` plus headroom, in whole GiB.
+pub fn size_limit_for(bytes: f64, headroom_fraction: f64) -> String {
+    let gib = (bytes * (1.0 + headroom_fraction) / 1024f64.powi(3)).ceil();
+    format!("{gib:.0}Gi")
+}

@@ -1,0 +1,363 @@
+use std::sync::LazyLock;
+
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{self, Expr, VectorSelector};
+use promql_parser::util::{walk_expr, ExprVisitor};
+use regex::Regex;
+use serde_json::Value;
+
+use crate::engine::{Context, Sink};
+use crate::loader::{self, Document};
+use crate::object::Object;
+use crate::pointer;
+use crate::policy::AdapterBackend;
+use crate::rules::{declare_rule, Rule, RuleMeta};
+use crate::source::{Location, SourceFile};
+
+declare_rule! {
+    /// ## What it does
+    /// Reads prometheus-adapter configuration — a ConfigMap whose
+    /// `config.yaml` holds `externalRules`, or Helm values with
+    /// `rules.external` / `rules.custom` — and parses every `metricsQuery`
+    /// of an external rule as PromQL, after substituting the adapter's
+    /// template markers (`<<.Series>>`, `<<.LabelMatchers>>`,
+    /// `<<.GroupBy>>`). Each vector selector must filter on one of
+    /// `adapter.scopeLabels` (namespace, exported_namespace, cluster…).
+    /// With `adapter.backend: gmp`, every `seriesQuery` must name its metric
+    /// exactly: no regex matcher on the metric name.
+    ///
+    /// ## Why is this bad?
+    /// Every query prometheus-adapter sends is global: when two namespaces
+    /// run applications that emit a metric of the same name, an HPA on that
+    /// external metric scales on both (seed 003), unless the query filters on
+    /// the namespace or the cluster. Google Cloud Managed Service for
+    /// Prometheus does not accept a regex matcher on the metric name in
+    /// `seriesQuery` (003).
+    ///
+    /// ## Example
+    /// ```yaml
+    /// rules:
+    ///   external:
+    ///   - seriesQuery: 'vllm:num_requests_waiting'
+    ///     metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>})
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// rules:
+    ///   external:
+    ///   - seriesQuery: 'vllm:num_requests_waiting'
+    ///     metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>,namespace="serving"})
+    /// ```
+    ///
+    /// ## Fix
+    /// None: which namespace or cluster to pin is for a person to say.
+    pub struct AdapterQueryNamespaceFilter {
+        id: "adapter-query-namespace-filter",
+        severity: Error,
+        summary: "prometheus-adapter external queries must filter on namespace or cluster; GMP seriesQuery must not use a regex on the metric name.",
+        fixable: false,
+    }
+}
+
+impl Rule for AdapterQueryNamespaceFilter {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        if object.kind() != "ConfigMap" {
+            return;
+        }
+        let Some(data) = object.value.get("data").and_then(Value::as_object) else {
+            return;
+        };
+        for (key, text) in data {
+            let Some(text) = text.as_str() else { continue };
+            if !(key.ends_with(".yaml") || key.ends_with(".yml")) {
+                continue;
+            }
+            let data_pointer = pointer::join("/data", key);
+            let inner = loader::parse_source(SourceFile::new(
+                format!("{}:{key}", object.source.name),
+                text.to_string(),
+            ));
+            let Some(document) = inner.documents.first() else {
+                continue;
+            };
+            let embedding = Embedding::new(object, &data_pointer);
+            let locate = |inner_pointer: &str| {
+                let inner_location = document.positions.locate(inner_pointer)?;
+                embedding.as_ref()?.map(&document.source, inner_location)
+            };
+            check_config(cx, &document.value, sink, &locate, Some(&data_pointer));
+        }
+    }
+
+    fn check_document(&self, cx: &Context<'_>, document: &Document, sink: &mut Sink) {
+        let locate = |inner_pointer: &str| document.positions.locate(inner_pointer);
+        check_config(cx, &document.value, sink, &locate, None);
+    }
+}
+
+/// Where an embedded document (a literal block scalar) sits in its file.
+struct Embedding {
+    source: std::sync::Arc<SourceFile>,
+    /// 1-based file line of the block's first content line.
+    first_line: usize,
+    indent: usize,
+}
+
+impl Embedding {
+    fn new(object: &Object, data_pointer: &str) -> Option<Self> {
+        let span = object.positions.get(data_pointer)?;
+        let key = span.key?;
+        let source = object.source.clone();
+        // saphyr starts a block scalar's span at its first content line; the
+        // key's line must end with the literal indicator.
+        let key_line = source.line_text(key.line).trim_end();
+        let literal = key_line
+            .rsplit_once(':')
+            .is_some_and(|(_, indicator)| indicator.trim().starts_with('|'));
+        if !literal || span.value.line <= key.line {
+            return None;
+        }
+        Some(Self {
+            source,
+            first_line: span.value.line,
+            indent: span.value.column - 1,
+        })
+    }
+
+    fn map(&self, inner: &SourceFile, location: Location) -> Option<Location> {
+        let line = self.first_line + location.line - 1;
+        let column = self.indent + location.column - 1;
+        let offset = self.source.offset_of(line, column);
+        // Only trust the mapping when the text is the same at both ends.
+        let here = self.source.text.get(offset..offset + location.len)?;
+        let there = inner
+            .text
+            .get(location.offset..location.offset + location.len)?;
+        (here == there).then(|| {
+            self.source
+                .location((line, column), (line, column + here.chars().count()))
+        })
+    }
+}
+
+/// A rule of the adapter configuration.
+struct AdapterRule<'a> {
+    external: bool,
+    pointer: String,
+    value: &'a Value,
+}
+
+fn collect_rules<'a>(
+    found: &mut Vec<AdapterRule<'a>>,
+    list: Option<&'a Value>,
+    base: &str,
+    external: bool,
+) {
+    for (index, value) in list
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if value.get("seriesQuery").is_some() || value.get("metricsQuery").is_some() {
+            found.push(AdapterRule {
+                external,
+                pointer: pointer::join(base, index),
+                value,
+            });
+        }
+    }
+}
+
+fn adapter_rules(config: &Value) -> Vec<AdapterRule<'_>> {
+    let mut found = Vec::new();
+    // prometheus-adapter's own configuration file.
+    collect_rules(
+        &mut found,
+        config.get("externalRules"),
+        "/externalRules",
+        true,
+    );
+    collect_rules(
+        &mut found,
+        config.get("rules").filter(|rules| rules.is_array()),
+        "/rules",
+        false,
+    );
+    // The Helm chart's values.
+    if let Some(rules) = config.get("rules").filter(|rules| rules.is_object()) {
+        collect_rules(&mut found, rules.get("external"), "/rules/external", true);
+        collect_rules(&mut found, rules.get("custom"), "/rules/custom", false);
+    }
+    found
+}
+
+static TEMPLATE_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"<<\s*\.(\w+)\s*>>").unwrap_or_else(|error| unreachable!("static pattern: {error}"))
+});
+
+/// Substitute prometheus-adapter's template markers with PromQL that
+/// parses: the series name, a label matcher, a label list.
+fn substitute_markers(query: &str) -> String {
+    TEMPLATE_MARKER
+        .replace_all(query, |captures: &regex::Captures<'_>| match &captures[1] {
+            "Series" => "infergate_series".to_string(),
+            "LabelMatchers" => "infergate_label_matchers=\"x\"".to_string(),
+            "GroupBy" => "infergate_group_by".to_string(),
+            other => format!("infergate_{}", other.to_lowercase()),
+        })
+        .into_owned()
+}
+
+struct Selectors(Vec<VectorSelector>);
+
+impl ExprVisitor for Selectors {
+    type Error = String;
+
+    fn pre_visit(&mut self, expr: &Expr) -> Result<bool, String> {
+        match expr {
+            Expr::VectorSelector(selector) => self.0.push(selector.clone()),
+            Expr::MatrixSelector(matrix) => self.0.push(matrix.vs.clone()),
+            _ => {}
+        }
+        Ok(true)
+    }
+}
+
+fn display_selector(selector: &VectorSelector) -> String {
+    selector
+        .name
+        .clone()
+        .or_else(|| {
+            selector
+                .matchers
+                .matchers
+                .iter()
+                .find(|matcher| matcher.name == "__name__")
+                .map(|matcher| matcher.value.clone())
+        })
+        .map(|name| name.replace("infergate_series", "<<.Series>>"))
+        .unwrap_or_else(|| "{…}".to_string())
+}
+
+/// Check one adapter configuration. Findings go at `outer_pointer` (the
+/// ConfigMap's data key) when given, else at the rule's own pointer, and at
+/// the exact location `locate` finds for the offending query.
+fn check_config(
+    cx: &Context<'_>,
+    config: &Value,
+    sink: &mut Sink,
+    locate: &dyn Fn(&str) -> Option<Location>,
+    outer_pointer: Option<&str>,
+) {
+    let adapter = &cx.policy.adapter;
+    for rule in adapter_rules(config) {
+        let name = rule
+            .value
+            .pointer("/name/as")
+            .and_then(Value::as_str)
+            .or_else(|| rule.value.get("seriesQuery").and_then(Value::as_str))
+            .unwrap_or("?");
+        let mut report = |inner_pointer: String, message: String, help: &str| {
+            let report = sink.report(
+                outer_pointer.map_or_else(|| inner_pointer.clone(), str::to_string),
+                message,
+            );
+            report.help(help.to_string());
+            if let Some(location) = locate(&inner_pointer) {
+                report.at(location);
+            }
+        };
+        if adapter.backend == AdapterBackend::Gmp {
+            if let Some(series) = rule.value.get("seriesQuery").and_then(Value::as_str) {
+                let series_pointer = format!("{}/seriesQuery", rule.pointer);
+                if let Ok(expr) = parser::parse(&substitute_markers(series)) {
+                    let mut selectors = Selectors(Vec::new());
+                    let _ = walk_expr(&mut selectors, &expr);
+                    let regex_on_name = selectors.0.iter().any(|selector| {
+                        selector.matchers.matchers.iter().any(|matcher| {
+                            matcher.name == "__name__"
+                                && matches!(matcher.op, MatchOp::Re(_) | MatchOp::NotRe(_))
+                        })
+                    });
+                    if regex_on_name {
+                        report(
+                            series_pointer,
+                            format!("seriesQuery `{series}` matches the metric name with a regex, which Google Cloud Managed Service for Prometheus does not support"),
+                            "name the metric exactly in seriesQuery, one rule per metric",
+                        );
+                    }
+                }
+            }
+        }
+        if !rule.external {
+            continue;
+        }
+        let Some(query) = rule.value.get("metricsQuery").and_then(Value::as_str) else {
+            continue;
+        };
+        let query_pointer = format!("{}/metricsQuery", rule.pointer);
+        let expr = match parser::parse(&substitute_markers(query)) {
+            Ok(expr) => expr,
+            Err(error) => {
+                report(
+                    query_pointer,
+                    format!(
+                        "metricsQuery of external rule `{name}` is not valid PromQL: {}",
+                        error.lines().next().unwrap_or_default()
+                    ),
+                    "fix the query; the adapter rejects it",
+                );
+                continue;
+            }
+        };
+        let mut selectors = Selectors(Vec::new());
+        let _ = walk_expr(&mut selectors, &expr);
+        let unscoped: Vec<String> = selectors
+            .0
+            .iter()
+            .filter(|selector| {
+                !selector.matchers.matchers.iter().any(|matcher| {
+                    adapter.scope_labels.contains(&matcher.name)
+                        && matches!(matcher.op, MatchOp::Equal)
+                })
+            })
+            .map(display_selector)
+            .collect();
+        if !unscoped.is_empty() {
+            report(
+                query_pointer,
+                format!(
+                    "metricsQuery of external rule `{name}` does not filter {} on namespace or cluster; external queries are global and average every namespace's series",
+                    unscoped.iter().map(|selector| format!("`{selector}`")).collect::<Vec<_>>().join(", ")
+                ),
+                &format!(
+                    "add a matcher such as namespace=\"<namespace>\" or cluster=\"<cluster>\" ({}) to every vector selector",
+                    adapter.scope_labels.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_substituted_into_valid_promql() {
+        let query = substitute_markers(
+            "avg(<<.Series>>{<<.LabelMatchers>>,cluster=\"c\"}) by (<<.GroupBy>>)",
+        );
+        assert_eq!(
+            query,
+            "avg(infergate_series{infergate_label_matchers=\"x\",cluster=\"c\"}) by (infergate_group_by)"
+        );
+        assert!(parser::parse(&query).is_ok());
+    }
+}

@@ -1,0 +1,163 @@
+use serde_json::{json, Value};
+
+use crate::engine::{Context, Sink};
+use crate::finding::{op, Fix, Severity};
+use crate::object::Object;
+use crate::rules::{declare_rule, Rule, RuleMeta};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that an HPA's `scaleTargetRef` names a workload of the input
+    /// with the same kind, apiVersion and namespace. When an object of that
+    /// name is in the input with another kind, apiVersion or namespace, that
+    /// is a warning; when nothing of that name is in the input, only an info
+    /// (an HPA is often linted apart from its Deployment).
+    ///
+    /// ## Why is this bad?
+    /// An HPA whose target does not resolve reports `FailedGetScale` and
+    /// never scales; the typical causes are a Deployment renamed or turned
+    /// into a StatefulSet or LeaderWorkerSet, an old apiVersion, or an HPA
+    /// applied to another namespace than its workload.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// scaleTargetRef:
+    ///   apiVersion: apps/v1
+    ///   kind: Deployment
+    ///   name: vllm-llama      # is a LeaderWorkerSet
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// scaleTargetRef:
+    ///   apiVersion: leaderworkerset.x-k8s.io/v1
+    ///   kind: LeaderWorkerSet
+    ///   name: vllm-llama
+    /// ```
+    ///
+    /// ## Fix
+    /// When exactly one object of that name is in the HPA's namespace, sets
+    /// `kind` and `apiVersion` to its (unsafe: the input may be partial).
+    pub struct HpaScaleTargetResolves {
+        id: "hpa-scale-target-resolves",
+        severity: Warning,
+        summary: "An HPA's scaleTargetRef should name a workload of the same kind, apiVersion and namespace.",
+        fixable: true,
+    }
+}
+
+impl Rule for HpaScaleTargetResolves {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        if object.kind() != "HorizontalPodAutoscaler" {
+            return;
+        }
+        let Some(reference) = object.value.pointer("/spec/scaleTargetRef") else {
+            return;
+        };
+        let text = |key: &str| reference.get(key).and_then(Value::as_str);
+        let (Some(kind), Some(name)) = (text("kind"), text("name")) else {
+            return;
+        };
+        let api_version = text("apiVersion");
+        let named: Vec<&Object> = cx
+            .named(name)
+            .map(|(_, other)| other)
+            .filter(|other| other.kind() != "HorizontalPodAutoscaler")
+            .collect();
+        if named.is_empty() {
+            sink.report(
+                "/spec/scaleTargetRef/name",
+                format!(
+                    "scaleTargetRef {kind} `{name}` is not in the input; it cannot be checked here"
+                ),
+            )
+            .help("lint the HPA together with its workload to check the reference")
+            .severity(Severity::Info);
+            return;
+        }
+        let same_namespace: Vec<&Object> = named
+            .iter()
+            .copied()
+            .filter(|other| cx.same_namespace(object, other))
+            .collect();
+        if same_namespace.is_empty() {
+            let namespaces: Vec<&str> =
+                named.iter().filter_map(|other| other.namespace()).collect();
+            sink.report(
+                "/spec/scaleTargetRef/name",
+                format!(
+                    "`{name}` is in namespace {} but the HPA is in `{}`; an HPA scales only workloads of its own namespace",
+                    namespaces.join(", "),
+                    cx.namespace_of(object).unwrap_or("?")
+                ),
+            )
+            .help("create the HPA in the workload's namespace");
+            return;
+        }
+        if let Some(exact) = same_namespace.iter().find(|other| other.kind() == kind) {
+            if let Some(version) = api_version.filter(|version| *version != exact.id.api_version) {
+                sink.report(
+                    "/spec/scaleTargetRef/apiVersion",
+                    format!(
+                        "scaleTargetRef apiVersion `{version}` differs from the {kind}'s `{}`",
+                        exact.id.api_version
+                    ),
+                )
+                .help(format!("use apiVersion: {}", exact.id.api_version))
+                .maybe_fix(
+                    op::replace(
+                        "/spec/scaleTargetRef/apiVersion",
+                        json!(exact.id.api_version),
+                    )
+                    .map(|operation| {
+                        Fix::safe(
+                            format!("use apiVersion {}", exact.id.api_version),
+                            vec![operation],
+                        )
+                    }),
+                );
+            }
+            return;
+        }
+        let kinds: Vec<&str> = same_namespace.iter().map(|other| other.kind()).collect();
+        let fix = match same_namespace.as_slice() {
+            [only] => {
+                let operations: Vec<_> = [
+                    op::replace("/spec/scaleTargetRef/kind", json!(only.kind())),
+                    if api_version.is_some() {
+                        op::replace(
+                            "/spec/scaleTargetRef/apiVersion",
+                            json!(only.id.api_version),
+                        )
+                    } else {
+                        op::add(
+                            "/spec/scaleTargetRef/apiVersion",
+                            json!(only.id.api_version),
+                        )
+                    },
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                Some(Fix::unsafe_(
+                    format!("target the {} `{name}`", only.kind()),
+                    operations,
+                ))
+            }
+            _ => None,
+        };
+        sink.report(
+            "/spec/scaleTargetRef/kind",
+            format!(
+                "scaleTargetRef names a {kind} `{name}`, but `{name}` is a {}",
+                kinds.join(" and a ")
+            ),
+        )
+        .help("make scaleTargetRef's kind and apiVersion those of the workload")
+        .maybe_fix(fix);
+    }
+}

@@ -1,0 +1,206 @@
+use serde_json::{json, Value};
+
+use crate::engine::{Context, Sink};
+use crate::finding::{op, Fix, Severity};
+use crate::object::Object;
+use crate::policy::AcceleratorPool;
+use crate::rules::{declare_rule, Rule, RuleMeta};
+use crate::workload::{accelerator_chips, pod_templates, PodTemplate};
+
+declare_rule! {
+    /// ## What it does
+    /// For an HPA whose target is in the input, computes the accelerator
+    /// chips one replica needs (the sum of the accelerator limits of its
+    /// containers; for a LeaderWorkerSet, of the whole group) and compares
+    /// `maxReplicas` x chips with the node pool the pods select. Pools are
+    /// policy data (`acceleratorPools`: node labels, chips, optional
+    /// autoscaling maximum `maxChips`), recognised from the pod's
+    /// `nodeSelector` or required node affinity.
+    ///
+    /// - beyond the pool's chips: warning, with the largest `maxReplicas`
+    ///   that fits;
+    /// - beyond `maxChips`, or `minReplicas` beyond it: error, the pool can
+    ///   never hold them.
+    ///
+    /// ## Why is this bad?
+    /// Replicas beyond the pool wait for the cluster autoscaler to add
+    /// nodes, which adds minutes of scale-up latency exactly when load
+    /// rises. Seed 003: the JetStream example needs 8 chips per replica in a
+    /// 16-chip pool, so maxReplicas is 2; higher values trigger the cluster
+    /// autoscaler and slow scale-up.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// # pool tpu-v5e-2x4: 16 chips; each replica asks google.com/tpu: 8
+    /// spec:
+    ///   minReplicas: 1
+    ///   maxReplicas: 4
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// spec:
+    ///   minReplicas: 1
+    ///   maxReplicas: 2
+    /// ```
+    ///
+    /// ## Fix
+    /// Lowers `maxReplicas` to what the pool holds now (unsafe: growing the
+    /// pool may be the better answer).
+    pub struct MaxReplicasChipPool {
+        id: "max-replicas-chip-pool",
+        severity: Warning,
+        summary: "HPA maxReplicas x chips per replica should fit the accelerator node pool.",
+        fixable: true,
+    }
+}
+
+impl Rule for MaxReplicasChipPool {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        if object.kind() != "HorizontalPodAutoscaler" || cx.policy.accelerator_pools.is_empty() {
+            return;
+        }
+        let Some(target) = cx.hpa_target(object) else {
+            return;
+        };
+        let resources = &cx.policy.inference.accelerator_resources;
+        let templates = pod_templates(target);
+        let chips = chips_per_replica(target, &templates, resources);
+        if chips <= 0.0 {
+            return;
+        }
+        let Some(pool) = templates
+            .iter()
+            .find_map(|template| pool_of(template, &cx.policy.accelerator_pools))
+        else {
+            return;
+        };
+        let read = |key: &str| {
+            object
+                .value
+                .pointer(&format!("/spec/{key}"))
+                .and_then(Value::as_i64)
+        };
+        let (Some(max), min) = (read("maxReplicas"), read("minReplicas").unwrap_or(1)) else {
+            return;
+        };
+        let fits = (pool.chips / chips).floor() as i64;
+        if let Some(max_chips) = pool.max_chips {
+            let ceiling = (max_chips / chips).floor() as i64;
+            if min as f64 * chips > max_chips {
+                sink.report(
+                    "/spec/minReplicas",
+                    format!(
+                        "minReplicas {min} x {chips} chips per replica needs {} chips; pool `{}` can grow to {max_chips} at most",
+                        min as f64 * chips, pool.name
+                    ),
+                )
+                .help(format!("at most {ceiling} replicas fit the pool's autoscaling maximum"))
+                .severity(Severity::Error);
+                return;
+            }
+            if max as f64 * chips > max_chips {
+                sink.report(
+                    "/spec/maxReplicas",
+                    format!(
+                        "maxReplicas {max} x {chips} chips per replica needs {} chips; pool `{}` can never hold more than {max_chips}",
+                        max as f64 * chips, pool.name
+                    ),
+                )
+                .help(format!("set maxReplicas to {ceiling} or less, or raise the pool's autoscaling maximum"))
+                .severity(Severity::Error)
+                .maybe_fix(lower_max(fits.max(min)));
+                return;
+            }
+        }
+        if max as f64 * chips > pool.chips {
+            sink.report(
+                "/spec/maxReplicas",
+                format!(
+                    "maxReplicas {max} x {chips} chips per replica needs {} chips, more than the {} of pool `{}`; replicas beyond {fits} wait minutes for the cluster autoscaler",
+                    max as f64 * chips, pool.chips, pool.name
+                ),
+            )
+            .help(format!("the largest maxReplicas that fits the pool is {fits}"))
+            .maybe_fix(lower_max(fits.max(min)));
+        }
+    }
+}
+
+fn lower_max(value: i64) -> Option<Fix> {
+    op::replace("/spec/maxReplicas", json!(value))
+        .map(|operation| Fix::unsafe_(format!("set maxReplicas to {value}"), vec![operation]))
+}
+
+/// Chips one replica takes: a pod, or a LeaderWorkerSet's group of `size`
+/// pods (the leader and size - 1 workers).
+fn chips_per_replica(target: &Object, templates: &[PodTemplate<'_>], resources: &[String]) -> f64 {
+    let chips_of = |template: &PodTemplate<'_>| -> f64 {
+        template
+            .containers()
+            .iter()
+            .filter(|container| !container.init)
+            .map(|container| accelerator_chips(container, resources))
+            .sum()
+    };
+    if target.kind() != "LeaderWorkerSet" {
+        return templates.first().map_or(0.0, chips_of);
+    }
+    let size = target
+        .value
+        .pointer("/spec/leaderWorkerTemplate/size")
+        .and_then(Value::as_f64)
+        .unwrap_or(1.0);
+    let find = |suffix: &str| {
+        templates
+            .iter()
+            .find(|template| template.pointer.ends_with(suffix))
+    };
+    let worker = find("workerTemplate").map_or(0.0, chips_of);
+    let leader = find("leaderTemplate").map_or(worker, chips_of);
+    leader + worker * (size - 1.0).max(0.0)
+}
+
+/// The pool whose node labels the template's scheduling constraints set.
+fn pool_of<'p>(
+    template: &PodTemplate<'_>,
+    pools: &'p [AcceleratorPool],
+) -> Option<&'p AcceleratorPool> {
+    let spec = template.spec()?;
+    let mut labels: Vec<(String, String)> = spec
+        .get("nodeSelector")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| value.as_str().map(|value| (key.clone(), value.to_string())))
+        .collect();
+    let terms = spec
+        .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .and_then(Value::as_array);
+    for expression in terms
+        .into_iter()
+        .flatten()
+        .filter_map(|term| term.get("matchExpressions").and_then(Value::as_array))
+        .flatten()
+    {
+        let key = expression.get("key").and_then(Value::as_str);
+        let operator = expression.get("operator").and_then(Value::as_str);
+        let values = expression.get("values").and_then(Value::as_array);
+        if let (Some(key), Some("In"), Some([value])) = (key, operator, values.map(Vec::as_slice)) {
+            if let Some(value) = value.as_str() {
+                labels.push((key.to_string(), value.to_string()));
+            }
+        }
+    }
+    pools.iter().find(|pool| {
+        pool.node_labels.iter().all(|(key, value)| {
+            labels
+                .iter()
+                .any(|(have_key, have)| have_key == key && have == value)
+        })
+    })
+}
