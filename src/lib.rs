@@ -17,4 +17,5 @@ pub mod policy;
 pub mod quantity;
 pub mod rules;
 pub mod source;
+pub mod webhook;
 pub mod workload;

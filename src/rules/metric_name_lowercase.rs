@@ -76,7 +76,7 @@ impl Rule for MetricNameLowercase {
             let series = base_name(name);
             let mut fix = Fix::new(
                 Applicability::Unsafe,
-                format!("rename the metric to `{lowercase}`"),
+                format!("relabel {series} to {} where it is scraped and rename the metric to `{lowercase}`", series.to_lowercase()),
                 op::replace(&metric.name_pointer(), json!(lowercase))
                     .into_iter()
                     .collect(),
@@ -101,8 +101,11 @@ impl Rule for MetricNameLowercase {
             }
             if already_relabelled || !fix.related.is_empty() {
                 fix.applicability = Applicability::Safe;
-                fix.description
-                    .push_str(" and relabel the series to lowercase in its PodMonitoring");
+                fix.description = if already_relabelled {
+                    format!("rename the metric to `{lowercase}`, as its PodMonitoring relabels it")
+                } else {
+                    format!("rename the metric to `{lowercase}` and relabel the series in its PodMonitoring")
+                };
             }
             let help = format!(
                 "relabel the series where it is scraped (metricRelabeling: action replace, sourceLabels [__name__], targetLabel __name__, regex {series}, replacement {}) and use `{lowercase}` here",

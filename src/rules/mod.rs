@@ -20,7 +20,7 @@ mod no_queue_and_hbm_mix;
 mod podmonitoring_scrape;
 mod shm_memory_budget;
 mod unresolved_placeholder;
-mod xla_cache_single_writer;
+pub mod xla_cache_single_writer;
 
 /// What the registry knows of a rule.
 #[derive(Debug)]

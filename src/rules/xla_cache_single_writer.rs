@@ -54,6 +54,28 @@ declare_rule! {
     }
 }
 
+/// The rule id, for the admission webhook's warm-up gate.
+pub const ID: &str = "xla-cache-single-writer";
+
+/// Where a workload's pods write a shared XLA cache: (pointer of the
+/// env value, path, kind of shared storage), if they do.
+pub fn shared_cache_path(object: &Object) -> Option<(String, String, &'static str)> {
+    pod_templates(object).iter().find_map(|template| {
+        template.containers().iter().find_map(|container| {
+            let (index, path) = env_value(container, "VLLM_XLA_CACHE_PATH")?;
+            let container_mounts = mounts(template, container);
+            match mount_for(&container_mounts, path).map(|mount| mount.storage.clone()) {
+                Some(Storage::Shared(kind)) => Some((
+                    format!("{}/env/{index}/value", container.pointer),
+                    path.to_string(),
+                    kind,
+                )),
+                _ => None,
+            }
+        })
+    })
+}
+
 impl Rule for XlaCacheSingleWriter {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
@@ -82,56 +104,46 @@ impl Rule for XlaCacheSingleWriter {
         if replicas <= 1 && hpas.is_empty() {
             return;
         }
-        for template in pod_templates(object) {
-            for container in template.containers() {
-                let Some((index, path)) = env_value(&container, "VLLM_XLA_CACHE_PATH") else {
-                    continue;
-                };
-                let container_mounts = mounts(&template, &container);
-                let Some(Storage::Shared(kind)) =
-                    mount_for(&container_mounts, path).map(|mount| mount.storage.clone())
-                else {
-                    continue;
-                };
-                let mut starters = Vec::new();
-                if replicas > 1 {
-                    starters.push(format!("spec.replicas is {replicas}"));
-                }
-                for (_, hpa, min) in &hpas {
-                    starters.push(format!(
-                        "HPA `{}` has minReplicas {min}",
-                        hpa.name().unwrap_or("?")
-                    ));
-                }
-                let mut fix = Fix::unsafe_(
-                    "start with one replica (scale up once it is Ready)",
-                    if replicas > 1 {
-                        op::replace("/spec/replicas", json!(1))
-                            .into_iter()
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
-                );
-                for (hpa_index, hpa, _) in &hpas {
-                    if let Some(operation) = op::replace("/spec/minReplicas", json!(1)) {
-                        fix.related.push(RelatedPatch {
-                            object_index: *hpa_index,
-                            object: hpa.id.clone(),
-                            patch: json_patch::Patch(vec![operation]),
-                        });
-                    }
-                }
-                sink.report(
-                    format!("{}/env/{index}/value", container.pointer),
-                    format!(
-                        "VLLM_XLA_CACHE_PATH {path} is on a shared {kind} and {}: replicas starting together write the XLA cache concurrently and fail",
-                        starters.join(" and ")
-                    ),
-                )
-                .help("start with 1 replica, wait until it is Ready so that it fills the cache, then scale up; or remove VLLM_XLA_CACHE_PATH")
-                .fix(fix);
+        let Some((value_pointer, path, kind)) = shared_cache_path(object) else {
+            return;
+        };
+        let mut starters = Vec::new();
+        if replicas > 1 {
+            starters.push(format!("spec.replicas is {replicas}"));
+        }
+        for (_, hpa, min) in &hpas {
+            starters.push(format!(
+                "HPA `{}` has minReplicas {min}",
+                hpa.name().unwrap_or("?")
+            ));
+        }
+        let mut fix = Fix::unsafe_(
+            "start with one replica (scale up once it is Ready)",
+            if replicas > 1 {
+                op::replace("/spec/replicas", json!(1))
+                    .into_iter()
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        );
+        for (hpa_index, hpa, _) in &hpas {
+            if let Some(operation) = op::replace("/spec/minReplicas", json!(1)) {
+                fix.related.push(RelatedPatch {
+                    object_index: *hpa_index,
+                    object: hpa.id.clone(),
+                    patch: json_patch::Patch(vec![operation]),
+                });
             }
         }
+        sink.report(
+            value_pointer,
+            format!(
+                "VLLM_XLA_CACHE_PATH {path} is on a shared {kind} and {}: replicas starting together write the XLA cache concurrently and fail",
+                starters.join(" and ")
+            ),
+        )
+        .help("start with 1 replica, wait until it is Ready so that it fills the cache, then scale up; or remove VLLM_XLA_CACHE_PATH")
+        .fix(fix);
     }
 }

@@ -1,0 +1,153 @@
+//! Prometheus metrics of the webhook, in the text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use crate::finding::Severity;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// Counters shared by the request handlers.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, bool, bool), u64>>,
+    findings: Mutex<BTreeMap<(String, &'static str), u64>>,
+    latency: Mutex<Histogram>,
+    bad_requests: Mutex<u64>,
+}
+
+impl Metrics {
+    pub fn record(&self, operation: &str, kind: &str, allowed: bool, mutated: bool, seconds: f64) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests
+                .entry((operation.to_string(), kind.to_string(), allowed, mutated))
+                .or_default() += 1;
+        }
+        if let Ok(mut latency) = self.latency.lock() {
+            if latency.counts.is_empty() {
+                latency.counts = vec![0; BUCKETS.len()];
+            }
+            for (index, bound) in BUCKETS.iter().enumerate() {
+                if seconds <= *bound {
+                    latency.counts[index] += 1;
+                }
+            }
+            latency.sum += seconds;
+            latency.count += 1;
+        }
+    }
+
+    pub fn record_finding(&self, rule: &str, severity: Severity) {
+        if let Ok(mut findings) = self.findings.lock() {
+            *findings
+                .entry((rule.to_string(), severity.as_str()))
+                .or_default() += 1;
+        }
+    }
+
+    pub fn record_bad_request(&self) {
+        if let Ok(mut count) = self.bad_requests.lock() {
+            *count += 1;
+        }
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP infergate_admission_requests_total Admission reviews answered.\n");
+        out.push_str("# TYPE infergate_admission_requests_total counter\n");
+        if let Ok(requests) = self.requests.lock() {
+            for ((operation, kind, allowed, mutated), count) in requests.iter() {
+                let _ = writeln!(
+                    out,
+                    "infergate_admission_requests_total{{operation=\"{}\",kind=\"{}\",allowed=\"{allowed}\",mutated=\"{mutated}\"}} {count}",
+                    escape(operation),
+                    escape(kind)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP infergate_admission_bad_requests_total Requests answered with HTTP 400.\n",
+        );
+        out.push_str("# TYPE infergate_admission_bad_requests_total counter\n");
+        let bad = self.bad_requests.lock().map(|count| *count).unwrap_or(0);
+        let _ = writeln!(out, "infergate_admission_bad_requests_total {bad}");
+        out.push_str("# HELP infergate_admission_duration_seconds Time to review one request.\n");
+        out.push_str("# TYPE infergate_admission_duration_seconds histogram\n");
+        if let Ok(latency) = self.latency.lock() {
+            for (index, bound) in BUCKETS.iter().enumerate() {
+                let count = latency.counts.get(index).copied().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "infergate_admission_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "infergate_admission_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+                latency.count
+            );
+            let _ = writeln!(
+                out,
+                "infergate_admission_duration_seconds_sum {}",
+                latency.sum
+            );
+            let _ = writeln!(
+                out,
+                "infergate_admission_duration_seconds_count {}",
+                latency.count
+            );
+        }
+        out.push_str("# HELP infergate_findings_total Findings reported in admission reviews.\n");
+        out.push_str("# TYPE infergate_findings_total counter\n");
+        if let Ok(findings) = self.findings.lock() {
+            for ((rule, severity), count) in findings.iter() {
+                let _ = writeln!(
+                    out,
+                    "infergate_findings_total{{rule=\"{}\",severity=\"{severity}\"}} {count}",
+                    escape(rule)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histogram_render() {
+        let metrics = Metrics::default();
+        metrics.record("CREATE", "Deployment", true, true, 0.003);
+        metrics.record("CREATE", "Deployment", true, true, 0.2);
+        metrics.record_finding("hpa-target-sanity", Severity::Error);
+        let text = metrics.render();
+        assert!(text.contains(
+            "infergate_admission_requests_total{operation=\"CREATE\",kind=\"Deployment\",allowed=\"true\",mutated=\"true\"} 2"
+        ));
+        assert!(text.contains("infergate_admission_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("infergate_admission_duration_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text
+            .contains("infergate_findings_total{rule=\"hpa-target-sanity\",severity=\"error\"} 1"));
+    }
+}

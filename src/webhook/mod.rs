@@ -1,0 +1,7 @@
+//! The admission webhook: the engine served over HTTPS to the apiserver.
+
+pub mod metrics;
+pub mod review;
+pub mod selfsigned;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,480 @@
+//! The admission decision, as pure functions: an AdmissionReview in, an
+//! AdmissionReview out. The server only moves bytes.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use json_patch::PatchOperation;
+use kube::core::admission::{AdmissionRequest, Operation};
+use kube::core::DynamicObject;
+use serde_json::{json, Value};
+
+use crate::engine::{ClusterFacts, Engine};
+use crate::finding::{Applicability, Finding, Severity};
+use crate::loader::Loaded;
+use crate::object::{Object, PositionMap};
+use crate::rules::xla_cache_single_writer;
+use crate::source::SourceFile;
+
+/// What a request asks of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Validate,
+    Mutate,
+}
+
+/// A request that cannot be reviewed: answered with HTTP 400.
+#[derive(Debug, thiserror::Error)]
+pub enum BadRequest {
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error("expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got {0}")]
+    WrongType(String),
+    #[error("the AdmissionReview has no request")]
+    MissingRequest,
+    #[error("the request is malformed: {0}")]
+    Malformed(String),
+}
+
+/// The kinds the server reviews; anything else is allowed untouched.
+pub const HANDLED_KINDS: &[(&str, &str)] = &[
+    ("apps", "Deployment"),
+    ("apps", "StatefulSet"),
+    ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"),
+    ("autoscaling", "HorizontalPodAutoscaler"),
+    ("monitoring.googleapis.com", "PodMonitoring"),
+    ("", "ConfigMap"),
+    ("autoscaling", "Scale"),
+];
+
+/// A parsed AdmissionReview: the typed request and the raw objects.
+pub struct Review {
+    pub request: AdmissionRequest<DynamicObject>,
+    pub object: Option<Value>,
+    pub old_object: Option<Value>,
+}
+
+impl Review {
+    pub fn parse(body: &[u8]) -> Result<Self, BadRequest> {
+        let raw: Value =
+            serde_json::from_slice(body).map_err(|error| BadRequest::NotJson(error.to_string()))?;
+        let api_version = raw
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = raw.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
+            return Err(BadRequest::WrongType(format!("{api_version:?} {kind:?}")));
+        }
+        let request_value = raw
+            .get("request")
+            .filter(|request| !request.is_null())
+            .ok_or(BadRequest::MissingRequest)?;
+        let request: AdmissionRequest<DynamicObject> =
+            serde_json::from_value(request_value.clone())
+                .map_err(|error| BadRequest::Malformed(error.to_string()))?;
+        let take = |key: &str| {
+            request_value
+                .get(key)
+                .filter(|value| value.is_object())
+                .cloned()
+        };
+        Ok(Self {
+            object: take("object"),
+            old_object: take("oldObject"),
+            request,
+        })
+    }
+
+    fn kind(&self) -> (&str, &str) {
+        (
+            self.request.kind.group.as_str(),
+            self.request.kind.kind.as_str(),
+        )
+    }
+
+    pub fn kind_label(&self) -> String {
+        self.request.kind.kind.clone()
+    }
+
+    pub fn operation_label(&self) -> &'static str {
+        match self.request.operation {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+
+    pub fn is_scale(&self) -> bool {
+        self.request.sub_resource.as_deref() == Some("scale")
+            || self.kind() == ("autoscaling", "Scale")
+    }
+}
+
+/// The answer to one review.
+#[derive(Debug, Clone, Default)]
+pub struct Decision {
+    pub allowed: bool,
+    pub message: Option<String>,
+    pub warnings: Vec<String>,
+    pub patch: Vec<PatchOperation>,
+    /// Findings by (rule, severity), for the metrics.
+    pub findings: Vec<(&'static str, Severity)>,
+}
+
+impl Decision {
+    fn allow() -> Self {
+        Self {
+            allowed: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// Namespaces the webhook never reviews, besides the policy's excludes.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub excluded_namespaces: Vec<String>,
+}
+
+/// Kubernetes advises warnings of at most 120 characters.
+pub const WARNING_LIMIT: usize = 120;
+
+fn short(text: &str) -> String {
+    if text.chars().count() <= WARNING_LIMIT {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(WARNING_LIMIT - 1).collect();
+    cut.push('…');
+    cut
+}
+
+fn to_object(value: &Value, label: &str) -> Option<Object> {
+    Object::from_value(
+        value.clone(),
+        SourceFile::new(label.to_string(), String::new()),
+        0,
+        String::new(),
+        PositionMap::default(),
+    )
+}
+
+fn loaded_with(object: Object) -> Loaded {
+    Loaded {
+        files: vec![object.source.clone()],
+        objects: vec![object],
+        ..Loaded::default()
+    }
+}
+
+fn lint(engine: &Engine, value: &Value, namespace: Option<&str>) -> Vec<Finding> {
+    let Some(object) = to_object(value, "admission") else {
+        return Vec::new();
+    };
+    let facts = ClusterFacts {
+        namespace: namespace.map(str::to_string),
+    };
+    engine
+        .run(&loaded_with(object), &facts)
+        .findings
+        .into_iter()
+        .filter(|finding| finding.suppressed.is_none())
+        .collect()
+}
+
+/// What the review of a `deployments/scale` request needs from the
+/// cluster: the Deployment, when it could be fetched.
+#[derive(Debug, Clone)]
+pub enum ScaleTarget {
+    Found(Value),
+    NotFound,
+    /// No cluster client, or the lookup failed or timed out.
+    Unknown(String),
+}
+
+/// Review one request.
+pub fn decide(
+    engine: &Engine,
+    scope: &Scope,
+    review: &Review,
+    mode: Mode,
+    scale_target: Option<&ScaleTarget>,
+) -> Decision {
+    let namespace = review.request.namespace.as_deref();
+    let excluded = namespace.is_some_and(|namespace| {
+        scope
+            .excluded_namespaces
+            .iter()
+            .any(|excluded| excluded == namespace)
+            || !engine.policy().namespace_in_scope(Some(namespace))
+    });
+    if excluded
+        || !matches!(
+            review.request.operation,
+            Operation::Create | Operation::Update
+        )
+    {
+        return Decision::allow();
+    }
+    if review.is_scale() {
+        return decide_scale(review, mode, scale_target);
+    }
+    if !HANDLED_KINDS.contains(&review.kind()) {
+        return Decision::allow();
+    }
+    let Some(object) = &review.object else {
+        return Decision::allow();
+    };
+    match mode {
+        Mode::Validate => validate(engine, review, object, namespace),
+        Mode::Mutate => mutate(engine, review, object, namespace),
+    }
+}
+
+/// The old object had a Ready replica: the XLA cache has been written.
+fn was_ready(old: Option<&Value>) -> bool {
+    old.and_then(|old| old.pointer("/status/readyReplicas"))
+        .and_then(Value::as_i64)
+        .is_some_and(|ready| ready > 0)
+}
+
+fn replicas(value: Option<&Value>) -> i64 {
+    value
+        .and_then(|value| value.pointer("/spec/replicas"))
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+}
+
+fn validate(engine: &Engine, review: &Review, object: &Value, namespace: Option<&str>) -> Decision {
+    let findings = lint(engine, object, namespace);
+    let mut decision = Decision::allow();
+    let mut denials = Vec::new();
+    let warm = was_ready(review.old_object.as_ref());
+    for finding in &findings {
+        let mut severity = finding.severity;
+        // The warm-up gate: once a replica has been Ready the XLA cache is
+        // filled, and more replicas only read it.
+        if finding.rule == xla_cache_single_writer::ID
+            && review.request.operation == Operation::Update
+        {
+            let raising = replicas(Some(object)) > replicas(review.old_object.as_ref());
+            if warm || !raising {
+                severity = Severity::Warning;
+            }
+        }
+        decision.findings.push((finding.rule, severity));
+        match severity {
+            Severity::Error => denials.push(denial_line(finding)),
+            Severity::Warning => decision
+                .warnings
+                .push(short(&format!("{}: {}", finding.rule, finding.message))),
+            Severity::Info => {}
+        }
+    }
+    if !denials.is_empty() {
+        decision.allowed = false;
+        decision.message = Some(format!(
+            "infergate denied this object:\n{}",
+            denials.join("\n")
+        ));
+    }
+    decision
+}
+
+fn denial_line(finding: &Finding) -> String {
+    let mut line = format!(
+        "- [{}] {}: {}",
+        finding.rule,
+        field(&finding.pointer),
+        finding.message
+    );
+    // The fix in a few words: the repair's own description, else the help.
+    let fix = finding
+        .fix
+        .as_ref()
+        .map(|fix| fix.description.clone())
+        .or_else(|| finding.help.clone());
+    if let Some(fix) = fix {
+        line.push_str(&format!(" (fix: {fix})"));
+    }
+    line
+}
+
+/// A JSON pointer as a dotted field path (`spec.metrics[0].external`).
+fn field(pointer: &str) -> String {
+    let mut out = String::new();
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        if token.bytes().all(|byte| byte.is_ascii_digit()) && !token.is_empty() {
+            out.push_str(&format!("[{token}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&token);
+        }
+    }
+    if out.is_empty() {
+        "object".to_string()
+    } else {
+        out
+    }
+}
+
+/// At most this many rounds of safe fixes per request.
+const MUTATION_ROUNDS: usize = 8;
+
+fn mutate(engine: &Engine, review: &Review, object: &Value, namespace: Option<&str>) -> Decision {
+    let mut decision = Decision::allow();
+    let mut current = object.clone();
+    let mut applied: Vec<PatchOperation> = Vec::new();
+    // The warm-up gate on creation: start at one replica.
+    if review.request.operation == Operation::Create && replicas(Some(object)) > 1 {
+        if let Some(target) = to_object(object, "admission") {
+            if xla_cache_single_writer::shared_cache_path(&target).is_some() {
+                if let Ok(operation) = serde_json::from_value::<PatchOperation>(
+                    json!({"op": "replace", "path": "/spec/replicas", "value": 1}),
+                ) {
+                    if json_patch::patch(&mut current, std::slice::from_ref(&operation)).is_ok() {
+                        applied.push(operation);
+                        decision.warnings.push(short(
+                            "xla-cache-single-writer: replicas set to 1; scale up once the first replica is Ready and has filled the XLA cache",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for _ in 0..MUTATION_ROUNDS {
+        let findings = lint(engine, &current, namespace);
+        let mut changed = false;
+        for finding in findings {
+            let Some(fix) = &finding.fix else { continue };
+            if fix.applicability != Applicability::Safe {
+                continue;
+            }
+            let mut candidate = current.clone();
+            if json_patch::patch(&mut candidate, &fix.patch.0).is_ok() && candidate != current {
+                current = candidate;
+                applied.extend(fix.patch.0.iter().cloned());
+                decision.findings.push((finding.rule, finding.severity));
+                decision.warnings.push(short(&format!(
+                    "infergate mutated: {} ({})",
+                    fix.description, finding.rule
+                )));
+                changed = true;
+                // Re-lint: later fixes were computed on the old object.
+                break;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    decision.patch = applied;
+    decision
+}
+
+fn decide_scale(review: &Review, mode: Mode, target: Option<&ScaleTarget>) -> Decision {
+    if mode == Mode::Mutate {
+        return Decision::allow();
+    }
+    let wanted = review
+        .object
+        .as_ref()
+        .and_then(|scale| scale.pointer("/spec/replicas"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if wanted <= 1 {
+        return Decision::allow();
+    }
+    let mut decision = Decision::allow();
+    match target {
+        Some(ScaleTarget::Found(deployment)) => {
+            let Some(object) = to_object(deployment, "cluster") else {
+                return decision;
+            };
+            if xla_cache_single_writer::shared_cache_path(&object).is_some()
+                && !was_ready(Some(deployment))
+            {
+                decision.allowed = false;
+                decision
+                    .findings
+                    .push((xla_cache_single_writer::ID, Severity::Error));
+                decision.message = Some(format!(
+                    "infergate denied this scale:\n- [{}] spec.replicas: scaling to {wanted} before any replica has been Ready lets replicas write the shared XLA cache concurrently (fix: keep 1 replica until it is Ready, then scale)",
+                    xla_cache_single_writer::ID
+                ));
+            }
+        }
+        Some(ScaleTarget::NotFound) => {}
+        Some(ScaleTarget::Unknown(reason)) => {
+            decision.warnings.push(short(&format!(
+                "infergate could not check the XLA warm-up gate: {reason}"
+            )));
+        }
+        None => decision.warnings.push(short(
+            "infergate could not check the XLA warm-up gate: no cluster client configured",
+        )),
+    }
+    decision
+}
+
+/// The AdmissionReview to send back. The JSONPatch is base64 as the
+/// apiserver expects (built here rather than with kube's response type,
+/// which serialises the patch as an array of numbers: kube-rs #1781).
+pub fn response(uid: &str, decision: &Decision) -> Value {
+    let mut response = json!({
+        "uid": uid,
+        "allowed": decision.allowed,
+    });
+    if let Some(message) = &decision.message {
+        response["status"] = json!({
+            "code": 403,
+            "reason": "Forbidden",
+            "message": message,
+        });
+    }
+    if !decision.warnings.is_empty() {
+        response["warnings"] = json!(decision.warnings);
+    }
+    if !decision.patch.is_empty() {
+        let bytes = serde_json::to_vec(&decision.patch).unwrap_or_default();
+        response["patchType"] = json!("JSONPatch");
+        response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": response,
+    })
+}
+
+/// The engine as shared by the server's tasks.
+pub type SharedEngine = Arc<Engine>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_read_like_kubectl_paths() {
+        assert_eq!(
+            field("/spec/metrics/0/external/metric/name"),
+            "spec.metrics[0].external.metric.name"
+        );
+        assert_eq!(
+            field("/metadata/annotations/a~1b"),
+            "metadata.annotations.a/b"
+        );
+        assert_eq!(field(""), "object");
+    }
+
+    #[test]
+    fn warnings_are_cut_at_120_characters() {
+        let long = "x".repeat(300);
+        assert_eq!(short(&long).chars().count(), WARNING_LIMIT);
+        assert_eq!(short("fine"), "fine");
+    }
+}

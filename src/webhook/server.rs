@@ -1,0 +1,354 @@
+//! `infergate serve`: the admission endpoints over TLS, and health and
+//! metrics over plain HTTP on a separate port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use k8s_openapi::api::apps::v1::Deployment;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use super::metrics::Metrics;
+use super::review::{self, BadRequest, Decision, Mode, Review, ScaleTarget, Scope};
+use super::tls::{self, CertStore};
+use crate::engine::Engine;
+
+/// Request bodies above this are refused. The apiserver limits objects to
+/// about 1.5 MiB (etcd's request limit) and 3 MiB per request.
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
+    pub excluded_namespaces: Vec<String>,
+    /// Per-request budget, kept under the webhook's timeoutSeconds.
+    pub request_timeout: Duration,
+    /// How often the certificate files are checked for rotation.
+    pub reload_interval: Duration,
+    /// How long in-flight requests may take to finish on SIGTERM.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot use the kubeconfig {path}: {message}")]
+    Kubeconfig { path: String, message: String },
+    #[error("cannot wait for signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Looks Deployments up in the cluster for `deployments/scale` reviews,
+/// with a short cache and a timeout well under the webhook's.
+pub struct Cluster {
+    client: kube::Client,
+    cache: Mutex<std::collections::HashMap<(String, String), (Instant, ScaleTarget)>>,
+    timeout: Duration,
+}
+
+const LOOKUP_CACHE: Duration = Duration::from_secs(5);
+
+impl Cluster {
+    pub async fn connect(kubeconfig: Option<&PathBuf>) -> Result<Option<Self>, ServeError> {
+        let config = match kubeconfig {
+            Some(path) => {
+                let failed = |message: String| ServeError::Kubeconfig {
+                    path: path.display().to_string(),
+                    message,
+                };
+                let file = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|error| failed(error.to_string()))?;
+                kube::Config::from_custom_kubeconfig(
+                    file,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .map_err(|error| failed(error.to_string()))?
+            }
+            None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+                match kube::Config::incluster() {
+                    Ok(config) => config,
+                    Err(error) => {
+                        eprintln!("infergate: no cluster client ({error}); scale requests are allowed with a warning");
+                        return Ok(None);
+                    }
+                }
+            }
+            None => return Ok(None),
+        };
+        let client = kube::Client::try_from(config).map_err(|error| ServeError::Kubeconfig {
+            path: "in-cluster configuration".to_string(),
+            message: error.to_string(),
+        })?;
+        Ok(Some(Self {
+            client,
+            cache: Mutex::new(Default::default()),
+            timeout: Duration::from_millis(1000),
+        }))
+    }
+
+    async fn deployment(&self, namespace: &str, name: &str) -> ScaleTarget {
+        let key = (namespace.to_string(), name.to_string());
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((at, target)) = cache.get(&key) {
+                if at.elapsed() < LOOKUP_CACHE {
+                    return target.clone();
+                }
+            }
+        }
+        let api: kube::Api<Deployment> = kube::Api::namespaced(self.client.clone(), namespace);
+        let target = match tokio::time::timeout(self.timeout, api.get_opt(name)).await {
+            Ok(Ok(Some(deployment))) => match serde_json::to_value(deployment) {
+                Ok(value) => ScaleTarget::Found(value),
+                Err(error) => ScaleTarget::Unknown(error.to_string()),
+            },
+            Ok(Ok(None)) => ScaleTarget::NotFound,
+            Ok(Err(error)) => ScaleTarget::Unknown(format!("lookup failed: {error}")),
+            Err(_) => ScaleTarget::Unknown("lookup timed out".to_string()),
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, (Instant::now(), target.clone()));
+        }
+        target
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    engine: Arc<Engine>,
+    scope: Arc<Scope>,
+    metrics: Arc<Metrics>,
+    cluster: Option<Arc<Cluster>>,
+    request_timeout: Duration,
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn bad_request(state: &AppState, message: impl std::fmt::Display) -> Response {
+    state.metrics.record_bad_request();
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": message.to_string()}),
+    )
+}
+
+async fn handle(state: AppState, mode: Mode, body: Body) -> Response {
+    let started = Instant::now();
+    let bytes: Bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return bad_request(
+                &state,
+                format!("the body cannot be read or is larger than {BODY_LIMIT} bytes: {error}"),
+            )
+        }
+    };
+    let review = match Review::parse(&bytes) {
+        Ok(review) => review,
+        Err(
+            error @ (BadRequest::NotJson(_)
+            | BadRequest::WrongType(_)
+            | BadRequest::MissingRequest
+            | BadRequest::Malformed(_)),
+        ) => return bad_request(&state, error),
+    };
+    let reviewing = async {
+        let scale_target = match (
+            &state.cluster,
+            review.is_scale(),
+            review.request.namespace.as_deref(),
+        ) {
+            (Some(cluster), true, Some(namespace)) => {
+                Some(cluster.deployment(namespace, &review.request.name).await)
+            }
+            _ => None,
+        };
+        let engine = Arc::clone(&state.engine);
+        let scope = Arc::clone(&state.scope);
+        review::decide(&engine, &scope, &review, mode, scale_target.as_ref())
+    };
+    let decision = match tokio::time::timeout(state.request_timeout, reviewing).await {
+        Ok(decision) => decision,
+        Err(_) => Decision {
+            allowed: true,
+            warnings: vec![
+                "infergate did not finish in time; the object was not checked".to_string(),
+            ],
+            ..Decision::default()
+        },
+    };
+    for (rule, severity) in &decision.findings {
+        state.metrics.record_finding(rule, *severity);
+    }
+    state.metrics.record(
+        review.operation_label(),
+        &review.kind_label(),
+        decision.allowed,
+        !decision.patch.is_empty(),
+        started.elapsed().as_secs_f64(),
+    );
+    json_response(
+        StatusCode::OK,
+        &review::response(&review.request.uid, &decision),
+    )
+}
+
+fn admission_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/validate",
+            post(|State(state): State<AppState>, body: Body| handle(state, Mode::Validate, body)),
+        )
+        .route(
+            "/mutate",
+            post(|State(state): State<AppState>, body: Body| handle(state, Mode::Mutate, body)),
+        )
+        .with_state(state)
+}
+
+fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() -> Result<(), ServeError> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(ServeError::Signals)?;
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    Ok(())
+}
+
+/// Serve until SIGTERM, then finish the requests in flight and return.
+pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), ServeError> {
+    let store = CertStore::load(&options.tls_cert, &options.tls_key)?;
+    store.watch(options.reload_interval);
+    let config = tls::server_config(Arc::clone(&store), options.client_ca.as_deref())?;
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let cluster = Cluster::connect(options.kubeconfig.as_ref())
+        .await?
+        .map(Arc::new);
+    let metrics = Arc::new(Metrics::default());
+    let state = AppState {
+        engine,
+        scope: Arc::new(Scope {
+            excluded_namespaces: options.excluded_namespaces.clone(),
+        }),
+        metrics: Arc::clone(&metrics),
+        cluster,
+        request_timeout: options.request_timeout,
+    };
+    let listener = TcpListener::bind(options.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: options.addr,
+            source,
+        })?;
+    let metrics_listener = TcpListener::bind(options.metrics_addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: options.metrics_addr,
+            source,
+        })?;
+    eprintln!(
+        "infergate: serving admission reviews on https://{} and metrics on http://{}",
+        listener.local_addr().unwrap_or(options.addr),
+        metrics_listener
+            .local_addr()
+            .unwrap_or(options.metrics_addr)
+    );
+    let metrics_server = tokio::spawn(async move {
+        let _ = axum::serve(metrics_listener, metrics_router(metrics)).await;
+    });
+
+    let router = admission_router(state);
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                let acceptor = acceptor.clone();
+                let service = TowerToHyperService::new(router.clone());
+                let watcher = graceful.watcher();
+                connections.spawn(async move {
+                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                    let Ok(Ok(tls)) = handshake else { return };
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service);
+                    let _ = watcher.watch(connection).await;
+                });
+                // Reap finished connection tasks so the set stays small.
+                while connections.try_join_next().is_some() {}
+            }
+            signal = &mut shutdown => {
+                signal?;
+                break;
+            }
+        }
+    }
+    eprintln!("infergate: draining in-flight requests");
+    drop(listener);
+    let drained = async {
+        graceful.shutdown().await;
+        while connections.join_next().await.is_some() {}
+    };
+    let _ = tokio::time::timeout(options.drain_timeout, drained).await;
+    metrics_server.abort();
+    eprintln!("infergate: stopped");
+    Ok(())
+}

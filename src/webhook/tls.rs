@@ -1,0 +1,170 @@
+//! TLS for the webhook: rustls with the ring provider, certificates
+//! reloaded from disk when they change (cert-manager rotates them), and
+//! optional verification of the apiserver's client certificate.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{path} holds no certificate")]
+    NoCertificate { path: String },
+    #[error("the private key in {path} cannot be used: {message}")]
+    Key { path: String, message: String },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Read a certificate chain and its key into a rustls CertifiedKey.
+pub fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
+    let read = |path: &Path, message: String| TlsError::Read {
+        path: path.display().to_string(),
+        message,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|error| read(cert_path, error.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|error| read(cert_path, error.to_string()))?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert_path.display().to_string(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|error| read(key_path, error.to_string()))?;
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|error| TlsError::Key {
+            path: key_path.display().to_string(),
+            message: error.to_string(),
+        })?;
+    Ok(CertifiedKey::new(certs, signing_key))
+}
+
+/// The serving certificate, swapped in place when the files change.
+#[derive(Debug)]
+pub struct CertStore {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+    stamp: RwLock<Option<(SystemTime, u64, SystemTime, u64)>>,
+}
+
+impl CertStore {
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<Self>, TlsError> {
+        let key = load_certified_key(cert_path, key_path)?;
+        let store = Self {
+            cert_path: cert_path.to_path_buf(),
+            key_path: key_path.to_path_buf(),
+            current: RwLock::new(Arc::new(key)),
+            stamp: RwLock::new(None),
+        };
+        if let Ok(mut stamp) = store.stamp.write() {
+            *stamp = store.file_stamp();
+        }
+        Ok(Arc::new(store))
+    }
+
+    fn file_stamp(&self) -> Option<(SystemTime, u64, SystemTime, u64)> {
+        let cert = std::fs::metadata(&self.cert_path).ok()?;
+        let key = std::fs::metadata(&self.key_path).ok()?;
+        Some((
+            cert.modified().ok()?,
+            cert.len(),
+            key.modified().ok()?,
+            key.len(),
+        ))
+    }
+
+    /// Reload when the files changed. A pair that does not load (a rotation
+    /// half written) keeps the old certificate until the next check.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let stamp = self.file_stamp();
+        let unchanged = self.stamp.read().map(|old| *old == stamp).unwrap_or(false);
+        if unchanged || stamp.is_none() {
+            return Ok(false);
+        }
+        let key = load_certified_key(&self.cert_path, &self.key_path)?;
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(key);
+        }
+        if let Ok(mut old) = self.stamp.write() {
+            *old = stamp;
+        }
+        Ok(true)
+    }
+
+    /// Check the files every `interval` until the process ends.
+    pub fn watch(self: &Arc<Self>, interval: Duration) {
+        let store = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            loop {
+                ticker.tick().await;
+                match store.reload_if_changed() {
+                    Ok(true) => eprintln!("infergate: reloaded the TLS certificate"),
+                    Ok(false) => {}
+                    Err(error) => {
+                        eprintln!("infergate: keeping the current TLS certificate: {error}")
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|key| Arc::clone(&key))
+    }
+}
+
+/// A rustls server configuration (TLS 1.2 and 1.3) around the store.
+pub fn server_config(
+    store: Arc<CertStore>,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, TlsError> {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::Config(error.to_string()))?;
+    let builder = match client_ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path).map_err(|error| TlsError::Read {
+                path: path.display().to_string(),
+                message: error.to_string(),
+            })? {
+                let cert = cert.map_err(|error| TlsError::Read {
+                    path: path.display().to_string(),
+                    message: error.to_string(),
+                })?;
+                roots.add(cert).map_err(|error| {
+                    TlsError::Config(format!("client CA {}: {error}", path.display()))
+                })?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|error| TlsError::Config(error.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(store);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}

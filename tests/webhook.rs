@@ -1,0 +1,679 @@
+//! The admission webhook, end to end: the real server on loopback with
+//! certificates made in the test, AdmissionReviews built from testdata/,
+//! and a real HTTPS client.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::RootCertStore;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// A running `infergate serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    metrics: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (ca, cert, key) = infergate::webhook::selfsigned::generate(&["localhost", "127.0.0.1"])
+            .expect("certificates");
+        std::fs::write(dir.path().join("ca.crt"), ca).expect("write");
+        std::fs::write(dir.path().join("tls.crt"), cert).expect("write");
+        std::fs::write(dir.path().join("tls.key"), key).expect("write");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let mut args = vec![
+            "serve".to_string(),
+            format!("--addr={addr}"),
+            format!("--metrics-addr={metrics}"),
+            format!("--tls-cert={}", dir.path().join("tls.crt").display()),
+            format!("--tls-key={}", dir.path().join("tls.key").display()),
+            "--reload-interval-ms=100".to_string(),
+        ];
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_infergate"))
+            .args(&args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let server = Self {
+            child,
+            addr,
+            metrics,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(server.metrics).is_err() {
+            assert!(Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn ca_paths(&self) -> Vec<PathBuf> {
+        vec![self.dir.path().join("ca.crt")]
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connector(cas: &[PathBuf]) -> TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = RootCertStore::empty();
+    for path in cas {
+        for cert in CertificateDer::pem_file_iter(path).expect("CA file") {
+            roots.add(cert.expect("CA cert")).expect("CA added");
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// POST a body over HTTPS; returns (status, body, the server's leaf certificate).
+async fn post(
+    addr: SocketAddr,
+    cas: &[PathBuf],
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>, Vec<u8>) {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let tls = connector(cas)
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake");
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .map(|cert| cert.to_vec())
+        .unwrap_or_default();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("HTTP handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::post(path)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    (status, bytes, leaf)
+}
+
+fn review(
+    kind: (&str, &str, &str),
+    resource: &str,
+    operation: &str,
+    object: &Value,
+    old: Option<&Value>,
+) -> Value {
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("x");
+    let mut request = json!({
+        "uid": format!("uid-{name}-{operation}"),
+        "kind": {"group": kind.0, "version": kind.1, "kind": kind.2},
+        "resource": {"group": kind.0, "version": kind.1, "resource": resource},
+        "name": name,
+        "namespace": namespace,
+        "operation": operation,
+        "userInfo": {"username": "test"},
+        "object": object,
+        "dryRun": false,
+    });
+    if let Some(old) = old {
+        request["oldObject"] = old.clone();
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+}
+
+/// The first object of a fixture file, as JSON.
+fn fixture(path: &str, kind: &str) -> Value {
+    let loaded = common::load(&[path]);
+    loaded
+        .objects
+        .into_iter()
+        .find(|object| object.kind() == kind)
+        .map(|object| object.value)
+        .expect("object in fixture")
+}
+
+async fn send(server: &Server, path: &str, review: &Value) -> Value {
+    let (status, body, _) = post(
+        server.addr,
+        &server.ca_paths(),
+        path,
+        serde_json::to_vec(review).expect("json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).expect("JSON answer");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(
+        answer["response"]["uid"], review["request"]["uid"],
+        "same uid"
+    );
+    answer["response"].clone()
+}
+
+fn decode_patch(response: &Value) -> Option<json_patch::Patch> {
+    let encoded = response
+        .get("patch")?
+        .as_str()
+        .expect("patch is a base64 string");
+    assert_eq!(response["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64");
+    Some(serde_json::from_slice(&bytes).expect("RFC 6902 patch"))
+}
+
+const HPA: (&str, &str, &str) = ("autoscaling", "v2", "HorizontalPodAutoscaler");
+const DEPLOYMENT: (&str, &str, &str) = ("apps", "v1", "Deployment");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uppercase_external_metric_is_denied_with_the_rule_id() {
+    let server = Server::start(&[]);
+    let hpa = fixture(
+        "testdata/rules/metric-name-lowercase/fires.yaml",
+        "HorizontalPodAutoscaler",
+    );
+    let response = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None),
+    )
+    .await;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().expect("message");
+    assert!(message.contains("[metric-name-lowercase]"), "{message}");
+    assert!(
+        message.contains("spec.metrics[0].external.metric.name"),
+        "{message}"
+    );
+    assert!(
+        message.contains("relabel"),
+        "says how to relabel: {message}"
+    );
+    // The mutating endpoint never renames without the relabelling.
+    let mutated = send(
+        &server,
+        "/mutate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None),
+    )
+    .await;
+    assert_eq!(mutated["allowed"], true);
+    let patch = decode_patch(&mutated)
+        .map(|patch| serde_json::to_string(&patch).expect("json"))
+        .unwrap_or_default();
+    assert!(!patch.contains("dcgm_fi_dev_gpu_util"), "{patch}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_model_is_moved_to_shm_and_then_validates() {
+    let server = Server::start(&[]);
+    let deployment = fixture(
+        "testdata/fix/hf-home-shm-for-large-models.yaml",
+        "Deployment",
+    );
+    let denied = send(
+        &server,
+        "/validate",
+        &review(DEPLOYMENT, "deployments", "CREATE", &deployment, None),
+    )
+    .await;
+    assert_eq!(denied["allowed"], false);
+    assert!(denied["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("[hf-home-shm-for-large-models]"));
+
+    let mutated = send(
+        &server,
+        "/mutate",
+        &review(DEPLOYMENT, "deployments", "CREATE", &deployment, None),
+    )
+    .await;
+    let patch = decode_patch(&mutated).expect("a patch");
+    let mut patched = deployment.clone();
+    json_patch::patch(&mut patched, &patch.0).expect("the patch applies");
+    let container = &patched["spec"]["template"]["spec"]["containers"][0];
+    assert!(container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .any(|entry| entry["name"] == "HF_HOME"
+            && entry["value"]
+                .as_str()
+                .is_some_and(|value| value.starts_with("/dev/shm/"))));
+    assert!(container["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .any(|mount| mount["mountPath"] == "/dev/shm"));
+    let volumes = patched["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .expect("volumes");
+    assert!(volumes
+        .iter()
+        .any(|volume| volume["emptyDir"]["medium"] == "Memory"));
+    for warning in mutated["warnings"].as_array().expect("warnings") {
+        assert!(warning.as_str().expect("text").chars().count() <= 120);
+    }
+
+    let valid = send(
+        &server,
+        "/validate",
+        &review(DEPLOYMENT, "deployments", "CREATE", &patched, None),
+    )
+    .await;
+    assert_eq!(valid["allowed"], true, "{valid}");
+    // Idempotent: the patched object needs no further patch.
+    let again = send(
+        &server,
+        "/mutate",
+        &review(DEPLOYMENT, "deployments", "CREATE", &patched, None),
+    )
+    .await;
+    assert!(again.get("patch").is_none(), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_xla_warm_up_gate() {
+    let server = Server::start(&[]);
+    let mut deployment = fixture(
+        "testdata/rules/xla-cache-single-writer/fires.yaml",
+        "Deployment",
+    );
+    // CREATE with 3 replicas: mutated to 1, with a warning.
+    let created = send(
+        &server,
+        "/mutate",
+        &review(DEPLOYMENT, "deployments", "CREATE", &deployment, None),
+    )
+    .await;
+    let patch = decode_patch(&created).expect("a patch");
+    let mut started = deployment.clone();
+    json_patch::patch(&mut started, &patch.0).expect("applies");
+    assert_eq!(started["spec"]["replicas"], 1);
+    assert!(created["warnings"]
+        .to_string()
+        .contains("xla-cache-single-writer"));
+
+    // UPDATE raising replicas while no replica was ever Ready: denied.
+    deployment["spec"]["replicas"] = json!(3);
+    let mut old = started.clone();
+    old["status"] = json!({"replicas": 1, "readyReplicas": 0});
+    let cold = send(
+        &server,
+        "/validate",
+        &review(DEPLOYMENT, "deployments", "UPDATE", &deployment, Some(&old)),
+    )
+    .await;
+    assert_eq!(cold["allowed"], false, "{cold}");
+    assert!(cold["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("[xla-cache-single-writer]"));
+    // Once a replica has been Ready the cache is filled: allowed, warned.
+    old["status"] = json!({"replicas": 1, "readyReplicas": 1});
+    let warm = send(
+        &server,
+        "/validate",
+        &review(DEPLOYMENT, "deployments", "UPDATE", &deployment, Some(&old)),
+    )
+    .await;
+    assert_eq!(warm["allowed"], true, "{warm}");
+
+    // deployments/scale without a cluster client: allowed with a warning.
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "vllm-tpu", "namespace": "serving"}, "spec": {"replicas": 3}});
+    let mut request = review(
+        ("autoscaling", "v1", "Scale"),
+        "deployments",
+        "UPDATE",
+        &scale,
+        Some(&scale),
+    );
+    request["request"]["subResource"] = json!("scale");
+    request["request"]["resource"] =
+        json!({"group": "apps", "version": "v1", "resource": "deployments"});
+    let answer = send(&server, "/validate", &request).await;
+    assert_eq!(answer["allowed"], true);
+    assert!(
+        answer["warnings"].to_string().contains("warm-up gate"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_kinds_and_excluded_namespaces_pass_untouched() {
+    let server = Server::start(&[]);
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "default"}, "spec": {}});
+    let answer = send(
+        &server,
+        "/mutate",
+        &review(("", "v1", "Service"), "services", "CREATE", &service, None),
+    )
+    .await;
+    assert_eq!(answer["allowed"], true);
+    assert!(answer.get("patch").is_none());
+    let mut hpa = fixture(
+        "testdata/rules/metric-name-lowercase/fires.yaml",
+        "HorizontalPodAutoscaler",
+    );
+    hpa["metadata"]["namespace"] = json!("kube-system");
+    let answer = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None),
+    )
+    .await;
+    assert_eq!(answer["allowed"], true, "kube-system is excluded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_400_with_a_json_error() {
+    let server = Server::start(&[]);
+    let cas = server.ca_paths();
+    let cases: Vec<Vec<u8>> = vec![
+        b"not json".to_vec(),
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod"})).expect("json"),
+        serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"})).expect("json"),
+        serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": 5}})).expect("json"),
+        vec![b' '; infergate::webhook::server::BODY_LIMIT + 1],
+    ];
+    for body in cases {
+        let (status, answer, _) = post(server.addr, &cas, "/validate", body).await;
+        assert_eq!(status, 400);
+        let error: Value = serde_json::from_slice(&answer).expect("JSON error");
+        assert!(error["error"].as_str().is_some_and(|text| !text.is_empty()));
+    }
+    // The server still answers after all of them.
+    let hpa = fixture(
+        "testdata/rules/hpa-target-sanity/quiet.yaml",
+        "HorizontalPodAutoscaler",
+    );
+    let answer = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None),
+    )
+    .await;
+    assert_eq!(answer["allowed"], true);
+    let metrics = http_get(server.metrics, "/metrics").await;
+    assert!(
+        metrics.contains("infergate_admission_bad_requests_total 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kind=\"HorizontalPodAutoscaler\",allowed=\"true\",mutated=\"false\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("infergate_admission_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    assert_eq!(http_get(server.metrics, "/healthz").await, "ok");
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    String::from_utf8_lossy(
+        &response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes(),
+    )
+    .into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_reloaded_while_requests_run() {
+    let server = Server::start(&[]);
+    let old_ca = server.dir.path().join("ca.crt");
+    let new_ca = server.dir.path().join("new-ca.crt");
+    let (ca, cert, key) =
+        infergate::webhook::selfsigned::generate(&["localhost"]).expect("certificates");
+    std::fs::write(&new_ca, ca).expect("write");
+    let cas = vec![old_ca, new_ca];
+    let hpa = fixture(
+        "testdata/rules/hpa-target-sanity/quiet.yaml",
+        "HorizontalPodAutoscaler",
+    );
+    let body = serde_json::to_vec(&review(
+        HPA,
+        "horizontalpodautoscalers",
+        "CREATE",
+        &hpa,
+        None,
+    ))
+    .expect("json");
+    let (_, _, first_leaf) = post(server.addr, &cas, "/validate", body.clone()).await;
+
+    // Requests keep flowing while the files are replaced (key first, as a
+    // rotation may leave them briefly mismatched).
+    let addr = server.addr;
+    let load = {
+        let cas = cas.clone();
+        let body = body.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..40 {
+                let (status, _, _) = post(addr, &cas, "/validate", body.clone()).await;
+                statuses.push(status);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            statuses
+        })
+    };
+    std::fs::write(server.dir.path().join("tls.key"), key).expect("write");
+    std::fs::write(server.dir.path().join("tls.crt"), &cert).expect("write");
+    let statuses = load.await.expect("load task");
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, leaf) = post(server.addr, &cas, "/validate", body.clone()).await;
+        assert_eq!(status, 200);
+        if leaf != first_leaf {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_requests_and_exits_zero() {
+    let mut server = Server::start(&[]);
+    let cas = server.ca_paths();
+    let deployment = fixture(
+        "testdata/fix/hf-home-shm-for-large-models.yaml",
+        "Deployment",
+    );
+    let body = serde_json::to_vec(&review(
+        DEPLOYMENT,
+        "deployments",
+        "CREATE",
+        &deployment,
+        None,
+    ))
+    .expect("json");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let cas = cas.clone();
+        let body = body.clone();
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            post(addr, &cas, "/mutate", body).await.0
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut answered = 0;
+    for task in tasks {
+        // A request either got its answer, or (sent after the listener
+        // closed) was refused before it was accepted; none is dropped midway.
+        match task.await {
+            Ok(200) => answered += 1,
+            Ok(other) => panic!("status {other}"),
+            Err(_) => {}
+        }
+    }
+    assert!(answered > 0);
+    let exit = wait_for_exit(&mut server.child, Duration::from_secs(20));
+    assert_eq!(exit, Some(0));
+}
+
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn webhook_configurations_name_exactly_the_kinds_served() {
+    let rendered = Command::new("kubectl")
+        .args(["kustomize", "webhook-deploy/"])
+        .current_dir(common::root())
+        .output();
+    let text = match rendered {
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+        Ok(output) => panic!(
+            "kubectl kustomize failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => panic!("kubectl is needed to render webhook-deploy/: {error}"),
+    };
+    let loaded =
+        infergate::loader::parse_source(infergate::source::SourceFile::new("rendered", text));
+    assert!(loaded.problems.is_empty());
+    let mut served: Vec<(String, String)> = Vec::new();
+    for configuration in loaded
+        .objects
+        .iter()
+        .filter(|object| object.kind().ends_with("WebhookConfiguration"))
+    {
+        for webhook in configuration.value["webhooks"]
+            .as_array()
+            .expect("webhooks")
+        {
+            assert_eq!(webhook["sideEffects"], "None");
+            assert_eq!(webhook["timeoutSeconds"], 3);
+            assert_eq!(webhook["admissionReviewVersions"], json!(["v1"]));
+            let excluded = webhook["namespaceSelector"].to_string();
+            for namespace in ["kube-system", "kube-node-lease", "infergate"] {
+                assert!(excluded.contains(namespace), "{namespace} not excluded");
+            }
+            for rule in webhook["rules"].as_array().expect("rules") {
+                for group in rule["apiGroups"].as_array().expect("groups") {
+                    for resource in rule["resources"].as_array().expect("resources") {
+                        served.push((
+                            group.as_str().unwrap_or_default().to_string(),
+                            resource.as_str().unwrap_or_default().to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    served.sort();
+    served.dedup();
+    let resource_of = |kind: &str| match kind {
+        "Deployment" => "deployments",
+        "StatefulSet" => "statefulsets",
+        "LeaderWorkerSet" => "leaderworkersets",
+        "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
+        "PodMonitoring" => "podmonitorings",
+        "ConfigMap" => "configmaps",
+        "Scale" => "deployments/scale",
+        other => panic!("unmapped kind {other}"),
+    };
+    let mut handled: Vec<(String, String)> = infergate::webhook::review::HANDLED_KINDS
+        .iter()
+        .map(|(group, kind)| {
+            let group = if *kind == "Scale" { "apps" } else { group };
+            (group.to_string(), resource_of(kind).to_string())
+        })
+        .collect();
+    handled.sort();
+    assert_eq!(served, handled);
+}
