@@ -66,6 +66,10 @@ pub struct LintArgs {
     /// Lowest severity that makes the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
+    /// Kubernetes version the schemas are checked against (1.33 to 1.37;
+    /// default: the policy's kubernetes.version, the newest).
+    #[arg(long, value_name = "MAJOR.MINOR")]
+    pub kube_version: Option<String>,
     /// Show infos and suppressed findings.
     #[arg(long, short)]
     pub verbose: bool,
@@ -99,6 +103,9 @@ pub struct ServeArgs {
     /// A policy file merged over the built-in policy.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Kubernetes version the schemas are checked against.
+    #[arg(long, value_name = "MAJOR.MINOR")]
+    pub kube_version: Option<String>,
     /// Plain HTTP address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:9090")]
     pub metrics_addr: std::net::SocketAddr,
@@ -213,6 +220,10 @@ fn lint(args: &LintArgs) -> ExitCode {
             Err(error) => return usage_error(error, "the embedded policy is broken; report a bug"),
         },
     };
+    let policy = match with_kube_version(policy, args.kube_version.as_deref()) {
+        Ok(policy) => policy,
+        Err(exit) => return exit,
+    };
     let stdin_count = args.paths.iter().filter(|path| *path == "-").count();
     if stdin_count > 1 {
         return usage_error("`-` is given more than once", "read standard input once");
@@ -308,6 +319,25 @@ fn lint(args: &LintArgs) -> ExitCode {
     exit_code(&outcome, args.fail_on)
 }
 
+/// The policy with `--kube-version` applied, or a usage error.
+fn with_kube_version(policy: Arc<Policy>, version: Option<&str>) -> Result<Arc<Policy>, ExitCode> {
+    let Some(version) = version else {
+        return Ok(policy);
+    };
+    let version = version.trim_start_matches('v');
+    let version = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    if !crate::schema::versions().any(|known| known == version) {
+        let known: Vec<&str> = crate::schema::versions().collect();
+        return Err(usage_error(
+            format!("no schemas for Kubernetes {version}"),
+            &format!("use one of {}", known.join(", ")),
+        ));
+    }
+    let mut changed = (*policy).clone();
+    changed.kubernetes.version = version;
+    Ok(Arc::new(changed))
+}
+
 fn serve(args: &ServeArgs) -> ExitCode {
     let policy = match &args.policy {
         Some(path) => Policy::with_file(path),
@@ -321,6 +351,10 @@ fn serve(args: &ServeArgs) -> ExitCode {
                 "fix the policy file; its format is rules/policy.schema.json",
             )
         }
+    };
+    let policy = match with_kube_version(policy, args.kube_version.as_deref()) {
+        Ok(policy) => policy,
+        Err(exit) => return exit,
     };
     let (tls_cert, tls_key) = match (&args.self_signed, &args.tls_cert, &args.tls_key) {
         (_, Some(cert), Some(key)) => (cert.clone(), key.clone()),

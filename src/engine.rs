@@ -148,9 +148,17 @@ pub struct Report {
     /// An exact location, for findings inside an embedded document (a
     /// ConfigMap's config.yaml) that no pointer of the object reaches.
     at: Option<crate::source::Location>,
+    /// Point at the key that introduces the node, not its value.
+    on_key: bool,
 }
 
 impl Report {
+    /// Place the finding on the node's key (an unknown field's name).
+    pub fn on_key(&mut self) -> &mut Self {
+        self.on_key = true;
+        self
+    }
+
     /// Place the finding at an exact location of the file.
     pub fn at(&mut self, location: crate::source::Location) -> &mut Self {
         self.at = Some(location);
@@ -206,6 +214,7 @@ impl Sink {
             severity: None,
             within: None,
             at: None,
+            on_key: false,
         });
         let last = self.reports.len() - 1;
         &mut self.reports[last]
@@ -325,6 +334,11 @@ impl Engine {
                 }
                 if let Some(exact) = report.at {
                     location = exact;
+                }
+                if report.on_key {
+                    if let Some(key) = object.positions.locate_key(&report.pointer) {
+                        location = key;
+                    }
                 }
                 findings.push(Finding {
                     rule: meta.id,

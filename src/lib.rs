@@ -16,6 +16,7 @@ pub mod pointer;
 pub mod policy;
 pub mod quantity;
 pub mod rules;
+pub mod schema;
 pub mod source;
 pub mod webhook;
 pub mod workload;

@@ -32,6 +32,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "rules/monitoring.yaml",
         include_str!("../rules/monitoring.yaml"),
     ),
+    (
+        "rules/kubernetes.yaml",
+        include_str!("../rules/kubernetes.yaml"),
+    ),
 ];
 
 /// The JSON Schema of the policy format.
@@ -74,6 +78,24 @@ pub struct Policy {
     pub accelerator_pools: Vec<AcceleratorPool>,
     pub scraping: Scraping,
     pub adapter: Adapter,
+    pub kubernetes: Kubernetes,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kubernetes {
+    /// The target Kubernetes minor version, such as "1.37".
+    pub version: String,
+    pub removed_apis: Vec<RemovedApi>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedApi {
+    pub api_version: String,
+    pub kind: String,
+    pub replacement: String,
+    pub removed_in: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -388,3 +388,66 @@ fn rules_and_explain() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("infergate rules"));
 }
+
+#[test]
+fn fields_newer_than_the_target_version_are_warnings() {
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      hostnameOverride: web-0\n      containers:\n      - name: web\n        image: nginx:1.27\n";
+    let newest = infergate(&["lint", "--format", "json", "-"], Some(manifest));
+    assert!(
+        json_findings(&newest).is_empty(),
+        "valid on the newest version"
+    );
+    let old = infergate(
+        &["lint", "--format", "json", "--kube-version", "1.33", "-"],
+        Some(manifest),
+    );
+    let findings = json_findings(&old);
+    let finding = findings
+        .iter()
+        .find(|finding| finding["rule"] == "schema-strict")
+        .expect("schema-strict on 1.33");
+    assert_eq!(finding["severity"], "warning");
+    assert_eq!(finding["line"], 12);
+    assert_eq!(finding["column"], 7);
+    assert!(finding["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("1.33"));
+    let unknown = infergate(&["lint", "--kube-version", "1.20", "-"], Some(manifest));
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("1.33"), "{}", stderr(&unknown));
+}
+
+#[test]
+fn misplaced_average_value_is_an_error_at_its_key_with_a_suggestion() {
+    let output = infergate(
+        &[
+            "lint",
+            "--format",
+            "json",
+            "testdata/examples/003-jetstream-hpa.yaml",
+        ],
+        None,
+    );
+    let findings = json_findings(&output);
+    let schema: Vec<&Value> = findings
+        .iter()
+        .filter(|finding| finding["rule"] == "schema-strict")
+        .collect();
+    assert_eq!(schema.len(), 2, "{schema:?}");
+    let (line, column) = position_of(
+        "testdata/examples/003-jetstream-hpa.yaml",
+        "averageValue: JETSTREAM",
+    );
+    assert_eq!(schema[0]["line"], line);
+    assert_eq!(schema[0]["column"], column);
+    assert_eq!(schema[0]["severity"], "error");
+    assert!(schema[0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("did you mean `pods.target.averageValue`?"));
+    assert!(schema[0]["help"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("metric, target"));
+}

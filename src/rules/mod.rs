@@ -18,6 +18,7 @@ mod max_replicas_chip_pool;
 mod metric_name_lowercase;
 mod no_queue_and_hbm_mix;
 mod podmonitoring_scrape;
+mod schema_strict;
 mod shm_memory_budget;
 mod unresolved_placeholder;
 pub mod xla_cache_single_writer;
@@ -118,6 +119,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &max_replicas_chip_pool::MaxReplicasChipPool,
         &podmonitoring_scrape::PodmonitoringScrape,
         &adapter_query_namespace_filter::AdapterQueryNamespaceFilter,
+        &schema_strict::SchemaStrict,
     ]
 }
 
