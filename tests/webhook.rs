@@ -677,3 +677,156 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
     handled.sort();
     assert_eq!(served, handled);
 }
+
+/// A stand-in apiserver on loopback that serves one Deployment, for the
+/// `deployments/scale` path with a configured cluster client.
+async fn fake_apiserver(deployment: Value) -> SocketAddr {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route(
+            "/apis/apps/v1/namespaces/serving/deployments/vllm-tpu",
+            get(move || {
+                let deployment = deployment.clone();
+                async move { axum::Json(deployment) }
+            }),
+        )
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404})),
+            )
+        });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_requests_consult_the_cluster() {
+    let mut deployment = fixture(
+        "testdata/rules/xla-cache-single-writer/fires.yaml",
+        "Deployment",
+    );
+    deployment["spec"]["replicas"] = json!(1);
+    deployment["status"] = json!({"replicas": 1, "readyReplicas": 0});
+    let apiserver = fake_apiserver(deployment).await;
+    let kubeconfig = tempfile::NamedTempFile::new().expect("kubeconfig");
+    std::fs::write(
+        kubeconfig.path(),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{apiserver}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: nobody\ncurrent-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let scale_to = |replicas: i64, name: &str| {
+        let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": name, "namespace": "serving"}, "spec": {"replicas": replicas}});
+        let mut request = review(
+            ("autoscaling", "v1", "Scale"),
+            "deployments",
+            "UPDATE",
+            &scale,
+            Some(&scale),
+        );
+        request["request"]["subResource"] = json!("scale");
+        request["request"]["resource"] =
+            json!({"group": "apps", "version": "v1", "resource": "deployments"});
+        request
+    };
+    // No replica has been Ready and the XLA cache is shared: denied.
+    let denied = send(&server, "/validate", &scale_to(3, "vllm-tpu")).await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(denied["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("[xla-cache-single-writer]"));
+    // Scaling to one is always fine; an unknown Deployment is not gated.
+    assert_eq!(
+        send(&server, "/validate", &scale_to(1, "vllm-tpu")).await["allowed"],
+        true
+    );
+    let other = send(&server, "/validate", &scale_to(3, "other")).await;
+    assert_eq!(other["allowed"], true, "{other}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_required_with_client_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let directory = tempfile::tempdir().expect("temp dir");
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let client_key = KeyPair::generate().expect("key");
+    let client_cert = CertificateParams::new(vec!["apiserver".to_string()])
+        .expect("params")
+        .signed_by(&client_key, &issuer)
+        .expect("client cert");
+    let ca_path = directory.path().join("client-ca.crt");
+    std::fs::write(&ca_path, ca_cert.pem()).expect("write");
+    let server = Server::start(&[&format!("--client-ca={}", ca_path.display())]);
+
+    // Without a client certificate the handshake (or the first read) fails.
+    let hpa = fixture(
+        "testdata/rules/hpa-target-sanity/quiet.yaml",
+        "HorizontalPodAutoscaler",
+    );
+    let body = serde_json::to_vec(&review(
+        HPA,
+        "horizontalpodautoscalers",
+        "CREATE",
+        &hpa,
+        None,
+    ))
+    .expect("json");
+    let anonymous = tokio::spawn({
+        let cas = server.ca_paths();
+        let addr = server.addr;
+        let body = body.clone();
+        async move { post(addr, &cas, "/validate", body).await }
+    })
+    .await;
+    assert!(
+        anonymous.is_err(),
+        "a client without a certificate must be refused"
+    );
+
+    // With one signed by the client CA the review goes through.
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&server.ca_paths()[0]).expect("CA") {
+        roots.add(cert.expect("cert")).expect("root");
+    }
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(client_key.serialize_pem().as_bytes())
+            .expect("key");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_client_auth_cert(vec![client_cert.der().clone()], key)
+    .expect("client auth");
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("handshake with a client certificate");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("http");
+    tokio::spawn(connection);
+    let request = hyper::Request::post("/validate")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.status(), 200);
+}
