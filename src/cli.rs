@@ -127,6 +127,10 @@ pub struct ServeArgs {
     /// How often the certificate files are checked for rotation.
     #[arg(long, default_value_t = 5000)]
     pub reload_interval_ms: u64,
+    /// After SIGTERM, keep accepting and serving this long before draining
+    /// (the pod's endpoint is removed meanwhile).
+    #[arg(long, default_value_t = 2000)]
+    pub shutdown_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -396,7 +400,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
         ],
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
         reload_interval: std::time::Duration::from_millis(args.reload_interval_ms.max(100)),
-        drain_timeout: std::time::Duration::from_secs(30),
+        drain_timeout: std::time::Duration::from_secs(25),
+        shutdown_delay: std::time::Duration::from_millis(args.shutdown_delay_ms),
     };
     // Only ring is compiled in; installing it makes the choice explicit
     // for every rustls user in the process (kube's client included).

@@ -310,11 +310,13 @@ impl Engine {
         Outcome { findings, summary }
     }
 
-    fn check_object(&self, cx: &Context<'_>, object_index: usize, object: &Object) -> Vec<Finding> {
-        if !self.policy.namespace_in_scope(cx.namespace_of(object)) {
-            return Vec::new();
-        }
-        let suppressions = parse_suppressions(object.annotation(IGNORE_ANNOTATION));
+    /// Run every enabled rule through `visit` and turn each report into a
+    /// finding with `place`, which knows where the reports belong.
+    fn collect(
+        &self,
+        visit: impl Fn(&dyn rules::Rule, &mut Sink),
+        place: impl Fn(&'static rules::RuleMeta, Severity, Report) -> Finding,
+    ) -> Vec<Finding> {
         let mut findings = Vec::new();
         for rule in rules::registry() {
             let meta = rule.meta();
@@ -322,9 +324,23 @@ impl Engine {
                 continue;
             };
             let mut sink = Sink::default();
-            rule.check(cx, object, &mut sink);
+            visit(*rule, &mut sink);
             for report in sink.reports {
                 let severity = report.severity.unwrap_or(configured);
+                findings.push(place(meta, severity, report));
+            }
+        }
+        findings
+    }
+
+    fn check_object(&self, cx: &Context<'_>, object_index: usize, object: &Object) -> Vec<Finding> {
+        if !self.policy.namespace_in_scope(cx.namespace_of(object)) {
+            return Vec::new();
+        }
+        let suppressions = parse_suppressions(object.annotation(IGNORE_ANNOTATION));
+        self.collect(
+            |rule, sink| rule.check(cx, object, sink),
+            |meta, severity, report| {
                 let mut location = object
                     .locate(&report.pointer)
                     .or_else(|| object.locate(""))
@@ -340,7 +356,7 @@ impl Engine {
                         location = key;
                     }
                 }
-                findings.push(Finding {
+                Finding {
                     rule: meta.id,
                     severity,
                     message: report.message,
@@ -352,44 +368,33 @@ impl Engine {
                     location,
                     fix: report.fix,
                     suppressed: suppression_for(&suppressions, meta.id),
-                });
-            }
-        }
-        findings
+                }
+            },
+        )
     }
 
     /// Rules that read documents which are not Kubernetes objects (Helm
     /// values of prometheus-adapter).
     fn check_document(&self, cx: &Context<'_>, document: &Document) -> Vec<Finding> {
-        let mut findings = Vec::new();
-        for rule in rules::registry() {
-            let meta = rule.meta();
-            let Some(configured) = self.policy.severity(meta.id, meta.default_severity) else {
-                continue;
-            };
-            let mut sink = Sink::default();
-            rule.check_document(cx, document, &mut sink);
-            for report in sink.reports {
-                let location = report
+        self.collect(
+            |rule, sink| rule.check_document(cx, document, sink),
+            |meta, severity, report| Finding {
+                rule: meta.id,
+                severity,
+                location: report
                     .at
                     .or_else(|| document.positions.locate(&report.pointer))
-                    .unwrap_or_default();
-                findings.push(Finding {
-                    rule: meta.id,
-                    severity: report.severity.unwrap_or(configured),
-                    message: report.message,
-                    help: report.help,
-                    object: None,
-                    object_index: None,
-                    pointer: report.pointer,
-                    source: document.source.clone(),
-                    location,
-                    fix: None,
-                    suppressed: None,
-                });
-            }
-        }
-        findings
+                    .unwrap_or_default(),
+                message: report.message,
+                help: report.help,
+                object: None,
+                object_index: None,
+                pointer: report.pointer,
+                source: document.source.clone(),
+                fix: None,
+                suppressed: None,
+            },
+        )
     }
 
     fn problem_findings(&self, loaded: &Loaded) -> Vec<Finding> {

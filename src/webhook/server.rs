@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{json, Value};
@@ -25,6 +24,10 @@ use super::metrics::Metrics;
 use super::review::{self, BadRequest, Decision, Mode, Review, ScaleTarget, Scope};
 use super::tls::{self, CertStore};
 use crate::engine::Engine;
+
+/// On drain, a connection younger than this is kept open until it has had
+/// the chance to send its first request.
+const FRESH_CONNECTION_GRACE: Duration = Duration::from_millis(1000);
 
 /// Request bodies above this are refused. The apiserver limits objects to
 /// about 1.5 MiB (etcd's request limit) and 3 MiB per request.
@@ -45,6 +48,10 @@ pub struct ServeOptions {
     pub reload_interval: Duration,
     /// How long in-flight requests may take to finish on SIGTERM.
     pub drain_timeout: Duration,
+    /// After SIGTERM, how long the server keeps accepting and serving
+    /// before it stops listening and closes idle connections: the
+    /// apiserver keeps routing to the pod until its endpoint is removed.
+    pub shutdown_delay: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -314,39 +321,61 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
     });
 
     let router = admission_router(state);
-    let graceful = GracefulShutdown::new();
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let mut connections = JoinSet::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    // After SIGTERM, keep accepting for `shutdown_delay` (the apiserver
+    // still routes to this pod until its endpoint is gone), then stop.
+    let mut stop_at: Option<tokio::time::Instant> = None;
     loop {
+        let deadline = async {
+            match stop_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _peer)) = accepted else { continue };
                 let acceptor = acceptor.clone();
                 let service = TowerToHyperService::new(router.clone());
-                let watcher = graceful.watcher();
+                let mut stopping = stopping_rx.clone();
                 connections.spawn(async move {
+                    let accepted_at = tokio::time::Instant::now();
                     let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
                     let Ok(Ok(tls)) = handshake else { return };
                     let connection = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service);
-                    let _ = watcher.watch(connection).await;
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        _ = connection.as_mut() => return,
+                        _ = stopping.wait_for(|stop| *stop) => {}
+                    }
+                    // A connection opened just before the drain gets its
+                    // first request answered before it is closed.
+                    let grace = tokio::time::sleep_until(accepted_at + FRESH_CONNECTION_GRACE);
+                    tokio::select! {
+                        _ = connection.as_mut() => return,
+                        () = grace => {}
+                    }
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
                 });
                 // Reap finished connection tasks so the set stays small.
                 while connections.try_join_next().is_some() {}
             }
-            signal = &mut shutdown => {
+            signal = &mut shutdown, if stop_at.is_none() => {
                 signal?;
-                break;
+                eprintln!("infergate: SIGTERM; serving for {:?} more, then draining", options.shutdown_delay);
+                stop_at = Some(tokio::time::Instant::now() + options.shutdown_delay);
             }
+            () = deadline => break,
         }
     }
-    eprintln!("infergate: draining in-flight requests");
     drop(listener);
-    let drained = async {
-        graceful.shutdown().await;
-        while connections.join_next().await.is_some() {}
-    };
+    let _ = stopping_tx.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(options.drain_timeout, drained).await;
     metrics_server.abort();
     eprintln!("infergate: stopped");
