@@ -191,13 +191,19 @@ static HELM_MARKER: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap_or_else(|error| unreachable!("static pattern: {error}"))
 });
 
-/// Whether a text holds Helm template markers outside comments.
+/// Where a text holds Helm template markers in YAML structure: at the
+/// start of a line or as a whole value (`key: {{ .Values.x }}`, `- {{`).
+/// Markers inside a string (`url: http://{{ .Release.Name }}-svc`, a
+/// quoted value) are data, as in values files that feed `tpl`.
 pub fn helm_marker(text: &str) -> Option<usize> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         if !line.trim_start().starts_with('#') {
-            if let Some(found) = HELM_MARKER.find(line) {
-                return Some(offset + found.start());
+            for found in HELM_MARKER.find_iter(line) {
+                let before = line[..found.start()].trim_end();
+                if before.is_empty() || before.ends_with(':') || before.ends_with('-') {
+                    return Some(offset + found.start());
+                }
             }
         }
         offset += line.len();
@@ -619,6 +625,13 @@ mod tests {
         assert_eq!(loaded.objects[0].base_pointer, "/items/0");
         let name = loaded.objects[0].locate("/metadata/name").expect("name");
         assert_eq!(name.line, 7);
+    }
+
+    #[test]
+    fn markers_inside_strings_are_data() {
+        let loaded = parse("prometheus:\n  url: http://{{ .Release.Name }}-prometheus\n  name: \"{{ include \\\"x\\\" . }}\"\n");
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        assert_eq!(loaded.documents.len(), 1);
     }
 
     #[test]

@@ -176,25 +176,46 @@ fn collect_rules<'a>(
 
 fn adapter_rules(config: &Value) -> Vec<AdapterRule<'_>> {
     let mut found = Vec::new();
+    collect_config(&mut found, config, "");
+    // An umbrella chart's values nest the adapter's under its name.
+    if let Some(nested) = config
+        .get("prometheus-adapter")
+        .filter(|nested| nested.is_object())
+    {
+        collect_config(&mut found, nested, "/prometheus-adapter");
+    }
+    found
+}
+
+fn collect_config<'a>(found: &mut Vec<AdapterRule<'a>>, config: &'a Value, base: &str) {
     // prometheus-adapter's own configuration file.
     collect_rules(
-        &mut found,
+        found,
         config.get("externalRules"),
-        "/externalRules",
+        &format!("{base}/externalRules"),
         true,
     );
     collect_rules(
-        &mut found,
+        found,
         config.get("rules").filter(|rules| rules.is_array()),
-        "/rules",
+        &format!("{base}/rules"),
         false,
     );
     // The Helm chart's values.
     if let Some(rules) = config.get("rules").filter(|rules| rules.is_object()) {
-        collect_rules(&mut found, rules.get("external"), "/rules/external", true);
-        collect_rules(&mut found, rules.get("custom"), "/rules/custom", false);
+        collect_rules(
+            found,
+            rules.get("external"),
+            &format!("{base}/rules/external"),
+            true,
+        );
+        collect_rules(
+            found,
+            rules.get("custom"),
+            &format!("{base}/rules/custom"),
+            false,
+        );
     }
-    found
 }
 
 static TEMPLATE_MARKER: LazyLock<Regex> = LazyLock::new(|| {
