@@ -47,8 +47,8 @@ else
   echo "ok: the good manifest passes"
 fi
 if [ "$status" -eq 0 ]; then
-  echo "pre-commit hook: 2 passed, 0 failed"
+  echo "precommit: 2 passed, 0 failed"
 else
-  echo "pre-commit hook: failed"
+  echo "precommit: 0 passed, 1 failed"
 fi
 exit "$status"
