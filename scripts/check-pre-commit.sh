@@ -33,22 +33,19 @@ pre-commit try-repo "$repo" infergate --files good.yaml >"$work/good.log" 2>&1
 good_status=$?
 set -e
 
-status=0
+passed=0
+failed=0
 if [ "$bad_status" -eq 0 ]; then
-  echo "FAIL: the bad manifest passed the hook"; cat "$work/bad.log"; status=1
+  echo "FAIL: the bad manifest passed the hook"; cat "$work/bad.log"; failed=$((failed + 1))
 elif ! grep -q "metric-name-lowercase" "$work/bad.log" || ! grep -q "bad.yaml:" "$work/bad.log"; then
-  echo "FAIL: the hook blocked without the diagnostic"; cat "$work/bad.log"; status=1
+  echo "FAIL: the hook blocked without the diagnostic"; cat "$work/bad.log"; failed=$((failed + 1))
 else
-  echo "ok: the bad manifest is blocked with the diagnostic"
+  echo "ok: the bad manifest is blocked with the diagnostic"; passed=$((passed + 1))
 fi
 if [ "$good_status" -ne 0 ]; then
-  echo "FAIL: the good manifest was blocked"; cat "$work/good.log"; status=1
+  echo "FAIL: the good manifest was blocked"; cat "$work/good.log"; failed=$((failed + 1))
 else
-  echo "ok: the good manifest passes"
+  echo "ok: the good manifest passes"; passed=$((passed + 1))
 fi
-if [ "$status" -eq 0 ]; then
-  echo "precommit: 2 passed, 0 failed"
-else
-  echo "precommit: 0 passed, 1 failed"
-fi
-exit "$status"
+echo "precommit: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
