@@ -108,3 +108,32 @@ fn the_binary_lints_the_whole_corpus_and_answers() {
             .is_some_and(|file| !file.is_empty()));
     }
 }
+
+/// Truncated and mangled copies of every corpus file never make the loader
+/// or the engine panic; they become findings.
+#[test]
+fn damaged_corpus_files_do_not_panic() {
+    let mut files = Vec::new();
+    yaml_files(&corpus(), &mut files);
+    let mut damaged = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable");
+        let length = text.len();
+        for fraction in [3, 5, 7] {
+            let mut cut = length * fraction / 11;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            for variant in [
+                text[..cut].to_string(),
+                format!("{}\t: [{{\n{}", &text[..cut], &text[cut..]),
+            ] {
+                let source = infergate::source::SourceFile::new("damaged.yaml", variant);
+                let loaded = infergate::loader::parse_all(vec![source]);
+                let _ = common::run(&loaded);
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged >= 1000, "only {damaged} damaged variants");
+}

@@ -251,6 +251,47 @@ fn fix_refuses_stdin() {
     assert_eq!(output.status.code(), Some(2));
 }
 
+/// Fix one source in memory (unsafe fixes included) and check that the
+/// text re-parses to exactly the objects the recorded patches give, and
+/// that only lines of edited nodes change. Returns the fixes applied.
+fn check_exact_fix(engine: &Engine, source: std::sync::Arc<SourceFile>) -> (usize, Vec<String>) {
+    let original = loader::parse_source(source.clone());
+    if !original.problems.is_empty() {
+        return (0, Vec::new());
+    }
+    let result = fix::fix_sources(
+        engine,
+        vec![source.clone()],
+        &ClusterFacts::default(),
+        FixOptions { unsafe_fixes: true },
+    );
+    let file = &result.files[0];
+    let mut expected: Vec<serde_json::Value> = original
+        .objects
+        .iter()
+        .map(|object| object.value.clone())
+        .collect();
+    for (index, patch) in &result.patches {
+        json_patch::patch(&mut expected[*index], &patch.0).expect("recorded patch applies");
+    }
+    let reparsed = loader::parse_source(SourceFile::new(file.name.clone(), file.text.clone()));
+    let actual: Vec<serde_json::Value> = reparsed
+        .objects
+        .iter()
+        .map(|object| object.value.clone())
+        .collect();
+    assert_eq!(actual, expected, "{}: text and patches disagree", file.name);
+    assert!(
+        reparsed.problems.is_empty(),
+        "{}: fixed file does not parse",
+        file.name
+    );
+    if file.changed() {
+        assert_only_edited_lines_change(&original, &result.patches, &source.text, &file.text);
+    }
+    (result.applied, result.skipped)
+}
+
 /// Every parseable corpus file: after fixing (unsafe fixes included),
 /// re-parsing gives exactly the objects that applying the patches to the
 /// parsed objects gives, and only lines of edited nodes change.
@@ -264,51 +305,36 @@ fn corpus_fixes_are_exact_text_edits() {
     let sources = loader::read_sources(&[loader::Input::File(corpus)]).expect("corpus");
     let engine = Engine::new(Policy::built_in().expect("policy"));
     let mut fixed_files = 0;
-    let mut applied = 0;
     for source in sources {
-        let original = loader::parse_source(source.clone());
-        if !original.problems.is_empty() {
-            continue;
-        }
-        let result = fix::fix_sources(
-            &engine,
-            vec![source.clone()],
-            &ClusterFacts::default(),
-            FixOptions { unsafe_fixes: true },
-        );
-        let file = &result.files[0];
-        let mut expected: Vec<serde_json::Value> = original
-            .objects
-            .iter()
-            .map(|object| object.value.clone())
-            .collect();
-        for (index, patch) in &result.patches {
-            json_patch::patch(&mut expected[*index], &patch.0).expect("recorded patch applies");
-        }
-        let reparsed = loader::parse_source(SourceFile::new(file.name.clone(), file.text.clone()));
-        let actual: Vec<serde_json::Value> = reparsed
-            .objects
-            .iter()
-            .map(|object| object.value.clone())
-            .collect();
-        assert_eq!(actual, expected, "{}: text and patches disagree", file.name);
-        assert!(
-            reparsed.problems.is_empty(),
-            "{}: fixed file does not parse",
-            file.name
-        );
-        if file.changed() {
-            fixed_files += 1;
-            applied += result.applied;
-            assert_only_edited_lines_change(&original, &result.patches, &source.text, &file.text);
-        }
+        let (applied, skipped) = check_exact_fix(&engine, source);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        fixed_files += usize::from(applied > 0);
     }
     // The corpus has few fixable findings per file (an HPA linted alone
-    // often has no target to call it an inference HPA); these four are real.
+    // often has no target to call it an inference HPA); these are real.
     assert!(
         fixed_files >= 4,
-        "only {fixed_files} corpus files had fixes ({applied} fixes)"
+        "only {fixed_files} corpus files had fixes"
     );
+}
+
+/// The same property over every fixture of testdata/, whose layouts (flow
+/// and block collections, comments, quoting) were written to exercise it.
+#[test]
+fn fixture_fixes_are_exact_text_edits() {
+    let sources = loader::read_sources(&[loader::Input::File(common::root().join("testdata"))])
+        .expect("testdata");
+    let engine = Engine::new(Policy::built_in().expect("policy"));
+    let mut applied = 0;
+    for source in sources {
+        if source.name.ends_with(".fixed.yaml") {
+            continue;
+        }
+        let (count, skipped) = check_exact_fix(&engine, source);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        applied += count;
+    }
+    assert!(applied >= 30, "only {applied} fixes applied over testdata/");
 }
 
 /// Removed or rewritten lines lie inside nodes the patches replace, remove

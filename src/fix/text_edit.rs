@@ -434,10 +434,21 @@ fn remove_entry(object: &Object, text: &str, path: &str) -> Result<Vec<TextEdit>
 }
 
 /// Apply edits (non-overlapping) to a text. Insertions at the same offset
-/// keep their order.
+/// go deepest first: a key added to an inner mapping that ends where its
+/// parent ends must come before a key added to the parent. Insertions at
+/// the same depth keep their order.
 pub fn apply(text: &str, edits: &[TextEdit]) -> Result<String, &'static str> {
+    let depth = |edit: &TextEdit| {
+        if edit.start == edit.end {
+            indentation(edit.text.trim_start_matches(['\r', '\n']))
+        } else {
+            0
+        }
+    };
     let mut ordered: Vec<(usize, &TextEdit)> = edits.iter().enumerate().collect();
-    ordered.sort_by_key(|(index, edit)| (edit.start, edit.end, *index));
+    ordered.sort_by_key(|(index, edit)| {
+        (edit.start, edit.end, std::cmp::Reverse(depth(edit)), *index)
+    });
     for pair in ordered.windows(2) {
         let (first, second) = (pair[0].1, pair[1].1);
         if second.start < first.end {
@@ -525,5 +536,22 @@ mod tests {
             },
         ];
         assert_eq!(apply("ab", &inserts).as_deref(), Ok("a12b"));
+        // A deeper block inserted at the same place goes first.
+        let nested = [
+            TextEdit {
+                start: 10,
+                end: 10,
+                text: "  b: 1\n".into(),
+            },
+            TextEdit {
+                start: 10,
+                end: 10,
+                text: "    c: 2\n".into(),
+            },
+        ];
+        assert_eq!(
+            apply("x:\n  a: 1\n", &nested).as_deref(),
+            Ok("x:\n  a: 1\n    c: 2\n  b: 1\n")
+        );
     }
 }
