@@ -420,6 +420,16 @@ fn serve(args: &ServeArgs) -> ExitCode {
     }
 }
 
+/// `a/path` for relative paths (as git writes them), the path itself when
+/// absolute.
+fn diff_label(side: &str, name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("{side}/{}", name.trim_start_matches("./"))
+    }
+}
+
 fn unified_diff(result: &fix::FixResult) -> String {
     let mut out = String::new();
     for file in result.files.iter().filter(|file| file.changed()) {
@@ -428,7 +438,7 @@ fn unified_diff(result: &fix::FixResult) -> String {
             &diff
                 .unified_diff()
                 .context_radius(3)
-                .header(&format!("a/{}", file.name), &format!("b/{}", file.name))
+                .header(&diff_label("a", &file.name), &diff_label("b", &file.name))
                 .to_string(),
         );
     }

@@ -403,3 +403,35 @@ fn assert_only_edited_lines_change(
         }
     }
 }
+
+#[test]
+fn a_fix_edits_every_file_it_touches() {
+    // The HPA and the exporter's PodMonitoring in two files of one run: the
+    // rename and the relabelling land together.
+    let fixture = std::fs::read_to_string(
+        common::root().join("testdata/rules/metric-name-lowercase/fires-with-podmonitoring.yaml"),
+    )
+    .expect("fixture");
+    let (monitor, hpa) = fixture.split_once("---\n").expect("two documents");
+    let directory = tempfile::tempdir().expect("temp dir");
+    std::fs::write(directory.path().join("podmonitoring.yaml"), monitor).expect("write");
+    std::fs::write(directory.path().join("hpa.yaml"), hpa).expect("write");
+    let path = directory.path().to_str().expect("utf-8");
+    let output = common::infergate(&["lint", "--fix", "--format", "json", path], None);
+    assert!(
+        common::stderr(&output).contains("in 2 file(s)"),
+        "{}",
+        common::stderr(&output)
+    );
+    let hpa = std::fs::read_to_string(directory.path().join("hpa.yaml")).expect("hpa");
+    let monitor =
+        std::fs::read_to_string(directory.path().join("podmonitoring.yaml")).expect("monitor");
+    assert!(hpa.contains("prometheus.googleapis.com|dcgm_fi_dev_gpu_util|unknown"));
+    assert!(monitor.contains("replacement: dcgm_fi_dev_gpu_util"));
+    let findings: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(findings["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .all(|finding| finding["rule"] != "metric-name-lowercase"));
+}
