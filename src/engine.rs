@@ -25,6 +25,23 @@ pub const IGNORE_ANNOTATION: &str = "infergate.dev/ignore";
 pub struct ClusterFacts {
     /// The namespace objects without `metadata.namespace` will land in.
     pub namespace: Option<String>,
+    /// Objects the cluster was asked for and did not have:
+    /// (kind, namespace, name). Those that it had are added to the input
+    /// as context by the caller.
+    pub missing: Vec<(String, String, String)>,
+}
+
+impl ClusterFacts {
+    /// Whether the cluster was asked for this object and had none.
+    pub fn is_missing(&self, kind: &str, namespace: Option<&str>, name: &str) -> bool {
+        self.missing
+            .iter()
+            .any(|(missing_kind, missing_namespace, missing_name)| {
+                missing_kind == kind
+                    && missing_name == name
+                    && namespace.is_none_or(|namespace| namespace == missing_namespace)
+            })
+    }
 }
 
 /// Objects by name, so that cross-resource rules can find their peers.

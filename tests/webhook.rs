@@ -805,6 +805,53 @@ async fn scale_requests_consult_the_cluster() {
     );
     let other = send(&server, "/validate", &scale_to(3, "other")).await;
     assert_eq!(other["allowed"], true, "{other}");
+
+    // An HPA on CPU says nothing of inference by itself; the Deployment it
+    // names, fetched from the cluster, is a TPU model server.
+    let hpa_for = |target: &str| {
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": format!("hpa-{target}"), "namespace": "serving"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})
+    };
+    let known = send(
+        &server,
+        "/validate",
+        &review(
+            HPA,
+            "horizontalpodautoscalers",
+            "CREATE",
+            &hpa_for("vllm-tpu"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(known["allowed"], true);
+    assert!(
+        known["warnings"]
+            .to_string()
+            .contains("hpa-stabilization-defaults"),
+        "{known}"
+    );
+    let missing = send(
+        &server,
+        "/validate",
+        &review(
+            HPA,
+            "horizontalpodautoscalers",
+            "CREATE",
+            &hpa_for("nowhere"),
+            None,
+        ),
+    )
+    .await;
+    assert!(
+        missing["warnings"]
+            .to_string()
+            .contains("does not exist in the cluster"),
+        "{missing}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,9 @@ declare_rule! {
     /// with the same kind, apiVersion and namespace. When an object of that
     /// name is in the input with another kind, apiVersion or namespace, that
     /// is a warning; when nothing of that name is in the input, only an info
-    /// (an HPA is often linted apart from its Deployment).
+    /// (an HPA is often linted apart from its Deployment). In the admission
+    /// webhook with a cluster client, a Deployment target is looked up: found,
+    /// it is checked like one in the input; missing, that is a warning.
     ///
     /// ## Why is this bad?
     /// An HPA whose target does not resolve reports `FailedGetScale` and
@@ -68,6 +70,14 @@ impl Rule for HpaScaleTargetResolves {
             .map(|(_, other)| other)
             .filter(|other| other.kind() != "HorizontalPodAutoscaler")
             .collect();
+        if named.is_empty() && cx.facts.is_missing(kind, cx.namespace_of(object), name) {
+            sink.report(
+                "/spec/scaleTargetRef/name",
+                format!("scaleTargetRef {kind} `{name}` does not exist in the cluster; the HPA cannot scale it"),
+            )
+            .help("create the workload first, or fix the name in scaleTargetRef");
+            return;
+        }
         if named.is_empty() {
             sink.report(
                 "/spec/scaleTargetRef/name",

@@ -106,6 +106,20 @@ impl Review {
         }
     }
 
+    /// The Deployment an HPA under review scales, if that is what it
+    /// names: (namespace, name).
+    pub fn hpa_deployment_target(&self) -> Option<(String, String)> {
+        if self.kind() != ("autoscaling", "HorizontalPodAutoscaler") {
+            return None;
+        }
+        let reference = self.object.as_ref()?.pointer("/spec/scaleTargetRef")?;
+        if reference.get("kind").and_then(Value::as_str) != Some("Deployment") {
+            return None;
+        }
+        let name = reference.get("name").and_then(Value::as_str)?;
+        Some((self.request.namespace.clone()?, name.to_string()))
+    }
+
     pub fn is_scale(&self) -> bool {
         self.request.sub_resource.as_deref() == Some("scale")
             || self.kind() == ("autoscaling", "Scale")
@@ -168,18 +182,40 @@ fn loaded_with(object: Object) -> Loaded {
     }
 }
 
-fn lint(engine: &Engine, value: &Value, namespace: Option<&str>) -> Vec<Finding> {
+/// What the cluster told about the objects a review refers to: objects
+/// found (added to the input as context, not reviewed themselves) and
+/// objects asked for but missing.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterContext {
+    pub objects: Vec<Value>,
+    pub missing: Vec<(String, String, String)>,
+}
+
+fn lint(
+    engine: &Engine,
+    value: &Value,
+    namespace: Option<&str>,
+    context: &ClusterContext,
+) -> Vec<Finding> {
     let Some(object) = to_object(value, "admission") else {
         return Vec::new();
     };
+    let mut loaded = loaded_with(object);
+    loaded.objects.extend(
+        context
+            .objects
+            .iter()
+            .filter_map(|value| to_object(value, "cluster")),
+    );
     let facts = ClusterFacts {
         namespace: namespace.map(str::to_string),
+        missing: context.missing.clone(),
     };
     engine
-        .run(&loaded_with(object), &facts)
+        .run(&loaded, &facts)
         .findings
         .into_iter()
-        .filter(|finding| finding.suppressed.is_none())
+        .filter(|finding| finding.suppressed.is_none() && finding.object_index == Some(0))
         .collect()
 }
 
@@ -200,6 +236,7 @@ pub fn decide(
     review: &Review,
     mode: Mode,
     scale_target: Option<&ScaleTarget>,
+    context: &ClusterContext,
 ) -> Decision {
     let namespace = review.request.namespace.as_deref();
     let excluded = namespace.is_some_and(|namespace| {
@@ -227,8 +264,8 @@ pub fn decide(
         return Decision::allow();
     };
     match mode {
-        Mode::Validate => validate(engine, review, object, namespace),
-        Mode::Mutate => mutate(engine, review, object, namespace),
+        Mode::Validate => validate(engine, review, object, namespace, context),
+        Mode::Mutate => mutate(engine, review, object, namespace, context),
     }
 }
 
@@ -246,8 +283,14 @@ fn replicas(value: Option<&Value>) -> i64 {
         .unwrap_or(1)
 }
 
-fn validate(engine: &Engine, review: &Review, object: &Value, namespace: Option<&str>) -> Decision {
-    let findings = lint(engine, object, namespace);
+fn validate(
+    engine: &Engine,
+    review: &Review,
+    object: &Value,
+    namespace: Option<&str>,
+    context: &ClusterContext,
+) -> Decision {
+    let findings = lint(engine, object, namespace, context);
     let mut decision = Decision::allow();
     let mut denials = Vec::new();
     let warm = was_ready(review.old_object.as_ref());
@@ -325,7 +368,13 @@ fn field(pointer: &str) -> String {
 /// At most this many rounds of safe fixes per request.
 const MUTATION_ROUNDS: usize = 8;
 
-fn mutate(engine: &Engine, review: &Review, object: &Value, namespace: Option<&str>) -> Decision {
+fn mutate(
+    engine: &Engine,
+    review: &Review,
+    object: &Value,
+    namespace: Option<&str>,
+    context: &ClusterContext,
+) -> Decision {
     let mut decision = Decision::allow();
     let mut current = object.clone();
     let mut applied: Vec<PatchOperation> = Vec::new();
@@ -347,7 +396,7 @@ fn mutate(engine: &Engine, review: &Review, object: &Value, namespace: Option<&s
         }
     }
     for _ in 0..MUTATION_ROUNDS {
-        let findings = lint(engine, &current, namespace);
+        let findings = lint(engine, &current, namespace, context);
         let mut changed = false;
         for finding in findings {
             let Some(fix) = &finding.fix else { continue };

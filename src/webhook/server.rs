@@ -198,9 +198,32 @@ async fn handle(state: AppState, mode: Mode, body: Body) -> Response {
             }
             _ => None,
         };
+        // An HPA's Deployment, when the cluster can be asked, is checked
+        // as if it were in the input.
+        let mut context = review::ClusterContext::default();
+        if let (Some(cluster), Some((namespace, name))) =
+            (&state.cluster, review.hpa_deployment_target())
+        {
+            match cluster.deployment(&namespace, &name).await {
+                ScaleTarget::Found(deployment) => context.objects.push(deployment),
+                ScaleTarget::NotFound => {
+                    context
+                        .missing
+                        .push(("Deployment".to_string(), namespace, name))
+                }
+                ScaleTarget::Unknown(_) => {}
+            }
+        }
         let engine = Arc::clone(&state.engine);
         let scope = Arc::clone(&state.scope);
-        review::decide(&engine, &scope, &review, mode, scale_target.as_ref())
+        review::decide(
+            &engine,
+            &scope,
+            &review,
+            mode,
+            scale_target.as_ref(),
+            &context,
+        )
     };
     let decision = match tokio::time::timeout(state.request_timeout, reviewing).await {
         Ok(decision) => decision,
