@@ -29,6 +29,8 @@ pub struct ClusterFacts {
     /// (kind, namespace, name). Those that it had are added to the input
     /// as context by the caller.
     pub missing: Vec<(String, String, String)>,
+    /// Accelerator pools read from the cluster's Nodes.
+    pub pools: Vec<crate::policy::AcceleratorPool>,
 }
 
 impl ClusterFacts {

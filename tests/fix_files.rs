@@ -169,7 +169,10 @@ fn diff_writes_nothing_and_exit_codes_reflect_what_remains() {
     assert_eq!(diff.status.code(), Some(1), "a pending fix fails --diff");
     let text = common::stdout(&diff);
     assert!(text.contains("+  behavior:"), "{text}");
-    assert!(text.starts_with(&format!("--- {path}\n+++ {path}\n")), "{text}");
+    assert!(
+        text.starts_with(&format!("--- {path}\n+++ {path}\n")),
+        "{text}"
+    );
     assert_eq!(std::fs::read_to_string(&target).expect("file"), original);
 
     // Only a warning was there: after fixing nothing is left, exit 0.

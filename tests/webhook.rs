@@ -739,7 +739,23 @@ async fn fake_apiserver(deployment: Value) -> SocketAddr {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let node = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {
+                "cloud.google.com/gke-tpu-accelerator": "tpu-v6e-slice",
+                "cloud.google.com/gke-tpu-topology": "2x4"}},
+            "status": {"allocatable": {"google.com/tpu": "8", "cpu": "200"}}})
+    };
+    let nodes = json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {},
+        "items": [node("tpu-node-a"), node("tpu-node-b")]});
     let app = axum::Router::new()
+        .route(
+            "/api/v1/nodes",
+            get(move || {
+                let nodes = nodes.clone();
+                async move { axum::Json(nodes) }
+            }),
+        )
         .route(
             "/apis/apps/v1/namespaces/serving/deployments/vllm-tpu",
             get(move || {

@@ -15,7 +15,9 @@ declare_rule! {
     /// `maxReplicas` x chips with the node pool the pods select. Pools are
     /// policy data (`acceleratorPools`: node labels, chips, optional
     /// autoscaling maximum `maxChips`), recognised from the pod's
-    /// `nodeSelector` or required node affinity.
+    /// `nodeSelector` or required node affinity. In the admission webhook
+    /// with a cluster client, the Nodes matching the pod's `nodeSelector`
+    /// make a pool too (their allocatable accelerators; no maximum known).
     ///
     /// - beyond the pool's chips: warning, with the largest `maxReplicas`
     ///   that fits;
@@ -61,7 +63,14 @@ impl Rule for MaxReplicasChipPool {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if object.kind() != "HorizontalPodAutoscaler" || cx.policy.accelerator_pools.is_empty() {
+        // Pools of the policy first, then those the cluster's Nodes describe.
+        let pools: Vec<&AcceleratorPool> = cx
+            .policy
+            .accelerator_pools
+            .iter()
+            .chain(cx.facts.pools.iter())
+            .collect();
+        if object.kind() != "HorizontalPodAutoscaler" || pools.is_empty() {
             return;
         }
         let Some(target) = cx.hpa_target(object) else {
@@ -75,7 +84,7 @@ impl Rule for MaxReplicasChipPool {
         }
         let Some(pool) = templates
             .iter()
-            .find_map(|template| pool_of(template, &cx.policy.accelerator_pools))
+            .find_map(|template| pool_of(template, &pools))
         else {
             return;
         };
@@ -168,7 +177,7 @@ fn chips_per_replica(target: &Object, templates: &[PodTemplate<'_>], resources: 
 /// The pool whose node labels the template's scheduling constraints set.
 fn pool_of<'p>(
     template: &PodTemplate<'_>,
-    pools: &'p [AcceleratorPool],
+    pools: &[&'p AcceleratorPool],
 ) -> Option<&'p AcceleratorPool> {
     let spec = template.spec()?;
     let mut labels: Vec<(String, String)> = spec
@@ -196,7 +205,7 @@ fn pool_of<'p>(
             }
         }
     }
-    pools.iter().find(|pool| {
+    pools.iter().copied().find(|pool| {
         pool.node_labels.iter().all(|(key, value)| {
             labels
                 .iter()

@@ -189,6 +189,7 @@ fn loaded_with(object: Object) -> Loaded {
 pub struct ClusterContext {
     pub objects: Vec<Value>,
     pub missing: Vec<(String, String, String)>,
+    pub pools: Vec<crate::policy::AcceleratorPool>,
 }
 
 fn lint(
@@ -210,6 +211,7 @@ fn lint(
     let facts = ClusterFacts {
         namespace: namespace.map(str::to_string),
         missing: context.missing.clone(),
+        pools: context.pools.clone(),
     };
     engine
         .run(&loaded, &facts)

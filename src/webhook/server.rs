@@ -15,6 +15,7 @@ use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -24,6 +25,7 @@ use super::metrics::Metrics;
 use super::review::{self, BadRequest, Decision, Mode, Review, ScaleTarget, Scope};
 use super::tls::{self, CertStore};
 use crate::engine::Engine;
+use crate::policy::AcceleratorPool;
 
 /// On drain, a connection younger than this is kept open until it has had
 /// the chance to send its first request.
@@ -75,6 +77,7 @@ pub enum ServeError {
 pub struct Cluster {
     client: kube::Client,
     cache: Mutex<std::collections::HashMap<(String, String), (Instant, ScaleTarget)>>,
+    pools: Mutex<std::collections::HashMap<String, (Instant, f64)>>,
     timeout: Duration,
 }
 
@@ -115,6 +118,7 @@ impl Cluster {
         Ok(Some(Self {
             client,
             cache: Mutex::new(Default::default()),
+            pools: Mutex::new(Default::default()),
             timeout: Duration::from_millis(1000),
         }))
     }
@@ -142,6 +146,67 @@ impl Cluster {
             cache.insert(key, (Instant::now(), target.clone()));
         }
         target
+    }
+}
+
+impl Cluster {
+    /// The Nodes a Deployment's pods select (its nodeSelector) as a pool:
+    /// their allocatable accelerator chips. Cached like Deployments.
+    async fn pool_for(&self, deployment: &Value, resources: &[String]) -> Option<AcceleratorPool> {
+        let selector = deployment
+            .pointer("/spec/template/spec/nodeSelector")
+            .and_then(Value::as_object)?;
+        let labels: std::collections::BTreeMap<String, String> = selector
+            .iter()
+            .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+            .collect();
+        if labels.is_empty() {
+            return None;
+        }
+        let query = labels
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cached = self.pools.lock().ok().and_then(|cache| {
+            cache
+                .get(&query)
+                .filter(|(at, _)| at.elapsed() < LOOKUP_CACHE)
+                .map(|(_, chips)| *chips)
+        });
+        let chips = match cached {
+            Some(chips) => chips,
+            None => {
+                let api: kube::Api<Node> = kube::Api::all(self.client.clone());
+                let listed = tokio::time::timeout(
+                    self.timeout,
+                    api.list(&kube::api::ListParams::default().labels(&query)),
+                )
+                .await;
+                let Ok(Ok(nodes)) = listed else { return None };
+                let chips: f64 = nodes
+                    .items
+                    .iter()
+                    .filter_map(|node| node.status.as_ref()?.allocatable.as_ref())
+                    .flat_map(|allocatable| {
+                        resources
+                            .iter()
+                            .filter_map(|resource| allocatable.get(resource))
+                            .filter_map(|quantity| crate::quantity::parse(&quantity.0))
+                    })
+                    .sum();
+                if let Ok(mut cache) = self.pools.lock() {
+                    cache.insert(query.clone(), (Instant::now(), chips));
+                }
+                chips
+            }
+        };
+        (chips > 0.0).then(|| AcceleratorPool {
+            name: format!("nodes with {query}"),
+            node_labels: labels,
+            chips,
+            max_chips: None,
+        })
     }
 }
 
@@ -205,7 +270,13 @@ async fn handle(state: AppState, mode: Mode, body: Body) -> Response {
             (&state.cluster, review.hpa_deployment_target())
         {
             match cluster.deployment(&namespace, &name).await {
-                ScaleTarget::Found(deployment) => context.objects.push(deployment),
+                ScaleTarget::Found(deployment) => {
+                    let resources = &state.engine.policy().inference.accelerator_resources;
+                    if let Some(pool) = cluster.pool_for(&deployment, resources).await {
+                        context.pools.push(pool);
+                    }
+                    context.objects.push(deployment);
+                }
                 ScaleTarget::NotFound => {
                     context
                         .missing
