@@ -50,17 +50,24 @@ impl ClusterFacts {
 #[derive(Debug, Default)]
 pub struct Index {
     by_name: HashMap<String, Vec<usize>>,
+    /// Why each object is an inference workload, computed once: several
+    /// rules ask, some for every pair of objects.
+    inference: Vec<Option<InferenceReason>>,
 }
 
 impl Index {
-    pub fn new(objects: &[Object]) -> Self {
+    pub fn new(objects: &[Object], policy: &Policy) -> Self {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, object) in objects.iter().enumerate() {
             if let Some(name) = object.name() {
                 by_name.entry(name.to_string()).or_default().push(index);
             }
         }
-        Self { by_name }
+        let inference = objects
+            .par_iter()
+            .map(|object| workload::inference_reason(object, policy))
+            .collect();
+        Self { by_name, inference }
     }
 }
 
@@ -132,7 +139,27 @@ impl<'a> Context<'a> {
     }
 
     pub fn inference_reason(&self, object: &Object) -> Option<InferenceReason> {
-        workload::inference_reason(object, self.policy)
+        match self.index_of(object) {
+            Some(index) => self.index.inference.get(index).cloned().flatten(),
+            None => workload::inference_reason(object, self.policy),
+        }
+    }
+
+    /// The position of an object of this input in `objects`, found from its
+    /// address (no search); `None` for an object from elsewhere.
+    fn index_of(&self, object: &Object) -> Option<usize> {
+        let size = std::mem::size_of::<Object>();
+        let base = self.objects.as_ptr() as usize;
+        let address = object as *const Object as usize;
+        let offset = address.checked_sub(base)?;
+        if size == 0 || offset % size != 0 {
+            return None;
+        }
+        let index = offset / size;
+        self.objects
+            .get(index)
+            .filter(|candidate| std::ptr::eq(*candidate, object))
+            .map(|_| index)
     }
 
     /// Whether an HPA is in scope of the inference rules: its target is an
@@ -281,7 +308,7 @@ impl Engine {
 
     /// Run every enabled rule over the loaded input.
     pub fn run(&self, loaded: &Loaded, facts: &ClusterFacts) -> Outcome {
-        let index = Index::new(&loaded.objects);
+        let index = Index::new(&loaded.objects, &self.policy);
         let cx = Context {
             policy: &self.policy,
             objects: &loaded.objects,

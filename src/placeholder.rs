@@ -40,7 +40,17 @@ static ANGLE: LazyLock<Regex> =
 static ALL_CAPS: LazyLock<Regex> = LazyLock::new(|| pattern(r"^[A-Z][A-Z0-9_]*[A-Z0-9]$"));
 
 /// The first placeholder in `text`, if any.
+/// Whether a string can hold a placeholder at all: every form has a `$`,
+/// a `<` or an uppercase letter, and most strings have none.
+pub fn may_contain(text: &str) -> bool {
+    text.bytes()
+        .any(|byte| byte == b'$' || byte == b'<' || byte.is_ascii_uppercase())
+}
+
 pub fn find(text: &str, field: Field, settings: &Placeholders) -> Option<Found> {
+    if !may_contain(text) {
+        return None;
+    }
     let found = |start: usize, end: usize| Found {
         start,
         end,

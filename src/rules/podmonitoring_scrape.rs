@@ -111,6 +111,7 @@ impl Rule for PodmonitoringScrape {
         let selects_pods = object.kind() != "ServiceMonitor";
         let mut matched_templates = Vec::new();
         let mut inference_nearby = false;
+        let monitor_directory = directory_of(object);
         if let (Some(selector), true) = (selector, selects_pods) {
             for (_, workload) in cx
                 .objects
@@ -121,18 +122,24 @@ impl Rule for PodmonitoringScrape {
                 if object.kind() != "ClusterPodMonitoring" && !cx.same_namespace(object, workload) {
                     continue;
                 }
-                let inference = cx.inference_reason(workload).is_some();
+                let matching: Vec<_> = pod_templates(workload)
+                    .into_iter()
+                    .filter(|template| {
+                        template
+                            .labels()
+                            .is_some_and(|labels| selector_matches(selector, labels))
+                    })
+                    .collect();
                 // Only workloads kept beside the monitor say what it should
                 // select; the input may hold unrelated applications.
-                inference_nearby |= inference && same_directory(object, workload);
-                for template in pod_templates(workload) {
-                    if template
-                        .labels()
-                        .is_some_and(|labels| selector_matches(selector, labels))
-                    {
-                        matched_templates.push((inference, template));
-                    }
+                let nearby = directory_of(workload) == monitor_directory;
+                if matching.is_empty() && !nearby {
+                    continue; // the (costly) inference test is not needed
                 }
+                let inference = cx.inference_reason(workload).is_some();
+                inference_nearby |= inference && nearby;
+                matched_templates
+                    .extend(matching.into_iter().map(|template| (inference, template)));
             }
             if !system && inference_nearby && matched_templates.is_empty() {
                 sink.report(
@@ -250,13 +257,13 @@ impl Rule for PodmonitoringScrape {
     }
 }
 
-fn same_directory(a: &Object, b: &Object) -> bool {
-    let directory = |object: &Object| {
-        std::path::Path::new(&object.source.name)
-            .parent()
-            .map(std::path::Path::to_path_buf)
-    };
-    directory(a) == directory(b)
+/// The directory part of a file name, without allocating.
+fn directory_of(object: &Object) -> &str {
+    object
+        .source
+        .name
+        .rsplit_once(std::path::MAIN_SEPARATOR)
+        .map_or("", |(directory, _)| directory)
 }
 
 fn is_system_exporter(object: &Object, hints: &[String]) -> bool {

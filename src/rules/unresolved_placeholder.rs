@@ -67,6 +67,9 @@ impl Rule for UnresolvedPlaceholder {
             autoscaler: object.kind() == "HorizontalPodAutoscaler",
         };
         let mut visit = |pointer: &str, text: &str, key: Option<&str>| {
+            if !placeholder::may_contain(text) {
+                return;
+            }
             let field = classify_field(
                 pointer,
                 key,
@@ -85,7 +88,7 @@ impl Rule for UnresolvedPlaceholder {
                 .help("replace the placeholder with the real value before applying (for example with envsubst, kustomize or Helm)");
             }
         };
-        walk(&object.value, String::new(), None, &mut visit);
+        walk(&object.value, &mut String::new(), None, &mut visit);
     }
 }
 
@@ -150,27 +153,32 @@ fn classify_field(
     })
 }
 
+/// Visit every string of a value with its JSON pointer and key. One
+/// pointer buffer serves the whole walk: objects have many nodes.
 fn walk(
     value: &Value,
-    pointer: String,
+    pointer: &mut String,
     key: Option<&str>,
     visit: &mut dyn FnMut(&str, &str, Option<&str>),
 ) {
     match value {
-        Value::String(text) => visit(&pointer, text, key),
+        Value::String(text) => visit(pointer, text, key),
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                walk(item, pointer::join(&pointer, index), key, visit);
+                let length = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&index.to_string());
+                walk(item, pointer, key, visit);
+                pointer.truncate(length);
             }
         }
         Value::Object(map) => {
             for (child_key, child) in map {
-                walk(
-                    child,
-                    pointer::join(&pointer, child_key),
-                    Some(child_key),
-                    visit,
-                );
+                let length = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&pointer::escape(child_key));
+                walk(child, pointer, Some(child_key), visit);
+                pointer.truncate(length);
             }
         }
         _ => {}

@@ -85,6 +85,10 @@ impl Rule for XlaCacheSingleWriter {
         if !crate::workload::is_workload_kind(object.kind()) {
             return;
         }
+        // The shared cache is rare; look for it before the HPAs.
+        let Some((value_pointer, path, kind)) = shared_cache_path(object) else {
+            return;
+        };
         let replicas = object
             .value
             .pointer("/spec/replicas")
@@ -104,9 +108,6 @@ impl Rule for XlaCacheSingleWriter {
         if replicas <= 1 && hpas.is_empty() {
             return;
         }
-        let Some((value_pointer, path, kind)) = shared_cache_path(object) else {
-            return;
-        };
         let mut starters = Vec::new();
         if replicas > 1 {
             starters.push(format!("spec.replicas is {replicas}"));
