@@ -265,12 +265,6 @@ impl Sink {
         let last = self.reports.len() - 1;
         &mut self.reports[last]
     }
-
-    pub fn reports(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.reports
-            .iter()
-            .map(|report| (report.pointer.as_str(), report.message.as_str()))
-    }
 }
 
 /// Counts over a run.

@@ -1,8 +1,6 @@
 //! The admission decision, as pure functions: an AdmissionReview in, an
 //! AdmissionReview out. The server only moves bytes.
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use json_patch::PatchOperation;
 use kube::core::admission::{AdmissionRequest, Operation};
@@ -10,7 +8,7 @@ use kube::core::DynamicObject;
 use serde_json::{json, Value};
 
 use crate::engine::{ClusterFacts, Engine};
-use crate::finding::{Applicability, Finding, Severity};
+use crate::finding::{op, Applicability, Finding, Severity};
 use crate::loader::Loaded;
 use crate::object::{Object, PositionMap};
 use crate::rules::xla_cache_single_writer;
@@ -384,9 +382,7 @@ fn mutate(
     if review.request.operation == Operation::Create && replicas(Some(object)) > 1 {
         if let Some(target) = to_object(object, "admission") {
             if xla_cache_single_writer::shared_cache_path(&target).is_some() {
-                if let Ok(operation) = serde_json::from_value::<PatchOperation>(
-                    json!({"op": "replace", "path": "/spec/replicas", "value": 1}),
-                ) {
+                if let Some(operation) = op::replace("/spec/replicas", json!(1)) {
                     if json_patch::patch(&mut current, std::slice::from_ref(&operation)).is_ok() {
                         applied.push(operation);
                         decision.warnings.push(short(
@@ -501,9 +497,6 @@ pub fn response(uid: &str, decision: &Decision) -> Value {
         "response": response,
     })
 }
-
-/// The engine as shared by the server's tasks.
-pub type SharedEngine = Arc<Engine>;
 
 #[cfg(test)]
 mod tests {
