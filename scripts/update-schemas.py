@@ -12,11 +12,12 @@ descriptions, and records where they came from.
 """
 import json
 import pathlib
-import re
 import subprocess
 import sys
 import tempfile
 import zipfile
+
+from schema_defs import closure
 
 PACKAGE = "kubernetes-validate"
 PACKAGE_VERSION = "1.37.0"
@@ -42,18 +43,6 @@ def strip(node):
     return node
 
 
-def closure(defs, roots):
-    seen, stack = set(), list(roots)
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for ref in re.findall(r"#/\$defs/([A-Za-z0-9_.\-]+)", json.dumps(defs[name])):
-            stack.append(ref)
-    return {name: strip(defs[name]) for name in sorted(seen)}
-
-
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
@@ -76,7 +65,7 @@ def main():
                         "regenerate": "python3 scripts/update-schemas.py",
                     },
                     "x-infergate-roots": ROOTS,
-                    "$defs": closure(defs, ROOTS.values()),
+                    "$defs": {name: strip(body) for name, body in closure(defs, ROOTS.values()).items()},
                 }
                 target = OUT / f"kubernetes-v{version}.json"
                 target.write_text(json.dumps(document, separators=(",", ":"), sort_keys=True) + "\n")

@@ -39,67 +39,84 @@ pub fn newest() -> &'static str {
     SCHEMAS.last().map_or("1.37", |(version, _)| *version)
 }
 
-/// One version's definitions and the root definition of each kind.
+/// Custom resources, the same for every Kubernetes version
+/// (rules/schemas/custom-resources.json, from crates.io; see
+/// scripts/update-crd-schemas.py).
+const CUSTOM_RESOURCES: &str = include_str!("../rules/schemas/custom-resources.json");
+
+/// One schema document's definitions and the root definition of each kind.
 pub struct Definitions {
     pub defs: Value,
     pub roots: HashMap<String, String>,
 }
 
-static PARSED: LazyLock<HashMap<&'static str, Arc<Definitions>>> = LazyLock::new(|| {
+impl Definitions {
+    fn parse(text: &str) -> Option<Self> {
+        let document: Value = serde_json::from_str(text).ok()?;
+        let roots = document
+            .get("x-infergate-roots")
+            .and_then(Value::as_object)?
+            .iter()
+            .filter_map(|(key, root)| Some((key.clone(), root.as_str()?.to_string())))
+            .collect();
+        let defs = document.get("$defs")?.clone();
+        Some(Self { defs, roots })
+    }
+}
+
+static BUILT_IN: LazyLock<HashMap<&'static str, Arc<Definitions>>> = LazyLock::new(|| {
     SCHEMAS
         .iter()
-        .filter_map(|(version, text)| {
-            let document: Value = serde_json::from_str(text).ok()?;
-            let roots = document
-                .get("x-infergate-roots")
-                .and_then(Value::as_object)?
-                .iter()
-                .filter_map(|(key, root)| Some((key.clone(), root.as_str()?.to_string())))
-                .collect();
-            let defs = document.get("$defs")?.clone();
-            Some((*version, Arc::new(Definitions { defs, roots })))
-        })
+        .filter_map(|(version, text)| Some((*version, Arc::new(Definitions::parse(text)?))))
         .collect()
 });
 
-type Cache = Mutex<HashMap<(String, String), Option<Arc<jsonschema::Validator>>>>;
+static CUSTOM: LazyLock<Option<Arc<Definitions>>> =
+    LazyLock::new(|| Definitions::parse(CUSTOM_RESOURCES).map(Arc::new));
 
-static VALIDATORS: LazyLock<Cache> = LazyLock::new(Default::default);
-
-pub fn definitions(version: &str) -> Option<Arc<Definitions>> {
-    PARSED.get(version).cloned()
+/// Everything schema-strict needs for one kind.
+pub struct KindSchema {
+    pub definitions: Arc<Definitions>,
+    /// The name of the kind's definition in `definitions`.
+    pub root: String,
+    pub validator: jsonschema::Validator,
+    /// A custom resource: its schema does not depend on the Kubernetes version.
+    pub custom: bool,
 }
 
-/// The root definition name for `apiVersion`/`kind`, if there is a schema.
-pub fn root_for(version: &str, api_version: &str, kind: &str) -> Option<String> {
-    definitions(version)?
-        .roots
-        .get(&format!("{api_version}/{kind}"))
-        .cloned()
-}
+type Cache = Mutex<HashMap<(&'static str, String), Option<Arc<KindSchema>>>>;
 
-/// The compiled validator of a kind, built on first use and then shared.
-pub fn validator(
-    version: &str,
-    api_version: &str,
-    kind: &str,
-) -> Option<Arc<jsonschema::Validator>> {
-    let key = (version.to_string(), format!("{api_version}/{kind}"));
-    let mut cache = VALIDATORS.lock().ok()?;
-    if let Some(found) = cache.get(&key) {
+static KINDS: LazyLock<Cache> = LazyLock::new(Default::default);
+
+/// The schema of `apiVersion`/`kind` in Kubernetes `version` (built-in kinds)
+/// or of the custom resource, compiled on first use and then shared.
+pub fn kind_schema(version: &str, api_version: &str, kind: &str) -> Option<Arc<KindSchema>> {
+    let key = format!("{api_version}/{kind}");
+    let (document, definitions, custom) = match BUILT_IN.get_key_value(version) {
+        Some((version, definitions)) if definitions.roots.contains_key(&key) => {
+            (*version, definitions.clone(), false)
+        }
+        _ => ("custom", CUSTOM.as_ref()?.clone(), true),
+    };
+    let root = definitions.roots.get(&key)?.clone();
+    let mut cache = KINDS.lock().ok()?;
+    if let Some(found) = cache.get(&(document, key.clone())) {
         return found.clone();
     }
-    let compiled = (|| {
-        let definitions = definitions(version)?;
-        let root = definitions.roots.get(&key.1)?;
-        let schema = json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$ref": format!("#/$defs/{root}"),
-            "$defs": definitions.defs,
-        });
-        jsonschema::validator_for(&schema).ok().map(Arc::new)
-    })();
-    cache.insert(key, compiled.clone());
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": format!("#/$defs/{root}"),
+        "$defs": definitions.defs,
+    });
+    let compiled = jsonschema::validator_for(&schema).ok().map(|validator| {
+        Arc::new(KindSchema {
+            definitions,
+            root,
+            validator,
+            custom,
+        })
+    });
+    cache.insert((document, key), compiled.clone());
     compiled
 }
 
@@ -132,8 +149,14 @@ pub fn schema_at<'a>(
     for token in tokens {
         node = if let Some(items) = node.get("items") {
             resolve(defs, items)
+        } else if let Some(property) = node.get("properties").and_then(|p| p.get(token)) {
+            resolve(defs, property)
         } else {
-            resolve(defs, node.get("properties")?.get(token)?)
+            // a map: every key has the same schema
+            resolve(
+                defs,
+                node.get("additionalProperties").filter(|a| a.is_object())?,
+            )
         };
     }
     Some(node)
@@ -184,19 +207,33 @@ pub fn find_field(
     None
 }
 
-/// The allowed field closest to a misspelt one (edit distance at most 2).
+/// The allowed name closest to a misspelt one: within a few edits (more
+/// for longer names), or else sharing most of its beginning
+/// (`minReplicas` for KEDA's `minReplicaCount`).
 pub fn closest(allowed: &[String], name: &str) -> Option<String> {
-    allowed
+    let name = name.to_lowercase();
+    let within = 2.max(name.chars().count() / 6);
+    let by_distance = allowed
         .iter()
-        .map(|candidate| {
-            (
-                edit_distance(&candidate.to_lowercase(), &name.to_lowercase()),
-                candidate,
-            )
-        })
-        .filter(|(distance, _)| *distance <= 2)
+        .map(|candidate| (edit_distance(&candidate.to_lowercase(), &name), candidate))
+        .filter(|(distance, _)| *distance <= within)
         .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate.clone())
+        .map(|(_, candidate)| candidate.clone());
+    by_distance.or_else(|| {
+        allowed
+            .iter()
+            .map(|candidate| (common_prefix(&candidate.to_lowercase(), &name), candidate))
+            .filter(|(shared, candidate)| {
+                *shared >= 6
+                    && *shared * 3 >= 2 * name.chars().count().min(candidate.chars().count())
+            })
+            .max_by_key(|(shared, _)| *shared)
+            .map(|(_, candidate)| candidate.clone())
+    })
+}
+
+fn common_prefix(a: &str, b: &str) -> usize {
+    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -218,35 +255,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_version_has_the_three_kinds() {
+    fn every_version_has_every_kind() {
         for version in versions() {
-            for (api_version, kind) in [
-                ("apps/v1", "Deployment"),
-                ("apps/v1", "StatefulSet"),
-                ("autoscaling/v2", "HorizontalPodAutoscaler"),
+            for (api_version, kind, custom) in [
+                ("apps/v1", "Deployment", false),
+                ("apps/v1", "StatefulSet", false),
+                ("autoscaling/v2", "HorizontalPodAutoscaler", false),
+                ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", true),
+                ("keda.sh/v1alpha1", "ScaledObject", true),
+                ("monitoring.coreos.com/v1", "ServiceMonitor", true),
+                ("monitoring.coreos.com/v1", "PodMonitor", true),
             ] {
+                let schema = kind_schema(version, api_version, kind);
                 assert!(
-                    validator(version, api_version, kind).is_some(),
+                    schema.is_some_and(|schema| schema.custom == custom),
                     "{version} {kind}"
                 );
             }
         }
+        assert!(kind_schema(newest(), "v1", "ConfigMap").is_none());
+    }
+
+    #[test]
+    fn a_custom_resource_is_compiled_once_for_all_versions() {
+        let oldest = versions().next().expect("a version");
+        let first = kind_schema(oldest, "keda.sh/v1alpha1", "ScaledObject").expect("keda");
+        let second = kind_schema(newest(), "keda.sh/v1alpha1", "ScaledObject").expect("keda");
+        assert!(Arc::ptr_eq(&first, &second));
     }
 
     #[test]
     fn navigation_and_suggestions() {
-        let definitions = definitions(newest()).expect("newest");
-        let root = root_for(newest(), "autoscaling/v2", "HorizontalPodAutoscaler").expect("root");
+        let hpa = kind_schema(newest(), "autoscaling/v2", "HorizontalPodAutoscaler").expect("hpa");
+        let (definitions, root) = (&hpa.definitions, &hpa.root);
         let tokens: Vec<String> = ["spec", "metrics", "0", "pods"]
             .iter()
             .map(|t| t.to_string())
             .collect();
-        let pods = schema_at(&definitions, &root, &tokens).expect("pods schema");
+        let pods = schema_at(definitions, root, &tokens).expect("pods schema");
         let mut allowed = allowed_fields(pods);
         allowed.sort();
         assert_eq!(allowed, ["metric", "target"]);
         assert_eq!(
-            find_field(&definitions, pods, "averageValue", 3).as_deref(),
+            find_field(definitions, pods, "averageValue", 3).as_deref(),
             Some("target.averageValue")
         );
         assert_eq!(
@@ -254,5 +305,22 @@ mod tests {
             Some("imagePullPolicy")
         );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let keda = ["maxReplicaCount", "minReplicaCount", "triggers"].map(String::from);
+        assert_eq!(
+            closest(&keda, "minReplicas").as_deref(),
+            Some("minReplicaCount")
+        );
+        assert_eq!(closest(&keda, "replicas"), None);
+        let policies = [
+            "Default",
+            "RecreateGroupOnPodRestart",
+            "RecreateGroupAfterStart",
+            "None",
+        ]
+        .map(String::from);
+        assert_eq!(
+            closest(&policies, "RecreateGroupOnRestart").as_deref(),
+            Some("RecreateGroupOnPodRestart")
+        );
     }
 }

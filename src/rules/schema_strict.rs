@@ -27,8 +27,17 @@ declare_rule! {
     /// held to required fields, only to known fields and types.
     ///
     /// Kinds with schemas: apps/v1 Deployment and StatefulSet, autoscaling/v2
-    /// HorizontalPodAutoscaler (rules/schemas/, from the PyPI package
-    /// kubernetes-validate; `scripts/update-schemas.py` regenerates them).
+    /// HorizontalPodAutoscaler (rules/schemas/kubernetes-v1.*.json, from the
+    /// PyPI package kubernetes-validate; `scripts/update-schemas.py`
+    /// regenerates them), and the custom resources
+    /// leaderworkerset.x-k8s.io/v1 LeaderWorkerSet, keda.sh/v1alpha1
+    /// ScaledObject, monitoring.coreos.com/v1 ServiceMonitor and PodMonitor
+    /// (rules/schemas/custom-resources.json, converted from the kopium-generated
+    /// kcr_* crates on crates.io by `scripts/update-crd-schemas.py`). A custom
+    /// resource's schema is the same for every Kubernetes version, and a
+    /// null value in one is not reported: the apiserver drops it. GKE's
+    /// monitoring.googleapis.com PodMonitoring has no schema here (no package
+    /// ships one); `podmonitoring-scrape` checks its layout instead.
     ///
     /// ## Why is this bad?
     /// The apiserver drops unknown fields or, with strict field validation,
@@ -94,19 +103,17 @@ impl Rule for SchemaStrict {
         }
         let target = kubernetes.version.as_str();
         let (api_version, kind) = (object.id.api_version.as_str(), object.kind());
-        let (Some(validator), Some(root), Some(definitions)) = (
-            schema::validator(target, api_version, kind),
-            schema::root_for(target, api_version, kind),
-            schema::definitions(target),
-        ) else {
+        let Some(schema) = schema::kind_schema(target, api_version, kind) else {
             return;
         };
+        let (definitions, root) = (&schema.definitions, &schema.root);
         let partial = is_partial(object);
         let newest = schema::newest();
-        let newer = (target != newest)
-            .then(|| schema::validator(newest, api_version, kind))
+        // Custom resources have one schema for every Kubernetes version.
+        let newer = (!schema.custom && target != newest)
+            .then(|| schema::kind_schema(newest, api_version, kind))
             .flatten();
-        for error in validator.iter_errors(&object.value) {
+        for error in schema.validator.iter_errors(&object.value) {
             let instance = error.instance_path().to_string();
             if instance.starts_with("/status") {
                 continue;
@@ -119,14 +126,14 @@ impl Rule for SchemaStrict {
             let here = dotted(&tokens);
             match error.kind() {
                 ValidationErrorKind::AdditionalProperties { unexpected } => {
-                    let node = schema::schema_at(&definitions, &root, &tokens);
+                    let node = schema::schema_at(definitions, root, &tokens);
                     let mut allowed = node.map(schema::allowed_fields).unwrap_or_default();
                     allowed.sort();
                     for key in unexpected {
                         let key_pointer = pointer::join(&instance, key);
                         // A field the newest Kubernetes knows is only too new.
                         let known_later = newer.as_ref().is_some_and(|newer| {
-                            !newer.iter_errors(&object.value).any(|later| {
+                            !newer.validator.iter_errors(&object.value).any(|later| {
                                 later.instance_path().to_string() == instance
                                     && matches!(later.kind(), ValidationErrorKind::AdditionalProperties { unexpected } if unexpected.contains(key))
                             })
@@ -139,7 +146,7 @@ impl Rule for SchemaStrict {
                             continue;
                         }
                         let suggestion = node
-                            .and_then(|node| schema::find_field(&definitions, node, key, 3))
+                            .and_then(|node| schema::find_field(definitions, node, key, 3))
                             .map(|path| {
                                 format!("{}.{path}", tokens.last().map_or("", String::as_str))
                             })
@@ -170,21 +177,158 @@ impl Rule for SchemaStrict {
                     )
                     .help(format!("add `{name}`"));
                 }
-                _ => {
-                    let value = object.value.pointer(&instance);
-                    let is_placeholder = value.and_then(Value::as_str).is_some_and(|text| {
+                other => {
+                    let Some(value) = object.value.pointer(&instance) else {
+                        continue;
+                    };
+                    let is_placeholder = value.as_str().is_some_and(|text| {
                         placeholder::find(text, Field::Numeric, &cx.policy.placeholders).is_some()
                     });
                     if is_placeholder {
                         continue; // unresolved-placeholder reports it
                     }
-                    sink.report(instance.clone(), format!("`{here}`: {error}"))
-                        .help(
-                        "see the field's type and allowed values in the Kubernetes API reference",
-                    );
+                    if schema.custom && value.is_null() {
+                        continue; // the apiserver prunes nulls from custom resources
+                    }
+                    let node = schema::schema_at(definitions, root, &tokens);
+                    let (message, help) = match other {
+                        ValidationErrorKind::Type { .. } => {
+                            let parent = tokens
+                                .split_last()
+                                .and_then(|(_, above)| schema::schema_at(definitions, root, above));
+                            let key = tokens.last().map_or("", String::as_str);
+                            wrong_type(&here, value, node, sibling_for(parent, key, value))
+                        }
+                        ValidationErrorKind::Enum { options } => not_in_enum(&here, value, options),
+                        _ => (
+                            format!("`{here}`: {error}"),
+                            "see the field's type and allowed values in the API reference"
+                                .to_string(),
+                        ),
+                    };
+                    sink.report(instance.clone(), message).help(help);
                 }
             }
         }
+    }
+}
+
+/// "must be a string, not an integer", with the quoting that fixes the
+/// common cases (`threshold: 5` in a map of strings, `replicas: "2"`).
+fn wrong_type(
+    here: &str,
+    value: &Value,
+    node: Option<&Value>,
+    sibling: Option<String>,
+) -> (String, String) {
+    let expected: Vec<&str> = match node.and_then(|node| node.get("type")) {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    // "or null" says nothing useful: leaving the field out is the way to null
+    let expected: Vec<&str> = expected
+        .into_iter()
+        .filter(|name| *name != "null")
+        .collect();
+    let found = json_type(value);
+    let wanted = if expected.is_empty() {
+        "of another type".to_string()
+    } else {
+        expected
+            .iter()
+            .map(|name| with_article(name))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let message = format!(
+        "`{here}` must be {wanted}, not {} `{value}`",
+        with_article(found)
+    );
+    let wants = |name: &str| expected.contains(&name);
+    let help = match (value, sibling) {
+        (_, Some(sibling)) => format!("{} goes in `{sibling}`", with_article(found)),
+        (Value::Number(_) | Value::Bool(_), None) if wants("string") => {
+            format!("quote it: `\"{value}\"`")
+        }
+        (Value::String(text), None)
+            if (wants("integer") && text.trim().parse::<i64>().is_ok())
+                || (wants("number") && text.trim().parse::<f64>().is_ok()) =>
+        {
+            format!("write the number without quotes: `{}`", text.trim())
+        }
+        (Value::String(text), None)
+            if wants("boolean") && matches!(text.as_str(), "true" | "false") =>
+        {
+            format!("write it without quotes: `{text}`")
+        }
+        _ => format!("write {wanted} here"),
+    };
+    (message, help)
+}
+
+/// A field beside `key` named after it that takes the value's type:
+/// PodMonitor's `portNumber` for a number written in `port`.
+fn sibling_for(parent: Option<&Value>, key: &str, value: &Value) -> Option<String> {
+    let found = json_type(value);
+    parent?
+        .get("properties")?
+        .as_object()?
+        .iter()
+        .find(|(name, schema)| {
+            name.len() > key.len()
+                && name.starts_with(key)
+                && match schema.get("type") {
+                    Some(Value::String(one)) => one == found,
+                    Some(Value::Array(many)) => many.iter().any(|one| one == found),
+                    _ => false,
+                }
+        })
+        .map(|(name, _)| name.clone())
+}
+
+/// "is `X`, which is not one of …", with the closest allowed value.
+fn not_in_enum(here: &str, value: &Value, options: &Value) -> (String, String) {
+    let allowed: Vec<String> = options
+        .as_array()
+        .map(|options| {
+            options
+                .iter()
+                .map(|option| {
+                    option
+                        .as_str()
+                        .map_or_else(|| option.to_string(), str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let shown = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string);
+    let mut message = format!("`{here}` is `{shown}`, which is not an allowed value");
+    if let Some(closest) = schema::closest(&allowed, &shown) {
+        message.push_str(&format!("; did you mean `{closest}`?"));
+    }
+    (message, format!("allowed values: {}", allowed.join(", ")))
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(number) if number.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn with_article(name: &str) -> String {
+    match name {
+        "null" => "null".to_string(),
+        "integer" | "object" | "array" => format!("an {name}"),
+        _ => format!("a {name}"),
     }
 }
 

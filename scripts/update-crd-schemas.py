@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Regenerate rules/schemas/custom-resources.json from crates.io.
+
+The kube-custom-resources-rs project publishes, for each custom resource
+group, a crate of Rust types that kopium generated from the upstream
+CustomResourceDefinition (kcr_<group>). The types carry what strict
+validation needs from the CRD's openAPIV3Schema: every field and its JSON
+name, its type, whether it is optional, and the values of string enums.
+This script fetches pinned versions of those crates with cargo, reads the
+generated source and writes one JSON Schema document with a definition per
+Rust type (descriptions dropped, identical definitions merged), in which
+every object rejects unknown fields, as kubeconform -strict does.
+
+What the Rust types do not keep (patterns, lengths, minimums, CEL rules) is
+not checked; the apiserver checks those.
+
+    python3 scripts/update-crd-schemas.py        # needs cargo and crates.io
+"""
+import json
+import pathlib
+import re
+import subprocess
+import tempfile
+
+from schema_defs import closure
+
+# crate, version, source file, apiVersion/kind
+CRATES = [
+    ("kcr_leaderworkerset_x_k8s_io", "3.20260530.173522",
+     "src/v1/leaderworkersets.rs", "leaderworkerset.x-k8s.io/v1/LeaderWorkerSet"),
+    ("kcr_keda_sh", "3.20260609.65038",
+     "src/v1alpha1/scaledobjects.rs", "keda.sh/v1alpha1/ScaledObject"),
+    ("kcr_monitoring_coreos_com", "3.20260613.160609",
+     "src/v1/servicemonitors.rs", "monitoring.coreos.com/v1/ServiceMonitor"),
+    ("kcr_monitoring_coreos_com", "3.20260613.160609",
+     "src/v1/podmonitors.rs", "monitoring.coreos.com/v1/PodMonitor"),
+]
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "rules" / "schemas" / "custom-resources.json"
+# ObjectMeta comes from the built-in schemas (see update-schemas.py).
+KUBERNETES = ROOT / "rules" / "schemas" / "kubernetes-v1.37.json"
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+ITEM = re.compile(r"^pub (struct|enum) (\w+) \{\s*$")
+FIELD = re.compile(r"^\s+pub (?:r#)?(\w+): (.+),\s*$")
+VARIANT = re.compile(r"^\s+(\w+),\s*$")
+RENAME = re.compile(r'rename = "([^"]+)"')
+KUBE = re.compile(r'#\[kube\(group = "([^"]+)", version = "([^"]+)", kind = "([^"]+)"')
+
+
+def parse_items(text):
+    """The structs and enums of a kopium file: name -> (kind, members)."""
+    items, current, rename, resource = {}, None, None, None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("///") or not stripped:
+            continue
+        if (found := KUBE.match(stripped)) is not None:
+            resource = found.groups()
+            continue
+        if current is None:
+            if (found := ITEM.match(line)) is not None:
+                kind, name = found.groups()
+                current = (name, kind, [])
+                if resource is not None and kind == "struct":
+                    items["@resource"] = (resource, name)
+                    resource = None
+            continue
+        name, kind, members = current
+        if stripped == "}":
+            items[name] = (kind, members)
+            current = None
+        elif stripped.startswith("#[serde("):
+            found = RENAME.search(stripped)
+            rename = found.group(1) if found else None
+        elif kind == "struct" and (found := FIELD.match(line)) is not None:
+            members.append((rename or found.group(1), found.group(2)))
+            rename = None
+        elif kind == "enum" and (found := VARIANT.match(line)) is not None:
+            members.append(rename or found.group(1))
+            rename = None
+        else:
+            raise SystemExit(f"unexpected line in {name}: {line!r}")
+    return items
+
+
+def split_generic(text):
+    """`Option<Vec<X>>` -> ("Option", "Vec<X>"); `String` -> ("String", None)."""
+    if "<" not in text:
+        return text.strip(), None
+    head, rest = text.split("<", 1)
+    assert rest.endswith(">"), text
+    return head.strip(), rest[:-1].strip()
+
+
+def type_schema(rust, prefix):
+    """JSON Schema for a Rust type, and whether the field may be left out."""
+    head, inner = split_generic(rust)
+    if head == "Option":
+        return type_schema(inner, prefix)[0], True
+    if head == "Vec":
+        return {"type": "array", "items": type_schema(inner, prefix)[0]}, False
+    if head == "BTreeMap":
+        key, value = inner.split(",", 1)
+        assert key.strip() == "String", rust
+        return {"type": "object", "additionalProperties": type_schema(value, prefix)[0]}, False
+    scalar = {
+        "String": {"type": "string"},
+        "bool": {"type": "boolean"},
+        "i32": {"type": "integer"},
+        "i64": {"type": "integer"},
+        "f64": {"type": "number"},
+        "IntOrString": {"type": ["integer", "string"]},
+        "Condition": {},
+        "serde_json::Value": {},
+    }
+    if head in scalar:
+        return dict(scalar[head]), False
+    return {"$ref": f"#/$defs/{prefix}{head}"}, False
+
+
+def definitions(items, prefix):
+    defs = {}
+    for name, (kind, members) in items.items():
+        if name == "@resource":
+            continue
+        if kind == "enum":
+            defs[prefix + name] = {"type": "string", "enum": members}
+            continue
+        properties, required = {}, []
+        for json_name, rust in members:
+            schema, optional = type_schema(rust, prefix)
+            properties[json_name] = schema
+            if not optional:
+                required.append(json_name)
+        node = {"type": "object", "properties": properties, "additionalProperties": False}
+        if required:
+            node["required"] = sorted(required)
+        defs[prefix + name] = node
+    return defs
+
+
+def merge_identical(defs, roots):
+    """Merge definitions with the same body (kopium writes one Rust type per
+    place, so a PodSpec under leaderTemplate and workerTemplate is written
+    twice); repeat until nothing changes."""
+    keep = set(roots)
+    while True:
+        by_body, renames = {}, {}
+        for name in sorted(defs):
+            body = json.dumps(defs[name], sort_keys=True)
+            if body in by_body and name not in keep:
+                renames[name] = by_body[body]
+            else:
+                by_body.setdefault(body, name)
+        if not renames:
+            return defs
+        text = json.dumps({k: v for k, v in defs.items() if k not in renames})
+        for old, new in renames.items():
+            text = text.replace(f'"#/$defs/{old}"', f'"#/$defs/{new}"')
+        defs = json.loads(text)
+
+
+def fetch_sources():
+    """Download the pinned crates with cargo; return {crate: source dir}."""
+    with tempfile.TemporaryDirectory() as tmp:
+        project = pathlib.Path(tmp)
+        deps = "\n".join(
+            f'{crate} = {{ version = "={version}", default-features = false }}'
+            for crate, version in sorted({(c, v) for c, v, _, _ in CRATES})
+        )
+        (project / "Cargo.toml").write_text(
+            f'[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\n{deps}\n'
+        )
+        (project / "src").mkdir()
+        (project / "src" / "lib.rs").write_text("")
+        metadata = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--quiet"],
+            cwd=project, check=True, capture_output=True, text=True,
+        ).stdout
+    return {
+        package["name"]: pathlib.Path(package["manifest_path"]).parent
+        for package in json.loads(metadata)["packages"]
+    }
+
+
+def main():
+    sources = fetch_sources()
+    kubernetes = json.loads(KUBERNETES.read_text())["$defs"]
+    defs = closure(kubernetes, [OBJECT_META])
+    roots, provenance = {}, []
+    for crate, version, file, api_kind in CRATES:
+        text = (sources[crate] / file).read_text()
+        items = parse_items(text)
+        (group, api_version, kind), spec = items["@resource"]
+        assert f"{group}/{api_version}/{kind}" == api_kind, (api_kind, group, api_version, kind)
+        prefix = f"{group}.{api_version}."
+        defs.update(definitions(items, prefix))
+        root = prefix + kind
+        defs[root] = {
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "metadata": {"$ref": f"#/$defs/{OBJECT_META}"},
+                "spec": {"$ref": f"#/$defs/{prefix}{spec}"},
+                # status is written by the controller, not by the manifest
+                "status": {},
+            },
+            "additionalProperties": False,
+        }
+        roots[api_kind] = root
+        kopium = re.search(r"// kopium version: (\S+)", text)
+        provenance.append({
+            "kind": api_kind,
+            "crate": f"crates.io {crate} {version}",
+            "file": file,
+            "generator": f"kopium {kopium.group(1) if kopium else 'unknown'}",
+        })
+    defs = merge_identical(closure(defs, roots.values()), roots.values())
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "x-infergate-source": {
+            "crates": provenance,
+            "objectMeta": f"{KUBERNETES.name} ({OBJECT_META})",
+            "regenerate": "python3 scripts/update-crd-schemas.py",
+        },
+        "x-infergate-roots": roots,
+        "$defs": closure(defs, roots.values()),
+    }
+    OUT.write_text(json.dumps(document, separators=(",", ":"), sort_keys=True) + "\n")
+    print(f"{OUT.relative_to(ROOT)}: {len(document['$defs'])} definitions, "
+          f"{OUT.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()
