@@ -144,7 +144,9 @@ fn classify_field(
     }
     let numeric = key.is_some_and(|key| {
         numeric_fields.iter().any(|field| field == key)
-            && (kind.autoscaler || pointer == "/spec/replicas" || key == "containerPort")
+            // Port names are lowercase (IANA service names), so an all-caps
+            // `port: PROMETHEUS_PORT` can only be a placeholder.
+            && (kind.autoscaler || pointer == "/spec/replicas" || key == "port" || key.ends_with("Port"))
     });
     Some(if numeric {
         Field::Numeric
