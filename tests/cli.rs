@@ -3,7 +3,7 @@
 mod common;
 
 use common::{infergate, stderr, stdout};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const DCGM: &str = "testdata/examples/000-tgi-gemma.yaml";
 const DCGM_NAME: &str = "prometheus.googleapis.com|DCGM_FI_DEV_GPU_UTIL|unknown";
@@ -450,4 +450,88 @@ fn misplaced_average_value_is_an_error_at_its_key_with_a_suggestion() {
         .as_str()
         .unwrap_or_default()
         .contains("metric, target"));
+}
+
+/// Seed 003's first PodMonitoring as the guide prints it.
+const SEED_003_POD_MONITORING: &str = "\
+apiVersion: monitoring.googleapis.com/v1
+kind: PodMonitoring
+metadata:
+  name: jetstream-podmonitoring
+selector:
+  matchLabels:
+    app: maxengine-server
+spec:
+  endpoints:
+  - interval: 15s
+    path: \"/\"
+    port: PROMETHEUS_PORT
+  targetLabels:
+    metadata:
+    - pod
+    - container
+    - node
+";
+
+#[test]
+fn misplaced_pod_monitoring_selector_is_an_error_at_its_key_with_a_suggestion() {
+    let output = infergate(
+        &["lint", "--format", "json", "-"],
+        Some(SEED_003_POD_MONITORING),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let findings = json_findings(&output);
+    let at = |rule: &str| {
+        findings
+            .iter()
+            .find(|finding| finding["rule"] == rule)
+            .unwrap_or_else(|| panic!("no {rule} in {findings:?}"))
+    };
+    let selector = at("podmonitoring-scrape");
+    assert_eq!(
+        (&selector["line"], &selector["column"]),
+        (&json!(5), &json!(1))
+    );
+    assert_eq!(selector["severity"], "error");
+    assert!(selector["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("did you mean `spec.selector`?"));
+    assert_eq!(selector["fix"]["patch"][0]["op"], "move");
+    let port = at("unresolved-placeholder");
+    assert_eq!((&port["line"], &port["column"]), (&json!(12), &json!(11)));
+}
+
+#[test]
+fn custom_resources_are_validated_at_the_misplaced_key() {
+    let fixture = "testdata/rules/schema-strict/fires-custom-resources.yaml";
+    let output = infergate(&["lint", "--format", "json", fixture], None);
+    let findings = json_findings(&output);
+    let schema: Vec<&Value> = findings
+        .iter()
+        .filter(|finding| finding["rule"] == "schema-strict")
+        .collect();
+    let (line, column) = position_of(fixture, "size: 2");
+    let size = schema
+        .iter()
+        .find(|finding| finding["line"] == line)
+        .expect("a finding on `size`");
+    assert_eq!(size["column"], column);
+    assert!(size["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("did you mean `spec.leaderWorkerTemplate.size`?"));
+    let kinds: std::collections::BTreeSet<&str> = schema
+        .iter()
+        .filter_map(|finding| finding["object"]["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        [
+            "LeaderWorkerSet",
+            "PodMonitor",
+            "ScaledObject",
+            "ServiceMonitor"
+        ]
+    );
 }

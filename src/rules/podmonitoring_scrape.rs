@@ -2,6 +2,7 @@ use serde_json::{Map, Value};
 
 use crate::duration;
 use crate::engine::{Context, Sink};
+use crate::finding::{op, Fix, Severity};
 use crate::object::Object;
 use crate::pointer;
 use crate::rules::{declare_rule, Rule, RuleMeta};
@@ -17,7 +18,8 @@ declare_rule! {
     ///   metrics no less than 15 s (seed 003), and an interval longer than
     ///   `scraping.maxInterval` (30 s) feeds the HPA stale data (a
     ///   PodMonitoring without `interval` scrapes every minute);
-    /// - a PodMonitoring needs `spec.selector`, and when inference workloads
+    /// - a PodMonitoring needs `spec.selector` (an error: the CRD requires
+    ///   it), and when inference workloads
     ///   are kept in the same directory its selector must match some of
     ///   their pods;
     /// - the endpoint port, by name or number, must exist on the pods it
@@ -30,8 +32,8 @@ declare_rule! {
     /// The HPA can only react as fast as the metric is scraped; a monitor
     /// that selects no pod or names a port they do not have exports
     /// nothing, and the HPA sits at its minimum with `<unknown>` targets.
-    /// Seed 003's first PodMonitoring puts `selector` outside `spec`, where
-    /// it is ignored.
+    /// Seed 003's first PodMonitoring puts `selector` outside `spec`: the
+    /// GMP CRD requires `spec.selector`, so the apiserver rejects it.
     ///
     /// ## Example
     /// ```yaml
@@ -60,12 +62,13 @@ declare_rule! {
     /// ```
     ///
     /// ## Fix
-    /// None: the right interval and port depend on the exporter.
+    /// A `selector` written beside `spec` is moved under it (safe). Nothing
+    /// else: the right interval and port depend on the exporter.
     pub struct PodmonitoringScrape {
         id: "podmonitoring-scrape",
         severity: Warning,
         summary: "Monitors feeding an HPA need a fitting scrape interval, a selector that matches the inference pods and an existing port.",
-        fixable: false,
+        fixable: true,
     }
 }
 
@@ -92,18 +95,34 @@ impl Rule for PodmonitoringScrape {
             "endpoints"
         };
         let selector = object.value.pointer("/spec/selector");
+        // The GMP CRDs require spec.selector (and spec.endpoints): without
+        // it the apiserver rejects the object, so this is an error.
         if is_gmp && selector.is_none() {
-            let misplaced = object.value.get("selector").is_some();
-            sink.report(
-                if misplaced { "/selector" } else { "/spec" },
-                if misplaced {
-                    "`selector` is outside `spec` and is ignored; the PodMonitoring selects no pod"
-                        .to_string()
-                } else {
-                    "PodMonitoring has no spec.selector; it selects no pod".to_string()
-                },
-            )
-            .help("put the label selector under spec.selector");
+            let kind = object.kind();
+            if object.value.get("selector").is_some() {
+                let into_spec = object
+                    .value
+                    .get("spec")
+                    .is_some_and(Value::is_object)
+                    .then(|| op::move_("/selector", "/spec/selector"))
+                    .flatten()
+                    .map(|operation| Fix::safe("move `selector` under spec", vec![operation]));
+                sink.report(
+                    "/selector",
+                    format!("`selector` is not allowed at the top level of a {kind}; did you mean `spec.selector`?"),
+                )
+                .on_key()
+                .severity(Severity::Error)
+                .help("indent it under spec: the apiserver requires spec.selector and drops or rejects a top-level one")
+                .maybe_fix(into_spec);
+            } else {
+                sink.report(
+                    "/spec",
+                    format!("{kind} has no spec.selector; the apiserver requires one"),
+                )
+                .severity(Severity::Error)
+                .help("add spec.selector with the labels of the pods to scrape");
+            }
         }
         let scraping = &cx.policy.scraping;
         let system = is_system_exporter(object, &scraping.system_exporter_hints);
