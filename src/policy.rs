@@ -350,6 +350,9 @@ pub struct Placeholders {
     pub words: Vec<String>,
     pub numeric_fields: Vec<String>,
     pub environment_variables: Vec<String>,
+    /// File name parts that mark a template (`x.tftpl.yaml`): its `${…}`
+    /// variables are reported once per object, as a template to render.
+    pub template_extensions: Vec<String>,
 }
 
 static BUILT_IN_POLICY: LazyLock<Result<Arc<Policy>, String>> = LazyLock::new(|| {

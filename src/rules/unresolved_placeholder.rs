@@ -1,6 +1,7 @@
 use serde_json::Value;
 
 use crate::engine::{Context, Sink};
+use crate::finding::Severity;
 use crate::object::Object;
 use crate::placeholder::{self, Field};
 use crate::pointer;
@@ -20,6 +21,12 @@ declare_rule! {
     /// as they are, they fail validation at best; at worst a placeholder in a
     /// string field (a PromQL filter `cluster="CLUSTER_NAME"`, a project id in
     /// an argument) is accepted and silently matches nothing.
+    ///
+    /// A file named as a template (`placeholders.templateExtensions`:
+    /// `app.tftpl.yaml`, `job.tpl.yaml`) is filled in by Terraform's
+    /// `templatefile()` or a script before it is applied: its `${var}`s
+    /// make one warning per object that says so and names them, instead of
+    /// an error each. Other placeholders in it are still errors.
     ///
     /// `$(VAR)` in container `command`/`args` is Kubernetes' own expansion
     /// and `$VAR` there may be a shell's, so only the placeholder words are
@@ -66,6 +73,13 @@ impl Rule for UnresolvedPlaceholder {
             data: matches!(object.kind(), "ConfigMap" | "Secret"),
             autoscaler: object.kind() == "HorizontalPodAutoscaler",
         };
+        let template = is_template(
+            &object.source.name,
+            &cx.policy.placeholders.template_extensions,
+        );
+        // In a template, `${var}`s are filled in when it is rendered.
+        let mut first: Option<(String, String, placeholder::Found)> = None;
+        let mut names: Vec<String> = Vec::new();
         let mut visit = |pointer: &str, text: &str, key: Option<&str>| {
             if !placeholder::may_contain(text) {
                 return;
@@ -79,6 +93,20 @@ impl Rule for UnresolvedPlaceholder {
             );
             let Some(field) = field else { return };
             if let Some(found) = placeholder::find(text, field, &cx.policy.placeholders) {
+                if template && found.text.starts_with("${") {
+                    // every variable of the string, for the list of names
+                    names.push(found.text.clone());
+                    let mut offset = found.end;
+                    while let Some(next) =
+                        placeholder::find(&text[offset..], field, &cx.policy.placeholders)
+                            .filter(|next| next.text.starts_with("${"))
+                    {
+                        names.push(next.text.clone());
+                        offset += next.end;
+                    }
+                    first.get_or_insert((pointer.to_string(), text.to_string(), found));
+                    return;
+                }
                 let field_name = key.unwrap_or("value");
                 sink.report(
                     pointer.to_string(),
@@ -89,7 +117,52 @@ impl Rule for UnresolvedPlaceholder {
             }
         };
         walk(&object.value, &mut String::new(), None, &mut visit);
+        if let Some((pointer, text, found)) = first {
+            let mut seen = std::collections::HashSet::new();
+            names.retain(|name| seen.insert(name.clone()));
+            let file = file_name(&object.source.name);
+            sink.report(
+                pointer,
+                format!(
+                    "{} unfilled: `{file}` is a template to render before applying",
+                    listed(&names)
+                ),
+            )
+            .within(&text, found.start, found.end - found.start)
+            .severity(Severity::Warning)
+            .help("render it (Terraform templatefile(), envsubst) and lint the output; the other rules checked the template as written");
+        }
     }
+}
+
+/// "`${a}` is", "`${a}` and `${b}` are", "`${a}`, `${b}`, `${c}` and 4 more are".
+fn listed(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => format!("template variable {one} is"),
+        [first @ .., last] if quoted.len() <= 3 => {
+            format!("template variables {} and {last} are", first.join(", "))
+        }
+        _ => format!(
+            "template variables {} and {} more are",
+            quoted[..3].join(", "),
+            quoted.len() - 3
+        ),
+    }
+}
+
+/// Whether a file's name marks it as a template: a dotted part after the
+/// stem is one of `extensions` (`job.tpl.yaml`, `app.tftpl.yaml`).
+fn is_template(path: &str, extensions: &[String]) -> bool {
+    file_name(path)
+        .split('.')
+        .skip(1)
+        .any(|part| extensions.iter().any(|extension| extension == part))
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
 /// What the object's kind says about its strings.
@@ -184,5 +257,53 @@ fn walk(
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_files_are_known_by_name() {
+        let extensions = ["tftpl".to_string(), "tpl".to_string()];
+        for template in [
+            "templates/comfyui_nvidia-l4.tftpl.yaml",
+            "job-a100.tpl.yaml",
+            "deploy\\vllm.yaml.tpl",
+        ] {
+            assert!(is_template(template, &extensions), "{template}");
+        }
+        for plain in [
+            "tpl/vllm.yaml",
+            "tftpl.yaml",
+            "<stdin>",
+            "vllm-template.yaml",
+        ] {
+            assert!(!is_template(plain, &extensions), "{plain}");
+        }
+    }
+
+    #[test]
+    fn variables_are_listed_in_a_sentence() {
+        let names = |count: usize| -> Vec<String> {
+            ["${a}", "${b}", "${c}", "${d}", "${e}"][..count]
+                .iter()
+                .map(|name| name.to_string())
+                .collect()
+        };
+        assert_eq!(listed(&names(1)), "template variable `${a}` is");
+        assert_eq!(
+            listed(&names(2)),
+            "template variables `${a}` and `${b}` are"
+        );
+        assert_eq!(
+            listed(&names(3)),
+            "template variables `${a}`, `${b}` and `${c}` are"
+        );
+        assert_eq!(
+            listed(&names(5)),
+            "template variables `${a}`, `${b}`, `${c}` and 2 more are"
+        );
     }
 }
