@@ -11,9 +11,10 @@ use serde_json::Value;
 
 use crate::finding::{Finding, Fix, Severity};
 use crate::loader::{Document, Loaded, ProblemKind};
-use crate::object::Object;
+use crate::object::{Object, PositionMap};
 use crate::policy::Policy;
 use crate::rules;
+use crate::source::{Location, SourceFile};
 use crate::workload::{self, InferenceReason};
 
 /// The annotation that suppresses rules on one object.
@@ -193,12 +194,32 @@ pub struct Report {
     within: Option<(String, usize, usize)>,
     /// An exact location, for findings inside an embedded document (a
     /// ConfigMap's config.yaml) that no pointer of the object reaches.
-    at: Option<crate::source::Location>,
+    at: Option<Location>,
     /// Point at the key that introduces the node, not its value.
     on_key: bool,
 }
 
 impl Report {
+    /// Where the finding goes in the file of a document with `positions`.
+    fn location(&self, positions: &PositionMap, source: &SourceFile) -> Location {
+        let mut location = positions
+            .locate(&self.pointer)
+            .or_else(|| positions.locate(""))
+            .unwrap_or_default();
+        if let Some((value, start, len)) = &self.within {
+            location = narrow(source, location, value, *start, *len);
+        }
+        if let Some(exact) = self.at {
+            location = exact;
+        }
+        if self.on_key {
+            if let Some(key) = positions.locate_key(&self.pointer) {
+                location = key;
+            }
+        }
+        location
+    }
+
     /// Place the finding on the node's key (an unknown field's name).
     pub fn on_key(&mut self) -> &mut Self {
         self.on_key = true;
@@ -206,7 +227,7 @@ impl Report {
     }
 
     /// Place the finding at an exact location of the file.
-    pub fn at(&mut self, location: crate::source::Location) -> &mut Self {
+    pub fn at(&mut self, location: Location) -> &mut Self {
         self.at = Some(location);
         self
     }
@@ -381,21 +402,7 @@ impl Engine {
         self.collect(
             |rule, sink| rule.check(cx, object, sink),
             |meta, severity, report| {
-                let mut location = object
-                    .locate(&report.pointer)
-                    .or_else(|| object.locate(""))
-                    .unwrap_or_default();
-                if let Some((value, start, len)) = &report.within {
-                    location = narrow(&object.source, location, value, *start, *len);
-                }
-                if let Some(exact) = report.at {
-                    location = exact;
-                }
-                if report.on_key {
-                    if let Some(key) = object.positions.locate_key(&report.pointer) {
-                        location = key;
-                    }
-                }
+                let location = report.location(&object.positions, &object.source);
                 Finding {
                     rule: meta.id,
                     severity,
@@ -421,10 +428,7 @@ impl Engine {
             |meta, severity, report| Finding {
                 rule: meta.id,
                 severity,
-                location: report
-                    .at
-                    .or_else(|| document.positions.locate(&report.pointer))
-                    .unwrap_or_default(),
+                location: report.location(&document.positions, &document.source),
                 message: report.message,
                 help: report.help,
                 object: None,
@@ -476,12 +480,12 @@ impl Engine {
 /// Narrow a scalar's location to a part of its text when the source holds
 /// the text verbatim (plain, or quoted without escapes before the part).
 fn narrow(
-    source: &crate::source::SourceFile,
-    location: crate::source::Location,
+    source: &SourceFile,
+    location: Location,
     value: &str,
     start: usize,
     len: usize,
-) -> crate::source::Location {
+) -> Location {
     let Some(prefix) = value.get(..start) else {
         return location;
     };
@@ -495,7 +499,7 @@ fn narrow(
     }
     let offset = location.offset + skip + start;
     let (line, column) = source.line_column_of(offset);
-    crate::source::Location {
+    Location {
         line,
         column,
         offset,

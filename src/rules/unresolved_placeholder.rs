@@ -2,6 +2,7 @@ use serde_json::Value;
 
 use crate::engine::{Context, Sink};
 use crate::finding::Severity;
+use crate::loader::Document;
 use crate::object::Object;
 use crate::placeholder::{self, Field};
 use crate::pointer;
@@ -14,7 +15,9 @@ declare_rule! {
     /// the words listed under `placeholders.words` in the policy
     /// (`PROJECT_ID`, `CLUSTER_NAME`, `MIN_REPLICAS`, `TARGET`…). In fields
     /// that must hold a number (`placeholders.numericFields`: `minReplicas`,
-    /// `averageValue`…) any all-caps word is a placeholder.
+    /// `averageValue`…) and in ports any all-caps word is a placeholder.
+    /// YAML documents that are not objects (Helm values) are read too: their
+    /// values end up in objects.
     ///
     /// ## Why is this bad?
     /// Every seed guide ships manifests with placeholders to fill in. Applied
@@ -73,55 +76,68 @@ impl Rule for UnresolvedPlaceholder {
             data: matches!(object.kind(), "ConfigMap" | "Secret"),
             autoscaler: object.kind() == "HorizontalPodAutoscaler",
         };
-        let template = is_template(
-            &object.source.name,
-            &cx.policy.placeholders.template_extensions,
+        scan(cx, &object.value, &object.source.name, kind, sink);
+    }
+
+    /// Helm values and other documents that are not objects: their values
+    /// end up in objects (seed 003's adapter values keep `CLUSTER_NAME`).
+    fn check_document(&self, cx: &Context<'_>, document: &Document, sink: &mut Sink) {
+        let kind = FieldKind {
+            data: false,
+            autoscaler: false,
+        };
+        scan(cx, &document.value, &document.source.name, kind, sink);
+    }
+}
+
+/// Report the placeholders among the strings of `value`, read from `file`.
+fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut Sink) {
+    let template = is_template(file, &cx.policy.placeholders.template_extensions);
+    // In a template, `${var}`s are filled in when it is rendered.
+    let mut first: Option<(String, String, placeholder::Found)> = None;
+    let mut names: Vec<String> = Vec::new();
+    let mut visit = |pointer: &str, text: &str, key: Option<&str>| {
+        if !placeholder::may_contain(text) {
+            return;
+        }
+        let field = classify_field(
+            pointer,
+            key,
+            text,
+            kind,
+            &cx.policy.placeholders.numeric_fields,
         );
-        // In a template, `${var}`s are filled in when it is rendered.
-        let mut first: Option<(String, String, placeholder::Found)> = None;
-        let mut names: Vec<String> = Vec::new();
-        let mut visit = |pointer: &str, text: &str, key: Option<&str>| {
-            if !placeholder::may_contain(text) {
+        let Some(field) = field else { return };
+        if let Some(found) = placeholder::find(text, field, &cx.policy.placeholders) {
+            if template && found.text.starts_with("${") {
+                // every variable of the string, for the list of names
+                names.push(found.text.clone());
+                let mut offset = found.end;
+                while let Some(next) =
+                    placeholder::find(&text[offset..], field, &cx.policy.placeholders)
+                        .filter(|next| next.text.starts_with("${"))
+                {
+                    names.push(next.text.clone());
+                    offset += next.end;
+                }
+                first.get_or_insert((pointer.to_string(), text.to_string(), found));
                 return;
             }
-            let field = classify_field(
-                pointer,
-                key,
-                text,
-                kind,
-                &cx.policy.placeholders.numeric_fields,
-            );
-            let Some(field) = field else { return };
-            if let Some(found) = placeholder::find(text, field, &cx.policy.placeholders) {
-                if template && found.text.starts_with("${") {
-                    // every variable of the string, for the list of names
-                    names.push(found.text.clone());
-                    let mut offset = found.end;
-                    while let Some(next) =
-                        placeholder::find(&text[offset..], field, &cx.policy.placeholders)
-                            .filter(|next| next.text.starts_with("${"))
-                    {
-                        names.push(next.text.clone());
-                        offset += next.end;
-                    }
-                    first.get_or_insert((pointer.to_string(), text.to_string(), found));
-                    return;
-                }
-                let field_name = key.unwrap_or("value");
-                sink.report(
+            let field_name = key.unwrap_or("value");
+            sink.report(
                     pointer.to_string(),
                     format!("`{}` in `{field_name}` is an unresolved placeholder", found.text),
                 )
                 .within(text, found.start, found.end - found.start)
                 .help("replace the placeholder with the real value before applying (for example with envsubst, kustomize or Helm)");
-            }
-        };
-        walk(&object.value, &mut String::new(), None, &mut visit);
-        if let Some((pointer, text, found)) = first {
-            let mut seen = std::collections::HashSet::new();
-            names.retain(|name| seen.insert(name.clone()));
-            let file = file_name(&object.source.name);
-            sink.report(
+        }
+    };
+    walk(value, &mut String::new(), None, &mut visit);
+    if let Some((pointer, text, found)) = first {
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|name| seen.insert(name.clone()));
+        let file = file_name(file);
+        sink.report(
                 pointer,
                 format!(
                     "{} unfilled: `{file}` is a template to render before applying",
@@ -131,7 +147,6 @@ impl Rule for UnresolvedPlaceholder {
             .within(&text, found.start, found.end - found.start)
             .severity(Severity::Warning)
             .help("render it (Terraform templatefile(), envsubst) and lint the output; the other rules checked the template as written");
-        }
     }
 }
 
