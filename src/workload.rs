@@ -92,16 +92,7 @@ pub fn is_workload_kind(kind: &str) -> bool {
 /// The pod templates of an object: one for Deployments and StatefulSets,
 /// the leader and worker templates of a LeaderWorkerSet.
 pub fn pod_templates(object: &Object) -> Vec<PodTemplate<'_>> {
-    let candidates: &[&str] = match object.kind() {
-        "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet" | "Job" => &["/spec/template"],
-        "CronJob" => &["/spec/jobTemplate/spec/template"],
-        "LeaderWorkerSet" => &[
-            "/spec/leaderWorkerTemplate/leaderTemplate",
-            "/spec/leaderWorkerTemplate/workerTemplate",
-        ],
-        _ => &[],
-    };
-    candidates
+    template_pointers(object.kind())
         .iter()
         .filter_map(|candidate| {
             object.value.pointer(candidate).map(|value| PodTemplate {
@@ -110,6 +101,19 @@ pub fn pod_templates(object: &Object) -> Vec<PodTemplate<'_>> {
             })
         })
         .collect()
+}
+
+/// Where a workload kind keeps its pod templates.
+pub fn template_pointers(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet" | "Job" => &["/spec/template"],
+        "CronJob" => &["/spec/jobTemplate/spec/template"],
+        "LeaderWorkerSet" => &[
+            "/spec/leaderWorkerTemplate/leaderTemplate",
+            "/spec/leaderWorkerTemplate/workerTemplate",
+        ],
+        _ => &[],
+    }
 }
 
 /// Why an object counts as an inference workload.

@@ -731,8 +731,26 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
     assert_eq!(served, handled);
 }
 
-/// A stand-in apiserver on loopback that serves one Deployment, for the
-/// `deployments/scale` path with a configured cluster client.
+/// A TPU LeaderWorkerSet: groups of two 8-chip pods on the stand-in
+/// apiserver's 2x4 v6e nodes.
+fn tpu_leader_worker_set() -> Value {
+    let pod = json!({
+        "metadata": {"labels": {"app": "vllm-multihost"}},
+        "spec": {
+            "nodeSelector": {
+                "cloud.google.com/gke-tpu-accelerator": "tpu-v6e-slice",
+                "cloud.google.com/gke-tpu-topology": "2x4"},
+            "containers": [{"name": "vllm", "image": "vllm/vllm-tpu:nightly",
+                "resources": {"limits": {"google.com/tpu": "8"}}}]}});
+    json!({"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+        "metadata": {"name": "vllm-multihost", "namespace": "serving"},
+        "spec": {"replicas": 1, "leaderWorkerTemplate": {
+            "size": 2, "leaderTemplate": pod.clone(), "workerTemplate": pod}}})
+}
+
+/// A stand-in apiserver on loopback that serves one Deployment (for the
+/// `deployments/scale` path with a configured cluster client), the
+/// LeaderWorkerSet of `tpu_leader_worker_set` and two TPU Nodes.
 async fn fake_apiserver(deployment: Value) -> SocketAddr {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -755,6 +773,10 @@ async fn fake_apiserver(deployment: Value) -> SocketAddr {
                 let nodes = nodes.clone();
                 async move { axum::Json(nodes) }
             }),
+        )
+        .route(
+            "/apis/leaderworkerset.x-k8s.io/v1/namespaces/serving/leaderworkersets/vllm-multihost",
+            get(|| async { axum::Json(tpu_leader_worker_set()) }),
         )
         .route(
             "/apis/apps/v1/namespaces/serving/deployments/vllm-tpu",
@@ -867,6 +889,33 @@ async fn scale_requests_consult_the_cluster() {
             .to_string()
             .contains("does not exist in the cluster"),
         "{missing}"
+    );
+
+    // A LeaderWorkerSet target is fetched too, and the Nodes its pods
+    // select (16 chips) are its pool: 3 groups of 16 chips do not fit.
+    let mut lws_hpa = hpa_for("vllm-multihost");
+    lws_hpa["spec"]["scaleTargetRef"] = json!({"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": "vllm-multihost"});
+    let lws = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &lws_hpa, None),
+    )
+    .await;
+    let warnings = lws["warnings"].to_string();
+    assert!(warnings.contains("hpa-stabilization-defaults"), "{lws}");
+    assert!(warnings.contains("max-replicas-chip-pool"), "{lws}");
+    lws_hpa["spec"]["scaleTargetRef"]["name"] = json!("gone");
+    let gone = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &lws_hpa, None),
+    )
+    .await;
+    assert!(
+        gone["warnings"]
+            .to_string()
+            .contains("does not exist in the cluster"),
+        "{gone}"
     );
 }
 

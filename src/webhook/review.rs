@@ -45,6 +45,46 @@ pub const HANDLED_KINDS: &[(&str, &str)] = &[
     ("autoscaling", "Scale"),
 ];
 
+/// The workloads an HPA may scale that the server looks up in the cluster
+/// to review the HPA in context: (apiVersion, kind, resource).
+pub const FETCHED_WORKLOADS: &[(&str, &str, &str)] = &[
+    ("apps/v1", "Deployment", "deployments"),
+    ("apps/v1", "StatefulSet", "statefulsets"),
+    (
+        "leaderworkerset.x-k8s.io/v1",
+        "LeaderWorkerSet",
+        "leaderworkersets",
+    ),
+];
+
+/// A namespaced workload by apiVersion, kind and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkloadRef {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl WorkloadRef {
+    pub fn deployment(namespace: &str, name: &str) -> Self {
+        Self {
+            api_version: "apps/v1".to_string(),
+            kind: "Deployment".to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The API resource (plural) of a kind in `FETCHED_WORKLOADS`.
+    pub fn resource(&self) -> Option<&'static str> {
+        FETCHED_WORKLOADS
+            .iter()
+            .find(|(api_version, kind, _)| *api_version == self.api_version && *kind == self.kind)
+            .map(|(_, _, resource)| *resource)
+    }
+}
+
 /// A parsed AdmissionReview: the typed request and the raw objects.
 pub struct Review {
     pub request: AdmissionRequest<DynamicObject>,
@@ -104,18 +144,25 @@ impl Review {
         }
     }
 
-    /// The Deployment an HPA under review scales, if that is what it
-    /// names: (namespace, name).
-    pub fn hpa_deployment_target(&self) -> Option<(String, String)> {
+    /// The workload an HPA under review scales, when it is of a kind the
+    /// webhook looks up (`FETCHED_WORKLOADS`).
+    pub fn hpa_target(&self) -> Option<WorkloadRef> {
         if self.kind() != ("autoscaling", "HorizontalPodAutoscaler") {
             return None;
         }
         let reference = self.object.as_ref()?.pointer("/spec/scaleTargetRef")?;
-        if reference.get("kind").and_then(Value::as_str) != Some("Deployment") {
-            return None;
-        }
-        let name = reference.get("name").and_then(Value::as_str)?;
-        Some((self.request.namespace.clone()?, name.to_string()))
+        let text = |key: &str| reference.get(key).and_then(Value::as_str);
+        let (api_version, kind) = (text("apiVersion")?, text("kind")?);
+        FETCHED_WORKLOADS
+            .iter()
+            .any(|(known_api, known_kind, _)| *known_api == api_version && *known_kind == kind)
+            .then(|| WorkloadRef {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+                namespace: self.request.namespace.clone().unwrap_or_default(),
+                name: text("name").unwrap_or_default().to_string(),
+            })
+            .filter(|target| !target.namespace.is_empty() && !target.name.is_empty())
     }
 
     pub fn is_scale(&self) -> bool {

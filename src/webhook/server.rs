@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -22,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::metrics::Metrics;
-use super::review::{self, BadRequest, Decision, Mode, Review, ScaleTarget, Scope};
+use super::review::{self, BadRequest, Decision, Mode, Review, ScaleTarget, Scope, WorkloadRef};
 use super::tls::{self, CertStore};
 use crate::engine::Engine;
 use crate::policy::AcceleratorPool;
@@ -72,11 +71,12 @@ pub enum ServeError {
     Signals(#[source] std::io::Error),
 }
 
-/// Looks Deployments up in the cluster for `deployments/scale` reviews,
-/// with a short cache and a timeout well under the webhook's.
+/// Looks workloads up in the cluster (the Deployment of a
+/// `deployments/scale` review, the target of an HPA) and the Nodes of
+/// their pools, with a short cache and a timeout well under the webhook's.
 pub struct Cluster {
     client: kube::Client,
-    cache: Mutex<std::collections::HashMap<(String, String), (Instant, ScaleTarget)>>,
+    cache: Mutex<std::collections::HashMap<WorkloadRef, (Instant, ScaleTarget)>>,
     pools: Mutex<std::collections::HashMap<String, (Instant, f64)>>,
     timeout: Duration,
 }
@@ -123,18 +123,28 @@ impl Cluster {
         }))
     }
 
-    async fn deployment(&self, namespace: &str, name: &str) -> ScaleTarget {
-        let key = (namespace.to_string(), name.to_string());
+    /// A workload of `FETCHED_WORKLOADS` as the cluster has it, cached.
+    async fn workload(&self, target: &WorkloadRef) -> ScaleTarget {
         if let Ok(cache) = self.cache.lock() {
-            if let Some((at, target)) = cache.get(&key) {
+            if let Some((at, found)) = cache.get(target) {
                 if at.elapsed() < LOOKUP_CACHE {
-                    return target.clone();
+                    return found.clone();
                 }
             }
         }
-        let api: kube::Api<Deployment> = kube::Api::namespaced(self.client.clone(), namespace);
-        let target = match tokio::time::timeout(self.timeout, api.get_opt(name)).await {
-            Ok(Ok(Some(deployment))) => match serde_json::to_value(deployment) {
+        let Some(plural) = target.resource() else {
+            return ScaleTarget::Unknown(format!("{} is not looked up", target.kind));
+        };
+        let (group, version) = target
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", target.api_version.as_str()));
+        let kind = kube::api::GroupVersionKind::gvk(group, version, &target.kind);
+        let resource = kube::api::ApiResource::from_gvk_with_plural(&kind, plural);
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(self.client.clone(), &target.namespace, &resource);
+        let found = match tokio::time::timeout(self.timeout, api.get_opt(&target.name)).await {
+            Ok(Ok(Some(workload))) => match serde_json::to_value(workload) {
                 Ok(value) => ScaleTarget::Found(value),
                 Err(error) => ScaleTarget::Unknown(error.to_string()),
             },
@@ -143,19 +153,28 @@ impl Cluster {
             Err(_) => ScaleTarget::Unknown("lookup timed out".to_string()),
         };
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(key, (Instant::now(), target.clone()));
+            cache.insert(target.clone(), (Instant::now(), found.clone()));
         }
-        target
+        found
     }
 }
 
 impl Cluster {
-    /// The Nodes a Deployment's pods select (its nodeSelector) as a pool:
-    /// their allocatable accelerator chips. Cached like Deployments.
-    async fn pool_for(&self, deployment: &Value, resources: &[String]) -> Option<AcceleratorPool> {
-        let selector = deployment
-            .pointer("/spec/template/spec/nodeSelector")
-            .and_then(Value::as_object)?;
+    /// The Nodes a workload's pods select (the nodeSelector of its first
+    /// pod template that has one) as a pool: their allocatable accelerator
+    /// chips. Cached like workloads.
+    async fn pool_for(&self, workload: &Value, resources: &[String]) -> Option<AcceleratorPool> {
+        let kind = workload
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let selector = crate::workload::template_pointers(kind)
+            .iter()
+            .find_map(|template| {
+                workload
+                    .pointer(&format!("{template}/spec/nodeSelector"))
+                    .and_then(Value::as_object)
+            })?;
         let labels: std::collections::BTreeMap<String, String> = selector
             .iter()
             .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
@@ -259,28 +278,27 @@ async fn handle(state: AppState, mode: Mode, body: Body) -> Response {
             review.request.namespace.as_deref(),
         ) {
             (Some(cluster), true, Some(namespace)) => {
-                Some(cluster.deployment(namespace, &review.request.name).await)
+                let deployment = WorkloadRef::deployment(namespace, &review.request.name);
+                Some(cluster.workload(&deployment).await)
             }
             _ => None,
         };
-        // An HPA's Deployment, when the cluster can be asked, is checked
-        // as if it were in the input.
+        // An HPA's workload, when the cluster can be asked, is checked as
+        // if it were in the input.
         let mut context = review::ClusterContext::default();
-        if let (Some(cluster), Some((namespace, name))) =
-            (&state.cluster, review.hpa_deployment_target())
-        {
-            match cluster.deployment(&namespace, &name).await {
-                ScaleTarget::Found(deployment) => {
+        if let (Some(cluster), Some(target)) = (&state.cluster, review.hpa_target()) {
+            match cluster.workload(&target).await {
+                ScaleTarget::Found(workload) => {
                     let resources = &state.engine.policy().inference.accelerator_resources;
-                    if let Some(pool) = cluster.pool_for(&deployment, resources).await {
+                    if let Some(pool) = cluster.pool_for(&workload, resources).await {
                         context.pools.push(pool);
                     }
-                    context.objects.push(deployment);
+                    context.objects.push(workload);
                 }
                 ScaleTarget::NotFound => {
                     context
                         .missing
-                        .push(("Deployment".to_string(), namespace, name))
+                        .push((target.kind, target.namespace, target.name))
                 }
                 ScaleTarget::Unknown(_) => {}
             }
