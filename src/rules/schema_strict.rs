@@ -232,15 +232,18 @@ fn wrong_type(
         .filter(|name| *name != "null")
         .collect();
     let found = json_type(value);
-    let wanted = if expected.is_empty() {
-        "of another type".to_string()
-    } else {
-        expected
-            .iter()
-            .map(|name| with_article(name))
-            .collect::<Vec<_>>()
-            .join(" or ")
-    };
+    if expected.is_empty() {
+        // the schema combines types (oneOf): no short way to say which
+        return (
+            format!("`{here}` cannot be {} `{value}`", with_article(found)),
+            "see the field's type in the API reference".to_string(),
+        );
+    }
+    let wanted = expected
+        .iter()
+        .map(|name| with_article(name))
+        .collect::<Vec<_>>()
+        .join(" or ");
     let message = format!(
         "`{here}` must be {wanted}, not {} `{value}`",
         with_article(found)
@@ -367,5 +370,57 @@ fn dotted(tokens: &[String]) -> String {
         "the object".to_string()
     } else {
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn wrong_types_say_what_is_wanted_and_how_to_write_it() {
+        let string = json!({"type": "string"});
+        assert_eq!(
+            wrong_type("spec.threshold", &json!(5), Some(&string), None),
+            (
+                "`spec.threshold` must be a string, not an integer `5`".to_string(),
+                "quote it: `\"5\"`".to_string()
+            )
+        );
+        let flag = json!({"type": ["boolean", "null"]});
+        assert_eq!(
+            wrong_type("spec.paused", &json!("true"), Some(&flag), None).1,
+            "write it without quotes: `true`"
+        );
+        let list = json!({"type": "array"});
+        assert_eq!(
+            wrong_type("spec.args", &json!("--port"), Some(&list), None).1,
+            "write an array here"
+        );
+        let combined = json!({"oneOf": [{"type": "string"}, {"type": "integer"}]});
+        assert_eq!(
+            wrong_type("spec.cpu", &json!([1]), Some(&combined), None).0,
+            "`spec.cpu` cannot be an array `[1]`"
+        );
+        let parent =
+            json!({"properties": {"port": {"type": "string"}, "portNumber": {"type": "integer"}}});
+        assert_eq!(
+            sibling_for(Some(&parent), "port", &json!(8080)).as_deref(),
+            Some("portNumber")
+        );
+        assert_eq!(sibling_for(Some(&parent), "port", &json!("x")), None);
+    }
+
+    #[test]
+    fn enum_values_are_listed_with_the_closest() {
+        let options = json!(["RollingUpdate"]);
+        let (message, help) = not_in_enum("spec.type", &json!("Rolling"), &options);
+        assert_eq!(
+            message,
+            "`spec.type` is `Rolling`, which is not an allowed value; did you mean `RollingUpdate`?"
+        );
+        assert_eq!(help, "allowed values: RollingUpdate");
     }
 }
