@@ -33,8 +33,25 @@ fn pattern(text: &str) -> Regex {
     Regex::new(text).unwrap_or_else(|error| unreachable!("static pattern {text}: {error}"))
 }
 
+/// `${name}`: a shell's or a template's (Terraform's templatefile) variable.
+const BRACED_VARIABLE: &str = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}";
 static SHELL_VARIABLE: LazyLock<Regex> =
-    LazyLock::new(|| pattern(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Z_][A-Z0-9_]*\b"));
+    LazyLock::new(|| pattern(&format!(r"{BRACED_VARIABLE}|\$[A-Z_][A-Z0-9_]*\b")));
+static TEMPLATE_VARIABLE: LazyLock<Regex> = LazyLock::new(|| pattern(BRACED_VARIABLE));
+
+/// Every `${name}` in `text`, for files that are templates; `$${name}` is
+/// Terraform's escape for a literal `${name}` and is left out.
+pub fn template_variables(text: &str) -> Vec<Found> {
+    TEMPLATE_VARIABLE
+        .find_iter(text)
+        .filter(|hit| !text[..hit.start()].ends_with('$'))
+        .map(|hit| Found {
+            start: hit.start(),
+            end: hit.end(),
+            text: hit.as_str().to_string(),
+        })
+        .collect()
+}
 static ANGLE: LazyLock<Regex> =
     LazyLock::new(|| pattern(r"<([A-Za-z][A-Za-z0-9_.-]*(?: [A-Za-z0-9_.-]+)*)>"));
 static ALL_CAPS: LazyLock<Regex> = LazyLock::new(|| pattern(r"^[A-Z][A-Z0-9_]*[A-Z0-9]$"));
@@ -147,6 +164,11 @@ mod tests {
             Some("<namespace>")
         );
         assert_eq!(first("${IMAGE}", Field::Plain).as_deref(), Some("${IMAGE}"));
+        let variables: Vec<String> = template_variables("${app}-${gpu}:$${HOME}")
+            .into_iter()
+            .map(|found| found.text)
+            .collect();
+        assert_eq!(variables, ["${app}", "${gpu}"]);
     }
 
     #[test]

@@ -163,7 +163,7 @@ impl Rule for PodmonitoringScrape {
             if !system && inference_nearby && matched_templates.is_empty() {
                 sink.report(
                     "/spec/selector",
-                    "the selector matches none of the pods of the workloads in the input, so nothing is scraped for the HPA",
+                    "the selector matches none of the pods of the inference workloads beside it, so their metrics are not scraped",
                 )
                 .help("make spec.selector match the labels of the inference pod template");
             }

@@ -108,21 +108,26 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
             &cx.policy.placeholders.numeric_fields,
         );
         let Some(field) = field else { return };
-        if let Some(found) = placeholder::find(text, field, &cx.policy.placeholders) {
-            if template && found.text.starts_with("${") {
-                // every variable of the string, for the list of names
-                names.push(found.text.clone());
-                let mut offset = found.end;
-                while let Some(next) =
-                    placeholder::find(&text[offset..], field, &cx.policy.placeholders)
-                        .filter(|next| next.text.starts_with("${"))
-                {
-                    names.push(next.text.clone());
-                    offset += next.end;
+        let mut masked = None;
+        if template {
+            let variables = placeholder::template_variables(text);
+            if let Some(variable) = variables.first() {
+                first.get_or_insert((pointer.to_string(), text.to_string(), variable.clone()));
+                names.extend(variables.iter().map(|variable| variable.text.clone()));
+                // other placeholders of the string are still looked for,
+                // at the same offsets
+                let mut blanked = text.to_string();
+                for variable in &variables {
+                    blanked.replace_range(
+                        variable.start..variable.end,
+                        &" ".repeat(variable.end - variable.start),
+                    );
                 }
-                first.get_or_insert((pointer.to_string(), text.to_string(), found));
-                return;
+                masked = Some(blanked);
             }
+        }
+        let searched = masked.as_deref().unwrap_or(text);
+        if let Some(found) = placeholder::find(searched, field, &cx.policy.placeholders) {
             let field_name = key.unwrap_or("value");
             sink.report(
                     pointer.to_string(),
