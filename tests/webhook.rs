@@ -431,6 +431,58 @@ async fn other_kinds_and_excluded_namespaces_pass_untouched() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitors_of_every_kind_are_reviewed() {
+    let server = Server::start(&[]);
+    // A cluster-wide GMP monitor without spec.selector is rejected by the
+    // CRD; the webhook says so first, with the rule id.
+    let cluster_monitor = json!({"apiVersion": "monitoring.googleapis.com/v1", "kind": "ClusterPodMonitoring",
+        "metadata": {"name": "dcgm"},
+        "spec": {"endpoints": [{"port": "metrics", "interval": "15s"}]}});
+    let denied = send(
+        &server,
+        "/validate",
+        &review(
+            ("monitoring.googleapis.com", "v1", "ClusterPodMonitoring"),
+            "clusterpodmonitorings",
+            "CREATE",
+            &cluster_monitor,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(denied["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("[podmonitoring-scrape]"));
+    // A Prometheus-Operator ServiceMonitor for the DCGM exporter scraped
+    // every 5 s: allowed, with the warning that GPU metrics come every 15 s.
+    let service_monitor = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": {"name": "dcgm-exporter", "namespace": "monitoring"},
+        "spec": {"selector": {"matchLabels": {"app": "dcgm-exporter"}},
+            "endpoints": [{"port": "metrics", "interval": "5s"}]}});
+    let warned = send(
+        &server,
+        "/validate",
+        &review(
+            ("monitoring.coreos.com", "v1", "ServiceMonitor"),
+            "servicemonitors",
+            "CREATE",
+            &service_monitor,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(warned["allowed"], true, "{warned}");
+    assert!(
+        warned["warnings"]
+            .to_string()
+            .contains("podmonitoring-scrape"),
+        "{warned}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_a_400_with_a_json_error() {
     let server = Server::start(&[]);
     let cas = server.ca_paths();
@@ -716,6 +768,9 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
         "LeaderWorkerSet" => "leaderworkersets",
         "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
         "PodMonitoring" => "podmonitorings",
+        "ClusterPodMonitoring" => "clusterpodmonitorings",
+        "ServiceMonitor" => "servicemonitors",
+        "PodMonitor" => "podmonitors",
         "ConfigMap" => "configmaps",
         "Scale" => "deployments/scale",
         other => panic!("unmapped kind {other}"),

@@ -41,6 +41,9 @@ pub const HANDLED_KINDS: &[(&str, &str)] = &[
     ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"),
     ("autoscaling", "HorizontalPodAutoscaler"),
     ("monitoring.googleapis.com", "PodMonitoring"),
+    ("monitoring.googleapis.com", "ClusterPodMonitoring"),
+    ("monitoring.coreos.com", "ServiceMonitor"),
+    ("monitoring.coreos.com", "PodMonitor"),
     ("", "ConfigMap"),
     ("autoscaling", "Scale"),
 ];
