@@ -26,6 +26,15 @@ impl<'a> PodTemplate<'a> {
     }
 
     /// Containers and init containers with their pointers.
+    /// The containers that run for the pod's life: `containers`, without
+    /// the init containers (a sidecar declared as an init container with
+    /// `restartPolicy: Always` is left out too).
+    pub fn main_containers(&self) -> Vec<Container<'a>> {
+        let mut containers = self.containers();
+        containers.retain(|container| !container.init);
+        containers
+    }
+
     pub fn containers(&self) -> Vec<Container<'a>> {
         let mut found = Vec::new();
         for list in ["containers", "initContainers"] {
@@ -151,11 +160,7 @@ pub fn inference_reason(object: &Object, policy: &Policy) -> Option<InferenceRea
         return Some(InferenceReason::Marker);
     }
     for template in &templates {
-        for container in template
-            .containers()
-            .iter()
-            .filter(|container| !container.init)
-        {
+        for container in &template.main_containers() {
             let texts = container
                 .image()
                 .into_iter()

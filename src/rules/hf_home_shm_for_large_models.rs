@@ -86,11 +86,7 @@ impl Rule for HfHomeShmForLargeModels {
         let models = &cx.policy.models;
         let budget = models.disk_budget();
         for template in pod_templates(object) {
-            for container in template
-                .containers()
-                .iter()
-                .filter(|container| !container.init)
-            {
+            for container in &template.main_containers() {
                 let Some(model_ref) = model::model_of(container, models) else {
                     continue;
                 };

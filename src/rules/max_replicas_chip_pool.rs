@@ -150,9 +150,8 @@ fn lower_max(value: i64) -> Option<Fix> {
 fn chips_per_replica(target: &Object, templates: &[PodTemplate<'_>], resources: &[String]) -> f64 {
     let chips_of = |template: &PodTemplate<'_>| -> f64 {
         template
-            .containers()
+            .main_containers()
             .iter()
-            .filter(|container| !container.init)
             .map(|container| accelerator_chips(container, resources))
             .sum()
     };

@@ -74,11 +74,7 @@ impl Rule for ShmMemoryBudget {
         }
         let models = &cx.policy.models;
         for template in pod_templates(object) {
-            for container in template
-                .containers()
-                .iter()
-                .filter(|container| !container.init)
-            {
+            for container in &template.main_containers() {
                 let cache = model::cache_dir(container);
                 if !model::is_shm(&cache.path) {
                     continue;
