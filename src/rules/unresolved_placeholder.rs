@@ -112,7 +112,9 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
         if template {
             let variables = placeholder::template_variables(text);
             if let Some(variable) = variables.first() {
-                first.get_or_insert((pointer.to_string(), text.to_string(), variable.clone()));
+                first.get_or_insert_with(|| {
+                    (pointer.to_string(), text.to_string(), variable.clone())
+                });
                 names.extend(variables.iter().map(|variable| variable.text.clone()));
                 // other placeholders of the string are still looked for,
                 // at the same offsets
