@@ -41,7 +41,7 @@ pub enum Command {
     Lint(LintArgs),
     /// Serve the rules as a Kubernetes admission webhook (validate and
     /// mutate) over TLS.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// List every rule with its default severity and summary.
     Rules,
     /// Print a rule's documentation.
@@ -124,6 +124,10 @@ pub struct ServeArgs {
     /// Budget for one review, under the webhook's timeoutSeconds (3 s).
     #[arg(long, default_value_t = 2500)]
     pub request_timeout_ms: u64,
+    /// Reviews that may run at once; a request beyond them is answered
+    /// HTTP 429 at once, and the webhook's failurePolicy applies.
+    #[arg(long, default_value_t = 8)]
+    pub max_concurrent_reviews: usize,
     /// How often the certificate files are checked for rotation.
     #[arg(long, default_value_t = 5000)]
     pub reload_interval_ms: u64,
@@ -150,6 +154,11 @@ pub enum FailOn {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // rayon's workers parse and check files; give them the main thread's
+    // stack rather than rayon's 2 MiB default.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(REVIEW_STACK)
+        .build_global();
     match cli.command {
         Command::Lint(args) => lint(&args),
         Command::Serve(args) => serve(&args),
@@ -342,6 +351,12 @@ fn with_kube_version(policy: Arc<Policy>, version: Option<&str>) -> Result<Arc<P
     Ok(Arc::new(changed))
 }
 
+/// Stack of every thread that reads input (rayon's and tokio's). Checking
+/// a document [`crate::nesting::MAX_DEPTH`] levels deep took between 384
+/// and 512 KiB in a debug build (measured by shrinking this constant until
+/// tests/robustness.rs failed), so 8 MiB leaves a sixteenfold margin.
+const REVIEW_STACK: usize = 8 * 1024 * 1024;
+
 fn serve(args: &ServeArgs) -> ExitCode {
     let policy = match &args.policy {
         Some(path) => Policy::with_file(path),
@@ -399,6 +414,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             own_namespace,
         ],
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
+        max_concurrent_reviews: args.max_concurrent_reviews,
         reload_interval: std::time::Duration::from_millis(args.reload_interval_ms.max(100)),
         drain_timeout: std::time::Duration::from_secs(25),
         shutdown_delay: std::time::Duration::from_millis(args.shutdown_delay_ms),
@@ -406,8 +422,11 @@ fn serve(args: &ServeArgs) -> ExitCode {
     // Only ring is compiled in; installing it makes the choice explicit
     // for every rustls user in the process (kube's client included).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Reviews run on the blocking pool (bounded by --max-concurrent-reviews);
+    // its threads get the same generous stack as the main thread.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(REVIEW_STACK)
         .build()
     {
         Ok(runtime) => runtime,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde_json::Value;
 
+use crate::embedded::{self, Embedded};
 use crate::finding::{Finding, Fix, Severity};
 use crate::loader::{Document, Loaded, ProblemKind};
 use crate::object::{Object, PositionMap};
@@ -54,6 +55,8 @@ pub struct Index {
     /// Why each object is an inference workload, computed once: several
     /// rules ask, some for every pair of objects.
     inference: Vec<Option<InferenceReason>>,
+    /// The YAML documents embedded in each object (ConfigMap data).
+    embedded: Vec<Vec<Embedded>>,
 }
 
 impl Index {
@@ -68,7 +71,12 @@ impl Index {
             .par_iter()
             .map(|object| workload::inference_reason(object, policy))
             .collect();
-        Self { by_name, inference }
+        let embedded = objects.par_iter().map(embedded::of).collect();
+        Self {
+            by_name,
+            inference,
+            embedded,
+        }
     }
 }
 
@@ -137,6 +145,13 @@ impl<'a> Context<'a> {
                     .is_some_and(|target| std::ptr::eq(target, workload))
             })
             .collect::<Vec<_>>()
+    }
+
+    /// The YAML documents embedded in an object of the input.
+    pub fn embedded(&self, object: &Object) -> &'a [Embedded] {
+        self.index_of(object)
+            .and_then(|index| self.index.embedded.get(index))
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn inference_reason(&self, object: &Object) -> Option<InferenceReason> {
@@ -343,6 +358,7 @@ impl Engine {
                 .flat_map_iter(|document| self.check_document(&cx, document)),
         );
         findings.extend(self.problem_findings(loaded));
+        findings.extend(self.embedded_problem_findings(&cx));
         findings.sort_by(|a, b| {
             (a.file(), a.location.offset, a.rule, &a.message).cmp(&(
                 b.file(),
@@ -446,19 +462,7 @@ impl Engine {
             .problems
             .iter()
             .filter_map(|problem| {
-                let (meta, message, help) = match &problem.kind {
-                    ProblemKind::InvalidYaml(message) => (
-                        &rules::INVALID_YAML,
-                        format!("invalid YAML: {message}"),
-                        "fix the syntax at this position; the other documents and files are still linted".to_string(),
-                    ),
-                    ProblemKind::HelmTemplate => (
-                        &rules::HELM_TEMPLATE,
-                        "this file is a Helm template and was not linted".to_string(),
-                        "render it first: helm template RELEASE CHART -f values.yaml | infergate lint -".to_string(),
-                    ),
-                };
-                let severity = self.policy.severity(meta.id, meta.default_severity)?;
+                let (meta, severity, message, help) = self.describe_problem(&problem.kind, None)?;
                 Some(Finding {
                     rule: meta.id,
                     severity,
@@ -474,6 +478,84 @@ impl Engine {
                 })
             })
             .collect()
+    }
+
+    /// Problems of the documents embedded in objects (a ConfigMap's
+    /// `config.yaml` that does not parse), placed in the outer file.
+    fn embedded_problem_findings(&self, cx: &Context<'_>) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for (object_index, object) in cx.objects.iter().enumerate() {
+            if !self.policy.namespace_in_scope(cx.namespace_of(object)) {
+                continue;
+            }
+            for embedded in cx.embedded(object) {
+                for problem in &embedded.loaded.problems {
+                    let Some((meta, severity, message, help)) =
+                        self.describe_problem(&problem.kind, Some(&embedded.pointer))
+                    else {
+                        continue;
+                    };
+                    let location = embedded
+                        .locate(problem.location)
+                        .or_else(|| object.positions.locate_key(&embedded.pointer))
+                        .unwrap_or_default();
+                    let suppressions = parse_suppressions(object.annotation(IGNORE_ANNOTATION));
+                    findings.push(Finding {
+                        rule: meta.id,
+                        severity,
+                        message,
+                        help: Some(help),
+                        object: Some(object.id.clone()),
+                        object_index: Some(object_index),
+                        pointer: embedded.pointer.clone(),
+                        source: object.source.clone(),
+                        location,
+                        fix: None,
+                        suppressed: suppression_for(&suppressions, meta.id),
+                    });
+                }
+            }
+        }
+        findings
+    }
+
+    /// The rule, severity, message and help of a loader problem, `None`
+    /// when the policy turns that check off. `within` names the string
+    /// that holds an embedded document.
+    fn describe_problem(
+        &self,
+        kind: &ProblemKind,
+        within: Option<&str>,
+    ) -> Option<(&'static rules::RuleMeta, Severity, String, String)> {
+        let place = within
+            .map(|pointer| format!(" in `{}`", crate::pointer::display(pointer)))
+            .unwrap_or_default();
+        let (meta, message, help) = match kind {
+            ProblemKind::InvalidYaml(message) => (
+                &rules::INVALID_YAML,
+                format!("invalid YAML{place}: {message}"),
+                "fix the syntax at this position; the other documents and files are still linted"
+                    .to_string(),
+            ),
+            ProblemKind::TooDeep => (
+                &rules::INVALID_YAML,
+                format!("{place}{}", crate::nesting::too_deep_message())
+                    .trim_start()
+                    .to_string(),
+                format!(
+                    "no Kubernetes object nests this deep; flatten the data or split it (the limit, {}, is documented under Limits in the README)",
+                    crate::nesting::MAX_DEPTH
+                ),
+            ),
+            ProblemKind::HelmTemplate => (
+                &rules::HELM_TEMPLATE,
+                format!("this file{place} is a Helm template and was not linted"),
+                "render it first: helm template RELEASE CHART -f values.yaml | infergate lint -"
+                    .to_string(),
+            ),
+        };
+        let severity = self.policy.severity(meta.id, meta.default_severity)?;
+        Some((meta, severity, message, help))
     }
 }
 

@@ -3,12 +3,14 @@
 
 pub mod cli;
 pub mod duration;
+pub mod embedded;
 pub mod engine;
 pub mod finding;
 pub mod fix;
 pub mod loader;
 pub mod metrics;
 pub mod model;
+pub mod nesting;
 pub mod object;
 pub mod output;
 pub mod placeholder;

@@ -13,9 +13,9 @@ use std::sync::{Arc, LazyLock};
 use rayon::prelude::*;
 use regex::Regex;
 use saphyr::{MarkedYaml, ScalarStyle, YamlData, YamlLoader};
-use saphyr_parser::Parser;
 use serde_json::{Map, Number, Value};
 
+use crate::nesting;
 use crate::object::{NodeSpan, Object, PositionMap};
 use crate::pointer;
 use crate::source::{Location, SourceFile};
@@ -53,6 +53,8 @@ pub struct LoadProblem {
 pub enum ProblemKind {
     /// The YAML parser rejected the text; the message is the parser's.
     InvalidYaml(String),
+    /// The text nests deeper than [`nesting::MAX_DEPTH`].
+    TooDeep,
     /// The file holds Helm template markers and must be rendered first.
     HelmTemplate,
 }
@@ -251,10 +253,15 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
                             (marker.line(), marker.col()),
                             (marker.line(), marker.col() + 1),
                         );
+                        let kind = if error.info() == nesting::too_deep_message() {
+                            ProblemKind::TooDeep
+                        } else {
+                            ProblemKind::InvalidYaml(error.info().to_string())
+                        };
                         loaded.problems.push(LoadProblem {
                             source: source.clone(),
                             location,
-                            kind: ProblemKind::InvalidYaml(error.info().to_string()),
+                            kind,
                         });
                     }
                 }
@@ -265,10 +272,9 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
 }
 
 fn parse_documents(text: &str) -> Result<Vec<MarkedYaml<'_>>, saphyr::ScanError> {
-    let mut parser = Parser::new_from_str(text);
     let mut loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
     loader.early_parse(false);
-    parser.load(&mut loader, true)?;
+    let loader = nesting::load(text, loader)?;
     if let Some(error) = loader.error() {
         return Err(error.clone());
     }

@@ -15,6 +15,28 @@ pub fn parent(pointer: &str) -> Option<&str> {
     pointer.rfind('/').map(|slash| &pointer[..slash])
 }
 
+/// A JSON pointer as a dotted field path, as kubectl writes fields
+/// (`spec.metrics[0].external`); `object` for the root.
+pub fn display(pointer: &str) -> String {
+    let mut out = String::new();
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        if token.bytes().all(|byte| byte.is_ascii_digit()) && !token.is_empty() {
+            out.push_str(&format!("[{token}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&token);
+        }
+    }
+    if out.is_empty() {
+        "object".to_string()
+    } else {
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -439,6 +439,12 @@ fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
             loader::ProblemKind::InvalidYaml(message) => {
                 format!("{message} (line {})", problem.location.line)
             }
+            loader::ProblemKind::TooDeep => format!(
+                "{} (line {}, column {})",
+                crate::nesting::too_deep_message(),
+                problem.location.line,
+                problem.location.column
+            ),
             loader::ProblemKind::HelmTemplate => {
                 "it holds template markers; give the rendered file".to_string()
             }

@@ -1043,3 +1043,160 @@ async fn client_certificates_are_required_with_client_ca() {
     .await;
     assert_eq!(status, 200);
 }
+
+const CONFIG_MAP: (&str, &str, &str) = ("", "v1", "ConfigMap");
+
+/// A prometheus-adapter ConfigMap whose `x.yaml` nests `levels` deep: 4 KB
+/// of `- - - …` that used to overflow a worker's stack and abort the server.
+fn deep_adapter_config_map(levels: usize) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "adapter-config",
+            "namespace": "monitoring",
+            "labels": {"app.kubernetes.io/name": "prometheus-adapter"},
+        },
+        "data": {"x.yaml": format!("{}x", "- ".repeat(levels))},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_input_is_refused_and_the_server_keeps_serving() {
+    let server = Server::start(&[]);
+    let config_map = deep_adapter_config_map(100_000);
+    let request = review(CONFIG_MAP, "configmaps", "CREATE", &config_map, None);
+    let denied = send(&server, "/validate", &request).await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    let message = denied["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("[invalid-yaml] data.x.yaml") && message.contains("deeper than 128"),
+        "{message}"
+    );
+    let mutated = send(&server, "/mutate", &request).await;
+    assert_eq!(mutated["allowed"], true, "{mutated}");
+    assert!(mutated.get("patch").is_none(), "{mutated}");
+
+    // JSON nested 100,000 levels deep is refused by the reader, by name.
+    let deep_json = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    for path in ["/validate", "/mutate"] {
+        let (status, body, _) = post(
+            server.addr,
+            &server.ca_paths(),
+            path,
+            deep_json.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(status, 400);
+        let error: Value = serde_json::from_slice(&body).expect("JSON error");
+        assert!(
+            error["error"]
+                .as_str()
+                .is_some_and(|text| text.contains("deeper than 128 levels")),
+            "{error}"
+        );
+    }
+    // The same process answers afterwards.
+    let quiet = deep_adapter_config_map(3);
+    let answer = send(
+        &server,
+        "/validate",
+        &review(CONFIG_MAP, "configmaps", "CREATE", &quiet, None),
+    )
+    .await;
+    assert_eq!(answer["allowed"], true, "{answer}");
+    assert_eq!(http_get(server.metrics, "/healthz").await, "ok");
+}
+
+/// A Deployment of `containers` containers with many env entries each:
+/// megabytes of JSON that take the engine far longer than 100 ms.
+fn huge_deployment(containers: usize) -> Value {
+    let container = |index: usize| {
+        json!({
+            "name": format!("c{index}"),
+            "image": "vllm/vllm-openai:v0.6.0",
+            "args": ["--model", "meta-llama/Llama-3.1-8B-Instruct"],
+            "env": (0..40)
+                .map(|env| json!({"name": format!("VAR_{env}"), "value": format!("value-{index}-{env}")}))
+                .collect::<Vec<_>>(),
+        })
+    };
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "huge", "namespace": "serving"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "huge"}},
+            "template": {
+                "metadata": {"labels": {"app": "huge"}},
+                "spec": {"containers": (0..containers).map(container).collect::<Vec<_>>()},
+            },
+        },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reviews_end_at_the_deadline_and_health_stays_up() {
+    let server = Server::start(&["--request-timeout-ms=100", "--max-concurrent-reviews=2"]);
+    let deployment = huge_deployment(1_500);
+    let body = serde_json::to_vec(&review(
+        DEPLOYMENT,
+        "deployments",
+        "CREATE",
+        &deployment,
+        None,
+    ))
+    .expect("json");
+    assert!(body.len() > 2_000_000, "{} bytes", body.len());
+    let cas = server.ca_paths();
+    let mut reviews = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (addr, cas, body) = (server.addr, cas.clone(), body.clone());
+        reviews.spawn(async move { post(addr, &cas, "/validate", body).await });
+    }
+    // Health is served by its own thread while six reviews are in flight.
+    let health = tokio::time::timeout(
+        Duration::from_secs(10),
+        http_get(server.metrics, "/healthz"),
+    )
+    .await;
+    assert_eq!(health.as_deref().ok(), Some("ok"));
+    let (mut timed_out, mut busy) = (0, 0);
+    while let Some(joined) = reviews.join_next().await {
+        let (status, answer, _) = joined.expect("task");
+        match status {
+            200 => {
+                let answer: Value = serde_json::from_slice(&answer).expect("JSON answer");
+                assert_eq!(answer["response"]["allowed"], true);
+                let warnings = answer["response"]["warnings"].to_string();
+                assert!(warnings.contains("did not finish in time"), "{warnings}");
+                timed_out += 1;
+            }
+            429 => busy += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(timed_out + busy, 6);
+    assert!(
+        timed_out >= 1 && busy >= 1,
+        "{timed_out} timed out, {busy} busy"
+    );
+    let metrics = http_get(server.metrics, "/metrics").await;
+    assert!(
+        metrics.contains(&format!(
+            "infergate_admission_unreviewed_total{{reason=\"timeout\"}} {timed_out}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "infergate_admission_unreviewed_total{{reason=\"busy\"}} {busy}"
+        )),
+        "{metrics}"
+    );
+}

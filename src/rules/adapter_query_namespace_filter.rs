@@ -7,12 +7,12 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::engine::{Context, Sink};
-use crate::loader::{self, Document};
+use crate::loader::Document;
 use crate::object::Object;
 use crate::pointer;
 use crate::policy::AdapterBackend;
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::source::{Location, SourceFile};
+use crate::source::Location;
 
 declare_rule! {
     /// ## What it does
@@ -66,82 +66,19 @@ impl Rule for AdapterQueryNamespaceFilter {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if object.kind() != "ConfigMap" {
-            return;
-        }
-        let Some(data) = object.value.get("data").and_then(Value::as_object) else {
-            return;
-        };
-        for (key, text) in data {
-            let Some(text) = text.as_str() else { continue };
-            if !(key.ends_with(".yaml") || key.ends_with(".yml")) {
-                continue;
-            }
-            let data_pointer = pointer::join("/data", key);
-            let inner = loader::parse_source(SourceFile::new(
-                format!("{}:{key}", object.source.name),
-                text.to_string(),
-            ));
-            let Some(document) = inner.documents.first() else {
+        for embedded in cx.embedded(object) {
+            let Some(document) = embedded.loaded.documents.first() else {
                 continue;
             };
-            let embedding = Embedding::new(object, &data_pointer);
-            let locate = |inner_pointer: &str| {
-                let inner_location = document.positions.locate(inner_pointer)?;
-                embedding.as_ref()?.map(&document.source, inner_location)
-            };
-            check_config(cx, &document.value, sink, &locate, Some(&data_pointer));
+            let locate =
+                |inner_pointer: &str| embedded.locate(document.positions.locate(inner_pointer)?);
+            check_config(cx, &document.value, sink, &locate, Some(&embedded.pointer));
         }
     }
 
     fn check_document(&self, cx: &Context<'_>, document: &Document, sink: &mut Sink) {
         let locate = |inner_pointer: &str| document.positions.locate(inner_pointer);
         check_config(cx, &document.value, sink, &locate, None);
-    }
-}
-
-/// Where an embedded document (a literal block scalar) sits in its file.
-struct Embedding {
-    source: std::sync::Arc<SourceFile>,
-    /// 1-based file line of the block's first content line.
-    first_line: usize,
-    indent: usize,
-}
-
-impl Embedding {
-    fn new(object: &Object, data_pointer: &str) -> Option<Self> {
-        let span = object.positions.get(data_pointer)?;
-        let key = span.key?;
-        let source = object.source.clone();
-        // saphyr starts a block scalar's span at its first content line; the
-        // key's line must end with the literal indicator.
-        let key_line = source.line_text(key.line).trim_end();
-        let literal = key_line
-            .rsplit_once(':')
-            .is_some_and(|(_, indicator)| indicator.trim().starts_with('|'));
-        if !literal || span.value.line <= key.line {
-            return None;
-        }
-        Some(Self {
-            source,
-            first_line: span.value.line,
-            indent: span.value.column - 1,
-        })
-    }
-
-    fn map(&self, inner: &SourceFile, location: Location) -> Option<Location> {
-        let line = self.first_line + location.line - 1;
-        let column = self.indent + location.column - 1;
-        let offset = self.source.offset_of(line, column);
-        // Only trust the mapping when the text is the same at both ends.
-        let here = self.source.text.get(offset..offset + location.len)?;
-        let there = inner
-            .text
-            .get(location.offset..location.offset + location.len)?;
-        (here == there).then(|| {
-            self.source
-                .location((line, column), (line, column + here.chars().count()))
-        })
     }
 }
 

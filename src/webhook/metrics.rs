@@ -25,6 +25,29 @@ pub struct Metrics {
     findings: Mutex<BTreeMap<(String, &'static str), u64>>,
     latency: Mutex<Histogram>,
     bad_requests: Mutex<u64>,
+    /// Requests answered without a review, by reason.
+    unreviewed: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// Why a request was answered without a finished review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreviewed {
+    /// The review did not finish within --request-timeout-ms.
+    Timeout,
+    /// --max-concurrent-reviews were already running: HTTP 429.
+    Busy,
+    /// The review failed inside infergate (a bug); allowed with a warning.
+    Failed,
+}
+
+impl Unreviewed {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Busy => "busy",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 impl Metrics {
@@ -62,6 +85,12 @@ impl Metrics {
         }
     }
 
+    pub fn record_unreviewed(&self, reason: Unreviewed) {
+        if let Ok(mut counts) = self.unreviewed.lock() {
+            *counts.entry(reason.label()).or_default() += 1;
+        }
+    }
+
     /// The metrics in Prometheus' text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -83,6 +112,16 @@ impl Metrics {
         out.push_str("# TYPE infergate_admission_bad_requests_total counter\n");
         let bad = self.bad_requests.lock().map(|count| *count).unwrap_or(0);
         let _ = writeln!(out, "infergate_admission_bad_requests_total {bad}");
+        out.push_str("# HELP infergate_admission_unreviewed_total Requests answered without a finished review, by reason (timeout, busy, failed).\n");
+        out.push_str("# TYPE infergate_admission_unreviewed_total counter\n");
+        if let Ok(counts) = self.unreviewed.lock() {
+            for (reason, count) in counts.iter() {
+                let _ = writeln!(
+                    out,
+                    "infergate_admission_unreviewed_total{{reason=\"{reason}\"}} {count}"
+                );
+            }
+        }
         out.push_str("# HELP infergate_admission_duration_seconds Time to review one request.\n");
         out.push_str("# TYPE infergate_admission_duration_seconds histogram\n");
         if let Ok(latency) = self.latency.lock() {

@@ -5,3 +5,4 @@ pub mod review;
 pub mod selfsigned;
 pub mod server;
 pub mod tls;
+pub mod uid;

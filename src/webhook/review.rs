@@ -11,6 +11,7 @@ use crate::engine::{ClusterFacts, Engine};
 use crate::finding::{op, Applicability, Finding, Severity};
 use crate::loader::Loaded;
 use crate::object::{Object, PositionMap};
+use crate::pointer::display as field;
 use crate::rules::xla_cache_single_writer;
 use crate::source::SourceFile;
 
@@ -97,8 +98,17 @@ pub struct Review {
 
 impl Review {
     pub fn parse(body: &[u8]) -> Result<Self, BadRequest> {
-        let raw: Value =
-            serde_json::from_slice(body).map_err(|error| BadRequest::NotJson(error.to_string()))?;
+        let raw: Value = serde_json::from_slice(body).map_err(|error| {
+            // serde_json stops at 128 levels, the same bound as YAML input.
+            if error.to_string().starts_with("recursion limit exceeded") {
+                BadRequest::NotJson(format!(
+                    "{error}: the body nests deeper than {} levels, which infergate does not read",
+                    crate::nesting::MAX_DEPTH
+                ))
+            } else {
+                BadRequest::NotJson(error.to_string())
+            }
+        })?;
         let api_version = raw
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -392,27 +402,6 @@ fn denial_line(finding: &Finding) -> String {
         line.push_str(&format!(" (fix: {fix})"));
     }
     line
-}
-
-/// A JSON pointer as a dotted field path (`spec.metrics[0].external`).
-fn field(pointer: &str) -> String {
-    let mut out = String::new();
-    for token in pointer.split('/').skip(1) {
-        let token = token.replace("~1", "/").replace("~0", "~");
-        if token.bytes().all(|byte| byte.is_ascii_digit()) && !token.is_empty() {
-            out.push_str(&format!("[{token}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(&token);
-        }
-    }
-    if out.is_empty() {
-        "object".to_string()
-    } else {
-        out
-    }
 }
 
 /// At most this many rounds of safe fixes per request.

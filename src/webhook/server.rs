@@ -20,8 +20,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::metrics::Metrics;
-use super::review::{self, BadRequest, Decision, Mode, Review, ScaleTarget, Scope, WorkloadRef};
+use super::metrics::{Metrics, Unreviewed};
+use super::review::{self, Decision, Mode, Review, ScaleTarget, Scope, WorkloadRef};
 use super::tls::{self, CertStore};
 use crate::engine::Engine;
 use crate::policy::AcceleratorPool;
@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub excluded_namespaces: Vec<String>,
     /// Per-request budget, kept under the webhook's timeoutSeconds.
     pub request_timeout: Duration,
+    /// Reviews that may run at once; more get HTTP 429.
+    pub max_concurrent_reviews: usize,
     /// How often the certificate files are checked for rotation.
     pub reload_interval: Duration,
     /// How long in-flight requests may take to finish on SIGTERM.
@@ -236,6 +238,8 @@ struct AppState {
     metrics: Arc<Metrics>,
     cluster: Option<Arc<Cluster>>,
     request_timeout: Duration,
+    /// One permit per review that may run at once.
+    reviews: Arc<tokio::sync::Semaphore>,
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response {
@@ -251,78 +255,139 @@ fn bad_request(state: &AppState, message: impl std::fmt::Display) -> Response {
     )
 }
 
+/// A request answered before its review finished: HTTP `status` with a
+/// JSON error, so that the apiserver applies the webhook's failurePolicy.
+fn unreviewed(state: &AppState, reason: Unreviewed, status: StatusCode, message: &str) -> Response {
+    state.metrics.record_unreviewed(reason);
+    let mut response = json_response(status, &json!({ "error": message }));
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+const TIMED_OUT: &str = "infergate did not finish in time; the object was not checked";
+
+/// The answer when a review was read but not finished: allowed, with a
+/// warning that says so (the apiserver shows it to the user).
+fn allowed_unchecked(warning: &str) -> Decision {
+    Decision {
+        allowed: true,
+        warnings: vec![warning.to_string()],
+        ..Decision::default()
+    }
+}
+
 async fn handle(state: AppState, mode: Mode, body: Body) -> Response {
     let started = Instant::now();
-    let bytes: Bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            return bad_request(
+    let deadline = tokio::time::Instant::now() + state.request_timeout;
+    let bytes: Bytes =
+        match tokio::time::timeout_at(deadline, axum::body::to_bytes(body, BODY_LIMIT)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(error)) => {
+                return bad_request(
+                    &state,
+                    format!(
+                        "the body cannot be read or is larger than {BODY_LIMIT} bytes: {error}"
+                    ),
+                )
+            }
+            Err(_) => {
+                return unreviewed(
+                    &state,
+                    Unreviewed::Timeout,
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive within the review budget",
+                )
+            }
+        };
+    // Engine work is CPU-bound: it runs on the blocking pool, never on the
+    // async workers that also accept connections, and at most
+    // `max_concurrent_reviews` at once. The permit travels with the work,
+    // so a review abandoned at its deadline still counts until it ends.
+    let Ok(permit) = Arc::clone(&state.reviews).try_acquire_owned() else {
+        return unreviewed(
+            &state,
+            Unreviewed::Busy,
+            StatusCode::TOO_MANY_REQUESTS,
+            "infergate is reviewing as many requests as it is allowed to; retry",
+        );
+    };
+    let permit = Arc::new(permit);
+    let uid_source = bytes.clone();
+    let parse = {
+        let permit = Arc::clone(&permit);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            Review::parse(&bytes)
+        })
+    };
+    let review = match tokio::time::timeout_at(deadline, parse).await {
+        Ok(Ok(Ok(review))) => Arc::new(review),
+        Ok(Ok(Err(error))) => return bad_request(&state, error),
+        Ok(Err(_)) => {
+            return unreviewed(
                 &state,
-                format!("the body cannot be read or is larger than {BODY_LIMIT} bytes: {error}"),
+                Unreviewed::Failed,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "infergate failed while reading the request",
             )
         }
-    };
-    let review = match Review::parse(&bytes) {
-        Ok(review) => review,
-        Err(
-            error @ (BadRequest::NotJson(_)
-            | BadRequest::WrongType(_)
-            | BadRequest::MissingRequest
-            | BadRequest::Malformed(_)),
-        ) => return bad_request(&state, error),
-    };
-    let reviewing = async {
-        let scale_target = match (
-            &state.cluster,
-            review.is_scale(),
-            review.request.namespace.as_deref(),
-        ) {
-            (Some(cluster), true, Some(namespace)) => {
-                let deployment = WorkloadRef::deployment(namespace, &review.request.name);
-                Some(cluster.workload(&deployment).await)
-            }
-            _ => None,
-        };
-        // An HPA's workload, when the cluster can be asked, is checked as
-        // if it were in the input.
-        let mut context = review::ClusterContext::default();
-        if let (Some(cluster), Some(target)) = (&state.cluster, review.hpa_target()) {
-            match cluster.workload(&target).await {
-                ScaleTarget::Found(workload) => {
-                    let resources = &state.engine.policy().inference.accelerator_resources;
-                    if let Some(pool) = cluster.pool_for(&workload, resources).await {
-                        context.pools.push(pool);
-                    }
-                    context.objects.push(workload);
+        Err(_) => {
+            // Even a review that could not be read in time is answered as
+            // one, when its uid can be found.
+            return match super::uid::peek(&uid_source) {
+                Some(uid) => {
+                    state.metrics.record_unreviewed(Unreviewed::Timeout);
+                    json_response(
+                        StatusCode::OK,
+                        &review::response(&uid, &allowed_unchecked(TIMED_OUT)),
+                    )
                 }
-                ScaleTarget::NotFound => {
-                    context
-                        .missing
-                        .push((target.kind, target.namespace, target.name))
-                }
-                ScaleTarget::Unknown(_) => {}
-            }
+                None => unreviewed(
+                    &state,
+                    Unreviewed::Timeout,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the request could not be read within the review budget",
+                ),
+            };
         }
-        let engine = Arc::clone(&state.engine);
-        let scope = Arc::clone(&state.scope);
-        review::decide(
-            &engine,
-            &scope,
-            &review,
-            mode,
-            scale_target.as_ref(),
-            &context,
-        )
     };
-    let decision = match tokio::time::timeout(state.request_timeout, reviewing).await {
-        Ok(decision) => decision,
-        Err(_) => Decision {
-            allowed: true,
-            warnings: vec![
-                "infergate did not finish in time; the object was not checked".to_string(),
-            ],
-            ..Decision::default()
-        },
+    let reviewing = {
+        let state = state.clone();
+        let review = Arc::clone(&review);
+        async move {
+            let (scale_target, context) = cluster_context(&state, &review).await;
+            let engine = Arc::clone(&state.engine);
+            let scope = Arc::clone(&state.scope);
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                review::decide(
+                    &engine,
+                    &scope,
+                    &review,
+                    mode,
+                    scale_target.as_ref(),
+                    &context,
+                )
+            })
+            .await
+        }
+    };
+    let decision = match tokio::time::timeout_at(deadline, reviewing).await {
+        Ok(Ok(decision)) => decision,
+        Ok(Err(_)) => {
+            state.metrics.record_unreviewed(Unreviewed::Failed);
+            allowed_unchecked(
+                "infergate failed on this object (a bug, please report it); it was not checked",
+            )
+        }
+        Err(_) => {
+            state.metrics.record_unreviewed(Unreviewed::Timeout);
+            allowed_unchecked(TIMED_OUT)
+        }
     };
     for (rule, severity) in &decision.findings {
         state.metrics.record_finding(rule, *severity);
@@ -338,6 +403,46 @@ async fn handle(state: AppState, mode: Mode, body: Body) -> Response {
         StatusCode::OK,
         &review::response(&review.request.uid, &decision),
     )
+}
+
+/// What the cluster says about the objects a review refers to: the
+/// workload of a scale request, an HPA's target and its node pool.
+async fn cluster_context(
+    state: &AppState,
+    review: &Review,
+) -> (Option<ScaleTarget>, review::ClusterContext) {
+    let scale_target = match (
+        &state.cluster,
+        review.is_scale(),
+        review.request.namespace.as_deref(),
+    ) {
+        (Some(cluster), true, Some(namespace)) => {
+            let deployment = WorkloadRef::deployment(namespace, &review.request.name);
+            Some(cluster.workload(&deployment).await)
+        }
+        _ => None,
+    };
+    // An HPA's workload, when the cluster can be asked, is checked as
+    // if it were in the input.
+    let mut context = review::ClusterContext::default();
+    if let (Some(cluster), Some(target)) = (&state.cluster, review.hpa_target()) {
+        match cluster.workload(&target).await {
+            ScaleTarget::Found(workload) => {
+                let resources = &state.engine.policy().inference.accelerator_resources;
+                if let Some(pool) = cluster.pool_for(&workload, resources).await {
+                    context.pools.push(pool);
+                }
+                context.objects.push(workload);
+            }
+            ScaleTarget::NotFound => {
+                context
+                    .missing
+                    .push((target.kind, target.namespace, target.name))
+            }
+            ScaleTarget::Unknown(_) => {}
+        }
+    }
+    (scale_target, context)
 }
 
 fn admission_router(state: AppState) -> Router {
@@ -369,6 +474,60 @@ fn metrics_router(metrics: Arc<Metrics>) -> Router {
                 }
             }),
         )
+}
+
+/// /healthz, /readyz and /metrics on a thread and runtime of their own, so
+/// that the kubelet's probes are answered however busy the admission
+/// workers are.
+struct HealthServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HealthServer {
+    fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_health_apart(
+    listener: std::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> Result<HealthServer, ServeError> {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let bind_error = |source| ServeError::Bind { addr, source };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(bind_error)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("infergate-health".to_string())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    eprintln!("infergate: the health and metrics listener could not start");
+                    return;
+                };
+                let _ = axum::serve(listener, metrics_router(metrics))
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        })
+        .map_err(bind_error)?;
+    Ok(HealthServer {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -408,6 +567,9 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
         metrics: Arc::clone(&metrics),
         cluster,
         request_timeout: options.request_timeout,
+        reviews: Arc::new(tokio::sync::Semaphore::new(
+            options.max_concurrent_reviews.max(1),
+        )),
     };
     let listener = TcpListener::bind(options.addr)
         .await
@@ -415,8 +577,8 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
             addr: options.addr,
             source,
         })?;
-    let metrics_listener = TcpListener::bind(options.metrics_addr)
-        .await
+    let metrics_listener = std::net::TcpListener::bind(options.metrics_addr)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
         .map_err(|source| ServeError::Bind {
             addr: options.metrics_addr,
             source,
@@ -428,9 +590,7 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
             .local_addr()
             .unwrap_or(options.metrics_addr)
     );
-    let metrics_server = tokio::spawn(async move {
-        let _ = axum::serve(metrics_listener, metrics_router(metrics)).await;
-    });
+    let metrics_server = serve_health_apart(metrics_listener, metrics)?;
 
     let router = admission_router(state);
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
@@ -489,7 +649,7 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
     let _ = stopping_tx.send(true);
     let drained = async { while connections.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(options.drain_timeout, drained).await;
-    metrics_server.abort();
+    metrics_server.stop();
     eprintln!("infergate: stopped");
     Ok(())
 }

@@ -1,0 +1,106 @@
+//! YAML documents written as strings inside an object: the `*.yaml` and
+//! `*.yml` data of a ConfigMap, such as prometheus-adapter's `config.yaml`.
+//!
+//! They are parsed once per run (in the engine's index) with the same
+//! loader as files, so they get the same bounds, and a problem in one is
+//! reported as `invalid-yaml` at its line in the outer file.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::loader::{self, Loaded};
+use crate::object::Object;
+use crate::pointer;
+use crate::source::{Location, SourceFile};
+
+/// One embedded document: the data key that holds it and what it parsed to.
+#[derive(Debug)]
+pub struct Embedded {
+    /// The JSON pointer of the string in the outer object (`/data/config.yaml`).
+    pub pointer: String,
+    /// The parsed text, named `file:key`.
+    pub loaded: Loaded,
+    placement: Option<Placement>,
+}
+
+impl Embedded {
+    /// Where a location of the embedded text is in the outer file, when the
+    /// outer file writes the text as a literal block (`key: |`).
+    pub fn locate(&self, inner: Location) -> Option<Location> {
+        let source = self.loaded.files.first()?;
+        self.placement.as_ref()?.map(source, inner)
+    }
+}
+
+/// The embedded YAML documents of an object (none for most kinds).
+pub fn of(object: &Object) -> Vec<Embedded> {
+    if object.kind() != "ConfigMap" {
+        return Vec::new();
+    }
+    let Some(data) = object.value.get("data").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    data.iter()
+        .filter(|(key, _)| key.ends_with(".yaml") || key.ends_with(".yml"))
+        .filter_map(|(key, text)| {
+            let text = text.as_str()?;
+            let data_pointer = pointer::join("/data", key);
+            let loaded = loader::parse_source(SourceFile::new(
+                format!("{}:{key}", object.source.name),
+                text.to_string(),
+            ));
+            Some(Embedded {
+                placement: Placement::new(object, &data_pointer),
+                pointer: data_pointer,
+                loaded,
+            })
+        })
+        .collect()
+}
+
+/// Where an embedded document (a literal block scalar) sits in its file.
+#[derive(Debug)]
+struct Placement {
+    source: Arc<SourceFile>,
+    /// 1-based file line of the block's first content line.
+    first_line: usize,
+    indent: usize,
+}
+
+impl Placement {
+    fn new(object: &Object, data_pointer: &str) -> Option<Self> {
+        let span = object.positions.get(data_pointer)?;
+        let key = span.key?;
+        let source = object.source.clone();
+        // saphyr starts a block scalar's span at its first content line; the
+        // key's line must end with the literal indicator.
+        let key_line = source.line_text(key.line).trim_end();
+        let literal = key_line
+            .rsplit_once(':')
+            .is_some_and(|(_, indicator)| indicator.trim().starts_with('|'));
+        if !literal || span.value.line <= key.line {
+            return None;
+        }
+        Some(Self {
+            source,
+            first_line: span.value.line,
+            indent: span.value.column - 1,
+        })
+    }
+
+    fn map(&self, inner: &SourceFile, location: Location) -> Option<Location> {
+        let line = self.first_line + location.line - 1;
+        let column = self.indent + location.column - 1;
+        let offset = self.source.offset_of(line, column);
+        // Only trust the mapping when the text is the same at both ends.
+        let here = self.source.text.get(offset..offset + location.len)?;
+        let there = inner
+            .text
+            .get(location.offset..location.offset + location.len)?;
+        (here == there).then(|| {
+            self.source
+                .location((line, column), (line, column + here.chars().count()))
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! Hostile and broken input: every entry point ends in a finding or a
+//! clear error within its bounds, never a crash, a hang or a lost file.
+
+mod common;
+
+use common::{infergate, stderr, stdout};
+use serde_json::Value;
+
+/// `- - - … x`: YAML nested `levels` deep in a few bytes a level.
+fn nested_sequences(levels: usize) -> String {
+    format!("{}x\n", "- ".repeat(levels))
+}
+
+/// A Deployment with an unknown field that nests `levels` deep in total.
+fn deep_but_readable(levels: usize) -> String {
+    let inner = levels - 1;
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: deep}}\nspec:\n  selector: {{matchLabels: {{app: deep}}}}\n  template:\n    metadata: {{labels: {{app: deep}}}}\n    spec:\n      containers: [{{name: c, image: nginx:1.27}}]\nextra: {}1{}\n",
+        "[".repeat(inner),
+        "]".repeat(inner)
+    )
+}
+
+const VALID: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {a: b}\n";
+
+fn json_findings(output: &std::process::Output) -> Vec<Value> {
+    let document: Value = serde_json::from_str(&stdout(output)).expect("JSON output");
+    document["findings"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn nesting_past_the_limit_is_an_invalid_yaml_finding_in_lint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deep = dir.path().join("deep.yaml");
+    std::fs::write(&deep, nested_sequences(100_000)).expect("write");
+    // A second file puts the parse on rayon's workers, not the main thread.
+    std::fs::write(dir.path().join("plain.yaml"), VALID).expect("write");
+    let dir_arg = dir.path().display().to_string();
+    let output = infergate(&["lint", "--format", "json", &dir_arg], None);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let findings = json_findings(&output);
+    let finding = findings
+        .iter()
+        .find(|finding| finding["rule"] == "invalid-yaml")
+        .expect("invalid-yaml finding");
+    assert_eq!(finding["file"], deep.display().to_string());
+    assert_eq!(finding["line"], 1);
+    assert_eq!(finding["column"], 257, "where level 129 starts");
+    assert!(
+        finding["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("deeper than 128 levels")),
+        "{finding}"
+    );
+    // The human format reports it the same way.
+    let human = infergate(&["lint", &deep.display().to_string()], None);
+    assert_eq!(human.status.code(), Some(1));
+    assert!(
+        stdout(&human).contains("deep.yaml:1:257"),
+        "{}",
+        stdout(&human)
+    );
+}
+
+#[test]
+fn nesting_past_the_limit_leaves_the_file_alone_with_fix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deep = dir.path().join("deep.yaml");
+    let text = nested_sequences(100_000);
+    std::fs::write(&deep, &text).expect("write");
+    let output = infergate(&["lint", "--fix", &deep.display().to_string()], None);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&deep).expect("read"), text);
+}
+
+#[test]
+fn a_policy_nested_past_the_limit_is_a_usage_error_naming_its_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, nested_sequences(100_000)).expect("write");
+    let output = infergate(
+        &[
+            "lint",
+            "--policy",
+            &policy.display().to_string(),
+            "testdata/examples",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&policy.display().to_string())
+            && message.contains("deeper than 128 levels")
+            && message.contains("line 1"),
+        "{message}"
+    );
+}
+
+#[test]
+fn nesting_at_the_limit_is_read_checked_and_fixed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deep = dir.path().join("deep.yaml");
+    std::fs::write(&deep, deep_but_readable(infergate::nesting::MAX_DEPTH)).expect("write");
+    std::fs::write(dir.path().join("plain.yaml"), VALID).expect("write");
+    let dir_arg = dir.path().display().to_string();
+    let output = infergate(&["lint", "--format", "json", &dir_arg], None);
+    let findings = json_findings(&output);
+    assert!(
+        findings
+            .iter()
+            .all(|finding| finding["rule"] != "invalid-yaml"),
+        "{findings:?}"
+    );
+    // schema-strict walks the whole document and reports the unknown field.
+    assert!(
+        findings
+            .iter()
+            .any(|finding| finding["rule"] == "schema-strict" && finding["pointer"] == "/extra"),
+        "{findings:?}"
+    );
+    let fixed = infergate(&["lint", "--fix", &dir_arg], None);
+    assert!(fixed.status.code().is_some(), "{}", stderr(&fixed));
+}
