@@ -1,15 +1,44 @@
 //! HPA metric entries and their families.
 
-use serde_json::Value;
+use json_patch::PatchOperation;
+use serde_json::{json, Map, Value};
+
+use crate::finding::op;
 
 use crate::object::Object;
 use crate::pointer;
 use crate::policy::{MetricFamily, MetricScale, Policy};
 
-/// One entry of an HPA's `spec.metrics` that names a metric.
+/// The shape an HPA is written in. `autoscaling/v2beta2` is v2's shape
+/// under another name; `autoscaling/v2beta1` names every field differently;
+/// `autoscaling/v1` has one CPU target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HpaVersion {
+    V1,
+    V2beta1,
+    V2,
+}
+
+impl HpaVersion {
+    pub fn of(hpa: &Object) -> Self {
+        match hpa.id.api_version.as_str() {
+            "autoscaling/v1" => Self::V1,
+            "autoscaling/v2beta1" => Self::V2beta1,
+            _ => Self::V2,
+        }
+    }
+
+    /// Whether `spec.behavior` exists in this version.
+    pub fn has_behavior(self) -> bool {
+        self == Self::V2
+    }
+}
+
+/// One metric of an HPA, read alike from every version: the names are
+/// v2's, the pointers those of the fields as written.
 #[derive(Debug, Clone)]
 pub struct HpaMetric<'a> {
-    /// Pointer of the entry: `/spec/metrics/N`.
+    /// Pointer of the entry: `/spec/metrics/N` (`/spec` for autoscaling/v1).
     pub pointer: String,
     /// `External`, `Pods`, `Object`, `Resource`, `ContainerResource`.
     pub metric_type: &'a str,
@@ -18,23 +47,70 @@ pub struct HpaMetric<'a> {
     pub source: Option<&'a Value>,
     /// The metric name, for External, Pods and Object metrics.
     pub name: Option<&'a str>,
-    pub target: Option<&'a Value>,
+    name_pointer: String,
+    /// The metric's label selector, and where it is (or would be) written.
+    pub selector: Option<&'a Value>,
+    pub selector_pointer: String,
+    /// The target, `None` when none is written.
+    pub target: Option<Target<'a>>,
+    pub version: HpaVersion,
+}
+
+/// What an HPA metric aims at, in v2's terms.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// Where the target is written: v2's `target` block, or (v2beta1,
+    /// v1) the field that holds the value.
+    pub pointer: String,
+    /// `AverageValue`, `Value` or `Utilization`: written in v2, implied by
+    /// the field's name in v2beta1 and v1.
+    pub target_type: Option<&'a str>,
+    /// v2's `target` mapping as written.
+    pub block: Option<&'a Value>,
+    /// The value, named by its v2 field (`averageValue`, `value`,
+    /// `averageUtilization`), with the pointer of the field as written.
+    pub value: Option<TargetValue<'a>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetValue<'a> {
+    pub field: &'static str,
+    pub value: &'a Value,
+    pub pointer: String,
 }
 
 impl HpaMetric<'_> {
     pub fn name_pointer(&self) -> String {
-        format!("{}/metric/name", self.source_pointer)
+        self.name_pointer.clone()
     }
 
+    /// Where v2 writes the target block.
     pub fn target_pointer(&self) -> String {
-        format!("{}/target", self.source_pointer)
+        match &self.target {
+            Some(target) if self.version == HpaVersion::V2 => target.pointer.clone(),
+            _ => format!("{}/target", self.source_pointer),
+        }
     }
 }
 
-/// The metrics of an HPA (empty for anything else).
+/// The v2 value field of a target type.
+pub fn value_field(target_type: &str) -> Option<&'static str> {
+    match target_type {
+        "AverageValue" => Some("averageValue"),
+        "Value" => Some("value"),
+        "Utilization" => Some("averageUtilization"),
+        _ => None,
+    }
+}
+
+/// The metrics of an HPA (empty for anything else), in any version.
 pub fn hpa_metrics(hpa: &Object) -> Vec<HpaMetric<'_>> {
     if hpa.kind() != "HorizontalPodAutoscaler" {
         return Vec::new();
+    }
+    let version = HpaVersion::of(hpa);
+    if version == HpaVersion::V1 {
+        return v1_metric(hpa).into_iter().collect();
     }
     let Some(entries) = hpa.value.pointer("/spec/metrics").and_then(Value::as_array) else {
         return Vec::new();
@@ -46,19 +122,221 @@ pub fn hpa_metrics(hpa: &Object) -> Vec<HpaMetric<'_>> {
             let metric_type = entry.get("type").and_then(Value::as_str)?;
             let key = source_key(metric_type);
             let entry_pointer = pointer::join("/spec/metrics", index);
+            let source_pointer = pointer::join(&entry_pointer, key);
             let source = entry.get(key);
-            Some(HpaMetric {
-                source_pointer: pointer::join(&entry_pointer, key),
-                pointer: entry_pointer,
-                metric_type,
-                source,
-                name: source
-                    .and_then(|source| source.pointer("/metric/name"))
-                    .and_then(Value::as_str),
-                target: source.and_then(|source| source.get("target")),
+            Some(match version {
+                HpaVersion::V2beta1 => {
+                    v2beta1_metric(metric_type, source, entry_pointer, source_pointer)
+                }
+                _ => v2_metric(metric_type, source, entry_pointer, source_pointer),
             })
         })
         .collect()
+}
+
+fn v2_metric<'a>(
+    metric_type: &'a str,
+    source: Option<&'a Value>,
+    pointer: String,
+    source_pointer: String,
+) -> HpaMetric<'a> {
+    let block = source.and_then(|source| source.get("target"));
+    let target_pointer = format!("{source_pointer}/target");
+    let target = block.map(|block| {
+        let target_type = block.get("type").and_then(Value::as_str);
+        let value = target_type.and_then(value_field).and_then(|field| {
+            Some(TargetValue {
+                field,
+                value: block.get(field)?,
+                pointer: format!("{target_pointer}/{field}"),
+            })
+        });
+        Target {
+            pointer: target_pointer.clone(),
+            target_type,
+            block: Some(block),
+            value,
+        }
+    });
+    HpaMetric {
+        name: source
+            .and_then(|source| source.pointer("/metric/name"))
+            .and_then(Value::as_str),
+        name_pointer: format!("{source_pointer}/metric/name"),
+        selector: source.and_then(|source| source.pointer("/metric/selector")),
+        selector_pointer: format!("{source_pointer}/metric/selector"),
+        pointer,
+        metric_type,
+        source,
+        source_pointer,
+        target,
+        version: HpaVersion::V2,
+    }
+}
+
+/// autoscaling/v2beta1 fields, as the Kubernetes API reference of 1.22
+/// lists them: `metricName`, `metricSelector` (External) or `selector`,
+/// and `targetValue`, `targetAverageValue` or `targetAverageUtilization`
+/// (Object's `averageValue`).
+fn v2beta1_metric<'a>(
+    metric_type: &'a str,
+    source: Option<&'a Value>,
+    pointer: String,
+    source_pointer: String,
+) -> HpaMetric<'a> {
+    let read = |key: &str| source.and_then(|source| source.get(key));
+    let (name_key, selector_key) = match metric_type {
+        "Resource" | "ContainerResource" => ("name", "selector"),
+        "External" => ("metricName", "metricSelector"),
+        _ => ("metricName", "selector"),
+    };
+    let targets: &[(&str, &str, &'static str)] = match metric_type {
+        "Object" => &[
+            ("targetValue", "Value", "value"),
+            ("averageValue", "AverageValue", "averageValue"),
+        ],
+        "Resource" | "ContainerResource" => &[
+            (
+                "targetAverageUtilization",
+                "Utilization",
+                "averageUtilization",
+            ),
+            ("targetAverageValue", "AverageValue", "averageValue"),
+        ],
+        "Pods" => &[("targetAverageValue", "AverageValue", "averageValue")],
+        _ => &[
+            ("targetValue", "Value", "value"),
+            ("targetAverageValue", "AverageValue", "averageValue"),
+        ],
+    };
+    let target = targets.iter().find_map(|(key, target_type, field)| {
+        let value = read(key)?;
+        let value_pointer = format!("{source_pointer}/{key}");
+        Some(Target {
+            pointer: value_pointer.clone(),
+            target_type: Some(target_type),
+            block: None,
+            value: Some(TargetValue {
+                field,
+                value,
+                pointer: value_pointer,
+            }),
+        })
+    });
+    HpaMetric {
+        name: read(name_key)
+            .and_then(Value::as_str)
+            .filter(|_| !matches!(metric_type, "Resource" | "ContainerResource")),
+        name_pointer: format!("{source_pointer}/{name_key}"),
+        selector: read(selector_key),
+        selector_pointer: format!("{source_pointer}/{selector_key}"),
+        pointer,
+        metric_type,
+        source,
+        source_pointer,
+        target,
+        version: HpaVersion::V2beta1,
+    }
+}
+
+/// autoscaling/v1: CPU utilization only; without
+/// `targetCPUUtilizationPercentage` the controller uses its default (80 %).
+fn v1_metric(hpa: &Object) -> Option<HpaMetric<'_>> {
+    let spec = hpa.value.get("spec")?;
+    let value = spec.get("targetCPUUtilizationPercentage")?;
+    let value_pointer = "/spec/targetCPUUtilizationPercentage".to_string();
+    Some(HpaMetric {
+        pointer: "/spec".to_string(),
+        metric_type: "Resource",
+        source_pointer: "/spec".to_string(),
+        source: Some(spec),
+        name: None,
+        name_pointer: value_pointer.clone(),
+        selector: None,
+        selector_pointer: value_pointer.clone(),
+        target: Some(Target {
+            pointer: value_pointer.clone(),
+            target_type: Some("Utilization"),
+            block: None,
+            value: Some(TargetValue {
+                field: "averageUtilization",
+                value,
+                pointer: value_pointer,
+            }),
+        }),
+        version: HpaVersion::V1,
+    })
+}
+
+/// The JSON Patch that rewrites an autoscaling/v2beta1 or v2beta2 HPA as
+/// autoscaling/v2: the same autoscaler, spelt the new way. v2beta2 differs
+/// only in its apiVersion. In v2beta1 each metric source is re-spelt field
+/// by field (`metricName` and its selector become `metric`, the target
+/// fields become `target`, Object's `target` becomes `describedObject`);
+/// the new fields are added before the old ones are removed, so the edit
+/// stays in place and keeps the rest of the file as it is.
+pub fn to_v2_operations(hpa: &Object) -> Vec<PatchOperation> {
+    let mut operations: Vec<PatchOperation> = op::replace("/apiVersion", json!("autoscaling/v2"))
+        .into_iter()
+        .collect();
+    if HpaVersion::of(hpa) != HpaVersion::V2beta1 {
+        return operations;
+    }
+    for metric in hpa_metrics(hpa) {
+        let Some(source) = metric.source.and_then(Value::as_object) else {
+            continue;
+        };
+        let at = |key: &str| pointer::join(&metric.source_pointer, key);
+        let resource = matches!(metric.metric_type, "Resource" | "ContainerResource");
+        let object = metric.metric_type == "Object";
+        let mut metric_id = Map::new();
+        if let Some(name) = source.get("metricName") {
+            metric_id.insert("name".to_string(), name.clone());
+        }
+        let selector_key = if metric.metric_type == "External" {
+            "metricSelector"
+        } else {
+            "selector"
+        };
+        if let Some(selector) = source.get(selector_key).filter(|_| !resource) {
+            metric_id.insert("selector".to_string(), selector.clone());
+        }
+        let mut removed: Vec<&str> = vec![
+            "metricName",
+            "targetValue",
+            "targetAverageValue",
+            "targetAverageUtilization",
+        ];
+        if !resource {
+            removed.push(selector_key);
+        }
+        if object {
+            removed.push("averageValue");
+            if let Some(reference) = source.get("target") {
+                operations.extend(op::add(&at("describedObject"), reference.clone()));
+            }
+        }
+        if !metric_id.is_empty() {
+            operations.extend(op::add(&at("metric"), Value::Object(metric_id)));
+        }
+        if object && source.contains_key("target") {
+            operations.extend(op::remove(&at("target")));
+        }
+        if let Some(target) = &metric.target {
+            if let (Some(target_type), Some(value)) = (target.target_type, &target.value) {
+                operations.extend(op::add(
+                    &at("target"),
+                    json!({"type": target_type, value.field: value.value}),
+                ));
+            }
+        }
+        for key in removed {
+            if source.contains_key(key) {
+                operations.extend(op::remove(&at(key)));
+            }
+        }
+    }
+    operations
 }
 
 /// The field that holds a metric type's source (`External` -> `external`).

@@ -88,10 +88,8 @@ impl Rule for ExternalMetricNamespaceFilter {
             else {
                 continue;
             };
-            let selector_pointer = format!("{}/metric/selector", metric.source_pointer);
-            let selector = metric
-                .source
-                .and_then(|source| source.pointer("/metric/selector"));
+            let selector_pointer = metric.selector_pointer.clone();
+            let selector = metric.selector;
             let known_keys: Vec<&str> = labels
                 .iter()
                 .map(|mapping| mapping.label.as_str())

@@ -2,7 +2,7 @@ use serde_json::{json, Map, Value};
 
 use crate::engine::{Context, Sink};
 use crate::finding::{op, Fix};
-use crate::metrics::{classify, hpa_metrics};
+use crate::metrics::{classify, hpa_metrics, HpaVersion};
 use crate::object::Object;
 use crate::policy::{HpaBehavior, MetricFamily};
 use crate::quantity;
@@ -87,10 +87,10 @@ impl Rule for HpaStabilizationDefaults {
         let queue_targets: Vec<f64> = queue_metrics
             .iter()
             .filter_map(|metric| {
-                let target = metric.target?;
-                ["averageValue", "value"]
-                    .iter()
-                    .find_map(|field| target.get(*field).and_then(quantity::from_value))
+                let value = metric.target.as_ref()?.value.as_ref()?;
+                matches!(value.field, "averageValue" | "value")
+                    .then(|| quantity::from_value(value.value))
+                    .flatten()
             })
             .collect();
         let low_queue_target = queue_targets
@@ -112,14 +112,24 @@ impl Rule for HpaStabilizationDefaults {
                     add_policies(scale_up, settings);
                 }
             }
+            // Only autoscaling/v2 has `behavior`; an older HPA gets the fix
+            // once schema-strict has converted it.
+            let fix = HpaVersion::of(object)
+                .has_behavior()
+                .then(|| op::add("/spec/behavior", value))
+                .flatten()
+                .map(|operation| {
+                    Fix::safe(
+                        "add explicit scale-down and scale-up behavior",
+                        vec![operation],
+                    )
+                });
             sink.report("/spec/behavior", "inference HPA has no behavior; scale-down and scale-up stabilization are implicit")
                 .help(format!(
                     "state behavior.scaleDown.stabilizationWindowSeconds: {} and behavior.scaleUp.stabilizationWindowSeconds: {}",
                     settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds
                 ))
-                .maybe_fix(op::add("/spec/behavior", value).map(|operation| {
-                    Fix::safe("add explicit scale-down and scale-up behavior", vec![operation])
-                }));
+                .maybe_fix(fix);
             return;
         };
 

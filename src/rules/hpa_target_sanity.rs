@@ -2,7 +2,7 @@ use serde_json::Value;
 
 use crate::engine::{Context, Sink};
 use crate::finding::{op, Fix};
-use crate::metrics::{classify, hpa_metrics, HpaMetric};
+use crate::metrics::{classify, hpa_metrics, value_field, HpaMetric, TargetValue};
 use crate::object::Object;
 use crate::placeholder::{self, Field};
 use crate::policy::MetricScale;
@@ -79,16 +79,6 @@ impl Rule for HpaTargetSanity {
     }
 }
 
-/// The value field a target type needs.
-fn value_field(target_type: &str) -> Option<&'static str> {
-    match target_type {
-        "AverageValue" => Some("averageValue"),
-        "Value" => Some("value"),
-        "Utilization" => Some("averageUtilization"),
-        _ => None,
-    }
-}
-
 fn is_placeholder(cx: &Context<'_>, value: &Value) -> bool {
     value.as_str().is_some_and(|text| {
         placeholder::find(text, Field::Numeric, &cx.policy.placeholders).is_some()
@@ -98,7 +88,7 @@ fn is_placeholder(cx: &Context<'_>, value: &Value) -> bool {
 fn check_target(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
     let Some(source) = metric.source else { return };
     let target_pointer = metric.target_pointer();
-    let Some(target) = metric.target else {
+    let Some(target) = &metric.target else {
         sink.report(
             metric.source_pointer.clone(),
             format!("{} metric has no target", metric.metric_type),
@@ -106,12 +96,17 @@ fn check_target(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
         .help("add a target: {type: AverageValue, averageValue: …}");
         return;
     };
-    let Some(target_type) = target.get("type").and_then(Value::as_str) else {
+    let Some(target_type) = target.target_type else {
         sink.report(target_pointer.clone(), "target has no type")
             .help("set target.type to AverageValue, Value or Utilization");
         return;
     };
-    let type_pointer = format!("{target_pointer}/type");
+    // Types are written only in v2; elsewhere the field name implies them.
+    let type_pointer = if target.block.is_some() {
+        format!("{target_pointer}/type")
+    } else {
+        target.pointer.clone()
+    };
     if metric.metric_type == "Pods" && target_type != "AverageValue" {
         sink.report(
             type_pointer.clone(),
@@ -137,7 +132,12 @@ fn check_target(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
         return;
     };
     let field_pointer = format!("{target_pointer}/{field}");
-    let Some(value) = target.get(field) else {
+    let Some(TargetValue {
+        value,
+        pointer: value_pointer,
+        ..
+    }) = &target.value
+    else {
         let misplaced = format!("{}/{field}", metric.source_pointer);
         let report = sink.report(
             target_pointer.clone(),
@@ -154,6 +154,7 @@ fn check_target(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
         }
         return;
     };
+    let (value, field_pointer) = (*value, value_pointer.clone());
     if is_placeholder(cx, value) {
         return; // unresolved-placeholder reports it
     }

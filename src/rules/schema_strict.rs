@@ -1,8 +1,9 @@
 use jsonschema::error::ValidationErrorKind;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::engine::{Context, Sink};
-use crate::finding::Severity;
+use crate::finding::{op, Fix, Severity};
+use crate::metrics;
 use crate::object::Object;
 use crate::placeholder::{self, Field};
 use crate::pointer;
@@ -68,14 +69,39 @@ declare_rule! {
     /// ```
     ///
     /// ## Fix
-    /// None here: `hpa-target-sanity` moves a misplaced target value; other
-    /// unknown fields need a person.
+    /// An HPA of a removed version (autoscaling/v2beta1 or v2beta2) is
+    /// converted to autoscaling/v2, field by field, as a safe fix: the same
+    /// autoscaler spelt the new way. A Deployment or StatefulSet of a removed
+    /// version gets `apps/v1` when it already has the `spec.selector` that
+    /// apps/v1 requires. `hpa-target-sanity` moves a misplaced target value;
+    /// other unknown fields need a person.
     pub struct SchemaStrict {
         id: "schema-strict",
         severity: Error,
         summary: "Objects must match the Kubernetes schema of the target version, unknown fields included.",
-        fixable: false,
+        fixable: true,
     }
+}
+
+/// The fix that moves an object of a removed version to its replacement,
+/// when that is a pure re-spelling: HPAs are rewritten field by field;
+/// a workload only needs the new apiVersion when it already has the
+/// `spec.selector` that apps/v1 requires.
+fn conversion(object: &Object, replacement: &str) -> Option<Fix> {
+    let operations = match object.kind() {
+        "HorizontalPodAutoscaler" if replacement == "autoscaling/v2" => {
+            metrics::to_v2_operations(object)
+        }
+        "Deployment" | "StatefulSet"
+            if replacement == "apps/v1" && object.value.pointer("/spec/selector").is_some() =>
+        {
+            op::replace("/apiVersion", json!(replacement))
+                .into_iter()
+                .collect()
+        }
+        _ => return None,
+    };
+    (!operations.is_empty()).then(|| Fix::safe(format!("convert to {replacement}"), operations))
 }
 
 impl Rule for SchemaStrict {
@@ -98,7 +124,8 @@ impl Rule for SchemaStrict {
             .help(format!(
                 "change apiVersion to {} and check the fields that changed with it",
                 removed.replacement
-            ));
+            ))
+            .maybe_fix(conversion(object, &removed.replacement));
             return;
         }
         let target = kubernetes.version.as_str();
