@@ -233,54 +233,92 @@ mod tests {
     }
 }
 
-/// Where the Hugging Face cache of a container lives, and which setting
-/// says so: `HF_HUB_CACHE`, `HF_HOME` (+`/hub`), vLLM's `--download-dir`,
-/// or the default `~/.cache/huggingface` in the container's filesystem.
+/// Where a container's server caches the models it downloads, and which
+/// setting says so (see `models.cacheEnv` in rules/models.yaml).
 #[derive(Debug, Clone)]
 pub struct CacheDir {
     pub path: String,
     pub setting: CacheSetting,
+    /// The variable a fix sets to move the cache.
+    pub fix_env: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheSetting {
     /// An env var, with its index in the container's env.
-    Env {
-        name: &'static str,
-        index: usize,
-    },
-    DownloadDir,
+    Env { name: String, index: usize },
+    /// A server flag such as vLLM's `--download-dir`.
+    Flag,
+    /// The image's own default, with the source of that fact.
+    Image { source: String },
+    /// huggingface_hub's default in the container's home.
     Default,
 }
 
-pub fn cache_dir(container: &Container<'_>) -> CacheDir {
-    for name in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"] {
+pub fn cache_dir(container: &Container<'_>, models: &Models) -> CacheDir {
+    let server = container.image().and_then(|image| {
+        models
+            .server_caches
+            .iter()
+            .find(|server| server.image.0.is_match(image))
+    });
+    let fix_env = server.map_or_else(|| "HF_HOME".to_string(), |server| server.fix_env.clone());
+    let env_names = server
+        .into_iter()
+        .flat_map(|server| server.env.iter())
+        .chain(&models.cache_env);
+    for name in env_names {
         if let Some((index, value)) = env_value(container, name) {
+            let path = expand_references(container, value);
+            // HF_HOME holds the hub cache in its `hub` directory.
+            let path = if name == "HF_HOME" {
+                format!("{}/hub", path.trim_end_matches('/'))
+            } else {
+                path
+            };
             return CacheDir {
-                path: expand_references(container, value),
-                setting: CacheSetting::Env { name, index },
+                path,
+                setting: CacheSetting::Env {
+                    name: name.clone(),
+                    index,
+                },
+                fix_env,
             };
         }
     }
     let words = command_words(container);
     for (index, (word, _)) in words.iter().enumerate() {
-        let value = match word.strip_prefix("--download-dir=") {
-            Some(value) => Some(value.to_string()),
-            None if word == "--download-dir" => {
-                words.get(index + 1).map(|(value, _)| value.clone())
+        let value = models.cache_flags.iter().find_map(|flag| {
+            match word
+                .strip_prefix(flag.as_str())
+                .map(|rest| rest.strip_prefix('='))
+            {
+                Some(Some(value)) => Some(value.to_string()),
+                Some(None) if word == flag => words.get(index + 1).map(|(value, _)| value.clone()),
+                _ => None,
             }
-            None => None,
-        };
+        });
         if let Some(path) = value {
             return CacheDir {
                 path,
-                setting: CacheSetting::DownloadDir,
+                setting: CacheSetting::Flag,
+                fix_env,
             };
         }
     }
-    CacheDir {
-        path: "/root/.cache/huggingface".to_string(),
-        setting: CacheSetting::Default,
+    match server {
+        Some(server) => CacheDir {
+            path: server.cache_dir.clone(),
+            setting: CacheSetting::Image {
+                source: server.source.clone(),
+            },
+            fix_env,
+        },
+        None => CacheDir {
+            path: models.default_cache_dir.clone(),
+            setting: CacheSetting::Default,
+            fix_env,
+        },
     }
 }
 

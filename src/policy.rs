@@ -107,6 +107,10 @@ pub struct Models {
     pub headroom_fraction: f64,
     pub model_flags: Vec<String>,
     pub model_env: Vec<String>,
+    pub cache_env: Vec<String>,
+    pub cache_flags: Vec<String>,
+    pub default_cache_dir: String,
+    pub server_caches: Vec<ServerCache>,
     pub precisions: Vec<Precision>,
     pub default_bytes_per_parameter: f64,
     pub catalogue: Vec<CatalogueEntry>,
@@ -117,6 +121,18 @@ impl Models {
     pub fn disk_budget(&self) -> f64 {
         self.boot_disk_size.0 * (1.0 - self.boot_disk_reserved_fraction)
     }
+}
+
+/// Where the server of an image caches downloads by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerCache {
+    pub image: Pattern,
+    pub cache_dir: String,
+    #[serde(default)]
+    pub env: Vec<String>,
+    pub fix_env: String,
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -24,6 +24,21 @@ fn apply_fixes(loaded: &Loaded, findings: &[&Finding]) -> Loaded {
                 });
         }
     }
+    // The patched values are read again as objects, as the fix loop and the
+    // webhook do: a patch may change the apiVersion.
+    let objects = objects
+        .into_iter()
+        .map(|object| {
+            infergate::object::Object::from_value(
+                object.value,
+                object.source,
+                object.document,
+                object.base_pointer,
+                object.positions,
+            )
+            .expect("a patched object is still an object")
+        })
+        .collect();
     Loaded {
         files: loaded.files.clone(),
         objects,

@@ -236,7 +236,13 @@ fn add_value(
         .get(parent_path)
         .ok_or_else(|| unsupported(path, "the parent is not in the file"))?;
     let parent_start = parent_span.value.offset;
-    let is_flow = matches!(text[parent_start..].chars().next(), Some('{' | '['));
+    // A flow collection starts with its own bracket; a block sequence whose
+    // first item is a flow mapping starts with that item's `{`.
+    let first = text[parent_start..].chars().next();
+    let is_flow = match parent_value {
+        Value::Array(_) => first == Some('['),
+        _ => first == Some('{'),
+    };
     match parent_value {
         Value::Object(map) => {
             if is_flow {
@@ -438,9 +444,13 @@ fn remove_entry(object: &Object, text: &str, path: &str) -> Result<Vec<TextEdit>
 /// parent ends must come before a key added to the parent. Insertions at
 /// the same depth keep their order.
 pub fn apply(text: &str, edits: &[TextEdit]) -> Result<String, &'static str> {
+    // A sequence item written at the same column as a mapping key belongs
+    // to that key's value (`volumeMounts:` / `- name: …`), so it is deeper.
     let depth = |edit: &TextEdit| {
         if edit.start == edit.end {
-            indentation(edit.text.trim_start_matches(['\r', '\n']))
+            let inserted = edit.text.trim_start_matches(['\r', '\n']);
+            let column = indentation(inserted);
+            2 * column + usize::from(inserted[column..].starts_with('-'))
         } else {
             0
         }

@@ -5,6 +5,7 @@ use crate::finding::{op, Applicability, Fix};
 use crate::model::{self, CacheSetting};
 use crate::object::Object;
 use crate::pointer;
+use crate::quantity;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 use crate::workload::{self, mount_for, mounts, pod_templates, Storage};
 
@@ -12,7 +13,18 @@ declare_rule! {
     /// ## What it does
     /// Finds serving containers that download a large model from the
     /// Hugging Face Hub into a cache on the node's boot disk: the container
-    /// filesystem (no `HF_HOME`) or a disk-backed `emptyDir`.
+    /// filesystem or a disk-backed `emptyDir`.
+    ///
+    /// The cache is where the server really puts it: the first of
+    /// `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `TRANSFORMERS_CACHE` and
+    /// `HF_HOME` (its `hub` directory) the container sets, else a flag
+    /// (`--download-dir`, `--huggingface-hub-cache`), else the image's own
+    /// default (TGI images cache in `/data`, NIM in `NIM_CACHE_PATH`,
+    /// `/opt/nim/.cache`), else `/root/.cache/huggingface` (vLLM and SGLang
+    /// images run as root). A PersistentVolumeClaim, generic ephemeral
+    /// volume, CSI volume, hostPath (local SSD) or memory-backed emptyDir
+    /// mounted there (or above it) is not the boot disk. Images, variables
+    /// and directories are policy data (`models.serverCaches`).
     ///
     /// The model is read from the server's flags (`--model`, `--model=`,
     /// `--model-id`, `vllm serve ID`, `$(VAR)` resolved from the
@@ -20,16 +32,16 @@ declare_rule! {
     /// from the annotation `infergate.dev/model-size`, the catalogue in
     /// `rules/models.yaml`, or an estimate from the parameter count in the
     /// name and its precision hints (bf16 2 bytes per parameter, fp8/int8 1,
-    /// int4/AWQ/GPTQ 0.5). The finding says which source gave the size.
-    /// Models loaded from a path or a bucket, and caches on a volume, are not
-    /// at risk.
+    /// int4/AWQ/GPTQ 0.5). The help says which source gave the size.
+    /// Models loaded from a path or a bucket are not at risk.
     ///
     /// ## Why is this bad?
     /// GKE nodes have a 100 GiB boot disk by default and GKE reserves 10 %
     /// of it, which leaves 90 GiB; a model of 90 GiB or more cached there
-    /// fills it and the kubelet evicts the pod for ephemeral storage (seed
-    /// 001, troubleshooting). The threshold is computed from the policy
-    /// (`models.bootDiskSize`, `models.bootDiskReservedFraction`).
+    /// fills it and the kubelet evicts the pod for ephemeral storage (GKE
+    /// documentation, "Serve open LLMs on GKE", troubleshooting). The
+    /// threshold is computed from the policy (`models.bootDiskSize`,
+    /// `models.bootDiskReservedFraction`).
     ///
     /// ## Example
     /// ```yaml
@@ -59,13 +71,16 @@ declare_rule! {
     /// ```
     ///
     /// ## Fix
-    /// Sets `HF_HOME=/dev/shm/hf_cache` on the serving container and, when
-    /// `/dev/shm` is not a memory-backed mount yet, adds an `emptyDir` with
-    /// `medium: Memory` and a `sizeLimit` that fits the model (plus
-    /// `models.headroomFraction`), mounted at `/dev/shm`. Safe when
-    /// `HF_HOME` was unset; replacing an `HF_HOME` the manifest sets is
-    /// unsafe. Memory for the cache is then charged to the pod:
-    /// `shm-memory-budget` checks the limits.
+    /// Points the cache at `/dev/shm` (`HF_HOME=/dev/shm/hf_cache`, or the
+    /// image's own variable) and makes `/dev/shm` a memory-backed
+    /// `emptyDir` whose `sizeLimit` holds the model plus
+    /// `models.headroomFraction` (added, or raised when too small). The
+    /// cache is then charged to the container's memory, so the fix is safe
+    /// only when the container's memory limit and request already hold the
+    /// model plus headroom and the manifest set no cache variable of its
+    /// own; otherwise it is unsafe and the help names the limit to raise.
+    /// Either way the result satisfies `shm-memory-budget`'s sizeLimit
+    /// check.
     pub struct HfHomeShmForLargeModels {
         id: "hf-home-shm-for-large-models",
         severity: Error,
@@ -100,154 +115,223 @@ impl Rule for HfHomeShmForLargeModels {
                     continue;
                 }
                 let container_mounts = mounts(&template, container);
-                let cache = model::cache_dir(container);
+                let cache = model::cache_dir(container, models);
                 let shm_mount = mount_for(&container_mounts, "/dev/shm/x")
                     .filter(|mount| mount.mount_path.trim_end_matches('/') == "/dev/shm");
                 let shm_is_memory =
                     shm_mount.is_some_and(|mount| matches!(mount.storage, Storage::Memory { .. }));
-                let storage =
-                    mount_for(&container_mounts, &cache.path).map(|mount| mount.storage.clone());
-                let problem = if model::is_shm(&cache.path) {
+                let cache_mount = mount_for(&container_mounts, &cache.path);
+                let place = if model::is_shm(&cache.path) {
                     if shm_is_memory {
                         continue;
                     }
-                    format!(
-                        "the Hugging Face cache {} is in /dev/shm, but /dev/shm is not a memory-backed volume (the container runtime gives 64 MiB)",
-                        cache.path
-                    )
+                    "/dev/shm, which is not memory-backed".to_string()
                 } else {
-                    match storage {
-                        Some(Storage::Memory { .. } | Storage::Shared(_)) => continue,
-                        Some(Storage::NodeDisk) => format!(
-                            "the Hugging Face cache {} is a disk-backed emptyDir on the node boot disk",
-                            cache.path
-                        ),
-                        _ => match cache.setting {
-                            CacheSetting::Default => {
-                                "HF_HOME is not set, so the Hugging Face cache is on the node boot disk".to_string()
-                            }
-                            _ => format!(
-                                "the Hugging Face cache {} is in the container filesystem, on the node boot disk",
-                                cache.path
-                            ),
-                        },
+                    match cache_mount.map(|mount| (&mount.storage, mount.volume_name)) {
+                        // A volume of its own: memory, a claim, CSI, hostPath…
+                        Some((Storage::Memory { .. } | Storage::Shared(_), _)) => continue,
+                        Some((Storage::NodeDisk, name)) => {
+                            format!("the disk-backed emptyDir `{name}`")
+                        }
+                        _ => "the container filesystem".to_string(),
+                    }
+                };
+                let why = match &cache.setting {
+                    CacheSetting::Env { name, .. } => {
+                        format!("{name} puts the cache at {}", cache.path)
+                    }
+                    CacheSetting::Flag => format!("a server flag puts the cache at {}", cache.path),
+                    CacheSetting::Image { source } => {
+                        format!("the image caches in {} ({source})", cache.path)
+                    }
+                    CacheSetting::Default => {
+                        format!("no cache variable is set, so the cache is {}", cache.path)
                     }
                 };
                 let message = format!(
-                    "model `{}` is {} ({}) and {problem}; the boot disk leaves {} to workloads and the kubelet evicts the pod",
+                    "model `{}` ({}) is cached in {place} on the node boot disk; pods get {} of it",
                     model_ref.id,
                     model::gib(size.bytes),
-                    size.source,
                     model::gib(budget)
                 );
-                let fix = shm_fix(
-                    cx,
-                    &template,
-                    container,
-                    &cache,
-                    shm_mount.is_some(),
-                    shm_is_memory,
-                    size.bytes,
+                let fix = shm_fix(cx, &template, container, &cache, shm_mount, size.bytes);
+                // The variable the fix changes: the one set, else the image's.
+                let variable = match &cache.setting {
+                    CacheSetting::Env { name, .. } => name.as_str(),
+                    _ => cache.fix_env.as_str(),
+                };
+                let mut help = format!(
+                    "{why}; size from {}. Set {}={} with a memory-backed emptyDir at /dev/shm, mount a volume there, load the model from a bucket, or use a larger boot disk",
+                    size.source,
+                    variable,
+                    fix_path(variable, models)
                 );
+                if let Some((_, Some(blocker))) = &fix {
+                    help.push_str(&format!("; the fix is unsafe: {blocker}"));
+                }
                 sink.report(model_ref.pointer.clone(), message)
-                    .help(format!(
-                        "set HF_HOME={} and mount a memory-backed emptyDir at /dev/shm, load the model from a bucket or volume, or use a larger boot disk",
-                        models.shm_cache_path
-                    ))
-                    .maybe_fix(fix);
+                    .help(help)
+                    .maybe_fix(fix.map(|(fix, _)| fix));
             }
         }
     }
 }
 
+/// The value the fix gives `variable`: HF_HOME is the cache's parent, the
+/// hub variables name the hub cache itself.
+fn fix_path(variable: &str, models: &crate::policy::Models) -> String {
+    match variable {
+        "HF_HOME" => models.shm_cache_path.clone(),
+        "HF_HUB_CACHE" | "HUGGINGFACE_HUB_CACHE" | "TRANSFORMERS_CACHE" => {
+            format!("{}/hub", models.shm_cache_path)
+        }
+        other => format!(
+            "/dev/shm/{}",
+            other.trim_end_matches("_PATH").to_lowercase()
+        ),
+    }
+}
+
+/// Why moving the cache into memory would not fit the container: its
+/// memory limit or request below the model plus headroom, or none set.
+fn memory_blocker(container: &workload::Container<'_>, needed: f64) -> Option<String> {
+    let memory = |section: &str| {
+        container
+            .value
+            .pointer(&format!("/resources/{section}/memory"))
+            .and_then(quantity::from_value)
+    };
+    let name = container.name().unwrap_or("?");
+    let limit = memory("limits");
+    // A missing request defaults to the limit.
+    let request = memory("requests").or(limit);
+    match (limit, request) {
+        (None, _) => Some(format!(
+            "container `{name}` has no memory limit; set resources.limits.memory to at least {}",
+            model::gib(needed)
+        )),
+        (Some(limit), _) if limit < needed => Some(format!(
+            "raise resources.limits.memory of `{name}` from {} to at least {}",
+            model::gib(limit),
+            model::gib(needed)
+        )),
+        (_, Some(request)) if request < needed => Some(format!(
+            "raise resources.requests.memory of `{name}` from {} to at least {}",
+            model::gib(request),
+            model::gib(needed)
+        )),
+        _ => None,
+    }
+}
+
+/// The fix, and what keeps it from being safe (a memory limit that cannot
+/// hold the model, or an explicit cache setting it overrides).
 fn shm_fix(
     cx: &Context<'_>,
     template: &workload::PodTemplate<'_>,
     container: &workload::Container<'_>,
     cache: &model::CacheDir,
-    has_shm_mount: bool,
-    shm_is_memory: bool,
+    shm_mount: Option<&workload::Mount<'_>>,
     bytes: f64,
-) -> Option<Fix> {
+) -> Option<(Fix, Option<String>)> {
     let models = &cx.policy.models;
     let mut operations = Vec::new();
-    let mut applicability = Applicability::Safe;
+    let mut blocker = None;
     // Point the cache at /dev/shm.
     match &cache.setting {
         CacheSetting::Env { name, index } => {
-            applicability = Applicability::Unsafe;
-            let value = if *name == "HF_HOME" {
-                models.shm_cache_path.clone()
-            } else {
-                format!("{}/hub", models.shm_cache_path)
-            };
+            blocker = Some(format!("it replaces the {name} the manifest sets"));
             if !model::is_shm(&cache.path) {
                 operations.push(op::replace(
                     &format!("{}/env/{index}/value", container.pointer),
-                    json!(value),
+                    json!(fix_path(name, models)),
                 )?);
             }
         }
-        CacheSetting::DownloadDir => return None,
-        CacheSetting::Default => {
-            let entry = json!({"name": "HF_HOME", "value": models.shm_cache_path});
+        CacheSetting::Flag => return None,
+        CacheSetting::Image { .. } | CacheSetting::Default => {
+            let entry = json!({"name": cache.fix_env, "value": fix_path(&cache.fix_env, models)});
             operations.push(match container.value.get("env") {
                 Some(Value::Array(_)) => op::add(&format!("{}/env/-", container.pointer), entry)?,
                 _ => op::add(&format!("{}/env", container.pointer), json!([entry]))?,
             });
         }
     }
-    // A memory-backed /dev/shm of the model's size.
-    if has_shm_mount && !shm_is_memory {
-        return None; // a disk volume at /dev/shm: a person must choose
-    }
-    if !has_shm_mount {
-        let spec_pointer = format!("{}/spec", template.pointer);
-        let volumes = template
-            .spec()
-            .and_then(|spec| spec.get("volumes"))
-            .and_then(Value::as_array);
-        let taken = |name: &str| {
-            volumes.is_some_and(|volumes| {
-                volumes
-                    .iter()
-                    .any(|volume| volume.get("name").and_then(Value::as_str) == Some(name))
-            })
-        };
-        let name = ["dshm", "infergate-dshm", "infergate-dshm-1"]
-            .into_iter()
-            .find(|name| !taken(name))?;
-        let volume = json!({
-            "name": name,
-            "emptyDir": {"medium": "Memory", "sizeLimit": model::size_limit_for(bytes, models.headroom_fraction)},
-        });
-        operations.push(match volumes {
-            Some(_) => op::add(
-                &pointer::join(&format!("{spec_pointer}/volumes"), "-"),
-                volume,
-            )?,
-            None => op::add(&format!("{spec_pointer}/volumes"), json!([volume]))?,
-        });
-        let mount = json!({"name": name, "mountPath": "/dev/shm"});
-        operations.push(match container.value.get("volumeMounts") {
-            Some(Value::Array(_)) => {
-                op::add(&format!("{}/volumeMounts/-", container.pointer), mount)?
+    // A memory-backed /dev/shm whose sizeLimit holds the model.
+    let size_limit = model::size_limit_for(bytes, models.headroom_fraction);
+    match shm_mount {
+        Some(mount) => match mount.storage {
+            Storage::Memory {
+                size_limit: current,
+            } => {
+                if current.is_none_or(|current| current < bytes) {
+                    let pointer =
+                        format!("{}/emptyDir/sizeLimit", mount.volume_pointer.as_deref()?);
+                    operations.push(op::add(&pointer, json!(size_limit))?);
+                }
             }
-            _ => op::add(
-                &format!("{}/volumeMounts", container.pointer),
-                json!([mount]),
-            )?,
-        });
+            // A disk volume at /dev/shm: a person must choose.
+            _ => return None,
+        },
+        None => {
+            let spec_pointer = format!("{}/spec", template.pointer);
+            let volumes = template
+                .spec()
+                .and_then(|spec| spec.get("volumes"))
+                .and_then(Value::as_array);
+            let taken = |name: &str| {
+                volumes.is_some_and(|volumes| {
+                    volumes
+                        .iter()
+                        .any(|volume| volume.get("name").and_then(Value::as_str) == Some(name))
+                })
+            };
+            let name = ["dshm", "infergate-dshm", "infergate-dshm-1"]
+                .into_iter()
+                .find(|name| !taken(name))?;
+            let volume = json!({
+                "name": name,
+                "emptyDir": {"medium": "Memory", "sizeLimit": size_limit},
+            });
+            operations.push(match volumes {
+                Some(_) => op::add(
+                    &pointer::join(&format!("{spec_pointer}/volumes"), "-"),
+                    volume,
+                )?,
+                None => op::add(&format!("{spec_pointer}/volumes"), json!([volume]))?,
+            });
+            let mount = json!({"name": name, "mountPath": "/dev/shm"});
+            operations.push(match container.value.get("volumeMounts") {
+                Some(Value::Array(_)) => {
+                    op::add(&format!("{}/volumeMounts/-", container.pointer), mount)?
+                }
+                _ => op::add(
+                    &format!("{}/volumeMounts", container.pointer),
+                    json!([mount]),
+                )?,
+            });
+        }
     }
     if operations.is_empty() {
         return None;
     }
-    Some(Fix::new(
-        applicability,
-        format!(
-            "cache the model in {} on a memory-backed /dev/shm",
-            models.shm_cache_path
+    // The cache is charged to the container's memory: the move is safe only
+    // when its limit and request hold the model (shm-memory-budget's test).
+    let needed = bytes * (1.0 + models.headroom_fraction);
+    if let Some(memory) = memory_blocker(container, needed) {
+        blocker = Some(memory);
+    }
+    let applicability = if blocker.is_some() {
+        Applicability::Unsafe
+    } else {
+        Applicability::Safe
+    };
+    Some((
+        Fix::new(
+            applicability,
+            format!("cache the model in memory under /dev/shm (sizeLimit {size_limit})"),
+            operations,
         ),
-        operations,
+        blocker,
     ))
 }

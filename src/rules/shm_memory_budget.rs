@@ -75,7 +75,7 @@ impl Rule for ShmMemoryBudget {
         let models = &cx.policy.models;
         for template in pod_templates(object) {
             for container in &template.main_containers() {
-                let cache = model::cache_dir(container);
+                let cache = model::cache_dir(container, models);
                 if !model::is_shm(&cache.path) {
                     continue;
                 }
