@@ -14,6 +14,13 @@ every object rejects unknown fields, as kubeconform -strict does.
 What the Rust types do not keep (patterns, lengths, minimums, CEL rules) is
 not checked; the apiserver checks those.
 
+Google Managed Prometheus' PodMonitoring and ClusterPodMonitoring have no
+such crate. Their openAPIV3Schema comes from ../shared/schemas/
+gmp-monitoring-crds.json (GoogleCloudPlatform/prometheus-engine,
+charts/operator/crds, Apache-2.0, at the commit the file names) and is
+converted directly, so their patterns, enums, lengths and required fields
+are checked too (CEL rules are not).
+
     python3 scripts/update-crd-schemas.py        # needs cargo and crates.io
 """
 import json
@@ -40,6 +47,68 @@ OUT = ROOT / "rules" / "schemas" / "custom-resources.json"
 # ObjectMeta comes from the built-in schemas (see update-schemas.py).
 KUBERNETES = ROOT / "rules" / "schemas" / "kubernetes-v1.37.json"
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+GMP = ROOT.parent / "shared" / "schemas" / "gmp-monitoring-crds.json"
+# What a structural schema keeps that JSON Schema reads the same way.
+KEPT = ("type", "enum", "pattern", "required", "maxLength", "minLength",
+        "maxItems", "minItems", "minimum", "maximum")
+
+
+def from_structural(schema):
+    """A CRD's openAPIV3Schema node as strict JSON Schema: unknown fields
+    are rejected where the CRD lists properties (as the apiserver prunes
+    them), int-or-string takes both, descriptions, defaults, formats and
+    CEL rules are dropped."""
+    if schema.get("x-kubernetes-int-or-string"):
+        return {"oneOf": [{"type": "string"}, {"type": "integer"}]}
+    out = {key: schema[key] for key in KEPT if key in schema}
+    if "properties" in schema:
+        out["properties"] = {
+            name: from_structural(child) for name, child in schema["properties"].items()
+        }
+        if not schema.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+    if isinstance(schema.get("additionalProperties"), dict):
+        out["additionalProperties"] = from_structural(schema["additionalProperties"])
+    if "items" in schema:
+        out["items"] = from_structural(schema["items"])
+    if "anyOf" in schema:
+        out["anyOf"] = [from_structural(option) for option in schema["anyOf"]]
+    return out
+
+
+def gmp_definitions():
+    """Definitions and roots of the GMP kinds, and their provenance."""
+    document = json.loads(GMP.read_text())
+    defs, roots = {}, {}
+    for kind, versions in sorted(document["kinds"].items()):
+        for api_version, version in sorted(versions.items()):
+            schema = version["openAPIV3Schema"]
+            root = f"{api_version.replace('/', '.')}.{kind}"
+            properties = schema.get("properties", {})
+            defs[root] = {
+                "type": "object",
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "metadata": {"$ref": f"#/$defs/{OBJECT_META}"},
+                    "spec": from_structural(properties.get("spec", {"type": "object"})),
+                    "status": {},
+                },
+                "required": [key for key in schema.get("required", []) if key in ("spec",)],
+                "additionalProperties": False,
+            }
+            roots[f"{api_version}/{kind}"] = root
+    source = document["source"]
+    provenance = {
+        "repository": source["repository"],
+        "commit": source["commit"],
+        "license": source["license"],
+        "files": source["files"],
+        "via": "shared/schemas/gmp-monitoring-crds.json",
+    }
+    return defs, roots, provenance
+
 
 ITEM = re.compile(r"^pub (struct|enum) (\w+) \{\s*$")
 FIELD = re.compile(r"^\s+pub (?:r#)?(\w+): (.+),\s*$")
@@ -217,11 +286,15 @@ def main():
             "file": file,
             "generator": f"kopium {kopium.group(1) if kopium else 'unknown'}",
         })
+    gmp_defs, gmp_roots, gmp_source = gmp_definitions()
+    defs.update(gmp_defs)
+    roots.update(gmp_roots)
     defs = merge_identical(closure(defs, roots.values()), roots.values())
     document = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "x-infergate-source": {
             "crates": provenance,
+            "gmp": gmp_source,
             "objectMeta": f"{KUBERNETES.name} ({OBJECT_META})",
             "regenerate": "python3 scripts/update-crd-schemas.py",
         },

@@ -14,7 +14,6 @@ use crate::loader::{self, Input};
 use crate::output::{self, human, Visibility};
 use crate::policy::Policy;
 use crate::rules;
-use crate::source::SourceFile;
 
 const EXIT_HELP: &str = "\
 Exit codes:
@@ -298,7 +297,7 @@ fn lint(args: &LintArgs) -> ExitCode {
                 match fix::write_atomically(path, &file.original.text, &file.text) {
                     Ok(()) => {
                         written += 1;
-                        sources.push(SourceFile::new(file.name, file.text));
+                        sources.push(file.original.with_text(file.text));
                     }
                     Err(error) => {
                         eprintln!("error: {}: not fixed: {error}", file.name);

@@ -117,13 +117,22 @@ impl<'a> Context<'a> {
             .filter(move |(_, object)| kinds.contains(&object.kind()))
     }
 
-    /// Whether two namespaces may be the same one. An object without a
-    /// namespace may land in any, so it matches every namespace.
-    pub fn same_namespace(&self, a: &Object, b: &Object) -> bool {
+    /// Whether two objects belong to one application, so that a rule may
+    /// pair them (an HPA and its target, a monitor and its pods): the same
+    /// namespace when both state one; otherwise the same file or the same
+    /// scope (the directory tree up to the nearest kustomization.yaml, or
+    /// the path given on the command line). Unrelated directories linted
+    /// together are never paired by a missing namespace.
+    pub fn paired(&self, a: &Object, b: &Object) -> bool {
         match (self.namespace_of(a), self.namespace_of(b)) {
             (Some(left), Some(right)) => left == right,
-            _ => true,
+            _ => self.same_scope(a, b),
         }
+    }
+
+    /// Whether two objects come from the same file or the same scope.
+    pub fn same_scope(&self, a: &Object, b: &Object) -> bool {
+        Arc::ptr_eq(&a.source, &b.source) || a.source.scope == b.source.scope
     }
 
     /// The workload an HPA's `scaleTargetRef` names, if it is in the input
@@ -134,7 +143,7 @@ impl<'a> Context<'a> {
         let name = reference.get("name").and_then(Value::as_str)?;
         self.named(name)
             .map(|(_, object)| object)
-            .find(|object| object.kind() == kind && self.same_namespace(hpa, object))
+            .find(|object| object.kind() == kind && self.paired(hpa, object))
     }
 
     /// HPAs in the input that scale this workload, with bundle indices.

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod quantity;
 pub mod rules;
 pub mod schema;
+pub mod selection;
 pub mod source;
 pub mod webhook;
 pub mod workload;

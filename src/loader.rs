@@ -142,8 +142,51 @@ pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
 
 /// Read every input (directories expanded), files in parallel.
 pub fn read_sources(inputs: &[Input]) -> Result<Vec<Arc<SourceFile>>, LoadError> {
-    let expanded = expand_inputs(inputs)?;
-    expanded.par_iter().map(read_input).collect()
+    let mut scoped = Vec::new();
+    for input in inputs {
+        let root = match input {
+            Input::File(path) if path.is_dir() => Some(path.as_path()),
+            _ => None,
+        };
+        for found in expand_inputs(std::slice::from_ref(input))? {
+            let scope = scope_of(&found, root);
+            scoped.push((found, scope));
+        }
+    }
+    scoped
+        .par_iter()
+        .map(|(input, scope)| read_input(input, scope))
+        .collect()
+}
+
+const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// The application a file belongs to: the nearest directory above it with a
+/// kustomization file, looked for up to `root` (the directory named on the
+/// command line) or, for a file named on its own, up its path as given;
+/// else `root`, or the file's own directory.
+fn scope_of(input: &Input, root: Option<&Path>) -> String {
+    let Input::File(path) = input else {
+        return "<stdin>".to_string();
+    };
+    let mut directory = path.parent();
+    while let Some(current) = directory {
+        if KUSTOMIZATION_FILES
+            .iter()
+            .any(|name| current.join(name).is_file())
+        {
+            return current.display().to_string();
+        }
+        if Some(current) == root {
+            break;
+        }
+        directory = current
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty());
+    }
+    root.or_else(|| path.parent())
+        .map(|directory| directory.display().to_string())
+        .unwrap_or_default()
 }
 
 /// Parse sources in parallel into one [`Loaded`], in the order given.
@@ -159,7 +202,7 @@ pub fn parse_all(sources: Vec<Arc<SourceFile>>) -> Loaded {
     loaded
 }
 
-fn read_input(input: &Input) -> Result<Arc<SourceFile>, LoadError> {
+fn read_input(input: &Input, scope: &str) -> Result<Arc<SourceFile>, LoadError> {
     let (name, bytes) = match input {
         Input::Stdin => {
             let mut bytes = Vec::new();
@@ -183,7 +226,7 @@ fn read_input(input: &Input) -> Result<Arc<SourceFile>, LoadError> {
     if text.starts_with('\u{feff}') {
         text.drain(..'\u{feff}'.len_utf8());
     }
-    Ok(SourceFile::new(name, text))
+    Ok(SourceFile::in_scope(name, text, scope.to_string()))
 }
 
 static HELM_MARKER: LazyLock<Regex> = LazyLock::new(|| {

@@ -87,6 +87,17 @@ pub struct Kubernetes {
     /// The target Kubernetes minor version, such as "1.37".
     pub version: String,
     pub removed_apis: Vec<RemovedApi>,
+    /// Labels each controller kind adds to its pods.
+    #[serde(default)]
+    pub controller_labels: std::collections::BTreeMap<String, Vec<ControllerLabel>>,
+}
+
+/// A label a controller adds to the pods it creates.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ControllerLabel {
+    pub label: String,
+    /// `name`: the controller's own name; `None`: known only at run time.
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +206,10 @@ pub struct Scraping {
     pub system_min_interval: Seconds,
     pub max_interval: Seconds,
     pub system_exporter_hints: Vec<String>,
+    #[serde(default)]
+    pub port_flags: Vec<String>,
+    #[serde(default)]
+    pub port_env: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -10,6 +10,11 @@ pub struct SourceFile {
     pub text: String,
     /// Byte offset of the first character of every line.
     line_starts: Vec<usize>,
+    /// The application this file belongs to, for pairing objects across
+    /// files (see [`crate::engine::Context::paired`]): the directory of the
+    /// nearest `kustomization.yaml`, else the path given on the command
+    /// line. Empty where there is no file tree (the webhook).
+    pub scope: String,
 }
 
 /// A position in a source file. `line` and `column` are 1-based; `column`
@@ -26,6 +31,15 @@ pub struct Location {
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: String) -> Arc<Self> {
+        Self::in_scope(name, text, String::new())
+    }
+
+    /// The same file with another text (a fix pass), in the same scope.
+    pub fn with_text(&self, text: String) -> Arc<Self> {
+        Self::in_scope(self.name.clone(), text, self.scope.clone())
+    }
+
+    pub fn in_scope(name: impl Into<String>, text: String, scope: String) -> Arc<Self> {
         let mut line_starts = vec![0];
         line_starts.extend(
             text.bytes()
@@ -37,6 +51,7 @@ impl SourceFile {
             name: name.into(),
             text,
             line_starts,
+            scope,
         })
     }
 

@@ -487,7 +487,7 @@ fn misplaced_pod_monitoring_selector_is_an_error_at_its_key_with_a_suggestion() 
             .find(|finding| finding["rule"] == rule)
             .unwrap_or_else(|| panic!("no {rule} in {findings:?}"))
     };
-    let selector = at("podmonitoring-scrape");
+    let selector = at("schema-strict");
     assert_eq!(
         (&selector["line"], &selector["column"]),
         (&json!(5), &json!(1))
@@ -534,4 +534,81 @@ fn custom_resources_are_validated_at_the_misplaced_key() {
             "ServiceMonitor"
         ]
     );
+}
+
+const PAIRING_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm}
+spec:
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        args: [--model=meta-llama/Llama-3.1-8B-Instruct]
+        ports: [{name: http, containerPort: 8000}]
+        resources: {limits: {nvidia.com/gpu: \"1\"}}
+";
+
+const PAIRING_MONITOR: &str = "apiVersion: monitoring.googleapis.com/v1
+kind: PodMonitoring
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  endpoints:
+  - {port: http, interval: 15s}
+";
+
+fn selector_warnings(output: &std::process::Output) -> usize {
+    json_findings(output)
+        .iter()
+        .filter(|finding| {
+            finding["rule"] == "podmonitoring-scrape"
+                && finding["message"]
+                    .as_str()
+                    .is_some_and(|message| message.contains("matches none"))
+        })
+        .count()
+}
+
+/// Objects without a namespace pair only within one application: the same
+/// directory tree up to a kustomization.yaml, or the path given.
+#[test]
+fn objects_without_namespaces_pair_only_within_one_application() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app_a, app_b) = (dir.path().join("app-a"), dir.path().join("app-b"));
+    for app in [&app_a, &app_b] {
+        std::fs::create_dir(app).expect("mkdir");
+    }
+    std::fs::write(app_a.join("deployment.yaml"), PAIRING_DEPLOYMENT).expect("write");
+    std::fs::write(app_b.join("monitor.yaml"), PAIRING_MONITOR).expect("write");
+    let (a, b) = (app_a.display().to_string(), app_b.display().to_string());
+    // Two directories named apart: two applications.
+    let apart = infergate(&["lint", "--format", "json", &a, &b], None);
+    assert_eq!(selector_warnings(&apart), 0, "{}", stdout(&apart));
+    // Their parent named: one tree, one application; the monitor misses.
+    let parent = dir.path().display().to_string();
+    let together = infergate(&["lint", "--format", "json", &parent], None);
+    assert_eq!(selector_warnings(&together), 1, "{}", stdout(&together));
+    // Each with its own kustomization: two applications again.
+    for app in [&app_a, &app_b] {
+        std::fs::write(app.join("kustomization.yaml"), "resources: []\n").expect("write");
+    }
+    let kustomized = infergate(&["lint", "--format", "json", &parent], None);
+    assert_eq!(selector_warnings(&kustomized), 0, "{}", stdout(&kustomized));
+    // Stated namespaces pair wherever the files are.
+    std::fs::write(
+        app_a.join("deployment.yaml"),
+        PAIRING_DEPLOYMENT.replace("{name: vllm}", "{name: vllm, namespace: serving}"),
+    )
+    .expect("write");
+    std::fs::write(
+        app_b.join("monitor.yaml"),
+        PAIRING_MONITOR.replace("{name: web}", "{name: web, namespace: serving}"),
+    )
+    .expect("write");
+    let named = infergate(&["lint", "--format", "json", &parent], None);
+    assert_eq!(selector_warnings(&named), 1, "{}", stdout(&named));
 }

@@ -454,7 +454,7 @@ async fn monitors_of_every_kind_are_reviewed() {
     assert!(denied["status"]["message"]
         .as_str()
         .unwrap_or_default()
-        .contains("[podmonitoring-scrape]"));
+        .contains("[schema-strict]"));
     // A Prometheus-Operator ServiceMonitor for the DCGM exporter scraped
     // every 5 s: allowed, with the warning that GPU metrics come every 15 s.
     let service_monitor = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",

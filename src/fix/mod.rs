@@ -121,7 +121,7 @@ pub fn fix_sources(
         let current: Vec<Arc<SourceFile>> = sources
             .iter()
             .zip(&texts)
-            .map(|(source, text)| SourceFile::new(source.name.clone(), text.clone()))
+            .map(|(source, text)| source.with_text(text.clone()))
             .collect();
         let loaded = loader::parse_all(current);
         let outcome = engine.run(&loaded, facts);

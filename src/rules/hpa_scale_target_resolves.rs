@@ -92,7 +92,7 @@ impl Rule for HpaScaleTargetResolves {
         let same_namespace: Vec<&Object> = named
             .iter()
             .copied()
-            .filter(|other| cx.same_namespace(object, other))
+            .filter(|other| cx.paired(object, other))
             .collect();
         if same_namespace.is_empty() {
             let namespaces: Vec<&str> =

@@ -1,12 +1,13 @@
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::duration;
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix, Severity};
+use crate::finding::Severity;
 use crate::object::Object;
 use crate::pointer;
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::workload::{is_workload_kind, pod_templates};
+use crate::selection::{self, PodLabels};
+use crate::workload::{self, is_workload_kind, pod_templates, Container, PodTemplate};
 
 declare_rule! {
     /// ## What it does
@@ -15,25 +16,28 @@ declare_rule! {
     /// `ServiceMonitor`):
     ///
     /// - the scrape interval: server metrics support 5 s, TPU and system
-    ///   metrics no less than 15 s (seed 003), and an interval longer than
+    ///   metrics no less than 15 s (GKE documentation, "Autoscale LLM
+    ///   inference workloads on TPUs"), and an interval longer than
     ///   `scraping.maxInterval` (30 s) feeds the HPA stale data (a
     ///   PodMonitoring without `interval` scrapes every minute);
-    /// - a PodMonitoring needs `spec.selector` (an error: the CRD requires
-    ///   it), and when inference workloads
-    ///   are kept in the same directory its selector must match some of
-    ///   their pods;
-    /// - the endpoint port, by name or number, must exist on the pods it
-    ///   selects.
+    /// - when inference workloads of the same application (see "Pairing"
+    ///   in the README) are in the input, the selector must match some of
+    ///   their pods, counting the labels their controller adds
+    ///   (`leaderworkerset.sigs.k8s.io/name`, `pod-template-hash`…);
+    /// - a named endpoint port must be a named container port of the pods
+    ///   it selects (a warning); a numeric port is scraped as given, so it
+    ///   only gets an `info` when no container declares it and no port flag
+    ///   or variable of the server names it.
     ///
     /// A monitor scrapes system metrics when its name or selector mentions
     /// one of `scraping.systemExporterHints` (DCGM, the TPU device plugin…).
+    /// A missing or misplaced `spec.selector` is `schema-strict`'s: the GMP
+    /// CRD requires it.
     ///
     /// ## Why is this bad?
     /// The HPA can only react as fast as the metric is scraped; a monitor
     /// that selects no pod or names a port they do not have exports
     /// nothing, and the HPA sits at its minimum with `<unknown>` targets.
-    /// Seed 003's first PodMonitoring puts `selector` outside `spec`: the
-    /// GMP CRD requires `spec.selector`, so the apiserver rejects it.
     ///
     /// ## Example
     /// ```yaml
@@ -41,10 +45,10 @@ declare_rule! {
     /// kind: PodMonitoring
     /// metadata:
     ///   name: jetstream-podmonitoring
-    /// selector:
-    ///   matchLabels:
-    ///     app: maxengine-server
     /// spec:
+    ///   selector:
+    ///     matchLabels:
+    ///       app: maxengine-server
     ///   endpoints:
     ///   - interval: 2s
     ///     port: metrics
@@ -62,13 +66,12 @@ declare_rule! {
     /// ```
     ///
     /// ## Fix
-    /// A `selector` written beside `spec` is moved under it (safe). Nothing
-    /// else: the right interval and port depend on the exporter.
+    /// None: the right interval and port depend on the exporter.
     pub struct PodmonitoringScrape {
         id: "podmonitoring-scrape",
         severity: Warning,
         summary: "Monitors feeding an HPA need a fitting scrape interval, a selector that matches the inference pods and an existing port.",
-        fixable: true,
+        fixable: false,
     }
 }
 
@@ -95,72 +98,43 @@ impl Rule for PodmonitoringScrape {
             "endpoints"
         };
         let selector = object.value.pointer("/spec/selector");
-        // The GMP CRDs require spec.selector (and spec.endpoints): without
-        // it the apiserver rejects the object, so this is an error.
-        if is_gmp && selector.is_none() {
-            let kind = object.kind();
-            if object.value.get("selector").is_some() {
-                let into_spec = object
-                    .value
-                    .get("spec")
-                    .is_some_and(Value::is_object)
-                    .then(|| op::move_("/selector", "/spec/selector"))
-                    .flatten()
-                    .map(|operation| Fix::safe("move `selector` under spec", vec![operation]));
-                sink.report(
-                    "/selector",
-                    format!("`selector` is not allowed at the top level of a {kind}; did you mean `spec.selector`?"),
-                )
-                .on_key()
-                .severity(Severity::Error)
-                .help("indent it under spec: the apiserver requires spec.selector and drops or rejects a top-level one")
-                .maybe_fix(into_spec);
-            } else {
-                sink.report(
-                    "/spec",
-                    format!("{kind} has no spec.selector; the apiserver requires one"),
-                )
-                .severity(Severity::Error)
-                .help("add spec.selector with the labels of the pods to scrape");
-            }
-        }
+        // A GMP monitor without spec.selector is schema-strict's: the CRD
+        // requires it.
         let scraping = &cx.policy.scraping;
         let system = is_system_exporter(object, &scraping.system_exporter_hints);
         // The inference pods this monitor selects (PodMonitoring, PodMonitor).
         let selects_pods = object.kind() != "ServiceMonitor";
         let mut matched_templates = Vec::new();
-        let mut inference_nearby = false;
-        let monitor_directory = directory_of(object);
+        let mut inference_paired = false;
+        let cluster_wide = object.kind() == "ClusterPodMonitoring";
         if let (Some(selector), true) = (selector, selects_pods) {
-            for (_, workload) in cx
+            for workload in cx
                 .objects
                 .iter()
-                .enumerate()
-                .filter(|(_, other)| is_workload_kind(other.kind()))
+                .filter(|other| is_workload_kind(other.kind()))
             {
-                if object.kind() != "ClusterPodMonitoring" && !cx.same_namespace(object, workload) {
+                // A ClusterPodMonitoring selects in every namespace of its
+                // application; the others in their own namespace.
+                let paired = if cluster_wide {
+                    cx.same_scope(object, workload)
+                } else {
+                    cx.paired(object, workload)
+                };
+                if !paired {
                     continue;
                 }
                 let matching: Vec<_> = pod_templates(workload)
                     .into_iter()
                     .filter(|template| {
-                        template
-                            .labels()
-                            .is_some_and(|labels| selector_matches(selector, labels))
+                        selection::selects(selector, &PodLabels::of(workload, template, cx.policy))
                     })
                     .collect();
-                // Only workloads kept beside the monitor say what it should
-                // select; the input may hold unrelated applications.
-                let nearby = directory_of(workload) == monitor_directory;
-                if matching.is_empty() && !nearby {
-                    continue; // the (costly) inference test is not needed
-                }
                 let inference = cx.inference_reason(workload).is_some();
-                inference_nearby |= inference && nearby;
+                inference_paired |= inference;
                 matched_templates
                     .extend(matching.into_iter().map(|template| (inference, template)));
             }
-            if !system && inference_nearby && matched_templates.is_empty() {
+            if !system && inference_paired && matched_templates.is_empty() {
                 sink.report(
                     "/spec/selector",
                     "the selector matches none of the pods of the inference workloads beside it, so their metrics are not scraped",
@@ -220,7 +194,9 @@ impl Rule for PodmonitoringScrape {
                         .help("write the interval as 5s, 15s, 1m…");
                     }
                 },
-                None if is_gmp => {
+                // GMP v1 requires an interval (schema-strict reports it);
+                // v1alpha1 falls back to one minute.
+                None if is_gmp && object.id.api_version != "monitoring.googleapis.com/v1" => {
                     sink.report(
                         endpoint_pointer.clone(),
                         format!(
@@ -238,51 +214,102 @@ impl Rule for PodmonitoringScrape {
             let Some(port) = endpoint.get("port").or_else(|| endpoint.get("targetPort")) else {
                 continue;
             };
-            let exposed = matched_templates.iter().any(|(_, template)| {
-                template.containers().iter().any(|container| {
-                    container
-                        .value
-                        .get("ports")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .any(|declared| match port {
-                            Value::String(name) => {
-                                declared.get("name").and_then(Value::as_str) == Some(name.as_str())
-                                    || name.parse::<i64>().ok()
-                                        == declared.get("containerPort").and_then(Value::as_i64)
-                            }
-                            Value::Number(number) => {
-                                declared.get("containerPort").and_then(Value::as_i64)
-                                    == number.as_i64()
-                            }
-                            _ => false,
-                        })
-                })
-            });
-            if !exposed {
-                let shown = port
-                    .as_str()
-                    .map_or_else(|| port.to_string(), str::to_string);
-                sink.report(
-                    format!("{endpoint_pointer}/port"),
-                    format!(
-                        "port `{shown}` is not a container port of the selected inference pods"
-                    ),
-                )
-                .help("use the name or number of the port the model server serves /metrics on");
-            }
+            let templates: Vec<_> = matched_templates
+                .iter()
+                .map(|(_, template)| template)
+                .collect();
+            check_port(cx, &endpoint_pointer, port, &templates, sink);
         }
     }
 }
 
-/// The directory part of a file name, without allocating.
-fn directory_of(object: &Object) -> &str {
-    object
-        .source
-        .name
-        .rsplit_once(std::path::MAIN_SEPARATOR)
-        .map_or("", |(directory, _)| directory)
+/// A scrape port must exist on the selected pods. A named port is looked
+/// up by name: Prometheus and GMP find no target without it. A number is
+/// scraped as given, so it only needs the server to listen there: a
+/// declared containerPort, or a port flag or variable of the server.
+fn check_port(
+    cx: &Context<'_>,
+    endpoint_pointer: &str,
+    port: &Value,
+    templates: &[&PodTemplate<'_>],
+    sink: &mut Sink,
+) {
+    let number = match port {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text.parse::<i64>().ok(),
+        _ => return,
+    };
+    let containers: Vec<_> = templates
+        .iter()
+        .flat_map(|template| template.containers())
+        .collect();
+    let declared = |container: &Container<'_>| {
+        container
+            .value
+            .get("ports")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let port_pointer = format!("{endpoint_pointer}/port");
+    match (number, port.as_str()) {
+        (None, Some(name)) => {
+            let found = containers.iter().any(|container| {
+                declared(container)
+                    .iter()
+                    .any(|declared| declared.get("name").and_then(Value::as_str) == Some(name))
+            });
+            if !found {
+                sink.report(
+                    port_pointer,
+                    format!("port `{name}` is not a named container port of the selected inference pods"),
+                )
+                .help("name the port in the pod template (ports: [{name: …, containerPort: …}]) or scrape its number");
+            }
+        }
+        (Some(number), _) => {
+            let scraping = &cx.policy.scraping;
+            let listens = containers.iter().any(|container| {
+                declared(container).iter().any(|declared| {
+                    declared.get("containerPort").and_then(Value::as_i64) == Some(number)
+                }) || server_port(container, &scraping.port_flags, &scraping.port_env)
+                    == Some(number)
+            });
+            if !listens {
+                sink.report(
+                    port_pointer,
+                    format!("port {number} is neither declared nor given to the server of the selected pods"),
+                )
+                .severity(Severity::Info)
+                .help("check that the model server serves /metrics on this port; declaring it as a containerPort documents it");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The port a container's server is told to listen on, by flag or env.
+fn server_port(container: &Container<'_>, flags: &[String], env: &[String]) -> Option<i64> {
+    let words: Vec<&str> = container
+        .command_line()
+        .flat_map(str::split_whitespace)
+        .collect();
+    for (index, word) in words.iter().enumerate() {
+        for flag in flags {
+            let value = match word.strip_prefix(flag.as_str()) {
+                Some("") => words.get(index + 1).copied(),
+                Some(rest) => rest.strip_prefix('='),
+                None => None,
+            };
+            if let Some(port) = value.and_then(|value| value.trim_matches(['"', '\'']).parse().ok())
+            {
+                return Some(port);
+            }
+        }
+    }
+    env.iter()
+        .find_map(|name| workload::env_value(container, name))
+        .and_then(|(_, value)| value.parse().ok())
 }
 
 fn is_system_exporter(object: &Object, hints: &[String]) -> bool {
@@ -300,42 +327,4 @@ fn is_system_exporter(object: &Object, hints: &[String]) -> bool {
     hints
         .iter()
         .any(|hint| texts.iter().any(|text| text.contains(&hint.to_lowercase())))
-}
-
-/// Whether a label selector (matchLabels, matchExpressions) matches labels.
-pub fn selector_matches(selector: &Value, labels: &Map<String, Value>) -> bool {
-    let label = |key: &str| labels.get(key).and_then(Value::as_str);
-    let match_labels_ok = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .all(|(key, value)| label(key) == value.as_str());
-    let expressions_ok = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .all(|expression| {
-            let key = expression
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let values: Vec<&str> = expression
-                .get("values")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            match expression.get("operator").and_then(Value::as_str) {
-                Some("In") => label(key).is_some_and(|value| values.contains(&value)),
-                Some("NotIn") => label(key).is_none_or(|value| !values.contains(&value)),
-                Some("Exists") => label(key).is_some(),
-                Some("DoesNotExist") => label(key).is_none(),
-                _ => false,
-            }
-        });
-    let empty = selector.get("matchLabels").is_none() && selector.get("matchExpressions").is_none();
-    !empty && match_labels_ok && expressions_ok
 }

@@ -172,25 +172,38 @@ impl Rule for SchemaStrict {
                                 .severity(Severity::Warning);
                             continue;
                         }
-                        let suggestion = node
-                            .and_then(|node| schema::find_field(definitions, node, key, 3))
+                        let nested =
+                            node.and_then(|node| schema::find_field(definitions, node, key, 3));
+                        let suggestion = nested
+                            .as_ref()
                             .map(|path| {
                                 format!("{}.{path}", tokens.last().map_or("", String::as_str))
                             })
                             .map(|path| path.trim_start_matches('.').to_string())
                             .or_else(|| schema::closest(&allowed, key));
-                        let mut message = format!("`{key}` is not allowed under `{here}`");
+                        let place = if tokens.is_empty() {
+                            format!("at the top level of a {}", object.kind())
+                        } else {
+                            format!("under `{here}`")
+                        };
+                        let mut message = format!("`{key}` is not allowed {place}");
                         if let Some(path) = &suggestion {
                             message.push_str(&format!("; did you mean `{path}`?"));
                         }
-                        sink.report(key_pointer, message).on_key().help(format!(
-                            "the fields allowed under `{here}` are: {}",
-                            if allowed.is_empty() {
-                                "none".to_string()
-                            } else {
-                                allowed.join(", ")
-                            }
-                        ));
+                        let fix = nested
+                            .as_deref()
+                            .and_then(|path| misplaced_fix(&object.value, &instance, key, path));
+                        sink.report(key_pointer, message)
+                            .on_key()
+                            .help(format!(
+                                "the fields allowed {place} are: {}",
+                                if allowed.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    allowed.join(", ")
+                                }
+                            ))
+                            .maybe_fix(fix);
                     }
                 }
                 ValidationErrorKind::Required { .. } if partial => {}
@@ -198,6 +211,14 @@ impl Rule for SchemaStrict {
                     let name = property
                         .as_str()
                         .map_or_else(|| property.to_string(), str::to_string);
+                    // Written one level too high: the misplaced-field finding
+                    // (with its move) says it.
+                    let written_above = pointer::parent(&instance)
+                        .and_then(|parent| object.value.pointer(parent))
+                        .is_some_and(|above| above.get(&name).is_some());
+                    if written_above {
+                        continue;
+                    }
                     sink.report(
                         instance.clone(),
                         format!("`{name}` is required under `{here}`"),
@@ -227,6 +248,10 @@ impl Rule for SchemaStrict {
                             wrong_type(&here, value, node, sibling_for(parent, key, value))
                         }
                         ValidationErrorKind::Enum { options } => not_in_enum(&here, value, options),
+                        ValidationErrorKind::Pattern { pattern } => (
+                            format!("`{here}` does not match the pattern `{pattern}`"),
+                            "write a value of the form the pattern allows".to_string(),
+                        ),
                         _ => (
                             format!("`{here}`: {error}"),
                             "see the field's type and allowed values in the API reference"
@@ -238,6 +263,25 @@ impl Rule for SchemaStrict {
             }
         }
     }
+}
+
+/// Moving a field written one level too high (a PodMonitoring's
+/// `selector` beside `spec`) to where the schema has a field of that name:
+/// safe, since it is the same field, when nothing is there yet and the
+/// mapping it goes into exists.
+fn misplaced_fix(value: &Value, instance: &str, key: &str, path: &str) -> Option<Fix> {
+    let target = path
+        .split('.')
+        .fold(instance.to_string(), |pointer, token| {
+            pointer::join(&pointer, token)
+        });
+    let parent = pointer::parent(&target)?;
+    if value.pointer(&target).is_some() || !value.pointer(parent).is_some_and(Value::is_object) {
+        return None;
+    }
+    let from = pointer::join(instance, key);
+    op::move_(&from, &target)
+        .map(|operation| Fix::safe(format!("move `{key}` to `{path}`"), vec![operation]))
 }
 
 /// "must be a string, not an integer", with the quoting that fixes the
