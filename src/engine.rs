@@ -118,16 +118,18 @@ impl<'a> Context<'a> {
     }
 
     /// Whether two objects belong to one application, so that a rule may
-    /// pair them (an HPA and its target, a monitor and its pods): the same
-    /// namespace when both state one; otherwise the same file or the same
-    /// scope (the directory tree up to the nearest kustomization.yaml, or
-    /// the path given on the command line). Unrelated directories linted
-    /// together are never paired by a missing namespace.
+    /// pair them (an HPA and its target, a monitor and its pods): they come
+    /// from the same scope (see [`crate::source::SourceFile::scope`]) and
+    /// their namespaces may be the same one (equal when both state one).
+    /// Unrelated directories linted together are never paired, even when
+    /// they share a namespace name (`default`, a `replaced-by-kustomize`
+    /// stand-in).
     pub fn paired(&self, a: &Object, b: &Object) -> bool {
-        match (self.namespace_of(a), self.namespace_of(b)) {
+        let namespaces_agree = match (self.namespace_of(a), self.namespace_of(b)) {
             (Some(left), Some(right)) => left == right,
-            _ => self.same_scope(a, b),
-        }
+            _ => true,
+        };
+        namespaces_agree && self.same_scope(a, b)
     }
 
     /// Whether two objects come from the same file or the same scope.

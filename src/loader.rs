@@ -161,10 +161,13 @@ pub fn read_sources(inputs: &[Input]) -> Result<Vec<Arc<SourceFile>>, LoadError>
 
 const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// The application a file belongs to: the nearest directory above it with a
-/// kustomization file, looked for up to `root` (the directory named on the
-/// command line) or, for a file named on its own, up its path as given;
-/// else `root`, or the file's own directory.
+/// The application a file belongs to: the nearest directory at or above it
+/// with a kustomization file, looked for up to `root` (the directory named
+/// on the command line) or, for a file named on its own, up its path as
+/// given. Without one, the top directory under `root` that holds the file
+/// (a repository in a directory of repositories, an application in a
+/// directory of applications), `root` itself for files directly in it, or
+/// the directory of a file named on its own.
 fn scope_of(input: &Input, root: Option<&Path>) -> String {
     let Input::File(path) = input else {
         return "<stdin>".to_string();
@@ -184,7 +187,18 @@ fn scope_of(input: &Input, root: Option<&Path>) -> String {
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty());
     }
-    root.or_else(|| path.parent())
+    let top = root.and_then(|root| {
+        let below = path.strip_prefix(root).ok()?;
+        let mut components = below.components();
+        let first = components.next()?;
+        // A file directly in root has no directory of its own below it.
+        Some(if components.next().is_some() {
+            root.join(first)
+        } else {
+            root.to_path_buf()
+        })
+    });
+    top.or_else(|| path.parent().map(Path::to_path_buf))
         .map(|directory| directory.display().to_string())
         .unwrap_or_default()
 }

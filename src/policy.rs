@@ -223,7 +223,8 @@ pub enum AdapterBackend {
 #[serde(rename_all = "camelCase")]
 pub struct Adapter {
     pub backend: AdapterBackend,
-    pub scope_labels: Vec<String>,
+    pub namespace_labels: Vec<String>,
+    pub cluster_labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -12,8 +12,9 @@ pub struct SourceFile {
     line_starts: Vec<usize>,
     /// The application this file belongs to, for pairing objects across
     /// files (see [`crate::engine::Context::paired`]): the directory of the
-    /// nearest `kustomization.yaml`, else the path given on the command
-    /// line. Empty where there is no file tree (the webhook).
+    /// nearest `kustomization.yaml`, else the top directory under the path
+    /// given on the command line. Empty where there is no file tree (the
+    /// webhook, whose objects are all one application).
     pub scope: String,
 }
 

@@ -552,63 +552,82 @@ spec:
         resources: {limits: {nvidia.com/gpu: \"1\"}}
 ";
 
-const PAIRING_MONITOR: &str = "apiVersion: monitoring.googleapis.com/v1
-kind: PodMonitoring
-metadata: {name: web}
+const PAIRING_HPA: &str = "apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: vllm}
 spec:
-  selector: {matchLabels: {app: web}}
-  endpoints:
-  - {port: http, interval: 15s}
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: vllm}
+  minReplicas: 1
+  maxReplicas: 2
+  metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target: {type: Utilization, averageUtilization: 60}
 ";
 
-fn selector_warnings(output: &std::process::Output) -> usize {
-    json_findings(output)
-        .iter()
-        .filter(|finding| {
-            finding["rule"] == "podmonitoring-scrape"
-                && finding["message"]
-                    .as_str()
-                    .is_some_and(|message| message.contains("matches none"))
-        })
-        .count()
+/// Whether the HPA found its Deployment: paired, it is an inference HPA
+/// on CPU; unpaired, its target "is not in the input".
+fn hpa_unpaired(output: &std::process::Output) -> bool {
+    json_findings(output).iter().any(|finding| {
+        finding["rule"] == "hpa-scale-target-resolves"
+            && finding["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("not in the input"))
+    })
 }
 
-/// Objects without a namespace pair only within one application: the same
-/// directory tree up to a kustomization.yaml, or the path given.
+/// Objects pair only within one application: the tree of the nearest
+/// kustomization.yaml, else the top directory under the path given.
 #[test]
-fn objects_without_namespaces_pair_only_within_one_application() {
+fn objects_pair_only_within_one_application() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (app_a, app_b) = (dir.path().join("app-a"), dir.path().join("app-b"));
     for app in [&app_a, &app_b] {
-        std::fs::create_dir(app).expect("mkdir");
+        std::fs::create_dir_all(app.join("hpa")).expect("mkdir");
     }
     std::fs::write(app_a.join("deployment.yaml"), PAIRING_DEPLOYMENT).expect("write");
-    std::fs::write(app_b.join("monitor.yaml"), PAIRING_MONITOR).expect("write");
-    let (a, b) = (app_a.display().to_string(), app_b.display().to_string());
-    // Two directories named apart: two applications.
-    let apart = infergate(&["lint", "--format", "json", &a, &b], None);
-    assert_eq!(selector_warnings(&apart), 0, "{}", stdout(&apart));
-    // Their parent named: one tree, one application; the monitor misses.
+    std::fs::write(app_b.join("hpa.yaml"), PAIRING_HPA).expect("write");
     let parent = dir.path().display().to_string();
-    let together = infergate(&["lint", "--format", "json", &parent], None);
-    assert_eq!(selector_warnings(&together), 1, "{}", stdout(&together));
-    // Each with its own kustomization: two applications again.
-    for app in [&app_a, &app_b] {
-        std::fs::write(app.join("kustomization.yaml"), "resources: []\n").expect("write");
-    }
-    let kustomized = infergate(&["lint", "--format", "json", &parent], None);
-    assert_eq!(selector_warnings(&kustomized), 0, "{}", stdout(&kustomized));
-    // Stated namespaces pair wherever the files are.
+    let (a, b) = (app_a.display().to_string(), app_b.display().to_string());
+    let lint = |paths: &[&str]| {
+        let mut command = vec!["lint", "--format", "json", "-v"];
+        command.extend(paths);
+        infergate(&command, None)
+    };
+    // Two top directories, or two paths given: two applications.
+    assert!(hpa_unpaired(&lint(&[&parent])));
+    assert!(hpa_unpaired(&lint(&[&a, &b])));
+    // Even with the same namespace.
+    let with_namespace =
+        |text: &str| text.replace("{name: vllm}", "{name: vllm, namespace: serving}");
     std::fs::write(
         app_a.join("deployment.yaml"),
-        PAIRING_DEPLOYMENT.replace("{name: vllm}", "{name: vllm, namespace: serving}"),
+        with_namespace(PAIRING_DEPLOYMENT),
     )
     .expect("write");
+    std::fs::write(app_b.join("hpa.yaml"), with_namespace(PAIRING_HPA)).expect("write");
+    assert!(hpa_unpaired(&lint(&[&parent])));
+    // One kustomization above both: one application.
+    std::fs::write(dir.path().join("kustomization.yaml"), "resources: []\n").expect("write");
+    assert!(!hpa_unpaired(&lint(&[&parent])));
+    std::fs::remove_file(dir.path().join("kustomization.yaml")).expect("remove");
+    // Within one top directory, subdirectories are one application...
+    std::fs::rename(app_b.join("hpa.yaml"), app_a.join("hpa").join("hpa.yaml")).expect("move");
+    assert!(!hpa_unpaired(&lint(&[&parent])));
+    // ...where a namespace that differs is a mistake of the HPA.
     std::fs::write(
-        app_b.join("monitor.yaml"),
-        PAIRING_MONITOR.replace("{name: web}", "{name: web, namespace: serving}"),
+        app_a.join("hpa").join("hpa.yaml"),
+        PAIRING_HPA.replace("{name: vllm}", "{name: vllm, namespace: other}"),
     )
     .expect("write");
-    let named = infergate(&["lint", "--format", "json", &parent], None);
-    assert_eq!(selector_warnings(&named), 1, "{}", stdout(&named));
+    let other = lint(&[&parent]);
+    assert!(!hpa_unpaired(&other));
+    assert!(
+        json_findings(&other).iter().any(|finding| finding["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("only workloads of its own namespace"))),
+        "{}",
+        stdout(&other)
+    );
 }

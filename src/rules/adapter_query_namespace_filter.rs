@@ -19,20 +19,30 @@ declare_rule! {
     /// Reads prometheus-adapter configuration — a ConfigMap whose
     /// `config.yaml` holds `externalRules`, or Helm values with
     /// `rules.external` / `rules.custom` — and parses every `metricsQuery`
-    /// of an external rule as PromQL, after substituting the adapter's
-    /// template markers (`<<.Series>>`, `<<.LabelMatchers>>`,
-    /// `<<.GroupBy>>`). Each vector selector must filter on one of
-    /// `adapter.scopeLabels` (namespace, exported_namespace, cluster…).
-    /// With `adapter.backend: gmp`, every `seriesQuery` must name its metric
-    /// exactly: no regex matcher on the metric name.
+    /// as PromQL, after substituting the adapter's template markers
+    /// (`<<.Series>>`, `<<.LabelMatchers>>`, `<<.GroupBy>>`).
+    ///
+    /// - Every vector selector of an external rule must be filtered on the
+    ///   namespace. prometheus-adapter does it itself when the rule maps a
+    ///   namespace resource (an override to `namespace`, or a `template`)
+    ///   and does not set `resources.namespaced: false`: it puts the HPA's
+    ///   namespace into `<<.LabelMatchers>>`. Otherwise the selector needs
+    ///   a matcher of its own on one of `adapter.namespaceLabels`. The
+    ///   message says which case applies.
+    /// - With `adapter.backend: gmp`, every selector of an external or
+    ///   custom rule needs a matcher on one of `adapter.clusterLabels`
+    ///   (`cluster`, `location`, `project_id`…), and every `seriesQuery`
+    ///   must name its metric exactly: no regex matcher on the metric name.
     ///
     /// ## Why is this bad?
-    /// Every query prometheus-adapter sends is global: when two namespaces
-    /// run applications that emit a metric of the same name, an HPA on that
-    /// external metric scales on both (seed 003), unless the query filters on
-    /// the namespace or the cluster. Google Cloud Managed Service for
-    /// Prometheus does not accept a regex matcher on the metric name in
-    /// `seriesQuery` (003).
+    /// The adapter sends each query to Prometheus as written: when two
+    /// namespaces run applications that emit a metric of the same name, an
+    /// HPA on an unfiltered external metric scales on both
+    /// (prometheus-adapter docs, "External Metrics", Namespacing). Google
+    /// Cloud Managed Service for Prometheus answers for every cluster of
+    /// the project and the adapter never adds a cluster matcher, and it
+    /// does not accept a regex matcher on the metric name in `seriesQuery`
+    /// (GKE documentation, "Autoscale LLM inference workloads on TPUs").
     ///
     /// ## Example
     /// ```yaml
@@ -46,8 +56,11 @@ declare_rule! {
     /// ```yaml
     /// rules:
     ///   external:
-    ///   - seriesQuery: 'vllm:num_requests_waiting'
-    ///     metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>,namespace="serving"})
+    ///   - seriesQuery: 'vllm:num_requests_waiting{namespace!=""}'
+    ///     resources:
+    ///       overrides:
+    ///         namespace: {resource: namespace}   # the adapter adds the HPA's namespace
+    ///     metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>})
     /// ```
     ///
     /// ## Fix
@@ -55,7 +68,7 @@ declare_rule! {
     pub struct AdapterQueryNamespaceFilter {
         id: "adapter-query-namespace-filter",
         severity: Error,
-        summary: "prometheus-adapter external queries must filter on namespace or cluster; GMP seriesQuery must not use a regex on the metric name.",
+        summary: "prometheus-adapter external queries must stay in the HPA's namespace; with GMP every query names its cluster and seriesQuery no regex name.",
         fixable: false,
     }
 }
@@ -159,13 +172,16 @@ static TEMPLATE_MARKER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"<<\s*\.(\w+)\s*>>").unwrap_or_else(|error| unreachable!("static pattern: {error}"))
 });
 
+/// The matcher `<<.LabelMatchers>>` becomes, so that the query parses.
+const LABEL_MATCHERS: &str = "infergate_label_matchers";
+
 /// Substitute prometheus-adapter's template markers with PromQL that
 /// parses: the series name, a label matcher, a label list.
 fn substitute_markers(query: &str) -> String {
     TEMPLATE_MARKER
         .replace_all(query, |captures: &regex::Captures<'_>| match &captures[1] {
             "Series" => "infergate_series".to_string(),
-            "LabelMatchers" => "infergate_label_matchers=\"x\"".to_string(),
+            "LabelMatchers" => format!("{LABEL_MATCHERS}=\"x\""),
             "GroupBy" => "infergate_group_by".to_string(),
             other => format!("infergate_{}", other.to_lowercase()),
         })
@@ -253,12 +269,13 @@ fn check_config(
                 }
             }
         }
-        if !rule.external {
-            continue;
-        }
         let Some(query) = rule.value.get("metricsQuery").and_then(Value::as_str) else {
             continue;
         };
+        let gmp = adapter.backend == AdapterBackend::Gmp;
+        if !rule.external && !gmp {
+            continue;
+        }
         let query_pointer = format!("{}/metricsQuery", rule.pointer);
         let expr = match parser::parse(&substitute_markers(query)) {
             Ok(expr) => expr,
@@ -266,7 +283,7 @@ fn check_config(
                 report(
                     query_pointer,
                     format!(
-                        "metricsQuery of external rule `{name}` is not valid PromQL: {}",
+                        "metricsQuery of rule `{name}` is not valid PromQL: {}",
                         error.lines().next().unwrap_or_default()
                     ),
                     "fix the query; the adapter rejects it",
@@ -276,31 +293,105 @@ fn check_config(
         };
         let mut selectors = Selectors(Vec::new());
         let _ = walk_expr(&mut selectors, &expr);
-        let unscoped: Vec<String> = selectors
-            .0
-            .iter()
-            .filter(|selector| {
-                !selector.matchers.matchers.iter().any(|matcher| {
-                    adapter.scope_labels.contains(&matcher.name)
-                        && matches!(matcher.op, MatchOp::Equal)
-                })
+        let pins = |selector: &VectorSelector, labels: &[String]| {
+            selector.matchers.matchers.iter().any(|matcher| {
+                labels.contains(&matcher.name) && matches!(matcher.op, MatchOp::Equal)
             })
-            .map(display_selector)
-            .collect();
-        if !unscoped.is_empty() {
-            report(
-                query_pointer,
-                format!(
-                    "metricsQuery of external rule `{name}` does not filter {} on namespace or cluster; external queries are global and average every namespace's series",
-                    unscoped.iter().map(|selector| format!("`{selector}`")).collect::<Vec<_>>().join(", ")
-                ),
-                &format!(
-                    "add a matcher such as namespace=\"<namespace>\" or cluster=\"<cluster>\" ({}) to every vector selector",
-                    adapter.scope_labels.join(", ")
-                ),
-            );
+        };
+        let adapter_adds_namespace = rule.external && adds_namespace(rule.value);
+        let without = |test: &dyn Fn(&VectorSelector) -> bool| -> Vec<String> {
+            selectors
+                .0
+                .iter()
+                .filter(|selector| !test(selector))
+                .map(display_selector)
+                .collect()
+        };
+        if rule.external {
+            let unscoped = without(&|selector| {
+                pins(selector, &adapter.namespace_labels)
+                    || (adapter_adds_namespace && uses_label_matchers(selector))
+            });
+            if !unscoped.is_empty() {
+                let why = if !adapter_adds_namespace && namespaced_false(rule.value) {
+                    "the rule sets resources.namespaced: false, so the adapter adds no namespace"
+                } else if !adapter_adds_namespace {
+                    "the rule maps no namespace resource, so the adapter adds no namespace"
+                } else {
+                    "it has no <<.LabelMatchers>>, where the adapter puts the HPA's namespace"
+                };
+                report(
+                    query_pointer.clone(),
+                    format!(
+                        "external rule `{name}`: {} is not filtered on namespace; {why}",
+                        quoted(&unscoped)
+                    ),
+                    &format!(
+                        "add {}=\"<namespace>\" to the selector, or map the namespace resource and use <<.LabelMatchers>>; unfiltered, the HPA averages every namespace's series",
+                        adapter.namespace_labels.first().map_or("namespace", String::as_str)
+                    ),
+                );
+            }
+        }
+        if gmp {
+            let unclustered = without(&|selector| pins(selector, &adapter.cluster_labels));
+            if !unclustered.is_empty() {
+                report(
+                    query_pointer,
+                    format!(
+                        "rule `{name}`: {} has no cluster filter, and Managed Prometheus answers for every cluster of the project",
+                        quoted(&unclustered)
+                    ),
+                    &format!(
+                        "add cluster=\"<cluster>\" (or one of {}) to every selector; the adapter never adds it",
+                        adapter.cluster_labels.join(", ")
+                    ),
+                );
+            }
         }
     }
+}
+
+fn quoted(selectors: &[String]) -> String {
+    selectors
+        .iter()
+        .map(|selector| format!("`{selector}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether the query writes `<<.LabelMatchers>>` into this selector.
+fn uses_label_matchers(selector: &VectorSelector) -> bool {
+    selector
+        .matchers
+        .matchers
+        .iter()
+        .any(|matcher| matcher.name == LABEL_MATCHERS)
+}
+
+fn namespaced_false(rule: &Value) -> bool {
+    rule.pointer("/resources/namespaced") == Some(&Value::Bool(false))
+}
+
+/// Whether prometheus-adapter adds the HPA's namespace to an external
+/// rule's label matchers: the rule maps a namespace resource (an override
+/// to `namespace`, or a template) and does not opt out.
+fn adds_namespace(rule: &Value) -> bool {
+    if namespaced_false(rule) {
+        return false;
+    }
+    let Some(resources) = rule.get("resources") else {
+        return false;
+    };
+    let overrides_namespace = resources
+        .get("overrides")
+        .and_then(Value::as_object)
+        .is_some_and(|overrides| {
+            overrides
+                .values()
+                .any(|target| target.get("resource").and_then(Value::as_str) == Some("namespace"))
+        });
+    overrides_namespace || resources.get("template").is_some()
 }
 
 #[cfg(test)]

@@ -65,10 +65,13 @@ impl Rule for HpaScaleTargetResolves {
             return;
         };
         let api_version = text("apiVersion");
+        // Objects of other applications are not this HPA's business.
         let named: Vec<&Object> = cx
             .named(name)
             .map(|(_, other)| other)
-            .filter(|other| other.kind() != "HorizontalPodAutoscaler")
+            .filter(|other| {
+                other.kind() != "HorizontalPodAutoscaler" && cx.same_scope(object, other)
+            })
             .collect();
         if named.is_empty() && cx.facts.is_missing(kind, cx.namespace_of(object), name) {
             sink.report(
@@ -95,8 +98,12 @@ impl Rule for HpaScaleTargetResolves {
             .filter(|other| cx.paired(object, other))
             .collect();
         if same_namespace.is_empty() {
-            let namespaces: Vec<&str> =
-                named.iter().filter_map(|other| other.namespace()).collect();
+            // Same scope, other namespace: both state one and they differ.
+            let namespaces: Vec<String> = named
+                .iter()
+                .filter_map(|other| other.namespace())
+                .map(|namespace| format!("`{namespace}`"))
+                .collect();
             sink.report(
                 "/spec/scaleTargetRef/name",
                 format!(

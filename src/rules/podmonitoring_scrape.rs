@@ -20,10 +20,11 @@ declare_rule! {
     ///   inference workloads on TPUs"), and an interval longer than
     ///   `scraping.maxInterval` (30 s) feeds the HPA stale data (a
     ///   PodMonitoring without `interval` scrapes every minute);
-    /// - when inference workloads of the same application (see "Pairing"
-    ///   in the README) are in the input, the selector must match some of
-    ///   their pods, counting the labels their controller adds
-    ///   (`leaderworkerset.sigs.k8s.io/name`, `pod-template-hash`…);
+    /// - when inference workloads are kept beside the monitor (same
+    ///   directory and application, see "Pairing objects" in the README),
+    ///   its selector must match some of their pods, counting the labels
+    ///   their controller adds (`leaderworkerset.sigs.k8s.io/name`,
+    ///   `pod-template-hash`…);
     /// - a named endpoint port must be a named container port of the pods
     ///   it selects (a warning); a numeric port is scraped as given, so it
     ///   only gets an `info` when no container declares it and no port flag
@@ -130,7 +131,10 @@ impl Rule for PodmonitoringScrape {
                     })
                     .collect();
                 let inference = cx.inference_reason(workload).is_some();
-                inference_paired |= inference;
+                // Only a workload kept beside the monitor (its directory)
+                // says what the monitor should select; the rest of the
+                // application may run other servers.
+                inference_paired |= inference && same_directory(object, workload);
                 matched_templates
                     .extend(matching.into_iter().map(|template| (inference, template)));
             }
@@ -310,6 +314,15 @@ fn server_port(container: &Container<'_>, flags: &[String], env: &[String]) -> O
     env.iter()
         .find_map(|name| workload::env_value(container, name))
         .and_then(|(_, value)| value.parse().ok())
+}
+
+fn same_directory(a: &Object, b: &Object) -> bool {
+    let directory = |object: &Object| {
+        std::path::Path::new(&object.source.name)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+    };
+    directory(a) == directory(b)
 }
 
 fn is_system_exporter(object: &Object, hints: &[String]) -> bool {
