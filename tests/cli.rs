@@ -624,9 +624,11 @@ fn objects_pair_only_within_one_application() {
     let other = lint(&[&parent]);
     assert!(!hpa_unpaired(&other));
     assert!(
-        json_findings(&other).iter().any(|finding| finding["message"]
-            .as_str()
-            .is_some_and(|message| message.contains("only workloads of its own namespace"))),
+        json_findings(&other)
+            .iter()
+            .any(|finding| finding["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("only workloads of its own namespace"))),
         "{}",
         stdout(&other)
     );

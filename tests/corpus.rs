@@ -137,3 +137,86 @@ fn damaged_corpus_files_do_not_panic() {
     }
     assert!(damaged >= 1000, "only {damaged} damaged variants");
 }
+
+/// (file, rule, line, severity) of every finding of a JSON report, with the
+/// corpus prefix taken off the file names.
+fn finding_rows(output: &std::process::Output) -> std::collections::BTreeSet<String> {
+    let document: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    document["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|finding| finding["suppressed"].is_null() || finding["suppressed"] == false)
+        .map(|finding| {
+            let file = finding["file"].as_str().unwrap_or_default();
+            let file = file.strip_prefix("../shared/corpus/").unwrap_or(file);
+            format!(
+                "{file}\t{}\t{}\t{}",
+                finding["rule"].as_str().unwrap_or_default(),
+                finding["line"],
+                finding["severity"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Precision is kept, not re-measured: every finding on the corpus was
+/// reviewed and recorded in tests/corpus-expectations.tsv with a verdict. A
+/// finding that appears or disappears fails here until the file says so.
+#[test]
+fn corpus_findings_match_the_reviewed_expectations() {
+    corpus();
+    let output = common::infergate(
+        &["lint", "--format", "json", "-v", "../shared/corpus"],
+        None,
+    );
+    let actual = finding_rows(&output);
+    let text = std::fs::read_to_string(common::root().join("tests/corpus-expectations.tsv"))
+        .expect("tests/corpus-expectations.tsv");
+    let mut expected = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|line| !line.starts_with('#')).skip(1) {
+        let columns: Vec<&str> = line.split('\t').collect();
+        assert!(columns.len() >= 5, "malformed row: {line}");
+        assert!(
+            matches!(columns[4], "TP" | "FP" | "debatable"),
+            "verdict must be TP, FP or debatable: {line}"
+        );
+        expected.insert(columns[..4].join("\t"));
+    }
+    let appeared: Vec<_> = actual.difference(&expected).collect();
+    let disappeared: Vec<_> = expected.difference(&actual).collect();
+    assert!(
+        appeared.is_empty() && disappeared.is_empty(),
+        "corpus findings changed; review them and update tests/corpus-expectations.tsv\nnew:\n{}\ngone:\n{}",
+        appeared.iter().map(|row| row.as_str()).collect::<Vec<_>>().join("\n"),
+        disappeared.iter().map(|row| row.as_str()).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// A message is one idea that fits on a screen: at most 160 characters on
+/// every fixture and corpus file; provenance belongs in the help.
+#[test]
+fn messages_fit_on_a_screen() {
+    corpus();
+    let output = common::infergate(
+        &[
+            "lint",
+            "--format",
+            "json",
+            "-v",
+            "testdata",
+            "../shared/corpus",
+        ],
+        None,
+    );
+    let document: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let findings = document["findings"].as_array().cloned().unwrap_or_default();
+    assert!(findings.len() > 100, "only {} findings", findings.len());
+    let long: Vec<String> = findings
+        .iter()
+        .filter_map(|finding| finding["message"].as_str())
+        .filter(|message| message.chars().count() > 160)
+        .map(str::to_string)
+        .collect();
+    assert!(long.is_empty(), "messages over 160 characters: {long:#?}");
+}

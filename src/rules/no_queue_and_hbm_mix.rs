@@ -69,12 +69,15 @@ impl Rule for NoQueueAndHbmMix {
             sink.report(
                 hbm.name_pointer(),
                 format!(
-                    "HPA scales on accelerator memory `{}` and on queue size `{}`; HBM rises with load and triggers first, so the queue target never governs",
-                    hbm.name.unwrap_or_default(),
-                    queue.name.unwrap_or_default()
+                    "HPA scales on HBM `{}` and queue size `{}`; HBM triggers first, so the queue target never governs",
+                    crate::metrics::base_name(hbm.name.unwrap_or_default()),
+                    crate::metrics::base_name(queue.name.unwrap_or_default())
                 ),
             )
-            .help("scale on one of them: the queue size for latency, or HBM for hardware use");
+            .help(format!(
+                "accelerator memory (HBM) `{}` rises with load; scale on one of them: the queue size for latency, or HBM for hardware use",
+                hbm.name.unwrap_or_default()
+            ));
         }
     }
 }

@@ -119,11 +119,11 @@ impl Rule for ShmMemoryBudget {
                         sink.report(
                             format!("{volume_pointer}/emptyDir/sizeLimit"),
                             format!(
-                                "sizeLimit {} of `{}` is smaller than model `{id}` ({}, {})",
-                                describe(limit), shm.volume_name, describe(model_size.bytes), model_size.source
+                                "sizeLimit {} of `{}` is smaller than model `{id}` ({})",
+                                describe(limit), shm.volume_name, describe(model_size.bytes)
                             ),
                         )
-                        .help("raise the sizeLimit above the model size, or the pod is evicted while downloading");
+                        .help(format!("raise the sizeLimit above the model size, or the pod is evicted while downloading (size from {})", model_size.source));
                     }
                     _ => {}
                 }
@@ -162,13 +162,13 @@ impl Rule for ShmMemoryBudget {
                     sink.report(
                         pointer,
                         format!(
-                            "container `{}` caches model `{id}` ({}) in memory but {problem}; the cache is charged to its memory",
+                            "container `{}` caches `{id}` ({}) in memory but {problem}",
                             container.name().unwrap_or("?"),
                             describe(model_size.bytes)
                         ),
                     )
                     .help(format!(
-                        "set resources.{section}.memory to at least {} (model plus {:.0} % headroom) plus what the server itself needs",
+                        "the cache is charged to the container's memory: set resources.{section}.memory to at least {} (model plus {:.0} % headroom) plus what the server itself needs",
                         describe(needed),
                         models.headroom_fraction * 100.0
                     ));

@@ -146,14 +146,11 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
         let file = file_name(file);
         sink.report(
                 pointer,
-                format!(
-                    "{} unfilled: `{file}` is a template to render before applying",
-                    listed(&names)
-                ),
+                format!("{} unfilled: render the template first", listed(&names)),
             )
             .within(&text, found.start, found.end - found.start)
             .severity(Severity::Warning)
-            .help("render it (Terraform templatefile(), envsubst) and lint the output; the other rules checked the template as written");
+            .help(format!("`{file}` is a template: render it (Terraform templatefile(), envsubst) and lint the output; the other rules checked it as written"));
     }
 }
 
@@ -163,14 +160,28 @@ fn listed(names: &[String]) -> String {
     match quoted.as_slice() {
         [] => String::new(),
         [one] => format!("template variable {one} is"),
-        [first @ .., last] if quoted.len() <= 3 => {
+        [first @ .., last]
+            if quoted.len() <= 3 && quoted.iter().map(String::len).sum::<usize>() <= 80 =>
+        {
             format!("template variables {} and {last} are", first.join(", "))
         }
-        _ => format!(
-            "template variables {} and {} more are",
-            quoted[..3].join(", "),
-            quoted.len() - 3
-        ),
+        _ => {
+            // As many names as fit in about 80 characters, at least one.
+            let mut shown = Vec::new();
+            let mut width = 0;
+            for name in &quoted {
+                if !shown.is_empty() && (width + name.len() > 80 || shown.len() == 3) {
+                    break;
+                }
+                width += name.len() + 2;
+                shown.push(name.as_str());
+            }
+            format!(
+                "template variables {} and {} more are",
+                shown.join(", "),
+                quoted.len() - shown.len()
+            )
+        }
     }
 }
 

@@ -140,7 +140,7 @@ impl Rule for XlaCacheSingleWriter {
         sink.report(
             value_pointer,
             format!(
-                "VLLM_XLA_CACHE_PATH {path} is on a shared {kind} and {}: replicas starting together write the XLA cache concurrently and fail",
+                "{}, and VLLM_XLA_CACHE_PATH {path} is shared ({kind}): replicas starting together corrupt the XLA cache",
                 starters.join(" and ")
             ),
         )
