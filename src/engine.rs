@@ -558,6 +558,20 @@ impl Engine {
                     crate::nesting::MAX_DEPTH
                 ),
             ),
+            ProblemKind::DuplicateKey {
+                key,
+                first_line,
+                second_line,
+            } => (
+                &rules::INVALID_YAML,
+                format!("`{key}` is written twice{place} (lines {first_line} and {second_line}); kubectl apply rejects the file"),
+                "keep one of them: kubectl's YAML reader refuses a key defined twice (\"mapping key already defined\"), and strict field validation, kubectl's default since 1.27, rejects duplicate fields; the rest is linted with the later value".to_string(),
+            ),
+            ProblemKind::IncompleteObject { missing } => (
+                rules::SCHEMA_STRICT_PROBLEM,
+                format!("this document has no `{missing}`, so the apiserver rejects it and it was not linted as an object"),
+                format!("add `{missing}` (and check the other of apiVersion and kind)"),
+            ),
             ProblemKind::HelmTemplate => (
                 &rules::HELM_TEMPLATE,
                 format!("this file{place} is a Helm template and was not linted"),

@@ -1,6 +1,7 @@
 //! infergate: one rule engine for LLM inference workloads on Kubernetes,
 //! served as an offline linter and as an admission webhook.
 
+pub mod adapter;
 pub mod cli;
 pub mod duration;
 pub mod embedded;

@@ -55,6 +55,15 @@ pub enum ProblemKind {
     InvalidYaml(String),
     /// The text nests deeper than [`nesting::MAX_DEPTH`].
     TooDeep,
+    /// A mapping writes a key twice; the later value is kept.
+    DuplicateKey {
+        key: String,
+        first_line: usize,
+        second_line: usize,
+    },
+    /// A document has metadata or spec and `kind` without `apiVersion`, or
+    /// the reverse: the apiserver rejects it.
+    IncompleteObject { missing: &'static str },
     /// The file holds Helm template markers and must be rendered first.
     HelmTemplate,
 }
@@ -127,11 +136,41 @@ fn walk_directory(directory: &Path, found: &mut Vec<Input>) -> Result<(), LoadEr
     Ok(())
 }
 
+/// YAML files, and YAML templates rendered by Terraform (`x.tftpl`,
+/// `x.yaml.tftpl`, `x.yaml.tpl`). A bare `*.tpl` is left out: in a Helm
+/// chart it holds `define`s, not a manifest.
 fn is_yaml_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
     matches!(
         path.extension().and_then(|extension| extension.to_str()),
-        Some("yaml" | "yml")
-    )
+        Some("yaml" | "yml" | "tftpl")
+    ) || name.ends_with(".yaml.tpl")
+        || name.ends_with(".yml.tpl")
+}
+
+/// Whether a file is a Terraform template (`x.tftpl.yaml`, `x.yaml.tftpl`,
+/// `x.tpl.yaml`): its `%{ if … }` directives are blanked before parsing.
+fn is_terraform_template(name: &str) -> bool {
+    let file = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    file.split('.')
+        .skip(1)
+        .any(|part| part == "tftpl" || part == "tpl")
+}
+
+static TERRAFORM_DIRECTIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"%\{~?\s*(if|else|endif|for|endfor)\b[^}]*~?\}")
+        .unwrap_or_else(|error| unreachable!("static pattern: {error}"))
+});
+
+/// The text of a template with its directives replaced by spaces, so that
+/// every other character keeps its line and column.
+fn without_directives(text: &str) -> std::borrow::Cow<'_, str> {
+    TERRAFORM_DIRECTIVE.replace_all(text, |captures: &regex::Captures<'_>| {
+        " ".repeat(captures[0].len())
+    })
 }
 
 /// Read and parse every input, files in parallel. Standard input is read
@@ -285,8 +324,14 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
         });
         return loaded;
     }
-    match parse_documents(&source.text) {
-        Ok(documents) => {
+    let parsed_text = if is_terraform_template(&source.name) {
+        without_directives(&source.text)
+    } else {
+        std::borrow::Cow::Borrowed(source.text.as_str())
+    };
+    match parse_documents(&parsed_text) {
+        Ok((documents, duplicates)) => {
+            add_duplicates(&mut loaded, &source, duplicates);
             for (index, document) in documents.iter().enumerate() {
                 add_document(&mut loaded, &source, index, document);
             }
@@ -295,9 +340,10 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
             // One broken document should not hide the others: parse each
             // document alone, padded with empty lines so that the parser's
             // line numbers stay those of the file.
-            for (index, (first_line, chunk)) in split_documents(&source.text).iter().enumerate() {
+            for (index, (first_line, chunk)) in split_documents(&parsed_text).iter().enumerate() {
                 let padded = format!("{}{}", "\n".repeat(first_line - 1), chunk);
-                let outcome = parse_documents(&padded).map(|documents| {
+                let outcome = parse_documents(&padded).map(|(documents, duplicates)| {
+                    add_duplicates(&mut loaded, &source, duplicates);
                     for document in &documents {
                         add_document(&mut loaded, &source, index, document);
                     }
@@ -328,14 +374,42 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
     loaded
 }
 
-fn parse_documents(text: &str) -> Result<Vec<MarkedYaml<'_>>, saphyr::ScanError> {
+/// A key written twice is a finding at its second place; the document is
+/// still read, with the later value (as JSON decoders keep it).
+fn add_duplicates(
+    loaded: &mut Loaded,
+    source: &Arc<SourceFile>,
+    duplicates: Vec<nesting::DuplicateKey>,
+) {
+    for duplicate in duplicates {
+        let (line, column) = (duplicate.second.line(), duplicate.second.col());
+        loaded.problems.push(LoadProblem {
+            location: source.location(
+                (line, column),
+                (line, column + duplicate.key.chars().count()),
+            ),
+            source: source.clone(),
+            kind: ProblemKind::DuplicateKey {
+                key: duplicate.key,
+                first_line: duplicate.first.line(),
+                second_line: line,
+            },
+        });
+    }
+}
+
+type Parsed<'a> = (Vec<MarkedYaml<'a>>, Vec<nesting::DuplicateKey>);
+
+fn parse_documents(text: &str) -> Result<Parsed<'_>, saphyr::ScanError> {
     let mut loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
     loader.early_parse(false);
-    let loader = nesting::load(text, loader)?;
+    // Duplicate keys are reported by the conversion, which keeps reading.
+    loader.allow_duplicate_keys(true);
+    let (loader, duplicates) = nesting::load(text, loader)?;
     if let Some(error) = loader.error() {
         return Err(error.clone());
     }
-    Ok(loader.into_documents())
+    Ok((loader.into_documents(), duplicates))
 }
 
 /// Split a multi-document text at `---` lines. Returns (1-based first line,
@@ -370,6 +444,16 @@ fn add_document(
     let value = to_json(node, String::new(), None, source, &mut positions);
     if value.is_null() {
         return;
+    }
+    let stated = |key: &str| value.get(key).is_some_and(|found| !found.is_null());
+    let object_like = stated("metadata") || stated("spec");
+    if object_like && stated("kind") != stated("apiVersion") {
+        let missing = if stated("kind") { "apiVersion" } else { "kind" };
+        loaded.problems.push(LoadProblem {
+            source: source.clone(),
+            location: positions.locate("").unwrap_or_default(),
+            kind: ProblemKind::IncompleteObject { missing },
+        });
     }
     let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
         && value.get("items").is_some_and(Value::is_array);
@@ -703,6 +787,53 @@ mod tests {
         assert_eq!(loaded.problems.len(), 1);
         assert_eq!(loaded.problems[0].kind, ProblemKind::HelmTemplate);
         assert_eq!(loaded.problems[0].location.line, 2);
+    }
+
+    #[test]
+    fn duplicate_keys_are_problems_and_the_later_value_is_read() {
+        let loaded = parse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n");
+        assert_eq!(loaded.objects.len(), 1);
+        assert_eq!(loaded.objects[0].name(), Some("b"));
+        let [problem] = loaded.problems.as_slice() else {
+            panic!("{:?}", loaded.problems)
+        };
+        assert_eq!(
+            problem.kind,
+            ProblemKind::DuplicateKey {
+                key: "name".into(),
+                first_line: 4,
+                second_line: 5
+            }
+        );
+        assert_eq!((problem.location.line, problem.location.column), (5, 3));
+    }
+
+    #[test]
+    fn a_kind_without_api_version_is_a_problem_not_a_skip() {
+        let loaded = parse("kind: Deployment\nmetadata: {name: x}\nspec: {}\n");
+        assert!(loaded.objects.is_empty());
+        assert_eq!(
+            loaded.problems[0].kind,
+            ProblemKind::IncompleteObject {
+                missing: "apiVersion"
+            }
+        );
+        // Helm values with a `kind` setting are no object.
+        assert!(parse("kind: small\nreplicas: 2\n").problems.is_empty());
+    }
+
+    #[test]
+    fn terraform_directives_are_blanked_in_templates() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n%{ if debug ~}\n  level: debug\n%{ endif ~}\n";
+        let loaded = parse_source(SourceFile::new("cm.yaml.tftpl", text.to_string()));
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let level = loaded.objects[0].locate("/data/level").expect("level");
+        assert_eq!(level.line, 6);
+        // Outside a template the same text is invalid YAML.
+        assert!(!parse(text).problems.is_empty());
+        assert!(is_yaml_file(Path::new("a/app.yaml.tftpl")));
+        assert!(is_yaml_file(Path::new("a/app.yaml.tpl")));
+        assert!(!is_yaml_file(Path::new("chart/templates/_helpers.tpl")));
     }
 
     #[test]

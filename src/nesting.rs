@@ -31,13 +31,23 @@ pub fn too_deep_message() -> String {
     )
 }
 
-/// Parse `text` into `receiver`, event by event. saphyr's own
-/// `Parser::load` recurses once per level, so it is not used: this loop
-/// stops at the first event past [`MAX_DEPTH`] with an error there.
+/// A scalar key written twice in one mapping: the key and the start of
+/// each occurrence.
+#[derive(Debug, Clone)]
+pub struct DuplicateKey {
+    pub key: String,
+    pub first: Marker,
+    pub second: Marker,
+}
+
+/// Parse `text` into `receiver`, event by event, and list the duplicate
+/// keys on the way. saphyr's own `Parser::load` recurses once per level,
+/// so it is not used: this loop stops at the first event past
+/// [`MAX_DEPTH`] with an error there.
 pub fn load<'input, R: SpannedEventReceiver<'input>>(
     text: &'input str,
     receiver: R,
-) -> Result<R, ScanError> {
+) -> Result<(R, Vec<DuplicateKey>), ScanError> {
     let mut parser = Parser::new_from_str(text);
     let mut guard = DepthGuard::new(receiver);
     for next in &mut parser {
@@ -47,7 +57,17 @@ pub fn load<'input, R: SpannedEventReceiver<'input>>(
             return Err(error);
         }
     }
-    Ok(guard.inner)
+    Ok((guard.inner, guard.duplicates))
+}
+
+/// What an open collection is, for telling mapping keys from values.
+#[derive(Debug)]
+enum Frame {
+    Sequence,
+    Mapping {
+        expecting_key: bool,
+        keys: HashMap<String, Marker>,
+    },
 }
 
 /// Forwards parser events to `inner` while the nesting stays within
@@ -63,6 +83,8 @@ struct DepthGuard<R> {
     /// Anchor id -> height of the node it names (0 for a scalar).
     heights: HashMap<usize, usize>,
     exceeded: Option<Marker>,
+    frames: Vec<Frame>,
+    duplicates: Vec<DuplicateKey>,
 }
 
 impl<R> DepthGuard<R> {
@@ -73,6 +95,39 @@ impl<R> DepthGuard<R> {
             open: Vec::new(),
             heights: HashMap::new(),
             exceeded: None,
+            frames: Vec::new(),
+            duplicates: Vec::new(),
+        }
+    }
+
+    /// A node starts inside the innermost collection: in a mapping it is a
+    /// key or a value, and a scalar key may have been seen before.
+    fn node_starts(&mut self, key_text: Option<&str>, at: Marker) {
+        if let Some(Frame::Mapping {
+            expecting_key: true,
+            keys,
+        }) = self.frames.last_mut()
+        {
+            if let Some(text) = key_text {
+                match keys.get(text) {
+                    Some(first) => self.duplicates.push(DuplicateKey {
+                        key: text.to_string(),
+                        first: *first,
+                        second: at,
+                    }),
+                    None => {
+                        keys.insert(text.to_string(), at);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A node ended inside the innermost collection: a mapping now
+    /// expects the other of key and value.
+    fn node_ends(&mut self) {
+        if let Some(Frame::Mapping { expecting_key, .. }) = self.frames.last_mut() {
+            *expecting_key = !*expecting_key;
         }
     }
 
@@ -105,8 +160,18 @@ impl<'input, R: SpannedEventReceiver<'input>> SpannedEventReceiver<'input> for D
                 if !self.reach(level, span) {
                     return;
                 }
+                self.node_starts(None, span.start);
                 self.depth = level;
                 self.open.push((*anchor, level));
+                self.frames
+                    .push(if matches!(event, Event::MappingStart(..)) {
+                        Frame::Mapping {
+                            expecting_key: true,
+                            keys: HashMap::new(),
+                        }
+                    } else {
+                        Frame::Sequence
+                    });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((anchor, deepest)) = self.open.pop() {
@@ -118,15 +183,23 @@ impl<'input, R: SpannedEventReceiver<'input>> SpannedEventReceiver<'input> for D
                     }
                 }
                 self.depth = self.depth.saturating_sub(1);
+                self.frames.pop();
+                self.node_ends();
             }
-            Event::Scalar(_, _, anchor, _) if *anchor > 0 => {
-                self.heights.insert(*anchor, 0);
+            Event::Scalar(text, _, anchor, _) => {
+                if *anchor > 0 {
+                    self.heights.insert(*anchor, 0);
+                }
+                self.node_starts(Some(text), span.start);
+                self.node_ends();
             }
             Event::Alias(anchor) => {
                 let height = self.heights.get(anchor).copied().unwrap_or(0);
                 if !self.reach(self.depth + height, span) {
                     return;
                 }
+                self.node_starts(None, span.start);
+                self.node_ends();
             }
             _ => {}
         }
@@ -142,6 +215,27 @@ mod tests {
     fn guarded(text: &str) -> Option<ScanError> {
         let loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
         load(text, loader).err()
+    }
+
+    #[test]
+    fn duplicate_keys_are_listed_with_both_places() {
+        let loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
+        let text = "a: 1\nb: {c: 1, c: 2}\nlist:\n- a: 1\n  a: 2\na: 3\n";
+        let (_, duplicates) = load(text, loader).expect("parses");
+        let found: Vec<(String, usize, usize)> = duplicates
+            .iter()
+            .map(|duplicate| {
+                (
+                    duplicate.key.clone(),
+                    duplicate.first.line(),
+                    duplicate.second.line(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [("c".into(), 2, 2), ("a".into(), 4, 5), ("a".into(), 1, 6)]
+        );
     }
 
     #[test]

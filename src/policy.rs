@@ -385,6 +385,20 @@ pub struct Placeholders {
     /// File name parts that mark a template (`x.tftpl.yaml`): its `${…}`
     /// variables are reported once per object, as a template to render.
     pub template_extensions: Vec<String>,
+    pub grammar: GrammarFields,
+    pub secret_names: Pattern,
+    pub vendor_key_stand_ins: Pattern,
+}
+
+/// Where values follow a grammar that an uppercase placeholder breaks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrammarFields {
+    pub name_keys: Vec<String>,
+    pub name_parents: Vec<String>,
+    pub name_items: Vec<String>,
+    pub image_keys: Vec<String>,
+    pub bucket_keys: Vec<String>,
 }
 
 static BUILT_IN_POLICY: LazyLock<Result<Arc<Policy>, String>> = LazyLock::new(|| {
@@ -477,6 +491,14 @@ fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
                 problem.location.line,
                 problem.location.column
             ),
+            loader::ProblemKind::DuplicateKey {
+                key,
+                first_line,
+                second_line,
+            } => format!("`{key}` is written twice (lines {first_line} and {second_line})"),
+            loader::ProblemKind::IncompleteObject { .. } => {
+                "the policy must be a plain mapping, not an object".to_string()
+            }
             loader::ProblemKind::HelmTemplate => {
                 "it holds template markers; give the rendered file".to_string()
             }

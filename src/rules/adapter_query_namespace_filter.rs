@@ -6,10 +6,10 @@ use promql_parser::util::{walk_expr, ExprVisitor};
 use regex::Regex;
 use serde_json::Value;
 
+use crate::adapter::adapter_rules;
 use crate::engine::{Context, Sink};
 use crate::loader::Document;
 use crate::object::Object;
-use crate::pointer;
 use crate::policy::AdapterBackend;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 use crate::source::Location;
@@ -92,79 +92,6 @@ impl Rule for AdapterQueryNamespaceFilter {
     fn check_document(&self, cx: &Context<'_>, document: &Document, sink: &mut Sink) {
         let locate = |inner_pointer: &str| document.positions.locate(inner_pointer);
         check_config(cx, &document.value, sink, &locate, None);
-    }
-}
-
-/// A rule of the adapter configuration.
-struct AdapterRule<'a> {
-    external: bool,
-    pointer: String,
-    value: &'a Value,
-}
-
-fn collect_rules<'a>(
-    found: &mut Vec<AdapterRule<'a>>,
-    list: Option<&'a Value>,
-    base: &str,
-    external: bool,
-) {
-    for (index, value) in list
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        if value.get("seriesQuery").is_some() || value.get("metricsQuery").is_some() {
-            found.push(AdapterRule {
-                external,
-                pointer: pointer::join(base, index),
-                value,
-            });
-        }
-    }
-}
-
-fn adapter_rules(config: &Value) -> Vec<AdapterRule<'_>> {
-    let mut found = Vec::new();
-    collect_config(&mut found, config, "");
-    // An umbrella chart's values nest the adapter's under its name.
-    if let Some(nested) = config
-        .get("prometheus-adapter")
-        .filter(|nested| nested.is_object())
-    {
-        collect_config(&mut found, nested, "/prometheus-adapter");
-    }
-    found
-}
-
-fn collect_config<'a>(found: &mut Vec<AdapterRule<'a>>, config: &'a Value, base: &str) {
-    // prometheus-adapter's own configuration file.
-    collect_rules(
-        found,
-        config.get("externalRules"),
-        &format!("{base}/externalRules"),
-        true,
-    );
-    collect_rules(
-        found,
-        config.get("rules").filter(|rules| rules.is_array()),
-        &format!("{base}/rules"),
-        false,
-    );
-    // The Helm chart's values.
-    if let Some(rules) = config.get("rules").filter(|rules| rules.is_object()) {
-        collect_rules(
-            found,
-            rules.get("external"),
-            &format!("{base}/rules/external"),
-            true,
-        );
-        collect_rules(
-            found,
-            rules.get("custom"),
-            &format!("{base}/rules/custom"),
-            false,
-        );
     }
 }
 

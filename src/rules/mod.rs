@@ -85,6 +85,10 @@ macro_rules! declare_rule {
 }
 pub(crate) use declare_rule;
 
+/// The loader's "kind without apiVersion" is schema-strict's finding: the
+/// apiserver rejects such an object.
+pub static SCHEMA_STRICT_PROBLEM: &RuleMeta = &schema_strict::SchemaStrict::META;
+
 /// Problems found while reading files rather than by a rule; listed so that
 /// `rules`, `explain` and SARIF know them.
 pub static INVALID_YAML: RuleMeta = RuleMeta {

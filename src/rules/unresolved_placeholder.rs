@@ -4,8 +4,9 @@ use crate::engine::{Context, Sink};
 use crate::finding::Severity;
 use crate::loader::Document;
 use crate::object::Object;
-use crate::placeholder::{self, Field};
+use crate::placeholder::{self, Field, Grammar};
 use crate::pointer;
+use crate::policy::{GrammarFields, Placeholders};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -82,6 +83,11 @@ impl Rule for UnresolvedPlaceholder {
     /// Helm values and other documents that are not objects: their values
     /// end up in objects (seed 003's adapter values keep `CLUSTER_NAME`).
     fn check_document(&self, cx: &Context<'_>, document: &Document, sink: &mut Sink) {
+        // Only documents a rule knows the shape of: a compose file or a CI
+        // workflow has `${VAR}`s of its own tools.
+        if !crate::adapter::is_adapter_config(&document.value) {
+            return;
+        }
         let kind = FieldKind {
             data: false,
             autoscaler: false,
@@ -100,14 +106,19 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
         if !placeholder::may_contain(text) {
             return;
         }
-        let field = classify_field(
-            pointer,
-            key,
-            text,
-            kind,
-            &cx.policy.placeholders.numeric_fields,
-        );
+        let settings = &cx.policy.placeholders;
+        let field = classify_field(pointer, key, text, kind, value, settings);
         let Some(field) = field else { return };
+        if let Some(variable) = secret_stand_in(pointer, key, text, value, settings) {
+            sink.report(
+                pointer.to_string(),
+                format!("`{text}` in `{variable}` is a stand-in for a secret, not the secret"),
+            )
+            .help(
+                "take the value from a Secret (valueFrom.secretKeyRef) instead of writing it here",
+            );
+            return;
+        }
         let mut masked = None;
         if template {
             let variables = placeholder::template_variables(text);
@@ -129,14 +140,39 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
             }
         }
         let searched = masked.as_deref().unwrap_or(text);
-        if let Some(found) = placeholder::find(searched, field, &cx.policy.placeholders) {
+        let found = placeholder::find_all(searched, field, &cx.policy.placeholders);
+        if let Some(first_found) = found.first() {
             let field_name = key.unwrap_or("value");
-            sink.report(
-                    pointer.to_string(),
-                    format!("`{}` in `{field_name}` is an unresolved placeholder", found.text),
+            let names: Vec<String> = found.iter().map(|hit| format!("`{}`", hit.text)).collect();
+            let (subject, verb) = match names.as_slice() {
+                [one] => (one.clone(), "is an unresolved placeholder"),
+                [first @ .., last] => (
+                    format!("{} and {last}", first.join(", ")),
+                    "are unresolved placeholders",
+                ),
+                [] => unreachable!("found is not empty"),
+            };
+            let message = match field {
+                Field::Grammar(grammar) => format!("{subject} in `{field_name}` {verb}: {}", grammar.rule()),
+                Field::Command if found.iter().any(|hit| hit.text.starts_with('$')) => format!("{subject} in `{field_name}` {verb}: no shell runs the command, and Kubernetes expands only $(VAR)"),
+                _ => format!("{subject} in `{field_name}` {verb}"),
+            };
+            let message = if message.chars().count() > 160 {
+                format!(
+                    "{} placeholders in `{field_name}`, first {}",
+                    names.len(),
+                    names[0]
                 )
-                .within(text, found.start, found.end - found.start)
-                .help("replace the placeholder with the real value before applying (for example with envsubst, kustomize or Helm)");
+            } else {
+                message
+            };
+            let help = match field {
+                Field::Command if found.iter().any(|hit| hit.text.starts_with('$')) => "write $(VAR) for a variable of the container's env, or run the command with sh -c",
+                _ => "replace the placeholder with the real value before applying (for example with envsubst, kustomize or Helm)",
+            };
+            sink.report(pointer.to_string(), message)
+                .within(text, first_found.start, first_found.end - first_found.start)
+                .help(help);
         }
     };
     walk(value, &mut String::new(), None, &mut visit);
@@ -213,7 +249,8 @@ fn classify_field(
     key: Option<&str>,
     text: &str,
     kind: FieldKind,
-    numeric_fields: &[String],
+    root: &Value,
+    settings: &Placeholders,
 ) -> Option<Field> {
     let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
     if pointer.starts_with("/metadata/managedFields")
@@ -246,10 +283,17 @@ fn classify_field(
             .bytes()
             .all(|byte| byte.is_ascii_digit());
     if in_command {
-        return Some(Field::Shell);
+        let container = tokens[..tokens.len() - 2]
+            .iter()
+            .fold(String::new(), |pointer, token| format!("{pointer}/{token}"));
+        let shell = root.pointer(&container).is_some_and(runs_shell);
+        return Some(if shell { Field::Shell } else { Field::Command });
+    }
+    if let Some(grammar) = key.and_then(|key| grammar_of(key, &tokens, &settings.grammar)) {
+        return Some(Field::Grammar(grammar));
     }
     let numeric = key.is_some_and(|key| {
-        numeric_fields.iter().any(|field| field == key)
+        settings.numeric_fields.iter().any(|field| field == key)
             // Port names are lowercase (IANA service names), so an all-caps
             // `port: PROMETHEUS_PORT` can only be a placeholder.
             && (kind.autoscaler || pointer == "/spec/replicas" || key == "port" || key.ends_with("Port"))
@@ -259,6 +303,83 @@ fn classify_field(
     } else {
         Field::Plain
     })
+}
+
+/// The grammar of the value at `tokens` (whose last token is `key`).
+fn grammar_of(key: &str, tokens: &[&str], fields: &GrammarFields) -> Option<Grammar> {
+    let listed = |list: &[String], token: &str| list.iter().any(|entry| entry == token);
+    let parent = tokens.len().checked_sub(2).map(|index| tokens[index]);
+    let item_of = tokens.len().checked_sub(3).map(|index| tokens[index]);
+    let is_item = parent.is_some_and(|parent| parent.bytes().all(|byte| byte.is_ascii_digit()));
+    if listed(&fields.image_keys, key) {
+        return Some(Grammar::ImageRepository);
+    }
+    if listed(&fields.bucket_keys, key) {
+        return Some(Grammar::BucketName);
+    }
+    let name = listed(&fields.name_keys, key)
+        || (key == "name" && parent.is_some_and(|parent| listed(&fields.name_parents, parent)))
+        || (key == "name"
+            && is_item
+            && item_of.is_some_and(|list| listed(&fields.name_items, list)))
+        || (key == "namespace" && parent == Some("metadata"));
+    name.then_some(Grammar::DnsName)
+}
+
+/// Whether a container runs its command through a shell (`sh -c …`), which
+/// expands `$VAR` itself.
+fn runs_shell(container: &Value) -> bool {
+    let words = |key: &str| -> Vec<&str> {
+        container
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect()
+    };
+    let mut line = words("command");
+    line.extend(words("args"));
+    let Some(program) = line.first() else {
+        return false;
+    };
+    let program = program.rsplit('/').next().unwrap_or(program);
+    let shell = matches!(program, "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh");
+    shell
+        && line
+            .iter()
+            .any(|word| word.starts_with('-') && word.contains('c'))
+}
+
+/// The env var whose value is a stand-in for a secret, when `pointer` is
+/// such a value: `HUGGING_FACE_HUB_TOKEN: HF_TOKEN`, `NGC_API_KEY:
+/// nvapi-XXXX`. `LOG_LEVEL: INFO` is a real value.
+fn secret_stand_in<'v>(
+    pointer: &str,
+    key: Option<&str>,
+    text: &str,
+    root: &'v Value,
+    settings: &Placeholders,
+) -> Option<&'v str> {
+    if key != Some("value") {
+        return None;
+    }
+    let entry = root.pointer(pointer::parent(pointer)?)?;
+    let in_env = pointer::parent(pointer)
+        .and_then(pointer::parent)
+        .is_some_and(|list| list.ends_with("/env"));
+    if !in_env {
+        return None;
+    }
+    let name = entry.get("name").and_then(Value::as_str)?;
+    let identifier = text.len() > 1
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_')
+        && text.as_bytes()[0].is_ascii_uppercase();
+    let stand_in = (identifier && settings.secret_names.0.is_match(name))
+        || settings.vendor_key_stand_ins.0.is_match(text);
+    stand_in.then_some(name)
 }
 
 /// Visit every string of a value with its JSON pointer and key. One
