@@ -143,7 +143,13 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
         let found = placeholder::find_all(searched, field, &cx.policy.placeholders);
         if let Some(first_found) = found.first() {
             let field_name = key.unwrap_or("value");
-            let names: Vec<String> = found.iter().map(|hit| format!("`{}`", hit.text)).collect();
+            let mut names: Vec<String> = Vec::new();
+            for hit in &found {
+                let name = format!("`{}`", hit.text);
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
             let (subject, verb) = match names.as_slice() {
                 [one] => (one.clone(), "is an unresolved placeholder"),
                 [first @ .., last] => (
