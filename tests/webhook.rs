@@ -359,7 +359,9 @@ async fn the_xla_warm_up_gate() {
         .to_string()
         .contains("xla-cache-single-writer"));
 
-    // UPDATE raising replicas while no replica was ever Ready: denied.
+    // UPDATE raising replicas while no replica was ever Ready (a GitOps
+    // re-sync of the manifest that says 3): not denied, but /mutate holds
+    // replicas at the stored value, with a warning.
     deployment["spec"]["replicas"] = json!(3);
     let mut old = started.clone();
     old["status"] = json!({"replicas": 1, "readyReplicas": 0});
@@ -369,11 +371,26 @@ async fn the_xla_warm_up_gate() {
         &review(DEPLOYMENT, "deployments", "UPDATE", &deployment, Some(&old)),
     )
     .await;
-    assert_eq!(cold["allowed"], false, "{cold}");
-    assert!(cold["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .contains("[xla-cache-single-writer]"));
+    assert_eq!(cold["allowed"], true, "{cold}");
+    assert!(
+        cold["warnings"]
+            .to_string()
+            .contains("xla-cache-single-writer"),
+        "{cold}"
+    );
+    let held = send(
+        &server,
+        "/mutate",
+        &review(DEPLOYMENT, "deployments", "UPDATE", &deployment, Some(&old)),
+    )
+    .await;
+    let mut resynced = deployment.clone();
+    json_patch::patch(&mut resynced, &decode_patch(&held).expect("a patch").0).expect("applies");
+    assert_eq!(resynced["spec"]["replicas"], 1, "{held}");
+    assert!(
+        held["warnings"].to_string().contains("replicas held at 1"),
+        "{held}"
+    );
     // Once a replica has been Ready the cache is filled: allowed, warned.
     old["status"] = json!({"replicas": 1, "readyReplicas": 1});
     let warm = send(
@@ -772,15 +789,17 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
         "ServiceMonitor" => "servicemonitors",
         "PodMonitor" => "podmonitors",
         "ConfigMap" => "configmaps",
-        "Scale" => "deployments/scale",
         other => panic!("unmapped kind {other}"),
     };
     let mut handled: Vec<(String, String)> = infergate::webhook::review::HANDLED_KINDS
         .iter()
-        .map(|(group, kind)| {
-            let group = if *kind == "Scale" { "apps" } else { group };
-            (group.to_string(), resource_of(kind).to_string())
-        })
+        .filter(|(_, kind)| *kind != "Scale")
+        .map(|(group, kind)| (group.to_string(), resource_of(kind).to_string()))
+        .chain(
+            infergate::webhook::review::SCALED_RESOURCES
+                .iter()
+                .map(|(group, resource)| (group.to_string(), format!("{resource}/scale"))),
+        )
         .collect();
     handled.sort();
     assert_eq!(served, handled);
@@ -1198,5 +1217,134 @@ async fn slow_reviews_end_at_the_deadline_and_health_stays_up() {
             "infergate_admission_unreviewed_total{{reason=\"busy\"}} {busy}"
         )),
         "{metrics}"
+    );
+}
+
+/// A stand-in apiserver whose StatefulSet's status changes while the test
+/// runs, and which has no LeaderWorkerSet CRD: its resources get the
+/// apiserver's plain-text 404.
+async fn changing_apiserver(statefulset: std::sync::Arc<std::sync::Mutex<Value>>) -> SocketAddr {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route(
+            "/apis/apps/v1/namespaces/tpu/statefulsets/vllm-tpu-sts",
+            get(move || {
+                let current = statefulset.lock().expect("state").clone();
+                async move { axum::Json(current) }
+            }),
+        )
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "404 page not found\n") });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+fn kubeconfig_for(apiserver: SocketAddr) -> tempfile::NamedTempFile {
+    let kubeconfig = tempfile::NamedTempFile::new().expect("kubeconfig");
+    std::fs::write(
+        kubeconfig.path(),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{apiserver}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: nobody\ncurrent-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    kubeconfig
+}
+
+/// The StatefulSet: 8 TPU chips, a shared XLA cache on gcsfuse.
+fn tpu_statefulset(ready: i64) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "vllm-tpu-sts", "namespace": "tpu"},
+        "spec": {"replicas": 1, "serviceName": "vllm-tpu",
+            "selector": {"matchLabels": {"app": "vllm-tpu"}},
+            "template": {"metadata": {"labels": {"app": "vllm-tpu"},
+                    "annotations": {"gke-gcsfuse/volumes": "true"}},
+                "spec": {"containers": [{"name": "inference-server", "image": "vllm/vllm-tpu:v0.10.1",
+                        "args": ["--model=/data", "--tensor-parallel-size=8"],
+                        "env": [{"name": "VLLM_XLA_CACHE_PATH", "value": "/data/xla_cache"}],
+                        "resources": {"limits": {"google.com/tpu": "8"}},
+                        "volumeMounts": [{"name": "models", "mountPath": "/data"}]}],
+                    "volumes": [{"name": "models", "csi": {"driver": "gcsfuse.csi.storage.gke.io",
+                        "volumeAttributes": {"bucketName": "my-models"}}}]}}},
+        "status": {"replicas": 1, "readyReplicas": ready}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_covers_every_scaled_kind_on_fresh_state() {
+    let state = std::sync::Arc::new(std::sync::Mutex::new(tpu_statefulset(0)));
+    let apiserver = changing_apiserver(std::sync::Arc::clone(&state)).await;
+    let kubeconfig = kubeconfig_for(apiserver);
+    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let scale = |group: &str, resource: &str, name: &str| {
+        let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": name, "namespace": "tpu"}, "spec": {"replicas": 3}});
+        let mut request = review(
+            ("autoscaling", "v1", "Scale"),
+            resource,
+            "UPDATE",
+            &scale,
+            Some(&scale),
+        );
+        request["request"]["subResource"] = json!("scale");
+        request["request"]["resource"] =
+            json!({"group": group, "version": "v1", "resource": resource});
+        request
+    };
+    // kubectl scale sts vllm-tpu-sts --replicas=3 before any replica is Ready.
+    let denied = send(
+        &server,
+        "/validate",
+        &scale("apps", "statefulsets", "vllm-tpu-sts"),
+    )
+    .await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(denied["status"]["message"]
+        .to_string()
+        .contains("[xla-cache-single-writer]"));
+    // The first replica turns Ready: the very next scale is allowed (the
+    // denial never comes from a cached lookup).
+    *state.lock().expect("state") = tpu_statefulset(1);
+    let allowed = send(
+        &server,
+        "/validate",
+        &scale("apps", "statefulsets", "vllm-tpu-sts"),
+    )
+    .await;
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+    // A LeaderWorkerSet scale is looked up as one; without the CRD the
+    // apiserver's plain-text 404 means there is none to gate.
+    let lws = send(
+        &server,
+        "/validate",
+        &scale("leaderworkerset.x-k8s.io", "leaderworkersets", "vllm"),
+    )
+    .await;
+    assert_eq!(lws["allowed"], true, "{lws}");
+    assert!(
+        !lws["warnings"].to_string().contains("could not check"),
+        "{lws}"
+    );
+    // An HPA on that LeaderWorkerSet: the plain-text 404 means missing.
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "vllm", "namespace": "tpu"},
+        "spec": {"scaleTargetRef": {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": "vllm"},
+            "minReplicas": 1, "maxReplicas": 2,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}});
+    let answer = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None),
+    )
+    .await;
+    assert!(
+        answer["warnings"]
+            .to_string()
+            .contains("does not exist in the cluster"),
+        "{answer}"
     );
 }

@@ -70,6 +70,15 @@ pub struct WorkloadRef {
     pub name: String,
 }
 
+/// The workloads whose `scale` subresource the XLA warm-up gate reviews:
+/// (API group, resource). A scale write never reaches the webhooks of the
+/// workload itself (kubernetes #84530), so each is registered on its own.
+pub const SCALED_RESOURCES: &[(&str, &str)] = &[
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("leaderworkerset.x-k8s.io", "leaderworkersets"),
+];
+
 impl WorkloadRef {
     pub fn deployment(namespace: &str, name: &str) -> Self {
         Self {
@@ -78,6 +87,23 @@ impl WorkloadRef {
             namespace: namespace.to_string(),
             name: name.to_string(),
         }
+    }
+
+    /// The workload a `scale` subresource request is about, from the
+    /// resource it names (`statefulsets` with subResource `scale`).
+    pub fn scaled(group: &str, resource: &str, namespace: &str, name: &str) -> Option<Self> {
+        if !SCALED_RESOURCES.contains(&(group, resource)) {
+            return None;
+        }
+        let (api_version, kind, _) = FETCHED_WORKLOADS
+            .iter()
+            .find(|(_, _, plural)| *plural == resource)?;
+        Some(Self {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
     }
 
     /// The API resource (plural) of a kind in `FETCHED_WORKLOADS`.
@@ -176,6 +202,16 @@ impl Review {
                 name: text("name").unwrap_or_default().to_string(),
             })
             .filter(|target| !target.namespace.is_empty() && !target.name.is_empty())
+    }
+
+    /// The workload whose replicas a `scale` request sets.
+    pub fn scaled_workload(&self) -> Option<WorkloadRef> {
+        WorkloadRef::scaled(
+            &self.request.resource.group,
+            &self.request.resource.resource,
+            self.request.namespace.as_deref()?,
+            &self.request.name,
+        )
     }
 
     pub fn is_scale(&self) -> bool {
@@ -353,18 +389,19 @@ fn validate(
     let findings = lint(engine, object, namespace, context);
     let mut decision = Decision::allow();
     let mut denials = Vec::new();
-    let warm = was_ready(review.old_object.as_ref());
     for finding in &findings {
         let mut severity = finding.severity;
         // The warm-up gate: once a replica has been Ready the XLA cache is
         // filled, and more replicas only read it.
+        // Raising replicas of a cold workload by updating it (a GitOps
+        // re-sync of the manifest that asked for 3) is not denied: /mutate
+        // holds replicas at the stored value instead. Only the imperative
+        // scale subresource is denied. Once a replica has been Ready the
+        // cache is filled and more replicas only read it.
         if finding.rule == xla_cache_single_writer::ID
             && review.request.operation == Operation::Update
         {
-            let raising = replicas(Some(object)) > replicas(review.old_object.as_ref());
-            if warm || !raising {
-                severity = Severity::Warning;
-            }
+            severity = Severity::Warning;
         }
         decision.findings.push((finding.rule, severity));
         match severity {
@@ -417,6 +454,23 @@ fn mutate(
     let mut decision = Decision::allow();
     let mut current = object.clone();
     let mut applied: Vec<PatchOperation> = Vec::new();
+    // The warm-up gate on update: a cold workload keeps the replicas it has.
+    if review.request.operation == Operation::Update {
+        let (wanted, stored) = (replicas(Some(object)), replicas(review.old_object.as_ref()));
+        let cold = !was_ready(review.old_object.as_ref());
+        let shared = to_object(object, "admission")
+            .is_some_and(|target| xla_cache_single_writer::shared_cache_path(&target).is_some());
+        if shared && cold && wanted > stored && object.pointer("/spec/replicas").is_some() {
+            if let Some(operation) = op::replace("/spec/replicas", json!(stored)) {
+                if json_patch::patch(&mut current, std::slice::from_ref(&operation)).is_ok() {
+                    applied.push(operation);
+                    decision.warnings.push(short(&format!(
+                        "xla-cache-single-writer: replicas held at {stored} until one is Ready; scale to {wanted} then"
+                    )));
+                }
+            }
+        }
+    }
     // The warm-up gate on creation: start at one replica.
     if review.request.operation == Operation::Create && replicas(Some(object)) > 1 {
         if let Some(target) = to_object(object, "admission") {

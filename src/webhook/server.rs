@@ -85,6 +85,13 @@ pub struct Cluster {
 
 const LOOKUP_CACHE: Duration = Duration::from_secs(5);
 
+/// Whether a lookup may be answered from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    Cached,
+    Now,
+}
+
 impl Cluster {
     pub async fn connect(kubeconfig: Option<&PathBuf>) -> Result<Option<Self>, ServeError> {
         let config = match kubeconfig {
@@ -125,12 +132,16 @@ impl Cluster {
         }))
     }
 
-    /// A workload of `FETCHED_WORKLOADS` as the cluster has it, cached.
-    async fn workload(&self, target: &WorkloadRef) -> ScaleTarget {
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((at, found)) = cache.get(target) {
-                if at.elapsed() < LOOKUP_CACHE {
-                    return found.clone();
+    /// A workload of `FETCHED_WORKLOADS` as the cluster has it: from the
+    /// cache when `freshness` allows (context that only adds warnings),
+    /// always asked anew when a denial depends on it.
+    async fn workload(&self, target: &WorkloadRef, freshness: Freshness) -> ScaleTarget {
+        if freshness == Freshness::Cached {
+            if let Ok(cache) = self.cache.lock() {
+                if let Some((at, found)) = cache.get(target) {
+                    if at.elapsed() < LOOKUP_CACHE {
+                        return found.clone();
+                    }
                 }
             }
         }
@@ -151,6 +162,9 @@ impl Cluster {
                 Err(error) => ScaleTarget::Unknown(error.to_string()),
             },
             Ok(Ok(None)) => ScaleTarget::NotFound,
+            // A 404 without a Status body: the resource type itself is not
+            // served (the LeaderWorkerSet CRD is absent), so neither is it.
+            Ok(Err(error)) if is_not_found(&error) => ScaleTarget::NotFound,
             Ok(Err(error)) => ScaleTarget::Unknown(format!("lookup failed: {error}")),
             Err(_) => ScaleTarget::Unknown("lookup timed out".to_string()),
         };
@@ -158,6 +172,18 @@ impl Cluster {
             cache.insert(target.clone(), (Instant::now(), found.clone()));
         }
         found
+    }
+}
+
+/// Whether a lookup error means "no such object": a 404 Status, or the
+/// plain-text 404 the apiserver sends for a resource type it does not serve.
+fn is_not_found(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 404,
+        other => {
+            let text = other.to_string();
+            text.contains("404") && text.to_lowercase().contains("not found")
+        }
     }
 }
 
@@ -416,17 +442,18 @@ async fn cluster_context(
         review.is_scale(),
         review.request.namespace.as_deref(),
     ) {
-        (Some(cluster), true, Some(namespace)) => {
-            let deployment = WorkloadRef::deployment(namespace, &review.request.name);
-            Some(cluster.workload(&deployment).await)
-        }
+        // The gate denies on this object's readiness: never from a cache.
+        (Some(cluster), true, Some(_)) => match review.scaled_workload() {
+            Some(workload) => Some(cluster.workload(&workload, Freshness::Now).await),
+            None => None,
+        },
         _ => None,
     };
     // An HPA's workload, when the cluster can be asked, is checked as
     // if it were in the input.
     let mut context = review::ClusterContext::default();
     if let (Some(cluster), Some(target)) = (&state.cluster, review.hpa_target()) {
-        match cluster.workload(&target).await {
+        match cluster.workload(&target, Freshness::Cached).await {
             ScaleTarget::Found(workload) => {
                 let resources = &state.engine.policy().inference.accelerator_resources;
                 if let Some(pool) = cluster.pool_for(&workload, resources).await {
