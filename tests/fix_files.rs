@@ -175,9 +175,19 @@ fn diff_writes_nothing_and_exit_codes_reflect_what_remains() {
     );
     assert_eq!(std::fs::read_to_string(&target).expect("file"), original);
 
-    // Only a warning was there: after fixing nothing is left, exit 0.
+    // After fixing, only the warning without a fix is left (the queue
+    // target is low and the scale-up policies are not tuned): it fails
+    // --fail-on warning and passes the default --fail-on error.
     let fixed = common::infergate(&["lint", "--fix", "--fail-on", "warning", path], None);
-    assert_eq!(fixed.status.code(), Some(0), "{}", common::stdout(&fixed));
+    assert_eq!(fixed.status.code(), Some(1), "{}", common::stdout(&fixed));
+    assert!(common::stdout(&fixed).contains("tune scale-up policies"));
+    let errors_only = common::infergate(&["lint", path], None);
+    assert_eq!(
+        errors_only.status.code(),
+        Some(0),
+        "{}",
+        common::stdout(&errors_only)
+    );
     let clean = common::infergate(&["lint", "--diff", path], None);
     assert_eq!(clean.status.code(), Some(0));
     assert!(common::stdout(&clean).is_empty());

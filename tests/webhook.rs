@@ -1348,3 +1348,50 @@ async fn the_gate_covers_every_scaled_kind_on_fresh_state() {
         "{answer}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_default_policies_are_not_tuned_policies() {
+    let server = Server::start(&[]);
+    // The HPA as the apiserver sends it: the scale-up defaults
+    // (4 pods or 100 % every 15 s, selectPolicy Max) filled in.
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "lowq", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tgi-gemma-deployment"},
+            "minReplicas": 1, "maxReplicas": 5,
+            "behavior": {
+                "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
+                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},
+                "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                    "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
+                                 {"type": "Percent", "value": 100, "periodSeconds": 15}]}},
+            "metrics": [{"type": "Pods", "pods": {"metric": {"name": "tgi_queue_size"},
+                "target": {"type": "AverageValue", "averageValue": "3"}}}]}});
+    let answer = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None),
+    )
+    .await;
+    assert!(
+        answer["warnings"]
+            .to_string()
+            .contains("tune scale-up policies"),
+        "{answer}"
+    );
+    // Tuned policies are quiet.
+    let mut tuned = hpa.clone();
+    tuned["spec"]["behavior"]["scaleUp"]["policies"] =
+        json!([{"type": "Pods", "value": 8, "periodSeconds": 15}]);
+    let answer = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &tuned, None),
+    )
+    .await;
+    assert!(
+        !answer["warnings"]
+            .to_string()
+            .contains("tune scale-up policies"),
+        "{answer}"
+    );
+}

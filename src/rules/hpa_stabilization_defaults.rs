@@ -1,4 +1,4 @@
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::engine::{Context, Sink};
 use crate::finding::{op, Fix};
@@ -50,15 +50,18 @@ declare_rule! {
     /// ```
     ///
     /// ## Fix
-    /// Adds the explicit behavior from the policy (`hpaBehavior`), with the
-    /// scale-up policies when the queue target is low. These equal the
-    /// Kubernetes defaults, so the fix is safe. Raising a short scale-down
-    /// window or zeroing a scale-up window changes how the HPA acts and is
-    /// offered as an unsafe fix.
+    /// Adds the explicit stabilization windows from the policy
+    /// (`hpaBehavior`): safe, as a 300 s scale-down and 0 s scale-up window
+    /// are the Kubernetes defaults. Raising a short scale-down window or
+    /// zeroing a scale-up window changes how the HPA acts and is offered as
+    /// an unsafe fix. Scale-up policies for a low queue target have no fix:
+    /// policies equal to the Kubernetes defaults (4 pods or 100 % every
+    /// 15 s, which the apiserver writes into every HPA) count as not tuned,
+    /// and the tuned values depend on the load.
     pub struct HpaStabilizationDefaults {
         id: "hpa-stabilization-defaults",
         severity: Warning,
-        summary: "Inference HPAs should state scale-down (300 s) and scale-up (0 s) stabilization and, for low queue targets, scale-up policies.",
+        summary: "Inference HPAs should state scale-down (300 s) and scale-up (0 s) stabilization and, for low queue targets, tuned scale-up policies.",
         fixable: true,
     }
 }
@@ -103,14 +106,12 @@ impl Rule for HpaStabilizationDefaults {
             .pointer("/spec/behavior")
             .filter(|value| value.is_object())
         else {
-            let mut value = json!({
+            let value = json!({
                 "scaleDown": {"stabilizationWindowSeconds": settings.scale_down_stabilization_seconds},
                 "scaleUp": {"stabilizationWindowSeconds": settings.scale_up_stabilization_seconds},
             });
-            if low_queue_target.is_some() {
-                if let Some(scale_up) = value.get_mut("scaleUp").and_then(Value::as_object_mut) {
-                    add_policies(scale_up, settings);
-                }
+            if let Some(target) = low_queue_target {
+                report_untuned_scale_up(sink, target, settings);
             }
             // Only autoscaling/v2 has `behavior`; an older HPA gets the fix
             // once schema-strict has converted it.
@@ -164,56 +165,47 @@ impl Rule for HpaStabilizationDefaults {
             }
         }
         if let Some(target) = low_queue_target {
-            let scale_up = behavior.get("scaleUp");
-            let has_policies = scale_up
-                .and_then(|scale_up| scale_up.get("policies"))
+            let policies = behavior
+                .pointer("/scaleUp/policies")
                 .and_then(Value::as_array)
-                .is_some_and(|policies| !policies.is_empty());
-            if !has_policies {
-                // Add only what is missing, so that a text edit can insert
-                // keys without rewriting the user's scaleUp block.
-                let operations: Vec<_> = match scale_up.and_then(Value::as_object) {
-                    Some(existing) => {
-                        let mut wanted = Map::new();
-                        add_policies(&mut wanted, settings);
-                        wanted
-                            .into_iter()
-                            .filter(|(key, _)| key == "policies" || !existing.contains_key(key))
-                            .filter_map(|(key, value)| {
-                                let path = crate::pointer::join("/spec/behavior/scaleUp", &key);
-                                if existing.contains_key(&key) {
-                                    op::replace(&path, value)
-                                } else {
-                                    op::add(&path, value)
-                                }
-                            })
-                            .collect()
-                    }
-                    None => {
-                        let mut fresh = Map::new();
-                        add_policies(&mut fresh, settings);
-                        op::add("/spec/behavior/scaleUp", Value::Object(fresh))
-                            .into_iter()
-                            .collect()
-                    }
-                };
-                sink.report("/spec/behavior", format!(
-                    "queue-size target {target} is below {}; scale-up policies should be stated to absorb spikes",
-                    settings.low_queue_target
-                ))
-                .help("add behavior.scaleUp.policies (for example 4 pods or 100 % every 15 s) and tune them under load")
-                .maybe_fix((!operations.is_empty()).then(|| Fix::safe("add scale-up policies", operations)));
+                .filter(|policies| !policies.is_empty());
+            // The apiserver writes the defaults into every HPA before
+            // admission, so policies equal to them were not chosen.
+            let tuned = policies.is_some_and(|policies| {
+                !is_default_scale_up(
+                    policies,
+                    behavior.pointer("/scaleUp/selectPolicy"),
+                    settings,
+                )
+            });
+            if !tuned {
+                report_untuned_scale_up(sink, target, settings);
             }
         }
     }
 }
 
-fn add_policies(scale_up: &mut Map<String, Value>, settings: &HpaBehavior) {
-    scale_up.insert(
-        "policies".to_string(),
-        Value::Array(settings.scale_up_policies.clone()),
-    );
-    scale_up
-        .entry("selectPolicy")
-        .or_insert_with(|| json!(settings.scale_up_select_policy));
+/// Whether scale-up policies are Kubernetes' defaults (`hpaBehavior.
+/// scaleUpPolicies`, in any order, with selectPolicy Max or unset).
+fn is_default_scale_up(policies: &[Value], select: Option<&Value>, settings: &HpaBehavior) -> bool {
+    let select_default = select
+        .and_then(Value::as_str)
+        .is_none_or(|select| select == settings.scale_up_select_policy);
+    select_default
+        && policies.len() == settings.scale_up_policies.len()
+        && settings
+            .scale_up_policies
+            .iter()
+            .all(|default| policies.contains(default))
+}
+
+fn report_untuned_scale_up(sink: &mut Sink, target: f64, settings: &HpaBehavior) {
+    sink.report(
+        "/spec/behavior",
+        format!(
+            "queue-size target {target} is below {}; tune scale-up policies for spikes, the defaults apply now",
+            settings.low_queue_target
+        ),
+    )
+    .help("state behavior.scaleUp.policies sized for a burst (the Kubernetes default is 4 pods or 100 % every 15 s, whichever is more) and check them under load");
 }
