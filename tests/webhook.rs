@@ -880,14 +880,7 @@ async fn scale_requests_consult_the_cluster() {
     deployment["spec"]["replicas"] = json!(1);
     deployment["status"] = json!({"replicas": 1, "readyReplicas": 0});
     let apiserver = fake_apiserver(deployment).await;
-    let kubeconfig = tempfile::NamedTempFile::new().expect("kubeconfig");
-    std::fs::write(
-        kubeconfig.path(),
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{apiserver}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: nobody\ncurrent-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
-        ),
-    )
-    .expect("write kubeconfig");
+    let kubeconfig = kubeconfig_for(apiserver);
     let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
     let scale_to = |replicas: i64, name: &str| {
         let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": name, "namespace": "serving"}, "spec": {"replicas": replicas}});
@@ -1394,4 +1387,47 @@ async fn apiserver_default_policies_are_not_tuned_policies() {
             .contains("tune scale-up policies"),
         "{answer}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_that_starts_replicas_on_a_cold_shared_cache_is_denied() {
+    let mut deployment = fixture(
+        "testdata/rules/xla-cache-single-writer/fires.yaml",
+        "Deployment",
+    );
+    deployment["spec"]["replicas"] = json!(1);
+    deployment["status"] = json!({"replicas": 1, "readyReplicas": 0});
+    let apiserver = fake_apiserver(deployment).await;
+    let kubeconfig = kubeconfig_for(apiserver);
+    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let hpa = |min: i64| {
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "vllm-tpu", "namespace": "serving"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm-tpu"},
+                "minReplicas": min, "maxReplicas": 4,
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}, "scaleUp": {"stabilizationWindowSeconds": 0}},
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})
+    };
+    // The finding is about the HPA and its fetched Deployment together: it
+    // lands on the HPA under review.
+    let denied = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa(3), None),
+    )
+    .await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(
+        denied["status"]["message"]
+            .to_string()
+            .contains("[xla-cache-single-writer] spec.minReplicas"),
+        "{denied}"
+    );
+    let one = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa(1), None),
+    )
+    .await;
+    assert_eq!(one["allowed"], true, "{one}");
 }

@@ -1,7 +1,7 @@
 use serde_json::{json, Value};
 
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix, RelatedPatch};
+use crate::finding::{op, Fix};
 use crate::object::Object;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 use crate::workload::{env_value, mount_for, mounts, pod_templates, Storage};
@@ -41,11 +41,16 @@ declare_rule! {
     ///   replicas: 1    # scale up once the first replica is Ready
     /// ```
     ///
+    /// The workload's own `spec.replicas` is reported on the workload; an
+    /// HPA's `minReplicas` above 1 on such a workload is reported on the HPA
+    /// (where it is written, and what the webhook reviews), unless the
+    /// cluster shows the workload with a Ready replica.
+    ///
     /// ## Fix
-    /// Sets `spec.replicas` and the HPA's `minReplicas` to 1 (unsafe: it
+    /// Sets `spec.replicas`, or the HPA's `minReplicas`, to 1 (unsafe: it
     /// changes capacity until someone scales up). The admission webhook
-    /// enforces the warm-up instead: replicas start at 1 and cannot be raised
-    /// until one replica has been Ready.
+    /// enforces the warm-up instead: replicas start at 1 and `kubectl scale`
+    /// cannot raise them until one replica has been Ready.
     pub struct XlaCacheSingleWriter {
         id: "xla-cache-single-writer",
         severity: Error,
@@ -82,10 +87,17 @@ impl Rule for XlaCacheSingleWriter {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        // The HPA is where its minReplicas is written: the finding about the
+        // relationship goes on it, so that a webhook reviewing the HPA (with
+        // its target fetched as context) reports it too.
+        if object.kind() == "HorizontalPodAutoscaler" {
+            check_hpa(cx, object, sink);
+            return;
+        }
         if !crate::workload::is_workload_kind(object.kind()) {
             return;
         }
-        // The shared cache is rare; look for it before the HPAs.
+        // The shared cache is rare; look for it before the replicas.
         let Some((value_pointer, path, kind)) = shared_cache_path(object) else {
             return;
         };
@@ -94,57 +106,66 @@ impl Rule for XlaCacheSingleWriter {
             .pointer("/spec/replicas")
             .and_then(Value::as_i64)
             .unwrap_or(1);
-        let hpas: Vec<(usize, &Object, i64)> = cx
-            .hpas_for(object)
-            .into_iter()
-            .filter_map(|(index, hpa)| {
-                let min = hpa
-                    .value
-                    .pointer("/spec/minReplicas")
-                    .map_or(Some(1), Value::as_i64)?;
-                (min > 1).then_some((index, hpa, min))
-            })
-            .collect();
-        if replicas <= 1 && hpas.is_empty() {
+        if replicas <= 1 {
             return;
         }
-        let mut starters = Vec::new();
-        if replicas > 1 {
-            starters.push(format!("spec.replicas is {replicas}"));
-        }
-        for (_, hpa, min) in &hpas {
-            starters.push(format!(
-                "HPA `{}` has minReplicas {min}",
-                hpa.name().unwrap_or("?")
-            ));
-        }
-        let mut fix = Fix::unsafe_(
+        let fix = Fix::unsafe_(
             "start with one replica (scale up once it is Ready)",
-            if replicas > 1 {
-                op::replace("/spec/replicas", json!(1))
-                    .into_iter()
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            op::replace("/spec/replicas", json!(1))
+                .into_iter()
+                .collect(),
         );
-        for (hpa_index, hpa, _) in &hpas {
-            if let Some(operation) = op::replace("/spec/minReplicas", json!(1)) {
-                fix.related.push(RelatedPatch {
-                    object_index: *hpa_index,
-                    object: hpa.id.clone(),
-                    patch: json_patch::Patch(vec![operation]),
-                });
-            }
-        }
         sink.report(
             value_pointer,
             format!(
-                "{}, and VLLM_XLA_CACHE_PATH {path} is shared ({kind}): replicas starting together corrupt the XLA cache",
-                starters.join(" and ")
+                "spec.replicas is {replicas}, and VLLM_XLA_CACHE_PATH {path} is shared ({kind}): replicas starting together corrupt the XLA cache"
             ),
         )
         .help("start with 1 replica, wait until it is Ready so that it fills the cache, then scale up; or remove VLLM_XLA_CACHE_PATH")
         .fix(fix);
     }
+}
+
+fn check_hpa(cx: &Context<'_>, hpa: &Object, sink: &mut Sink) {
+    let Some(min) = hpa
+        .value
+        .pointer("/spec/minReplicas")
+        .and_then(Value::as_i64)
+        .filter(|min| *min > 1)
+    else {
+        return;
+    };
+    let Some(target) = cx.hpa_target(hpa) else {
+        return;
+    };
+    let Some((_, path, kind)) = shared_cache_path(target) else {
+        return;
+    };
+    // A target the cluster shows with a Ready replica has filled the cache:
+    // more replicas only read it.
+    let ready = target
+        .value
+        .pointer("/status/readyReplicas")
+        .and_then(Value::as_i64)
+        .is_some_and(|ready| ready > 0);
+    if ready {
+        return;
+    }
+    let name = target.name().unwrap_or("?");
+    let fix = Fix::unsafe_(
+        "set minReplicas to 1 (raise it once a replica has filled the cache)",
+        op::replace("/spec/minReplicas", json!(1))
+            .into_iter()
+            .collect(),
+    );
+    sink.report(
+        "/spec/minReplicas",
+        format!(
+            "minReplicas {min} starts {min} replicas of `{name}` together on its shared XLA cache ({kind}); they corrupt it"
+        ),
+    )
+    .help(format!(
+        "start `{name}` with 1 replica until one is Ready and has filled {path}, then raise minReplicas; or remove VLLM_XLA_CACHE_PATH"
+    ))
+    .fix(fix);
 }

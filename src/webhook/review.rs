@@ -400,6 +400,7 @@ fn validate(
         // cache is filled and more replicas only read it.
         if finding.rule == xla_cache_single_writer::ID
             && review.request.operation == Operation::Update
+            && review.kind().1 != "HorizontalPodAutoscaler"
         {
             severity = Severity::Warning;
         }
