@@ -43,14 +43,25 @@ impl Server {
         std::fs::write(dir.path().join("ca.crt"), ca).expect("write");
         std::fs::write(dir.path().join("tls.crt"), cert).expect("write");
         std::fs::write(dir.path().join("tls.key"), key).expect("write");
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        Self::start_with(dir, &cert, &key, extra)
+    }
+
+    /// Serve the pair at `cert` and `key`; `dir` holds the CA as ca.crt.
+    fn start_with(
+        dir: tempfile::TempDir,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        extra: &[&str],
+    ) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut args = vec![
             "serve".to_string(),
             format!("--addr={addr}"),
             format!("--metrics-addr={metrics}"),
-            format!("--tls-cert={}", dir.path().join("tls.crt").display()),
-            format!("--tls-key={}", dir.path().join("tls.key").display()),
+            format!("--tls-cert={}", cert.display()),
+            format!("--tls-key={}", key.display()),
             "--reload-interval-ms=100".to_string(),
         ];
         args.extend(extra.iter().map(|arg| arg.to_string()));
@@ -1430,4 +1441,112 @@ async fn an_hpa_that_starts_replicas_on_a_cold_shared_cache_is_denied() {
     )
     .await;
     assert_eq!(one["allowed"], true, "{one}");
+}
+
+/// The leaf certificate the server presents now (DER).
+async fn served_leaf(server: &Server, cas: &[PathBuf], body: &[u8]) -> Vec<u8> {
+    let (status, _, leaf) = post(server.addr, cas, "/validate", body.to_vec()).await;
+    assert_eq!(status, 200);
+    leaf
+}
+
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .expect("PEM certificate")
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_rotated_pair_is_never_served() {
+    let server = Server::start(&[]);
+    let (new_ca, new_cert, new_key) =
+        infergate::webhook::selfsigned::generate(&["localhost"]).expect("certificates");
+    let new_ca_path = server.dir.path().join("new-ca.crt");
+    std::fs::write(&new_ca_path, new_ca).expect("write");
+    let cas = vec![server.dir.path().join("ca.crt"), new_ca_path];
+    let body = serde_json::to_vec(&review(
+        HPA,
+        "horizontalpodautoscalers",
+        "CREATE",
+        &fixture(
+            "testdata/rules/hpa-target-sanity/quiet.yaml",
+            "HorizontalPodAutoscaler",
+        ),
+        None,
+    ))
+    .expect("json");
+    let old_leaf = served_leaf(&server, &cas, &body).await;
+    // The new key lands seconds before the new certificate.
+    std::fs::write(server.dir.path().join("tls.key"), &new_key).expect("write");
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(served_leaf(&server, &cas, &body).await, old_leaf);
+    }
+    std::fs::write(server.dir.path().join("tls.crt"), &new_cert).expect("write");
+    let wanted = pem_to_der(&new_cert);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_leaf(&server, &cas, &body).await != wanted {
+        assert!(
+            Instant::now() < deadline,
+            "the complete pair was not loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How the kubelet updates a mounted Secret: the files are links into
+/// `..data`, itself a link to a timestamped directory that is swapped
+/// atomically for a new one.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_volume_swap_is_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ca, cert, key) = infergate::webhook::selfsigned::generate(&["localhost", "127.0.0.1"])
+        .expect("certificates");
+    std::fs::write(dir.path().join("ca.crt"), ca).expect("write");
+    let version = |name: &str, cert: &str, key: &str| {
+        let versioned = dir.path().join(name);
+        std::fs::create_dir(&versioned).expect("mkdir");
+        std::fs::write(versioned.join("tls.crt"), cert).expect("write");
+        std::fs::write(versioned.join("tls.key"), key).expect("write");
+    };
+    version("..2026_12_01_first", &cert, &key);
+    symlink("..2026_12_01_first", dir.path().join("..data")).expect("link");
+    symlink("..data/tls.crt", dir.path().join("tls.crt")).expect("link");
+    symlink("..data/tls.key", dir.path().join("tls.key")).expect("link");
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let server = Server::start_with(dir, &cert_path, &key_path, &[]);
+    let (new_ca, new_cert, new_key) =
+        infergate::webhook::selfsigned::generate(&["localhost"]).expect("certificates");
+    let new_ca_path = server.dir.path().join("new-ca.crt");
+    std::fs::write(&new_ca_path, new_ca).expect("write");
+    let cas = vec![server.dir.path().join("ca.crt"), new_ca_path];
+    let body = serde_json::to_vec(&review(
+        HPA,
+        "horizontalpodautoscalers",
+        "CREATE",
+        &fixture(
+            "testdata/rules/hpa-target-sanity/quiet.yaml",
+            "HorizontalPodAutoscaler",
+        ),
+        None,
+    ))
+    .expect("json");
+    assert_eq!(served_leaf(&server, &cas, &body).await, pem_to_der(&cert));
+    // The atomic swap: a new directory, a new ..data link renamed over the old.
+    let root = server.dir.path();
+    let second = root.join("..2026_12_01_second");
+    std::fs::create_dir(&second).expect("mkdir");
+    std::fs::write(second.join("tls.crt"), &new_cert).expect("write");
+    std::fs::write(second.join("tls.key"), &new_key).expect("write");
+    symlink("..2026_12_01_second", root.join("..data_tmp")).expect("link");
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("swap");
+    let wanted = pem_to_der(&new_cert);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_leaf(&server, &cas, &body).await != wanted {
+        assert!(Instant::now() < deadline, "the swapped pair was not loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -21,6 +21,12 @@ pub enum TlsError {
     NoCertificate { path: String },
     #[error("the private key in {path} cannot be used: {message}")]
     Key { path: String, message: String },
+    #[error("the key in {key} does not belong to the certificate in {cert} ({message}); a rotation may be half written")]
+    Mismatch {
+        cert: String,
+        key: String,
+        message: String,
+    },
     #[error("TLS configuration: {0}")]
     Config(String),
 }
@@ -53,8 +59,21 @@ pub fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<Certified
             path: key_path.display().to_string(),
             message: error.to_string(),
         })?;
-    Ok(CertifiedKey::new(certs, signing_key))
+    let certified = CertifiedKey::new(certs, signing_key);
+    // A key written before its certificate (or the reverse) must never be
+    // served: every handshake would fail its signature check.
+    certified.keys_match().map_err(|error| TlsError::Mismatch {
+        cert: cert_path.display().to_string(),
+        key: key_path.display().to_string(),
+        message: error.to_string(),
+    })?;
+    Ok(certified)
 }
+
+/// What identifies the files on disk: for each, where its path resolves
+/// (a Secret volume swaps a `..data` symlink to a new directory), its
+/// modification time and length.
+type Stamp = [(Option<PathBuf>, Option<SystemTime>, u64); 2];
 
 /// The serving certificate, swapped in place when the files change.
 #[derive(Debug)]
@@ -62,7 +81,10 @@ pub struct CertStore {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: RwLock<Arc<CertifiedKey>>,
-    stamp: RwLock<Option<(SystemTime, u64, SystemTime, u64)>>,
+    /// The files as last loaded.
+    stamp: RwLock<Option<Stamp>>,
+    /// The files as last refused, so that a bad pair is reported once.
+    refused: RwLock<Option<Stamp>>,
 }
 
 impl CertStore {
@@ -73,6 +95,7 @@ impl CertStore {
             key_path: key_path.to_path_buf(),
             current: RwLock::new(Arc::new(key)),
             stamp: RwLock::new(None),
+            refused: RwLock::new(None),
         };
         if let Ok(mut stamp) = store.stamp.write() {
             *stamp = store.file_stamp();
@@ -80,33 +103,49 @@ impl CertStore {
         Ok(Arc::new(store))
     }
 
-    fn file_stamp(&self) -> Option<(SystemTime, u64, SystemTime, u64)> {
-        let cert = std::fs::metadata(&self.cert_path).ok()?;
-        let key = std::fs::metadata(&self.key_path).ok()?;
-        Some((
-            cert.modified().ok()?,
-            cert.len(),
-            key.modified().ok()?,
-            key.len(),
-        ))
+    fn file_stamp(&self) -> Option<Stamp> {
+        let one = |path: &Path| {
+            let metadata = std::fs::metadata(path).ok()?;
+            Some((
+                std::fs::canonicalize(path).ok(),
+                metadata.modified().ok(),
+                metadata.len(),
+            ))
+        };
+        Some([one(&self.cert_path)?, one(&self.key_path)?])
     }
 
-    /// Reload when the files changed. A pair that does not load (a rotation
-    /// half written) keeps the old certificate until the next check.
-    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+    /// Reload when the files changed. A pair that does not load or whose
+    /// key does not match its certificate (a rotation half written) keeps
+    /// the old pair serving; it is tried again when the files change.
+    /// `Ok(None)`: nothing changed, or a refused pair is still there.
+    pub fn reload_if_changed(&self) -> Result<Option<()>, TlsError> {
         let stamp = self.file_stamp();
         let unchanged = self.stamp.read().map(|old| *old == stamp).unwrap_or(false);
-        if unchanged || stamp.is_none() {
-            return Ok(false);
+        let refused_again = self
+            .refused
+            .read()
+            .map(|old| *old == stamp)
+            .unwrap_or(false);
+        if unchanged || refused_again || stamp.is_none() {
+            return Ok(None);
         }
-        let key = load_certified_key(&self.cert_path, &self.key_path)?;
+        let key = match load_certified_key(&self.cert_path, &self.key_path) {
+            Ok(key) => key,
+            Err(error) => {
+                if let Ok(mut refused) = self.refused.write() {
+                    *refused = stamp;
+                }
+                return Err(error);
+            }
+        };
         if let Ok(mut current) = self.current.write() {
             *current = Arc::new(key);
         }
         if let Ok(mut old) = self.stamp.write() {
             *old = stamp;
         }
-        Ok(true)
+        Ok(Some(()))
     }
 
     /// Check the files every `interval` until the process ends.
@@ -117,8 +156,8 @@ impl CertStore {
             loop {
                 ticker.tick().await;
                 match store.reload_if_changed() {
-                    Ok(true) => eprintln!("infergate: reloaded the TLS certificate"),
-                    Ok(false) => {}
+                    Ok(Some(())) => eprintln!("infergate: reloaded the TLS certificate"),
+                    Ok(None) => {}
                     Err(error) => {
                         eprintln!("infergate: keeping the current TLS certificate: {error}")
                     }
