@@ -346,6 +346,14 @@ async fn large_model_is_moved_to_shm_and_then_validates() {
     )
     .await;
     assert!(again.get("patch").is_none(), "{again}");
+    // The error was fixed and admitted: counted as mutated, not denied.
+    let metrics = http_get(server.metrics, "/metrics").await;
+    assert!(
+        metrics.contains(
+            "rule=\"hf-home-shm-for-large-models\",severity=\"error\",outcome=\"mutated\"} 1"
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,7 +553,7 @@ async fn bad_requests_get_a_400_with_a_json_error() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("kind=\"HorizontalPodAutoscaler\",allowed=\"true\",mutated=\"false\"} 1"),
+        metrics.contains("endpoint=\"validate\",operation=\"CREATE\",kind=\"HorizontalPodAutoscaler\",allowed=\"true\",mutated=\"false\"} 1"),
         "{metrics}"
     );
     assert!(

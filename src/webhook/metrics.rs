@@ -18,15 +18,39 @@ struct Histogram {
     count: u64,
 }
 
+/// (endpoint, operation, kind, allowed, mutated).
+type RequestKey = (&'static str, String, String, bool, bool);
+
 /// Counters shared by the request handlers.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, bool, bool), u64>>,
-    findings: Mutex<BTreeMap<(String, &'static str), u64>>,
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
+    findings: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
     latency: Mutex<Histogram>,
     bad_requests: Mutex<u64>,
     /// Requests answered without a review, by reason.
     unreviewed: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// What a review did with a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Denied,
+    Warned,
+    Mutated,
+    /// Reported nowhere the user sees (an info).
+    Noted,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Denied => "denied",
+            Self::Warned => "warned",
+            Self::Mutated => "mutated",
+            Self::Noted => "noted",
+        }
+    }
 }
 
 /// Why a request was answered without a finished review.
@@ -51,10 +75,24 @@ impl Unreviewed {
 }
 
 impl Metrics {
-    pub fn record(&self, operation: &str, kind: &str, allowed: bool, mutated: bool, seconds: f64) {
+    pub fn record(
+        &self,
+        endpoint: &'static str,
+        operation: &str,
+        kind: &str,
+        allowed: bool,
+        mutated: bool,
+        seconds: f64,
+    ) {
         if let Ok(mut requests) = self.requests.lock() {
             *requests
-                .entry((operation.to_string(), kind.to_string(), allowed, mutated))
+                .entry((
+                    endpoint,
+                    operation.to_string(),
+                    kind.to_string(),
+                    allowed,
+                    mutated,
+                ))
                 .or_default() += 1;
         }
         if let Ok(mut latency) = self.latency.lock() {
@@ -71,10 +109,12 @@ impl Metrics {
         }
     }
 
-    pub fn record_finding(&self, rule: &str, severity: Severity) {
+    /// A finding of a review, with what became of it: `denied`, `warned`
+    /// or `mutated` (an error fixed by /mutate is admitted, not denied).
+    pub fn record_finding(&self, rule: &str, severity: Severity, outcome: Outcome) {
         if let Ok(mut findings) = self.findings.lock() {
             *findings
-                .entry((rule.to_string(), severity.as_str()))
+                .entry((rule.to_string(), severity.as_str(), outcome.label()))
                 .or_default() += 1;
         }
     }
@@ -97,10 +137,10 @@ impl Metrics {
         out.push_str("# HELP infergate_admission_requests_total Admission reviews answered.\n");
         out.push_str("# TYPE infergate_admission_requests_total counter\n");
         if let Ok(requests) = self.requests.lock() {
-            for ((operation, kind, allowed, mutated), count) in requests.iter() {
+            for ((endpoint, operation, kind, allowed, mutated), count) in requests.iter() {
                 let _ = writeln!(
                     out,
-                    "infergate_admission_requests_total{{operation=\"{}\",kind=\"{}\",allowed=\"{allowed}\",mutated=\"{mutated}\"}} {count}",
+                    "infergate_admission_requests_total{{endpoint=\"{endpoint}\",operation=\"{}\",kind=\"{}\",allowed=\"{allowed}\",mutated=\"{mutated}\"}} {count}",
                     escape(operation),
                     escape(kind)
                 );
@@ -148,13 +188,13 @@ impl Metrics {
                 latency.count
             );
         }
-        out.push_str("# HELP infergate_findings_total Findings reported in admission reviews.\n");
+        out.push_str("# HELP infergate_findings_total Findings of admission reviews, by rule, severity and outcome (denied, warned, mutated, noted).\n");
         out.push_str("# TYPE infergate_findings_total counter\n");
         if let Ok(findings) = self.findings.lock() {
-            for ((rule, severity), count) in findings.iter() {
+            for ((rule, severity, outcome), count) in findings.iter() {
                 let _ = writeln!(
                     out,
-                    "infergate_findings_total{{rule=\"{}\",severity=\"{severity}\"}} {count}",
+                    "infergate_findings_total{{rule=\"{}\",severity=\"{severity}\",outcome=\"{outcome}\"}} {count}",
                     escape(rule)
                 );
             }
@@ -177,16 +217,16 @@ mod tests {
     #[test]
     fn counters_and_histogram_render() {
         let metrics = Metrics::default();
-        metrics.record("CREATE", "Deployment", true, true, 0.003);
-        metrics.record("CREATE", "Deployment", true, true, 0.2);
-        metrics.record_finding("hpa-target-sanity", Severity::Error);
+        metrics.record("mutate", "CREATE", "Deployment", true, true, 0.003);
+        metrics.record("mutate", "CREATE", "Deployment", true, true, 0.2);
+        metrics.record_finding("hpa-target-sanity", Severity::Error, Outcome::Mutated);
         let text = metrics.render();
         assert!(text.contains(
-            "infergate_admission_requests_total{operation=\"CREATE\",kind=\"Deployment\",allowed=\"true\",mutated=\"true\"} 2"
+            "infergate_admission_requests_total{endpoint=\"mutate\",operation=\"CREATE\",kind=\"Deployment\",allowed=\"true\",mutated=\"true\"} 2"
         ));
         assert!(text.contains("infergate_admission_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("infergate_admission_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text
-            .contains("infergate_findings_total{rule=\"hpa-target-sanity\",severity=\"error\"} 1"));
+            .contains("infergate_findings_total{rule=\"hpa-target-sanity\",severity=\"error\",outcome=\"mutated\"} 1"));
     }
 }

@@ -7,6 +7,7 @@ use kube::core::admission::{AdmissionRequest, Operation};
 use kube::core::DynamicObject;
 use serde_json::{json, Value};
 
+use super::metrics::Outcome;
 use crate::engine::{ClusterFacts, Engine};
 use crate::finding::{op, Applicability, Finding, Severity};
 use crate::loader::Loaded;
@@ -227,8 +228,8 @@ pub struct Decision {
     pub message: Option<String>,
     pub warnings: Vec<String>,
     pub patch: Vec<PatchOperation>,
-    /// Findings by (rule, severity), for the metrics.
-    pub findings: Vec<(&'static str, Severity)>,
+    /// Findings by (rule, severity, outcome), for the metrics.
+    pub findings: Vec<(&'static str, Severity, Outcome)>,
 }
 
 impl Decision {
@@ -404,7 +405,15 @@ fn validate(
         {
             severity = Severity::Warning;
         }
-        decision.findings.push((finding.rule, severity));
+        decision.findings.push((
+            finding.rule,
+            severity,
+            match severity {
+                Severity::Error => Outcome::Denied,
+                Severity::Warning => Outcome::Warned,
+                Severity::Info => Outcome::Noted,
+            },
+        ));
         match severity {
             Severity::Error => denials.push(denial_line(finding)),
             Severity::Warning => decision
@@ -499,7 +508,9 @@ fn mutate(
             if json_patch::patch(&mut candidate, &fix.patch.0).is_ok() && candidate != current {
                 current = candidate;
                 applied.extend(fix.patch.0.iter().cloned());
-                decision.findings.push((finding.rule, finding.severity));
+                decision
+                    .findings
+                    .push((finding.rule, finding.severity, Outcome::Mutated));
                 decision.warnings.push(short(&format!(
                     "infergate mutated: {} ({})",
                     fix.description, finding.rule
@@ -540,9 +551,11 @@ fn decide_scale(review: &Review, mode: Mode, target: Option<&ScaleTarget>) -> De
                 && !was_ready(Some(deployment))
             {
                 decision.allowed = false;
-                decision
-                    .findings
-                    .push((xla_cache_single_writer::ID, Severity::Error));
+                decision.findings.push((
+                    xla_cache_single_writer::ID,
+                    Severity::Error,
+                    Outcome::Denied,
+                ));
                 decision.message = Some(format!(
                     "infergate denied this scale:\n- [{}] spec.replicas: scaling to {wanted} before any replica has been Ready lets replicas write the shared XLA cache concurrently (fix: keep 1 replica until it is Ready, then scale)",
                     xla_cache_single_writer::ID

@@ -415,10 +415,14 @@ async fn handle(state: AppState, mode: Mode, body: Body) -> Response {
             allowed_unchecked(TIMED_OUT)
         }
     };
-    for (rule, severity) in &decision.findings {
-        state.metrics.record_finding(rule, *severity);
+    for (rule, severity, outcome) in &decision.findings {
+        state.metrics.record_finding(rule, *severity, *outcome);
     }
     state.metrics.record(
+        match mode {
+            Mode::Validate => "validate",
+            Mode::Mutate => "mutate",
+        },
         review.operation_label(),
         &review.kind_label(),
         decision.allowed,
