@@ -212,6 +212,7 @@ impl<'a> Context<'a> {
 pub struct Report {
     pointer: String,
     message: String,
+    short: Option<String>,
     help: Option<String>,
     fix: Option<Fix>,
     severity: Option<Severity>,
@@ -265,6 +266,13 @@ impl Report {
         self
     }
 
+    /// The finding in at most 120 characters, advice included, for an
+    /// admission warning (when the message does not fit there).
+    pub fn short(&mut self, short: impl Into<String>) -> &mut Self {
+        self.short = Some(short.into());
+        self
+    }
+
     pub fn help(&mut self, help: impl Into<String>) -> &mut Self {
         self.help = Some(help.into());
         self
@@ -302,6 +310,7 @@ impl Sink {
         self.reports.push(Report {
             pointer: pointer.into(),
             message: message.into(),
+            short: None,
             help: None,
             fix: None,
             severity: None,
@@ -434,6 +443,7 @@ impl Engine {
                     rule: meta.id,
                     severity,
                     message: report.message,
+                    short: report.short,
                     help: report.help,
                     object: Some(object.id.clone()),
                     object_index: Some(object_index),
@@ -457,6 +467,7 @@ impl Engine {
                 severity,
                 location: report.location(&document.positions, &document.source),
                 message: report.message,
+                short: report.short,
                 help: report.help,
                 object: None,
                 object_index: None,
@@ -478,6 +489,7 @@ impl Engine {
                     rule: meta.id,
                     severity,
                     message,
+                    short: None,
                     help: Some(help),
                     object: None,
                     object_index: None,
@@ -515,6 +527,7 @@ impl Engine {
                         rule: meta.id,
                         severity,
                         message,
+                        short: None,
                         help: Some(help),
                         object: Some(object.id.clone()),
                         object_index: Some(object_index),

@@ -122,6 +122,9 @@ pub struct Finding {
     pub rule: &'static str,
     pub severity: Severity,
     pub message: String,
+    /// The finding in at most 120 characters with what to do, for an
+    /// admission warning, when the message and advice do not fit there.
+    pub short: Option<String>,
     pub help: Option<String>,
     /// The object, absent for file-level problems (invalid YAML).
     pub object: Option<ObjectId>,
@@ -140,5 +143,15 @@ pub struct Finding {
 impl Finding {
     pub fn file(&self) -> &str {
         &self.source.name
+    }
+
+    /// The finding as one admission warning: the rule id, what is wrong
+    /// and what to do. Kubernetes advises at most 120 characters.
+    pub fn warning(&self) -> String {
+        format!(
+            "{}: {}",
+            self.rule,
+            self.short.as_deref().unwrap_or(&self.message)
+        )
     }
 }

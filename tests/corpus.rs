@@ -220,3 +220,33 @@ fn messages_fit_on_a_screen() {
         .collect();
     assert!(long.is_empty(), "messages over 160 characters: {long:#?}");
 }
+
+/// Every admission warning fits Kubernetes' 120 characters by construction
+/// (a short form with its advice where the message is long), so none is
+/// cut: on every fixture and corpus file, each warning and each mutation
+/// warning of the webhook is at most 120 characters.
+#[test]
+fn admission_warnings_fit_without_being_cut() {
+    corpus();
+    let paths = ["testdata", "../shared/corpus"];
+    let outcome = common::lint(&paths);
+    let mut checked = 0;
+    let mut long = Vec::new();
+    for finding in &outcome.findings {
+        let mut texts = Vec::new();
+        if finding.severity == infergate::finding::Severity::Warning {
+            texts.push(finding.warning());
+        }
+        if let Some(fix) = &finding.fix {
+            texts.push(format!("mutated: {} ({})", fix.description, finding.rule));
+        }
+        for text in texts {
+            checked += 1;
+            if text.chars().count() > 120 {
+                long.push(text);
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} warnings");
+    assert!(long.is_empty(), "warnings over 120 characters: {long:#?}");
+}

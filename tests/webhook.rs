@@ -1387,7 +1387,7 @@ async fn apiserver_default_policies_are_not_tuned_policies() {
     assert!(
         answer["warnings"]
             .to_string()
-            .contains("tune scale-up policies"),
+            .contains("tune behavior.scaleUp.policies"),
         "{answer}"
     );
     // Tuned policies are quiet.
@@ -1403,7 +1403,7 @@ async fn apiserver_default_policies_are_not_tuned_policies() {
     assert!(
         !answer["warnings"]
             .to_string()
-            .contains("tune scale-up policies"),
+            .contains("tune behavior.scaleUp.policies"),
         "{answer}"
     );
 }

@@ -99,11 +99,14 @@ impl Rule for HpaScaleTargetResolves {
             .collect();
         if same_namespace.is_empty() {
             // Same scope, other namespace: both state one and they differ.
-            let namespaces: Vec<String> = named
+            let mut namespaces: Vec<String> = named
                 .iter()
+                .filter(|other| other.kind() == kind)
+                .chain(named.iter().filter(|other| other.kind() != kind))
                 .filter_map(|other| other.namespace())
                 .map(|namespace| format!("`{namespace}`"))
                 .collect();
+            namespaces.dedup();
             sink.report(
                 "/spec/scaleTargetRef/name",
                 format!(
@@ -112,6 +115,10 @@ impl Rule for HpaScaleTargetResolves {
                     cx.namespace_of(object).unwrap_or("?")
                 ),
             )
+            .short(format!(
+                "`{name}` is in namespace {}: create the HPA there",
+                namespaces.first().map_or("?", String::as_str)
+            ))
             .help("create the HPA in the workload's namespace");
             return;
         }

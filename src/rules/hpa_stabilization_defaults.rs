@@ -126,6 +126,10 @@ impl Rule for HpaStabilizationDefaults {
                     )
                 });
             sink.report("/spec/behavior", "inference HPA has no behavior; scale-down and scale-up stabilization are implicit")
+                .short(format!(
+                    "no behavior: state scaleDown {} s and scaleUp {} s stabilization",
+                    settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds
+                ))
                 .help(format!(
                     "state behavior.scaleDown.stabilizationWindowSeconds: {} and behavior.scaleUp.stabilizationWindowSeconds: {}",
                     settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds
@@ -146,6 +150,10 @@ impl Rule for HpaStabilizationDefaults {
                     "scale-down stabilization window is {seconds} s, shorter than {} s; replicas that took minutes to load a model are removed on a dip",
                     settings.min_scale_down_stabilization_seconds
                 ))
+                .short(format!(
+                    "scale-down window {seconds} s drops slow-loading replicas on a dip: raise it to {} s",
+                    settings.min_scale_down_stabilization_seconds
+                ))
                 .help(format!("raise it to {} s or more", settings.min_scale_down_stabilization_seconds))
                 .maybe_fix(op::replace(pointer, json!(settings.scale_down_stabilization_seconds)).map(|operation| {
                     Fix::unsafe_(format!("set the scale-down window to {} s", settings.scale_down_stabilization_seconds), vec![operation])
@@ -158,6 +166,7 @@ impl Rule for HpaStabilizationDefaults {
                 sink.report(pointer, format!(
                     "scale-up stabilization window is {seconds} s on a queue-size metric; a growing queue waits that long for capacity"
                 ))
+                .short(format!("scale-up window {seconds} s delays capacity for a growing queue: set it to 0"))
                 .help("use 0 for scale-up on queue metrics")
                 .maybe_fix(op::replace(pointer, json!(settings.scale_up_stabilization_seconds)).map(|operation| {
                     Fix::unsafe_("set the scale-up window to 0 s", vec![operation])
@@ -207,5 +216,9 @@ fn report_untuned_scale_up(sink: &mut Sink, target: f64, settings: &HpaBehavior)
             settings.low_queue_target
         ),
     )
+    .short(format!(
+        "queue target {target} is below {}: tune behavior.scaleUp.policies for spikes",
+        settings.low_queue_target
+    ))
     .help("state behavior.scaleUp.policies sized for a burst (the Kubernetes default is 4 pods or 100 % every 15 s, whichever is more) and check them under load");
 }

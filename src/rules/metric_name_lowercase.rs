@@ -76,7 +76,10 @@ impl Rule for MetricNameLowercase {
             let series = base_name(name);
             let mut fix = Fix::new(
                 Applicability::Unsafe,
-                format!("relabel {series} to {} where it is scraped and rename the metric to `{lowercase}`", series.to_lowercase()),
+                format!(
+                    "relabel {series} to {} where scraped; lowercase the name",
+                    series.to_lowercase()
+                ),
                 op::replace(&metric.name_pointer(), json!(lowercase))
                     .into_iter()
                     .collect(),
@@ -102,9 +105,10 @@ impl Rule for MetricNameLowercase {
             if already_relabelled || !fix.related.is_empty() {
                 fix.applicability = Applicability::Safe;
                 fix.description = if already_relabelled {
-                    format!("rename the metric to `{lowercase}`, as its PodMonitoring relabels it")
+                    "lowercase the metric name, as its PodMonitoring relabels it".to_string()
                 } else {
-                    format!("rename the metric to `{lowercase}` and relabel the series in its PodMonitoring")
+                    "lowercase the metric name and relabel the series in its PodMonitoring"
+                        .to_string()
                 };
             }
             let help = format!(

@@ -143,6 +143,7 @@ impl Rule for PodmonitoringScrape {
                     "/spec/selector",
                     "the selector matches none of the pods of the inference workloads beside it, so their metrics are not scraped",
                 )
+                .short("the selector matches no inference pod beside it: match the pod template's labels")
                 .help("make spec.selector match the labels of the inference pod template");
             }
         }
@@ -177,6 +178,7 @@ impl Rule for PodmonitoringScrape {
                             format!("{endpoint_pointer}/interval"),
                             format!("scrape interval {text} is shorter than {floor}s; {floor_name} {floor}s"),
                         )
+                        .short(format!("scrape interval {text} is below {floor}s for these metrics: use {floor}s or more"))
                         .help(format!("use an interval of {floor}s or more"));
                     }
                     Some(seconds) if seconds > scraping.max_interval.0 => {
@@ -187,6 +189,7 @@ impl Rule for PodmonitoringScrape {
                                 scraping.max_interval.0
                             ),
                         )
+                        .short(format!("scrape interval {text} feeds the HPA stale data: scrape every {floor}s to {}s", scraping.max_interval.0))
                         .help(format!("scrape every {floor}s to {}s for autoscaling", scraping.max_interval.0));
                     }
                     Some(_) => {}
@@ -268,6 +271,7 @@ fn check_port(
                     port_pointer,
                     format!("port `{name}` is not a named container port of the selected inference pods"),
                 )
+                .short(format!("port `{name}` is not a named port of the pods: name it in the pod template or scrape its number"))
                 .help("name the port in the pod template (ports: [{name: …, containerPort: …}]) or scrape its number");
             }
         }

@@ -112,6 +112,7 @@ impl Rule for ShmMemoryBudget {
                             format!("{volume_pointer}/emptyDir"),
                             format!("the memory-backed volume `{}` holding the model cache has no sizeLimit", shm.volume_name),
                         )
+                        .short(format!("`{}` holds the model cache in memory with no sizeLimit: set one to the model size plus headroom", shm.volume_name))
                         .help("set emptyDir.sizeLimit to the model size plus headroom, so that one pod cannot take the node's memory")
                         .maybe_fix(fix);
                     }
@@ -123,6 +124,10 @@ impl Rule for ShmMemoryBudget {
                                 describe(limit), shm.volume_name, describe(model_size.bytes)
                             ),
                         )
+                        .short(format!(
+                            "sizeLimit {} of `{}` is below the model's {}: raise it above the model size",
+                            describe(limit), shm.volume_name, describe(model_size.bytes)
+                        ))
                         .help(format!("raise the sizeLimit above the model size, or the pod is evicted while downloading (size from {})", model_size.source));
                     }
                     _ => {}
@@ -167,6 +172,11 @@ impl Rule for ShmMemoryBudget {
                             describe(model_size.bytes)
                         ),
                     )
+                    .short(format!(
+                        "`{}` caches the model in memory: set resources.{section}.memory to {} or more",
+                        container.name().unwrap_or("?"),
+                        describe(needed)
+                    ))
                     .help(format!(
                         "the cache is charged to the container's memory: set resources.{section}.memory to at least {} (model plus {:.0} % headroom) plus what the server itself needs",
                         describe(needed),

@@ -190,6 +190,10 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
                 pointer,
                 format!("{} unfilled: render the template first", listed(&names)),
             )
+            .short(format!(
+                "{} template variable(s) unfilled: render the template before applying",
+                names.len()
+            ))
             .within(&text, found.start, found.end - found.start)
             .severity(Severity::Warning)
             .help(format!("`{file}` is a template: render it (Terraform templatefile(), envsubst) and lint the output; the other rules checked it as written"));

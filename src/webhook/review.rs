@@ -416,9 +416,7 @@ fn validate(
         ));
         match severity {
             Severity::Error => denials.push(denial_line(finding)),
-            Severity::Warning => decision
-                .warnings
-                .push(short(&format!("{}: {}", finding.rule, finding.message))),
+            Severity::Warning => decision.warnings.push(short(&finding.warning())),
             Severity::Info => {}
         }
     }
@@ -512,7 +510,7 @@ fn mutate(
                     .findings
                     .push((finding.rule, finding.severity, Outcome::Mutated));
                 decision.warnings.push(short(&format!(
-                    "infergate mutated: {} ({})",
+                    "mutated: {} ({})",
                     fix.description, finding.rule
                 )));
                 changed = true;
