@@ -1558,3 +1558,69 @@ async fn a_secret_volume_swap_is_followed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitors_are_reviewed_with_the_pods_they_select() {
+    use axum::routing::get;
+    let vllm = json!({"metadata": {"name": "vllm", "namespace": "serving"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "vllm"}},
+            "template": {"metadata": {"labels": {"app": "vllm"}},
+                "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.8.5",
+                    "args": ["--model=meta-llama/Llama-3.1-8B-Instruct"],
+                    "ports": [{"name": "metrics", "containerPort": 8000}],
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}});
+    let deployments =
+        json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": [vllm]});
+    let empty =
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSetList", "metadata": {}, "items": []});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let apiserver = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route(
+            "/apis/apps/v1/namespaces/serving/deployments",
+            get(move || {
+                let deployments = deployments.clone();
+                async move { axum::Json(deployments) }
+            }),
+        )
+        .route(
+            "/apis/apps/v1/namespaces/serving/statefulsets",
+            get(move || {
+                let empty = empty.clone();
+                async move { axum::Json(empty) }
+            }),
+        )
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "404 page not found\n") });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let kubeconfig = kubeconfig_for(apiserver);
+    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let monitor = |interval: &str| {
+        json!({"apiVersion": "monitoring.googleapis.com/v1", "kind": "PodMonitoring",
+            "metadata": {"name": "vllm", "namespace": "serving"},
+            "spec": {"selector": {"matchLabels": {"app": "vllm"}},
+                "endpoints": [{"port": "metrics", "interval": interval}]}})
+    };
+    let request = |value: &Value| {
+        review(
+            ("monitoring.googleapis.com", "v1", "PodMonitoring"),
+            "podmonitorings",
+            "CREATE",
+            value,
+            None,
+        )
+    };
+    // Scraping the vLLM pods every 2 s: the server's metrics allow 5 s.
+    let fast = send(&server, "/validate", &request(&monitor("2s"))).await;
+    assert!(
+        fast["warnings"]
+            .to_string()
+            .contains("podmonitoring-scrape: scrape interval 2s"),
+        "{fast}"
+    );
+    let fine = send(&server, "/validate", &request(&monitor("15s"))).await;
+    assert!(fine.get("warnings").is_none(), "{fine}");
+}

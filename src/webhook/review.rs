@@ -205,6 +205,26 @@ impl Review {
             .filter(|target| !target.namespace.is_empty() && !target.name.is_empty())
     }
 
+    /// For a PodMonitoring, ClusterPodMonitoring or PodMonitor: the
+    /// namespace its pods are in (`None` for a ClusterPodMonitoring, which
+    /// selects in every namespace) and its selector.
+    pub fn monitor_selector(&self) -> Option<(Option<String>, Value)> {
+        let (group, kind) = self.kind();
+        let cluster_wide = match (group, kind) {
+            ("monitoring.googleapis.com", "PodMonitoring")
+            | ("monitoring.coreos.com", "PodMonitor") => false,
+            ("monitoring.googleapis.com", "ClusterPodMonitoring") => true,
+            _ => return None,
+        };
+        let selector = self.object.as_ref()?.pointer("/spec/selector")?.clone();
+        let namespace = if cluster_wide {
+            None
+        } else {
+            Some(self.request.namespace.clone()?)
+        };
+        Some((namespace, selector))
+    }
+
     /// The workload whose replicas a `scale` request sets.
     pub fn scaled_workload(&self) -> Option<WorkloadRef> {
         WorkloadRef::scaled(

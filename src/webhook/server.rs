@@ -80,8 +80,13 @@ pub struct Cluster {
     client: kube::Client,
     cache: Mutex<std::collections::HashMap<WorkloadRef, (Instant, ScaleTarget)>>,
     pools: Mutex<std::collections::HashMap<String, (Instant, f64)>>,
+    /// Workloads by namespace (`None`: every namespace), for monitors.
+    listed: Mutex<std::collections::HashMap<Option<String>, (Instant, Vec<Value>)>>,
     timeout: Duration,
 }
+
+/// At most this many workloads of each kind are listed for a monitor.
+const LIST_LIMIT: u32 = 500;
 
 const LOOKUP_CACHE: Duration = Duration::from_secs(5);
 
@@ -128,6 +133,7 @@ impl Cluster {
             client,
             cache: Mutex::new(Default::default()),
             pools: Mutex::new(Default::default()),
+            listed: Mutex::new(Default::default()),
             timeout: Duration::from_millis(1000),
         }))
     }
@@ -170,6 +176,50 @@ impl Cluster {
         };
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(target.clone(), (Instant::now(), found.clone()));
+        }
+        found
+    }
+}
+
+impl Cluster {
+    /// The Deployments, StatefulSets and LeaderWorkerSets of a namespace
+    /// (`None`: of every namespace), at most `LIST_LIMIT` of each kind,
+    /// cached like the other lookups. A kind that cannot be listed (the
+    /// LWS CRD absent, a timeout) adds nothing.
+    async fn workloads_in(&self, namespace: Option<&str>) -> Vec<Value> {
+        let key = namespace.map(str::to_string);
+        if let Ok(cache) = self.listed.lock() {
+            if let Some((at, found)) = cache.get(&key) {
+                if at.elapsed() < LOOKUP_CACHE {
+                    return found.clone();
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for (api_version, kind, plural) in review::FETCHED_WORKLOADS {
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+            let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
+            let api: kube::Api<kube::api::DynamicObject> = match namespace {
+                Some(namespace) => {
+                    kube::Api::namespaced_with(self.client.clone(), namespace, &resource)
+                }
+                None => kube::Api::all_with(self.client.clone(), &resource),
+            };
+            let params = kube::api::ListParams::default().limit(LIST_LIMIT);
+            if let Ok(Ok(list)) = tokio::time::timeout(self.timeout, api.list(&params)).await {
+                for item in list.items {
+                    if let Ok(mut value) = serde_json::to_value(item) {
+                        // Items of a list carry no apiVersion and kind.
+                        value["apiVersion"] = json!(api_version);
+                        value["kind"] = json!(kind);
+                        found.push(value);
+                    }
+                }
+            }
+        }
+        if let Ok(mut cache) = self.listed.lock() {
+            cache.insert(key, (Instant::now(), found.clone()));
         }
         found
     }
@@ -473,7 +523,41 @@ async fn cluster_context(
             ScaleTarget::Unknown(_) => {}
         }
     }
+    // A monitor's pods: the workloads of its namespace (a
+    // ClusterPodMonitoring's: of every namespace) whose pod templates its
+    // selector matches, checked as context.
+    if let (Some(cluster), Some((namespace, selector))) =
+        (&state.cluster, review.monitor_selector())
+    {
+        for workload in cluster.workloads_in(namespace.as_deref()).await {
+            if selects_pods_of(&workload, &selector, state.engine.policy()) {
+                context.objects.push(workload);
+            }
+        }
+    }
     (scale_target, context)
+}
+
+/// Whether a label selector matches the pods of a workload read from the
+/// cluster (its templates' labels and those its controller adds).
+fn selects_pods_of(workload: &Value, selector: &Value, policy: &crate::policy::Policy) -> bool {
+    let Some(object) = crate::object::Object::from_value(
+        workload.clone(),
+        crate::source::SourceFile::new("cluster", String::new()),
+        0,
+        String::new(),
+        Default::default(),
+    ) else {
+        return false;
+    };
+    crate::workload::pod_templates(&object)
+        .iter()
+        .any(|template| {
+            crate::selection::selects(
+                selector,
+                &crate::selection::PodLabels::of(&object, template, policy),
+            )
+        })
 }
 
 fn admission_router(state: AppState) -> Router {
