@@ -81,9 +81,12 @@ pub struct Cluster {
     cache: Mutex<std::collections::HashMap<WorkloadRef, (Instant, ScaleTarget)>>,
     pools: Mutex<std::collections::HashMap<String, (Instant, f64)>>,
     /// Workloads by namespace (`None`: every namespace), for monitors.
-    listed: Mutex<std::collections::HashMap<Option<String>, (Instant, Vec<Value>)>>,
+    listed: Mutex<std::collections::HashMap<Option<String>, Listed>>,
     timeout: Duration,
 }
+
+/// Workloads listed at an instant.
+type Listed = (Instant, Vec<Value>);
 
 /// At most this many workloads of each kind are listed for a monitor.
 const LIST_LIMIT: u32 = 500;
