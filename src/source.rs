@@ -16,6 +16,9 @@ pub struct SourceFile {
     /// given on the command line. Empty where there is no file tree (the
     /// webhook, whose objects are all one application).
     pub scope: String,
+    /// Whether the text is ASCII, where a character column is a byte
+    /// column and positions are found without walking the line.
+    ascii: bool,
 }
 
 /// A position in a source file. `line` and `column` are 1-based; `column`
@@ -50,6 +53,7 @@ impl SourceFile {
         );
         Arc::new(Self {
             name: name.into(),
+            ascii: text.is_ascii(),
             text,
             line_starts,
             scope,
@@ -63,6 +67,14 @@ impl SourceFile {
             return self.text.len();
         };
         let rest = &self.text[line_start..];
+        if self.ascii {
+            // The next line's start bounds this one: no scan along it.
+            let line_end = self
+                .line_starts
+                .get(line)
+                .map_or(self.text.len(), |next| next - 1);
+            return (line_start + char_column).min(line_end);
+        }
         let in_line = rest
             .char_indices()
             .take_while(|(_, ch)| *ch != '\n')
@@ -80,10 +92,13 @@ impl SourceFile {
             Err(index) => index.saturating_sub(1),
         };
         let line_start = self.line_starts[line_index];
-        let column = self
-            .text
-            .get(line_start..offset)
-            .map_or(0, |prefix| prefix.chars().count());
+        let column = if self.ascii {
+            offset - line_start
+        } else {
+            self.text
+                .get(line_start..offset)
+                .map_or(0, |prefix| prefix.chars().count())
+        };
         (line_index + 1, column + 1)
     }
 
@@ -120,6 +135,9 @@ impl SourceFile {
     }
 }
 
+/// The snippet of a finding is read from the lines around it, found with
+/// the line index: rendering stays linear in the number of findings
+/// (miette's reader for a plain string scans from the file's start).
 impl miette::SourceCode for SourceFile {
     fn read_span<'a>(
         &'a self,
@@ -127,8 +145,39 @@ impl miette::SourceCode for SourceFile {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        self.text
-            .read_span(span, context_lines_before, context_lines_after)
+        let start = span.offset();
+        let end = start + span.len();
+        if end > self.text.len() {
+            return Err(miette::MietteError::OutOfBounds);
+        }
+        let line_of = |offset: usize| match self.line_starts.binary_search(&offset) {
+            Ok(index) => index,
+            Err(index) => index.saturating_sub(1),
+        };
+        let first_line = line_of(start).saturating_sub(context_lines_before);
+        let last_line = (line_of(end.saturating_sub(1).max(start)) + context_lines_after)
+            .min(self.line_starts.len() - 1);
+        let window_start = self.line_starts[first_line];
+        let window_end = self
+            .line_starts
+            .get(last_line + 1)
+            .copied()
+            .unwrap_or(self.text.len());
+        // Without lines before, the contents start at the span itself, with
+        // its column (miette reads the header's position from this).
+        let (window_start, column) = if context_lines_before == 0 {
+            let (_, column) = self.line_column_of(start);
+            (start, column - 1)
+        } else {
+            (window_start, 0)
+        };
+        Ok(Box::new(miette::MietteSpanContents::new(
+            &self.text.as_bytes()[window_start..window_end],
+            (window_start, window_end - window_start).into(),
+            first_line,
+            column,
+            last_line - first_line + 1,
+        )))
     }
 }
 

@@ -122,3 +122,61 @@ fn nesting_at_the_limit_is_read_checked_and_fixed() {
     let fixed = infergate(&["lint", "--fix", &dir_arg], None);
     assert!(fixed.status.code().is_some(), "{}", stderr(&fixed));
 }
+
+/// A 5 MB ConfigMap written on one line: positions come from the line
+/// index (no walk along the line per node), and the findings at its end
+/// have the right columns.
+#[test]
+fn a_five_megabyte_single_line_document_is_placed_exactly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("one-line.yaml");
+    let mut text = String::from("{apiVersion: v1, kind: Deployment, metadata: {name: big}, spec: {template: {spec: {containers: [{name: c, image: nginx, env: [");
+    let mut entries = Vec::new();
+    while text.len() < 5_000_000 {
+        let entry = format!(
+            "{{name: V{}, value: plain-value-{}}}, ",
+            entries.len(),
+            entries.len()
+        );
+        text.push_str(&entry);
+        entries.push(entry);
+    }
+    let placeholder_at = text.len() + "{name: LAST, value: ".len();
+    text.push_str("{name: LAST, value: <fill-me-in>}]}]}}}}\n");
+    std::fs::write(&path, &text).expect("write");
+    let output = infergate(
+        &["lint", "--format", "json", &path.display().to_string()],
+        None,
+    );
+    let findings = json_findings(&output);
+    let placeholder = findings
+        .iter()
+        .find(|finding| finding["rule"] == "unresolved-placeholder")
+        .expect("the placeholder at the end is found");
+    assert_eq!(placeholder["line"], 1);
+    assert_eq!(placeholder["column"], placeholder_at + 1);
+}
+
+/// 20,000 findings in one file render in the human format, each from the
+/// lines around it.
+#[test]
+fn twenty_thousand_findings_render_in_the_human_format() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("many.yaml");
+    let mut text = String::from("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: many\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: nginx\n        env:\n");
+    for index in 0..20_000 {
+        text.push_str(&format!(
+            "        - name: V{index}\n          value: <fill-me-in-{index}>\n"
+        ));
+    }
+    std::fs::write(&path, &text).expect("write");
+    let output = infergate(&["lint", &path.display().to_string()], None);
+    let report = stdout(&output);
+    assert!(
+        report.contains("<fill-me-in-19999>"),
+        "the last finding is rendered"
+    );
+    let summary = report.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("20"), "{summary}");
+    assert!(summary.contains("errors"), "{summary}");
+}
