@@ -585,6 +585,11 @@ impl Engine {
                 format!("this document has no `{missing}`, so the apiserver rejects it and it was not linted as an object"),
                 format!("add `{missing}` (and check the other of apiVersion and kind)"),
             ),
+            ProblemKind::Unread(reason) => (
+                &rules::SKIPPED_INPUT,
+                reason.clone(),
+                "infergate reads regular UTF-8 files of at most 64 MiB, and symbolic links to files inside the directory linted (README, Limits)".to_string(),
+            ),
             ProblemKind::HelmTemplate => (
                 &rules::HELM_TEMPLATE,
                 format!("this file{place} is a Helm template and was not linted"),

@@ -25,7 +25,14 @@ use crate::source::{Location, SourceFile};
 pub enum Input {
     Stdin,
     File(PathBuf),
+    /// A path a directory walk found but does not read, and why: it is
+    /// reported as a finding, never read.
+    Skipped(PathBuf, &'static str),
 }
+
+/// The largest file read: far above the apiserver's 3 MiB request limit,
+/// small enough that `/dev/zero` or a stray dump cannot exhaust memory.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A path that could not be read at all: a usage problem, not a finding.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +73,9 @@ pub enum ProblemKind {
     IncompleteObject { missing: &'static str },
     /// The file holds Helm template markers and must be rendered first.
     HelmTemplate,
+    /// The file was not read (not a regular file, too large, not UTF-8):
+    /// the reason, as the finding's message.
+    Unread(String),
 }
 
 /// A YAML document that is not a Kubernetes object (no apiVersion/kind),
@@ -94,13 +104,15 @@ pub fn expand_inputs(inputs: &[Input]) -> Result<Vec<Input>, LoadError> {
     for input in inputs {
         match input {
             Input::Stdin => expanded.push(Input::Stdin),
+            Input::Skipped(..) => expanded.push(input.clone()),
             Input::File(path) => {
                 let metadata = std::fs::metadata(path).map_err(|source| LoadError::Unreadable {
                     path: path.display().to_string(),
                     source,
                 })?;
                 if metadata.is_dir() {
-                    walk_directory(path, &mut expanded)?;
+                    let root = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                    walk_directory(path, &root, &mut expanded)?;
                 } else {
                     expanded.push(Input::File(path.clone()));
                 }
@@ -110,7 +122,12 @@ pub fn expand_inputs(inputs: &[Input]) -> Result<Vec<Input>, LoadError> {
     Ok(expanded)
 }
 
-fn walk_directory(directory: &Path, found: &mut Vec<Input>) -> Result<(), LoadError> {
+/// Walk a directory for YAML files. Only regular files are read: a FIFO
+/// would block the run, a device (`/dev/zero`) would never end. A symbolic
+/// link is followed to a regular file inside the tree being walked; one
+/// that is broken, or leads out of the tree (to `/proc/self/environ`, whose
+/// text the snippet would print into CI logs), is reported, not read.
+fn walk_directory(directory: &Path, root: &Path, found: &mut Vec<Input>) -> Result<(), LoadError> {
     let unreadable = |source| LoadError::Unreadable {
         path: directory.display().to_string(),
         source,
@@ -128,9 +145,31 @@ fn walk_directory(directory: &Path, found: &mut Vec<Input>) -> Result<(), LoadEr
         // Symbolic links to directories are not followed, so a link cycle
         // cannot make the walk endless.
         if file_type.is_dir() {
-            walk_directory(&path, found)?;
-        } else if is_yaml_file(&path) {
+            walk_directory(&path, root, found)?;
+        } else if !is_yaml_file(&path) {
+            continue;
+        } else if file_type.is_file() {
             found.push(Input::File(path));
+        } else if file_type.is_symlink() {
+            let target = std::fs::canonicalize(&path);
+            let regular = std::fs::metadata(&path).is_ok_and(|metadata| metadata.is_file());
+            match target {
+                Err(_) => found.push(Input::Skipped(path, "a broken symbolic link")),
+                Ok(_) if !regular => found.push(Input::Skipped(
+                    path,
+                    "a symbolic link to something that is not a regular file",
+                )),
+                Ok(target) if !target.starts_with(root) => found.push(Input::Skipped(
+                    path,
+                    "a symbolic link out of the directory being linted",
+                )),
+                Ok(_) => found.push(Input::File(path)),
+            }
+        } else {
+            found.push(Input::Skipped(
+                path,
+                "not a regular file (a FIFO, socket or device)",
+            ));
         }
     }
     Ok(())
@@ -256,26 +295,59 @@ pub fn parse_all(sources: Vec<Arc<SourceFile>>) -> Loaded {
 }
 
 fn read_input(input: &Input, scope: &str) -> Result<Arc<SourceFile>, LoadError> {
+    let unread = |name: String, reason: String| SourceFile::unread(name, scope.to_string(), reason);
     let (name, bytes) = match input {
+        Input::Skipped(path, reason) => {
+            return Ok(unread(
+                path.display().to_string(),
+                format!("not read: {reason}"),
+            ));
+        }
         Input::Stdin => {
             let mut bytes = Vec::new();
             std::io::stdin()
+                .take(MAX_FILE_BYTES + 1)
                 .read_to_end(&mut bytes)
                 .map_err(LoadError::Stdin)?;
             ("<stdin>".to_string(), bytes)
         }
         Input::File(path) => {
-            let bytes = std::fs::read(path).map_err(|source| LoadError::Unreadable {
+            let unreadable = |source| LoadError::Unreadable {
                 path: path.display().to_string(),
                 source,
-            })?;
+            };
+            let mut bytes = Vec::new();
+            std::fs::File::open(path)
+                .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+                .map_err(unreadable)?;
             (path.display().to_string(), bytes)
         }
     };
-    // Invalid UTF-8 is replaced rather than refused so that the file still
-    // gets a finding with a position instead of stopping the whole run.
-    let mut text = String::from_utf8(bytes)
-        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Ok(unread(
+            name,
+            format!(
+                "not read: larger than {} MiB, the most infergate reads (the apiserver takes 3 MiB per request)",
+                MAX_FILE_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return Ok(unread(
+            name,
+            "the file is UTF-16; Kubernetes reads YAML as UTF-8: convert it (iconv -f UTF-16 -t UTF-8)".to_string(),
+        ));
+    }
+    let mut text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            let offset = error.utf8_error().valid_up_to();
+            return Ok(unread(
+                name,
+                format!("the file is not UTF-8: the byte at offset {offset} is not valid; save it as UTF-8"),
+            ));
+        }
+    };
     if text.starts_with('\u{feff}') {
         text.drain(..'\u{feff}'.len_utf8());
     }
@@ -315,6 +387,14 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
         files: vec![source.clone()],
         ..Loaded::default()
     };
+    if let Some(reason) = &source.unread {
+        loaded.problems.push(LoadProblem {
+            source: source.clone(),
+            location: source.location((1, 0), (1, 0)),
+            kind: ProblemKind::Unread(reason.clone()),
+        });
+        return loaded;
+    }
     if let Some(offset) = helm_marker(&source.text) {
         let (line, column) = source.line_column_of(offset);
         loaded.problems.push(LoadProblem {

@@ -499,6 +499,7 @@ fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
             loader::ProblemKind::IncompleteObject { .. } => {
                 "the policy must be a plain mapping, not an object".to_string()
             }
+            loader::ProblemKind::Unread(reason) => reason.clone(),
             loader::ProblemKind::HelmTemplate => {
                 "it holds template markers; give the rendered file".to_string()
             }

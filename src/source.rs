@@ -19,6 +19,8 @@ pub struct SourceFile {
     /// Whether the text is ASCII, where a character column is a byte
     /// column and positions are found without walking the line.
     ascii: bool,
+    /// Why the file was not read (its text is then empty).
+    pub unread: Option<String>,
 }
 
 /// A position in a source file. `line` and `column` are 1-based; `column`
@@ -40,7 +42,35 @@ impl SourceFile {
 
     /// The same file with another text (a fix pass), in the same scope.
     pub fn with_text(&self, text: String) -> Arc<Self> {
+        if self.unread.is_some() {
+            return Arc::new(Self::clone_unread(self));
+        }
         Self::in_scope(self.name.clone(), text, self.scope.clone())
+    }
+
+    /// A file that was not read, and why; it is reported, never fixed.
+    pub fn unread(name: String, scope: String, reason: String) -> Arc<Self> {
+        let mut file = Self {
+            name,
+            text: String::new(),
+            line_starts: vec![0],
+            scope,
+            ascii: true,
+            unread: None,
+        };
+        file.unread = Some(reason);
+        Arc::new(file)
+    }
+
+    fn clone_unread(other: &Self) -> Self {
+        Self {
+            name: other.name.clone(),
+            text: String::new(),
+            line_starts: vec![0],
+            scope: other.scope.clone(),
+            ascii: true,
+            unread: other.unread.clone(),
+        }
     }
 
     pub fn in_scope(name: impl Into<String>, text: String, scope: String) -> Arc<Self> {
@@ -57,6 +87,7 @@ impl SourceFile {
             text,
             line_starts,
             scope,
+            unread: None,
         })
     }
 

@@ -180,3 +180,88 @@ fn twenty_thousand_findings_render_in_the_human_format() {
     assert!(summary.starts_with("20"), "{summary}");
     assert!(summary.contains("errors"), "{summary}");
 }
+
+/// A directory walk reads regular files only; what it does not read is a
+/// finding on its path, and the rest is linted (machine formats complete).
+#[cfg(unix)]
+#[test]
+fn a_walk_reports_what_it_does_not_read_and_lints_the_rest() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::write(root.join("good.yaml"), VALID).expect("write");
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(root.join("pipe.yaml"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(fifo.success());
+    symlink("/dev/zero", root.join("zero.yaml")).expect("link");
+    symlink("/proc/self/environ", root.join("environ.yaml")).expect("link");
+    symlink(root.join("nowhere.yaml"), root.join("dangling.yaml")).expect("link");
+    symlink(root.join("good.yaml"), root.join("inside.yaml")).expect("link");
+    std::fs::write(
+        root.join("latin1.yaml"),
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\xe9}\n",
+    )
+    .expect("write");
+    std::fs::write(root.join("utf16.yaml"), b"\xff\xfea\x00p\x00i\x00").expect("write");
+    let output = infergate(
+        &["lint", "--format", "json", &root.display().to_string()],
+        None,
+    );
+    // Warnings only: the default --fail-on error passes.
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let findings = json_findings(&output);
+    let reason = |file: &str| {
+        findings
+            .iter()
+            .find(|finding| {
+                finding["rule"] == "skipped-input"
+                    && finding["file"]
+                        .as_str()
+                        .is_some_and(|name| name.ends_with(file))
+            })
+            .and_then(|finding| finding["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no skipped-input for {file}: {findings:?}"))
+    };
+    assert!(reason("pipe.yaml").contains("not a regular file"));
+    assert!(reason("zero.yaml").contains("not a regular file"));
+    assert!(reason("environ.yaml").contains("out of the directory"));
+    assert!(reason("dangling.yaml").contains("broken symbolic link"));
+    assert!(reason("latin1.yaml").contains("offset 51"));
+    assert!(reason("utf16.yaml").contains("UTF-16"));
+    // Nothing of the environment reaches the output.
+    assert!(!stdout(&output).contains("PATH="));
+    // The link inside the tree is read like the file it names.
+    let read: Vec<&str> = findings
+        .iter()
+        .filter_map(|finding| finding["file"].as_str())
+        .collect();
+    assert!(!read
+        .iter()
+        .any(|file| file.ends_with("inside.yaml") || file.ends_with("good.yaml")));
+    let document: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(
+        document["summary"]["objects"], 2,
+        "good.yaml and the link to it"
+    );
+}
+
+/// A file named on the command line is read up to a bound: `/dev/zero`
+/// ends in a finding, not in exhausted memory.
+#[cfg(unix)]
+#[test]
+fn an_endless_file_is_read_up_to_the_limit() {
+    let output = infergate(&["lint", "--format", "json", "/dev/zero"], None);
+    let findings = json_findings(&output);
+    assert!(
+        findings
+            .iter()
+            .any(|finding| finding["rule"] == "skipped-input"
+                && finding["message"]
+                    .as_str()
+                    .is_some_and(|message| message.contains("larger than 64 MiB"))),
+        "{findings:?}"
+    );
+}

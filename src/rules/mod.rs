@@ -99,6 +99,14 @@ pub static INVALID_YAML: RuleMeta = RuleMeta {
     fixable: false,
 };
 
+pub static SKIPPED_INPUT: RuleMeta = RuleMeta {
+    id: "skipped-input",
+    default_severity: Severity::Warning,
+    summary: "A path was not read (not a regular file, a link out of the tree, too large, not UTF-8); the rest is linted.",
+    doc: " ## What it does\n Reports the paths a run did not read, and why: a FIFO, socket or device\n found by a directory walk, a broken symbolic link or one that leads out of\n the directory linted, a file larger than 64 MiB, a file that is not UTF-8\n (the offset of the first bad byte is named; UTF-16 is said so).\n\n ## Why is this bad?\n What is not read is not checked. A FIFO would block the run, `/dev/zero`\n would never end, and a link to `/proc/self/environ` would print the\n environment into CI logs; such paths are reported instead of read, and\n the other files are still linted.\n",
+    fixable: false,
+};
+
 pub static HELM_TEMPLATE: RuleMeta = RuleMeta {
     id: "helm-template",
     default_severity: Severity::Warning,
@@ -132,7 +140,7 @@ pub fn all_meta() -> Vec<&'static RuleMeta> {
     registry()
         .iter()
         .map(|rule| rule.meta())
-        .chain([&INVALID_YAML, &HELM_TEMPLATE])
+        .chain([&INVALID_YAML, &HELM_TEMPLATE, &SKIPPED_INPUT])
         .collect()
 }
 
