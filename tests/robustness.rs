@@ -265,3 +265,62 @@ fn an_endless_file_is_read_up_to_the_limit() {
         "{findings:?}"
     );
 }
+
+const FIXABLE: &str = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: q, namespace: serving}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: tgi}\n  maxReplicas: 4\n  metrics:\n  - type: External\n    external:\n      metric:\n        name: prometheus.googleapis.com|DCGM_FI_DEV_GPU_UTIL|unknown\n      target: {type: AverageValue, averageValue: \"80\"}\n";
+
+/// --fix through a symbolic link fixes the file it names and keeps the link.
+#[cfg(unix)]
+#[test]
+fn fix_through_a_symlink_keeps_the_link() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let real = dir.path().join("real.yaml");
+    let link = dir.path().join("link.yaml");
+    std::fs::write(&real, FIXABLE).expect("write");
+    std::os::unix::fs::symlink(&real, &link).expect("link");
+    let output = infergate(&["lint", "--fix", &link.display().to_string()], None);
+    assert!(output.status.code().is_some(), "{}", stderr(&output));
+    assert!(std::fs::symlink_metadata(&link)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    let fixed = std::fs::read_to_string(&real).expect("read");
+    assert_ne!(fixed, FIXABLE, "the target was fixed");
+}
+
+/// A read-only file is reported as not writable, not replaced.
+#[cfg(unix)]
+#[test]
+fn fix_leaves_a_read_only_file_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ro.yaml");
+    std::fs::write(&path, FIXABLE).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    let output = infergate(&["lint", "--fix", &path.display().to_string()], None);
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), FIXABLE);
+    assert!(stderr(&output).contains("read-only"), "{}", stderr(&output));
+}
+
+/// Run as root on someone else's file, --fix keeps its owner and group.
+#[cfg(unix)]
+#[test]
+fn fix_keeps_owner_and_group() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("owned.yaml");
+    std::fs::write(&path, FIXABLE).expect("write");
+    // nobody:nogroup where the test may change owners (as root); otherwise
+    // the owner is the test's own and must simply stay.
+    let _ = std::os::unix::fs::chown(&path, Some(65534), Some(65534));
+    let before = std::fs::metadata(&path).expect("metadata");
+    let output = infergate(&["lint", "--fix", &path.display().to_string()], None);
+    let after = std::fs::metadata(&path).expect("metadata");
+    assert_ne!(
+        std::fs::read_to_string(&path).expect("read"),
+        FIXABLE,
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_eq!(after.mode() & 0o777, before.mode() & 0o777);
+}

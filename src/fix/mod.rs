@@ -329,28 +329,76 @@ fn unreachable_blame<'a>(chosen: &[&'a Finding]) -> (&'a Finding, String) {
 }
 
 /// Write a file atomically: a temporary file in the same directory, then a
-/// rename, with the original permissions. Refuses when the file changed on
-/// disk since it was read.
+/// rename, with the original permissions, owner and group. Refuses when the
+/// file changed on disk since it was read (checked again just before the
+/// rename), when it is read-only, or when its owner cannot be kept. A
+/// symbolic link stays a link: the file it names is written. A file with
+/// other hard links is replaced under this name only: the other names keep
+/// the old text (README, "Fixing files").
 pub fn write_atomically(path: &Path, original: &str, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let on_disk = std::fs::read_to_string(path)?;
+    // A symbolic link is kept: the file it names is what gets fixed, in
+    // that file's own directory.
+    let target = std::fs::canonicalize(path)?;
+    let on_disk = std::fs::read_to_string(&target)?;
     if on_disk.trim_start_matches('\u{feff}') != original {
         return Err(std::io::Error::other(
             "the file changed since it was read; run again",
         ));
     }
-    let directory = path
+    let metadata = std::fs::metadata(&target)?;
+    if metadata.permissions().readonly() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the file is read-only; make it writable to fix it",
+        ));
+    }
+    let directory = target
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let permissions = std::fs::metadata(path)?.permissions();
     let mut temporary = tempfile::NamedTempFile::new_in(directory)?;
     if on_disk.starts_with('\u{feff}') {
         temporary.write_all("\u{feff}".as_bytes())?;
     }
     temporary.write_all(text.as_bytes())?;
     temporary.as_file().sync_all()?;
-    std::fs::set_permissions(temporary.path(), permissions)?;
-    temporary.persist(path).map_err(|error| error.error)?;
+    std::fs::set_permissions(temporary.path(), metadata.permissions())?;
+    keep_owner(temporary.as_file(), &metadata)?;
+    // Another writer may have changed the file while the new text was
+    // written: look again just before the rename. (What remains is the
+    // moment between this look and the rename.)
+    let now = std::fs::metadata(&target)?;
+    let unchanged = now.len() == metadata.len()
+        && now.modified().ok() == metadata.modified().ok()
+        && std::fs::read_to_string(&target)? == on_disk;
+    if !unchanged {
+        return Err(std::io::Error::other(
+            "the file changed while it was being fixed; run again",
+        ));
+    }
+    temporary.persist(&target).map_err(|error| error.error)?;
+    Ok(())
+}
+
+/// Give the new file the owner and group of the old one, or refuse: a fix
+/// run as root must not hand a user's file to root.
+#[cfg(unix)]
+fn keep_owner(file: &std::fs::File, original: &std::fs::Metadata) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let current = file.metadata()?;
+    if current.uid() == original.uid() && current.gid() == original.gid() {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(file, Some(original.uid()), Some(original.gid())).map_err(|error| {
+        std::io::Error::new(
+            error.kind(),
+            format!("cannot keep the file's owner and group ({error}); not fixed"),
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn keep_owner(_file: &std::fs::File, _original: &std::fs::Metadata) -> std::io::Result<()> {
     Ok(())
 }
