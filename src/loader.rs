@@ -639,8 +639,13 @@ fn to_json(
         }
         YamlData::Mapping(mapping) => {
             let mut object = Map::new();
+            let mut merges = Vec::new();
             for (key_node, value_node) in mapping {
                 let key_text = key_string(key_node);
+                if is_merge_key(key_node) {
+                    merges.push(value_node);
+                    continue;
+                }
                 let key_location = span_location(key_node, source);
                 let child = to_json(
                     value_node,
@@ -650,6 +655,35 @@ fn to_json(
                     positions,
                 );
                 object.insert(key_text, child);
+            }
+            // YAML 1.1 merge keys, as kubectl's reader resolves them: the
+            // mapping's own keys win, then the merged mappings in order.
+            // Merged values keep the positions of the text they come from
+            // (the anchor).
+            for merged in merges {
+                let sources: Vec<&MarkedYaml<'_>> = match &merged.data {
+                    YamlData::Sequence(items) => items.iter().collect(),
+                    _ => vec![merged],
+                };
+                for source_node in sources {
+                    let YamlData::Mapping(entries) = &source_node.data else {
+                        continue;
+                    };
+                    for (key_node, value_node) in entries {
+                        let key_text = key_string(key_node);
+                        if is_merge_key(key_node) || object.contains_key(&key_text) {
+                            continue;
+                        }
+                        let child = to_json(
+                            value_node,
+                            pointer::join(&pointer, &key_text),
+                            Some(span_location(key_node, source)),
+                            source,
+                            positions,
+                        );
+                        object.insert(key_text, child);
+                    }
+                }
             }
             (Value::Object(object), true)
         }
@@ -670,6 +704,11 @@ fn to_json(
         },
     );
     value
+}
+
+/// `<<` written as a plain key: YAML 1.1's merge key (quoted, it is data).
+fn is_merge_key(node: &MarkedYaml<'_>) -> bool {
+    matches!(&node.data, YamlData::Representation(text, ScalarStyle::Plain, None) if text == "<<")
 }
 
 fn key_string(node: &MarkedYaml<'_>) -> String {
@@ -914,6 +953,32 @@ mod tests {
         assert!(is_yaml_file(Path::new("a/app.yaml.tftpl")));
         assert!(is_yaml_file(Path::new("a/app.yaml.tpl")));
         assert!(!is_yaml_file(Path::new("chart/templates/_helpers.tpl")));
+    }
+
+    #[test]
+    fn merge_keys_are_resolved_with_the_anchor_positions() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      containers:\n      - &c\n        name: a\n        image: nginx:1.27\n      - <<: *c\n        name: b\n";
+        let loaded = parse(text);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let object = &loaded.objects[0];
+        let second = object
+            .value
+            .pointer("/spec/template/spec/containers/1")
+            .expect("second container");
+        assert_eq!(
+            second,
+            &serde_json::json!({"name": "b", "image": "nginx:1.27"})
+        );
+        let image = object
+            .locate("/spec/template/spec/containers/1/image")
+            .expect("merged image located");
+        assert_eq!(image.line, 10, "at the anchor's text");
+        // List form; the first merged mapping wins.
+        let listed = parse("a: &a {x: 1}\nb: &b {x: 2, y: 3}\nc:\n  <<: [*a, *b]\n  z: 4\n");
+        assert_eq!(
+            listed.documents[0].value["c"],
+            serde_json::json!({"z": 4, "x": 1, "y": 3})
+        );
     }
 
     #[test]
