@@ -1624,3 +1624,36 @@ async fn monitors_are_reviewed_with_the_pods_they_select() {
     let fine = send(&server, "/validate", &request(&monitor("15s"))).await;
     assert!(fine.get("warnings").is_none(), "{fine}");
 }
+
+/// A client that trickles its request headers (or sends none on an idle
+/// connection) is disconnected after the header read timeout, so slow
+/// clients cannot hold the server's connections or its shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&[]);
+    let open = || async {
+        let tcp = TcpStream::connect(server.addr).await.expect("connect");
+        connector(&server.ca_paths())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("TLS handshake")
+    };
+    let mut trickling = open().await;
+    let mut idle = open().await;
+    trickling
+        .write_all(b"POST /validate HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .expect("write");
+    let limit = infergate::webhook::server::HEADER_READ_TIMEOUT + Duration::from_secs(10);
+    for stream in [&mut trickling, &mut idle] {
+        let mut buffer = [0u8; 512];
+        let read = tokio::time::timeout(limit, stream.read(&mut buffer)).await;
+        match read {
+            Ok(Ok(_)) | Ok(Err(_)) => {} // closed (with or without a 408)
+            Err(_) => panic!("the connection was still open after {limit:?}"),
+        }
+    }
+    // The server still answers new clients.
+    assert_eq!(http_get(server.metrics, "/healthz").await, "ok");
+}

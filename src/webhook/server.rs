@@ -30,6 +30,16 @@ use crate::policy::AcceleratorPool;
 /// the chance to send its first request.
 const FRESH_CONNECTION_GRACE: Duration = Duration::from_millis(1000);
 
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers, also after an
+/// idle keep-alive period.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once; more are closed on accept.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// The pause after a failed accept (no file descriptor left).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Request bodies above this are refused. The apiserver limits objects to
 /// about 1.5 MiB (etcd's request limit) and 3 MiB per request.
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -718,6 +728,8 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
     // After SIGTERM, keep accepting for `shutdown_delay` (the apiserver
     // still routes to this pod until its endpoint is gone), then stop.
     let mut stop_at: Option<tokio::time::Instant> = None;
+    let mut accept_failing = false;
+    let connection_slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let deadline = async {
             match stop_at {
@@ -727,15 +739,40 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
         };
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors (or another passing
+                        // failure): wait instead of spinning on accept.
+                        if !accept_failing {
+                            eprintln!("infergate: cannot accept connections ({error}); retrying");
+                        }
+                        accept_failing = true;
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                accept_failing = false;
+                // At most MAX_CONNECTIONS at once: a further one is closed
+                // at once, so idle clients cannot hold the server's sockets.
+                let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
+                    drop(stream);
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let service = TowerToHyperService::new(router.clone());
                 let mut stopping = stopping_rx.clone();
                 connections.spawn(async move {
+                    let _slot = slot;
                     let accepted_at = tokio::time::Instant::now();
-                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                     let Ok(Ok(tls)) = handshake else { return };
+                    // A client that trickles its headers, or keeps an idle
+                    // connection without sending the next request, is
+                    // closed after HEADER_READ_TIMEOUT.
                     let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
                         .serve_connection(TokioIo::new(tls), service);
                     tokio::pin!(connection);
                     tokio::select! {
