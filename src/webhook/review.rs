@@ -514,33 +514,58 @@ fn mutate(
             }
         }
     }
+    // Each round applies every safe fix whose paths do not touch those of a
+    // fix applied before it in the round (all were computed on the same
+    // object), then lints again: 800 containers are fixed in one round.
+    let mut mutations: Vec<(String, usize)> = Vec::new();
     for _ in 0..MUTATION_ROUNDS {
         let findings = lint(engine, &current, namespace, context);
-        let mut changed = false;
+        let mut touched: Vec<String> = Vec::new();
         for finding in findings {
             let Some(fix) = &finding.fix else { continue };
             if fix.applicability != Applicability::Safe {
+                continue;
+            }
+            let paths: Vec<String> = fix
+                .patch
+                .0
+                .iter()
+                .map(|operation| operation.path().to_string())
+                .collect();
+            let overlaps = paths.iter().any(|path| {
+                touched.iter().any(|other| {
+                    path.starts_with(other.as_str()) || other.starts_with(path.as_str())
+                })
+            });
+            if overlaps {
                 continue;
             }
             let mut candidate = current.clone();
             if json_patch::patch(&mut candidate, &fix.patch.0).is_ok() && candidate != current {
                 current = candidate;
                 applied.extend(fix.patch.0.iter().cloned());
+                touched.extend(paths);
                 decision
                     .findings
                     .push((finding.rule, finding.severity, Outcome::Mutated));
-                decision.warnings.push(short(&format!(
-                    "mutated: {} ({})",
-                    fix.description, finding.rule
-                )));
-                changed = true;
-                // Re-lint: later fixes were computed on the old object.
-                break;
+                let line = format!("mutated: {} ({})", fix.description, finding.rule);
+                match mutations.iter_mut().find(|(known, _)| *known == line) {
+                    Some((_, count)) => *count += 1,
+                    None => mutations.push((line, 1)),
+                }
             }
         }
-        if !changed {
+        if touched.is_empty() {
             break;
         }
+    }
+    // One warning per kind of mutation, with how many times it was made.
+    for (line, count) in mutations {
+        decision.warnings.push(if count > 1 {
+            short(&format!("{line} x{count}"))
+        } else {
+            short(&line)
+        });
     }
     decision.patch = applied;
     decision

@@ -40,9 +40,11 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// The pause after a failed accept (no file descriptor left).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Request bodies above this are refused. The apiserver limits objects to
-/// about 1.5 MiB (etcd's request limit) and 3 MiB per request.
-pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Request bodies above this are refused. The apiserver takes at most 3 MiB
+/// per request (objects are about 1.5 MiB at most, etcd's limit), and an
+/// AdmissionReview carries the object and its old version: 8 MiB leaves
+/// room for both and the envelope.
+pub const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
