@@ -463,6 +463,16 @@ fn add_duplicates(
 ) {
     for duplicate in duplicates {
         let (line, column) = (duplicate.second.line(), duplicate.second.col());
+        if duplicate.is_complex() {
+            loaded.problems.push(LoadProblem {
+                location: source.location((line, column), (line, column + 1)),
+                source: source.clone(),
+                kind: ProblemKind::InvalidYaml(
+                    "a mapping key here is a mapping or a sequence; Kubernetes reads only string keys".to_string(),
+                ),
+            });
+            continue;
+        }
         loaded.problems.push(LoadProblem {
             location: source.location(
                 (line, column),
@@ -925,6 +935,22 @@ mod tests {
             }
         );
         assert_eq!((problem.location.line, problem.location.column), (5, 3));
+    }
+
+    #[test]
+    fn collection_keys_are_problems() {
+        let loaded = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  ? [a, b]\n  : c\n  ok: d\n");
+        let lines: Vec<usize> = loaded
+            .problems
+            .iter()
+            .map(|problem| problem.location.line)
+            .collect();
+        assert_eq!(lines, [5]);
+        assert!(
+            matches!(&loaded.problems[0].kind, ProblemKind::InvalidYaml(message) if message.contains("string keys"))
+        );
+        // An alias to a scalar is an ordinary key.
+        assert!(parse("a: &k name\nb: {*k : 1}\n").problems.is_empty());
     }
 
     #[test]

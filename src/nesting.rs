@@ -32,12 +32,20 @@ pub fn too_deep_message() -> String {
 }
 
 /// A scalar key written twice in one mapping: the key and the start of
-/// each occurrence.
+/// each occurrence. A key that is a mapping or a sequence (`? [a, b]: x`)
+/// has no text: `key` is empty and `first` is where it starts.
 #[derive(Debug, Clone)]
 pub struct DuplicateKey {
     pub key: String,
     pub first: Marker,
     pub second: Marker,
+}
+
+impl DuplicateKey {
+    /// Whether this records a collection used as a key.
+    pub fn is_complex(&self) -> bool {
+        self.key.is_empty() && self.first == self.second
+    }
 }
 
 /// Parse `text` into `receiver`, event by event, and list the duplicate
@@ -108,7 +116,16 @@ impl<R> DepthGuard<R> {
             keys,
         }) = self.frames.last_mut()
         {
-            if let Some(text) = key_text {
+            let Some(text) = key_text else {
+                // A collection as a key: JSON has no such thing.
+                self.duplicates.push(DuplicateKey {
+                    key: String::new(),
+                    first: at,
+                    second: at,
+                });
+                return;
+            };
+            {
                 match keys.get(text) {
                     Some(first) => self.duplicates.push(DuplicateKey {
                         key: text.to_string(),
@@ -198,7 +215,9 @@ impl<'input, R: SpannedEventReceiver<'input>> SpannedEventReceiver<'input> for D
                 if !self.reach(self.depth + height, span) {
                     return;
                 }
-                self.node_starts(None, span.start);
+                // An alias key stands for its anchor's scalar: keyed by name.
+                let name = format!("*{anchor}");
+                self.node_starts(Some(&name), span.start);
                 self.node_ends();
             }
             _ => {}
