@@ -31,6 +31,26 @@ pub enum TlsError {
     Config(String),
 }
 
+/// A PEM error in words: rustls-pki-types prints the marker it missed as a
+/// list of byte values.
+fn pem_error(error: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_string();
+    match error {
+        Error::MissingSectionEnd { end_marker } => {
+            format!(
+                "the PEM block is cut off: no `-----END {}-----` line",
+                text(end_marker)
+            )
+        }
+        Error::IllegalSectionStart { line } => {
+            format!("a PEM block starts with a malformed line: `{}`", text(line))
+        }
+        Error::NoItemsFound => "no PEM block of the expected kind".to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -42,16 +62,16 @@ pub fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<Certified
         message,
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|error| read(cert_path, error.to_string()))?
+        .map_err(|error| read(cert_path, pem_error(&error)))?
         .collect::<Result<_, _>>()
-        .map_err(|error| read(cert_path, error.to_string()))?;
+        .map_err(|error| read(cert_path, pem_error(&error)))?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate {
             path: cert_path.display().to_string(),
         });
     }
     let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|error| read(key_path, error.to_string()))?;
+        .map_err(|error| read(key_path, pem_error(&error)))?;
     let signing_key = provider()
         .key_provider
         .load_private_key(key)
@@ -206,4 +226,20 @@ pub fn server_config(
     let mut config = builder.with_cert_resolver(store);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_errors_are_words() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = dir.path().join("tls.crt");
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nMIIB\n").expect("write");
+        let error = load_certified_key(&cert, &cert).expect_err("cut off");
+        let text = error.to_string();
+        assert!(text.contains("-----END CERTIFICATE-----"), "{text}");
+        assert!(!text.contains("[45,"), "{text}");
+    }
 }
