@@ -148,16 +148,6 @@ impl<'a> Context<'a> {
             .find(|object| object.kind() == kind && self.paired(hpa, object))
     }
 
-    /// HPAs in the input that scale this workload, with bundle indices.
-    pub fn hpas_for(&self, workload: &Object) -> Vec<(usize, &'a Object)> {
-        self.of_kind(&["HorizontalPodAutoscaler"])
-            .filter(|(_, hpa)| {
-                self.hpa_target(hpa)
-                    .is_some_and(|target| std::ptr::eq(target, workload))
-            })
-            .collect::<Vec<_>>()
-    }
-
     /// The YAML documents embedded in an object of the input.
     pub fn embedded(&self, object: &Object) -> &'a [Embedded] {
         self.index_of(object)

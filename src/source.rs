@@ -42,35 +42,22 @@ impl SourceFile {
 
     /// The same file with another text (a fix pass), in the same scope.
     pub fn with_text(&self, text: String) -> Arc<Self> {
-        if self.unread.is_some() {
-            return Arc::new(Self::clone_unread(self));
+        if let Some(reason) = &self.unread {
+            return Self::unread(self.name.clone(), self.scope.clone(), reason.clone());
         }
         Self::in_scope(self.name.clone(), text, self.scope.clone())
     }
 
     /// A file that was not read, and why; it is reported, never fixed.
     pub fn unread(name: String, scope: String, reason: String) -> Arc<Self> {
-        let mut file = Self {
+        Arc::new(Self {
             name,
             text: String::new(),
             line_starts: vec![0],
             scope,
             ascii: true,
-            unread: None,
-        };
-        file.unread = Some(reason);
-        Arc::new(file)
-    }
-
-    fn clone_unread(other: &Self) -> Self {
-        Self {
-            name: other.name.clone(),
-            text: String::new(),
-            line_starts: vec![0],
-            scope: other.scope.clone(),
-            ascii: true,
-            unread: other.unread.clone(),
-        }
+            unread: Some(reason),
+        })
     }
 
     pub fn in_scope(name: impl Into<String>, text: String, scope: String) -> Arc<Self> {

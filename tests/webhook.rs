@@ -1465,14 +1465,20 @@ fn pem_to_der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_half_rotated_pair_is_never_served() {
-    let server = Server::start(&[]);
+/// A second CA and the pair it signed, both CAs trusted by the client,
+/// and a review to send while certificates rotate.
+struct Rotation {
+    cas: Vec<PathBuf>,
+    new_cert: String,
+    new_key: String,
+    body: Vec<u8>,
+}
+
+fn rotation(server: &Server) -> Rotation {
     let (new_ca, new_cert, new_key) =
         infergate::webhook::selfsigned::generate(&["localhost"]).expect("certificates");
     let new_ca_path = server.dir.path().join("new-ca.crt");
     std::fs::write(&new_ca_path, new_ca).expect("write");
-    let cas = vec![server.dir.path().join("ca.crt"), new_ca_path];
     let body = serde_json::to_vec(&review(
         HPA,
         "horizontalpodautoscalers",
@@ -1484,6 +1490,23 @@ async fn a_half_rotated_pair_is_never_served() {
         None,
     ))
     .expect("json");
+    Rotation {
+        cas: vec![server.dir.path().join("ca.crt"), new_ca_path],
+        new_cert,
+        new_key,
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_rotated_pair_is_never_served() {
+    let server = Server::start(&[]);
+    let Rotation {
+        cas,
+        new_cert,
+        new_key,
+        body,
+    } = rotation(&server);
     let old_leaf = served_leaf(&server, &cas, &body).await;
     // The new key lands seconds before the new certificate.
     std::fs::write(server.dir.path().join("tls.key"), &new_key).expect("write");
@@ -1526,22 +1549,12 @@ async fn a_secret_volume_swap_is_followed() {
     symlink("..data/tls.key", dir.path().join("tls.key")).expect("link");
     let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     let server = Server::start_with(dir, &cert_path, &key_path, &[]);
-    let (new_ca, new_cert, new_key) =
-        infergate::webhook::selfsigned::generate(&["localhost"]).expect("certificates");
-    let new_ca_path = server.dir.path().join("new-ca.crt");
-    std::fs::write(&new_ca_path, new_ca).expect("write");
-    let cas = vec![server.dir.path().join("ca.crt"), new_ca_path];
-    let body = serde_json::to_vec(&review(
-        HPA,
-        "horizontalpodautoscalers",
-        "CREATE",
-        &fixture(
-            "testdata/rules/hpa-target-sanity/quiet.yaml",
-            "HorizontalPodAutoscaler",
-        ),
-        None,
-    ))
-    .expect("json");
+    let Rotation {
+        cas,
+        new_cert,
+        new_key,
+        body,
+    } = rotation(&server);
     assert_eq!(served_leaf(&server, &cas, &body).await, pem_to_der(&cert));
     // The atomic swap: a new directory, a new ..data link renamed over the old.
     let root = server.dir.path();
