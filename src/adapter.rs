@@ -3,6 +3,7 @@
 //! values (`rules.custom`, `rules.external`), also nested under
 //! `prometheus-adapter:` in an umbrella chart.
 
+use regex::Regex;
 use serde_json::Value;
 
 use crate::pointer;
@@ -102,4 +103,122 @@ pub fn is_adapter_config(document: &Value) -> bool {
         || document.get("prometheus-adapter").is_some_and(chart_rules)
         || document.get("externalRules").is_some()
         || document.get("resourceRules").is_some()
+}
+
+/// The metric name a rule serves, when it can be known without the
+/// series: `seriesQuery` names one metric (`name{…}` or
+/// `{__name__="name"}`) and `name.matches`/`name.as` rename it
+/// (prometheus-adapter's docs/config.md: `as` defaults to `$1` with one
+/// capture group, else `$0`). `None` when the series query matches names
+/// by regex.
+pub fn served_name(rule: &AdapterRule<'_>) -> Option<String> {
+    let series = rule
+        .value
+        .get("seriesQuery")
+        .and_then(Value::as_str)?
+        .trim();
+    let series_name = series_metric(series)?;
+    let Some(naming) = rule.value.get("name") else {
+        return Some(series_name.to_string());
+    };
+    let Some(pattern) = naming.get("matches").and_then(Value::as_str) else {
+        return naming
+            .get("as")
+            .and_then(Value::as_str)
+            .filter(|name| !name.contains('$'))
+            .map(str::to_string)
+            .or_else(|| Some(series_name.to_string()));
+    };
+    let regex = Regex::new(pattern).ok()?;
+    let default = if regex.captures_len() > 1 { "$1" } else { "$0" };
+    let replacement = naming
+        .get("as")
+        .and_then(Value::as_str)
+        .filter(|text| !text.is_empty())
+        .unwrap_or(default);
+    let captures = regex.captures(series_name)?;
+    let mut served = String::new();
+    captures.expand(replacement, &mut served);
+    Some(served)
+}
+
+/// The one metric name of a series query, if it names exactly one.
+fn series_metric(series: &str) -> Option<&str> {
+    let is_name_char = |ch: char| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':';
+    if let Some(selector) = series.strip_prefix('{') {
+        let start = selector.find("__name__")?;
+        let rest = selector[start + "__name__".len()..].trim_start();
+        let rest = rest.strip_prefix('=')?;
+        if rest.starts_with('~') {
+            return None;
+        }
+        let rest = rest.trim_start().strip_prefix(['"', '\''])?;
+        let end = rest.find(['"', '\''])?;
+        let name = &rest[..end];
+        return name.chars().all(is_name_char).then_some(name);
+    }
+    let end = series
+        .find(|ch: char| !is_name_char(ch))
+        .unwrap_or(series.len());
+    let name = &series[..end];
+    (!name.is_empty()).then_some(name)
+}
+
+/// Every prometheus-adapter rule of the input: in Helm values or config
+/// documents, and in ConfigMaps' embedded configuration.
+pub fn rules_of_input<'a>(
+    documents: &'a [crate::loader::Document],
+    embedded: impl Iterator<Item = &'a crate::embedded::Embedded>,
+) -> Vec<AdapterRule<'a>> {
+    let mut found: Vec<AdapterRule<'a>> = documents
+        .iter()
+        .flat_map(|document| adapter_rules(&document.value))
+        .collect();
+    for embedded in embedded {
+        for document in &embedded.loaded.documents {
+            found.extend(adapter_rules(&document.value));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn served(rule: Value) -> Option<String> {
+        served_name(&AdapterRule {
+            external: false,
+            pointer: String::new(),
+            value: &rule,
+        })
+    }
+
+    #[test]
+    fn served_names_follow_the_naming_rules() {
+        assert_eq!(
+            served(json!({"seriesQuery": "vllm:num_requests_waiting{namespace!=\"\"}"})).as_deref(),
+            Some("vllm:num_requests_waiting")
+        );
+        assert_eq!(
+            served(json!({"seriesQuery": "http_requests_total", "name": {"matches": "^(.*)_total$", "as": "${1}_per_second"}})).as_deref(),
+            Some("http_requests_per_second")
+        );
+        assert_eq!(
+            served(json!({"seriesQuery": "{__name__=\"memory_used\"}", "name": {"as": "memory_used_percentage"}})).as_deref(),
+            Some("memory_used_percentage")
+        );
+        assert_eq!(
+            served(
+                json!({"seriesQuery": "http_requests_total", "name": {"matches": "^(.*)_total$"}})
+            )
+            .as_deref(),
+            Some("http_requests")
+        );
+        assert_eq!(
+            served(json!({"seriesQuery": "{__name__=~\"^container_.*_total\"}"})),
+            None
+        );
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde_json::Value;
 
+use crate::autoscaler;
 use crate::embedded::{self, Embedded};
 use crate::finding::{Finding, Fix, Severity};
 use crate::loader::{Document, Loaded, ProblemKind};
@@ -57,6 +58,9 @@ pub struct Index {
     inference: Vec<Option<InferenceReason>>,
     /// The YAML documents embedded in each object (ConfigMap data).
     embedded: Vec<Vec<Embedded>>,
+    /// Autoscalers (HPAs, ScaledObjects) by the name of the workload they
+    /// scale, so that a workload finds its own without a scan.
+    autoscalers_by_target: HashMap<String, Vec<usize>>,
 }
 
 impl Index {
@@ -72,10 +76,20 @@ impl Index {
             .map(|object| workload::inference_reason(object, policy))
             .collect();
         let embedded = objects.par_iter().map(embedded::of).collect();
+        let mut autoscalers_by_target: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, object) in objects.iter().enumerate() {
+            if let Some(target) = autoscaler::scale_target(object) {
+                autoscalers_by_target
+                    .entry(target.name.to_string())
+                    .or_default()
+                    .push(index);
+            }
+        }
         Self {
             by_name,
             inference,
             embedded,
+            autoscalers_by_target,
         }
     }
 }
@@ -84,6 +98,9 @@ impl Index {
 pub struct Context<'a> {
     pub policy: &'a Policy,
     pub objects: &'a [Object],
+    /// YAML documents that are not Kubernetes objects (Helm values,
+    /// prometheus-adapter's configuration file).
+    pub documents: &'a [Document],
     pub index: &'a Index,
     pub facts: &'a ClusterFacts,
 }
@@ -132,6 +149,15 @@ impl<'a> Context<'a> {
         namespaces_agree && self.same_scope(a, b)
     }
 
+    /// Whether two paired objects are applied together, so that both exist
+    /// at once: the same file, or a scope whose files are applied together
+    /// (a kustomization, one stream). Rules about two objects conflicting
+    /// use this rather than [`Self::paired`].
+    pub fn applied_together(&self, a: &Object, b: &Object) -> bool {
+        self.paired(a, b)
+            && (Arc::ptr_eq(&a.source, &b.source) || a.source.scope_is_applied_together())
+    }
+
     /// Whether two objects come from the same file or the same scope.
     pub fn same_scope(&self, a: &Object, b: &Object) -> bool {
         Arc::ptr_eq(&a.source, &b.source) || a.source.scope == b.source.scope
@@ -146,6 +172,57 @@ impl<'a> Context<'a> {
         self.named(name)
             .map(|(_, object)| object)
             .find(|object| object.kind() == kind && self.paired(hpa, object))
+    }
+
+    /// The autoscalers of the input (HPAs, ScaledObjects) that scale this
+    /// workload: their reference names its kind and name, and they are
+    /// paired with it. KEDA's own HPA of a ScaledObject is left out.
+    pub fn autoscalers_of<'o>(
+        &'o self,
+        workload: &'o Object,
+    ) -> impl Iterator<Item = (usize, &'a Object)> + 'o {
+        let objects = self.objects;
+        workload
+            .name()
+            .and_then(|name| self.index.autoscalers_by_target.get(name))
+            .into_iter()
+            .flatten()
+            .filter_map(move |index| objects.get(*index).map(|object| (*index, object)))
+            .filter(move |(_, autoscaler)| {
+                !autoscaler::is_keda_owned(autoscaler)
+                    && autoscaler::scale_target(autoscaler)
+                        .is_some_and(|target| target.kind == workload.kind())
+                    && self.paired(autoscaler, workload)
+            })
+    }
+
+    /// The autoscalers of the input that scale the same workload as this
+    /// one (by kind and name), paired with it, itself left out.
+    pub fn fellow_autoscalers<'o>(
+        &'o self,
+        autoscaler: &'o Object,
+    ) -> impl Iterator<Item = (usize, &'a Object)> + 'o {
+        let objects = self.objects;
+        let target = autoscaler::scale_target(autoscaler);
+        target
+            .as_ref()
+            .and_then(|target| self.index.autoscalers_by_target.get(target.name))
+            .into_iter()
+            .flatten()
+            .filter_map(move |index| objects.get(*index).map(|object| (*index, object)))
+            .filter(move |(_, other)| {
+                !std::ptr::eq(*other, autoscaler)
+                    && !autoscaler::is_keda_owned(other)
+                    && autoscaler::scale_target(other)
+                        .is_some_and(|theirs| Some(theirs.kind) == target.as_ref().map(|t| t.kind))
+                    && self.paired(other, autoscaler)
+            })
+    }
+
+    /// The position of an object in the input, `None` for one from
+    /// elsewhere.
+    pub fn position(&self, object: &Object) -> Option<usize> {
+        self.index_of(object)
     }
 
     /// The YAML documents embedded in an object of the input.
@@ -352,6 +429,7 @@ impl Engine {
         let cx = Context {
             policy: &self.policy,
             objects: &loaded.objects,
+            documents: &loaded.documents,
             index: &index,
             facts,
         };

@@ -2,6 +2,7 @@
 //! served as an offline linter and as an admission webhook.
 
 pub mod adapter;
+pub mod autoscaler;
 pub mod cli;
 pub mod duration;
 pub mod embedded;
@@ -21,6 +22,7 @@ pub mod quantity;
 pub mod rules;
 pub mod schema;
 pub mod selection;
+pub mod serving;
 pub mod source;
 pub mod webhook;
 pub mod workload;

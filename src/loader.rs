@@ -239,6 +239,10 @@ pub fn read_sources(inputs: &[Input]) -> Result<Vec<Arc<SourceFile>>, LoadError>
 
 const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
+/// The prefix of a scope found from a kustomization file: its objects are
+/// applied together (see [`crate::source::SourceFile::applied_together`]).
+pub const KUSTOMIZATION_SCOPE: &str = "kustomization:";
+
 /// The application a file belongs to: the nearest directory at or above it
 /// with a kustomization file, looked for up to `root` (the directory named
 /// on the command line) or, for a file named on its own, up its path as
@@ -256,7 +260,7 @@ fn scope_of(input: &Input, root: Option<&Path>) -> String {
             .iter()
             .any(|name| current.join(name).is_file())
         {
-            return current.display().to_string();
+            return format!("{KUSTOMIZATION_SCOPE}{}", current.display());
         }
         if Some(current) == root {
             break;

@@ -26,7 +26,7 @@ pub struct ModelSize {
 
 /// The words of a container's command line, with `$(VAR)` expanded and
 /// shell scripts (`sh -c "vllm serve …"`) split into words.
-fn command_words(container: &Container<'_>) -> Vec<(String, String)> {
+pub fn command_words(container: &Container<'_>) -> Vec<(String, String)> {
     let mut words = Vec::new();
     for key in ["command", "args"] {
         let Some(items) = container.value.get(key).and_then(Value::as_array) else {

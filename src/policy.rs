@@ -36,6 +36,7 @@ const BUILT_IN: &[(&str, &str)] = &[
         "rules/kubernetes.yaml",
         include_str!("../rules/kubernetes.yaml"),
     ),
+    ("rules/serving.yaml", include_str!("../rules/serving.yaml")),
 ];
 
 /// The JSON Schema of the policy format.
@@ -72,6 +73,7 @@ pub struct Policy {
     pub inference: InferenceDetection,
     pub metric_families: MetricFamilies,
     pub external_metrics: ExternalMetrics,
+    pub metric_semantics: MetricSemantics,
     pub hpa_behavior: HpaBehavior,
     pub placeholders: Placeholders,
     pub models: Models,
@@ -79,6 +81,96 @@ pub struct Policy {
     pub scraping: Scraping,
     pub adapter: Adapter,
     pub kubernetes: Kubernetes,
+    pub serving: Serving,
+}
+
+/// How model servers start (rules/serving.yaml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Serving {
+    pub parallelism: Vec<ServerParallelism>,
+    pub shared_memory: SharedMemory,
+    pub startup: Startup,
+    pub single_node_access_modes: Vec<String>,
+}
+
+/// Where a server states its parallel degree.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerParallelism {
+    pub server: String,
+    #[serde(rename = "match")]
+    pub pattern: Pattern,
+    pub entrypoint: Option<Pattern>,
+    pub default_images: Option<Pattern>,
+    pub default: Option<u64>,
+    pub factors: Vec<ParallelFactor>,
+    #[serde(default)]
+    pub nodes_flags: Vec<String>,
+    #[serde(default)]
+    pub no_default_with: Vec<String>,
+    pub spans_pods: Option<SpansPods>,
+    pub source: String,
+}
+
+/// What says a server's ranks run across a Ray cluster rather than in the
+/// pod.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpansPods {
+    pub command: Option<Pattern>,
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParallelFactor {
+    pub name: String,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub per_pod: bool,
+    #[serde(default)]
+    pub unless_flags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedMemory {
+    pub resources: Vec<String>,
+    pub size_limit: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Startup {
+    pub download_bytes_per_second: Quantity,
+    pub volume_bytes_per_second: Quantity,
+    pub startup_overhead: Seconds,
+    pub probe_period_seconds: u64,
+    pub source: String,
+}
+
+/// What metric names say about their use in an HPA (rules/metrics.yaml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSemantics {
+    pub counter_suffixes: Vec<String>,
+    pub rate_functions: Vec<String>,
+    pub rated_kinds: Vec<String>,
+    pub raw_kinds: Vec<String>,
+    pub distribution_kinds: Vec<String>,
+    pub exporter_series: Vec<ExporterSeries>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExporterSeries {
+    #[serde(rename = "match")]
+    pub pattern: Pattern,
+    pub exporter: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -40,6 +40,16 @@ impl SourceFile {
         Self::in_scope(name, text, String::new())
     }
 
+    /// Whether the files of this file's scope are applied together: a
+    /// kustomization's, one stream (stdin, an admission request and the
+    /// cluster's objects). A directory of files is not: examples and
+    /// alternatives often sit side by side.
+    pub fn scope_is_applied_together(&self) -> bool {
+        self.scope.is_empty()
+            || self.scope == "<stdin>"
+            || self.scope.starts_with(crate::loader::KUSTOMIZATION_SCOPE)
+    }
+
     /// The same file with another text (a fix pass), in the same scope.
     pub fn with_text(&self, text: String) -> Arc<Self> {
         if let Some(reason) = &self.unread {

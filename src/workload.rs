@@ -93,6 +93,22 @@ impl<'a> Container<'a> {
     }
 }
 
+/// Whether the object is a fragment for kustomize or `kubectl patch`
+/// rather than a whole object: a workload whose containers have no image,
+/// an HPA without scaleTargetRef. Missing fields are expected there, so
+/// rules that report what is absent (a volume, a probe) stay quiet on it.
+pub fn is_fragment(object: &Object) -> bool {
+    if object.kind() == "HorizontalPodAutoscaler" {
+        return object.value.pointer("/spec/scaleTargetRef").is_none();
+    }
+    pod_templates(object).iter().any(|template| {
+        template
+            .containers()
+            .iter()
+            .any(|container| container.value.get("image").is_none())
+    })
+}
+
 /// The workload kinds whose pods may serve a model.
 pub fn is_workload_kind(kind: &str) -> bool {
     matches!(kind, "Deployment" | "StatefulSet" | "LeaderWorkerSet")
@@ -342,6 +358,114 @@ pub fn accelerator_chips(container: &Container<'_>, resources: &[String]) -> f64
         .filter_map(|resource| container.resource(resource))
         .filter_map(crate::quantity::from_value)
         .sum()
+}
+
+/// Chips one replica takes: a pod, or a LeaderWorkerSet's group of `size`
+/// pods (the leader and size - 1 workers).
+pub fn chips_per_replica(
+    target: &Object,
+    templates: &[PodTemplate<'_>],
+    resources: &[String],
+) -> f64 {
+    let chips_of = |template: &PodTemplate<'_>| -> f64 {
+        template
+            .main_containers()
+            .iter()
+            .map(|container| accelerator_chips(container, resources))
+            .sum()
+    };
+    if target.kind() != "LeaderWorkerSet" {
+        return templates.first().map_or(0.0, chips_of);
+    }
+    let size = target
+        .value
+        .pointer("/spec/leaderWorkerTemplate/size")
+        .and_then(Value::as_f64)
+        .unwrap_or(1.0);
+    let find = |suffix: &str| {
+        templates
+            .iter()
+            .find(|template| template.pointer.ends_with(suffix))
+    };
+    let worker = find("workerTemplate").map_or(0.0, chips_of);
+    let leader = find("leaderTemplate").map_or(worker, chips_of);
+    leader + worker * (size - 1.0).max(0.0)
+}
+
+/// The operations that add a volume to a pod template and mount it in one
+/// of its containers, under the first of `names` the pod does not use yet.
+pub fn mount_new_volume(
+    template: &PodTemplate<'_>,
+    container: &Container<'_>,
+    names: &[&str],
+    source: (&str, Value),
+    mount_path: &str,
+) -> Option<Vec<json_patch::PatchOperation>> {
+    use crate::finding::op;
+    let spec_pointer = format!("{}/spec", template.pointer);
+    let volumes = template
+        .spec()
+        .and_then(|spec| spec.get("volumes"))
+        .and_then(Value::as_array);
+    let taken = |name: &str| {
+        volumes.is_some_and(|volumes| {
+            volumes
+                .iter()
+                .any(|volume| volume.get("name").and_then(Value::as_str) == Some(name))
+        })
+    };
+    let name = names.iter().copied().find(|name| !taken(name))?;
+    let mut volume = serde_json::Map::new();
+    volume.insert("name".into(), Value::String(name.to_string()));
+    volume.insert(source.0.to_string(), source.1);
+    let volume = Value::Object(volume);
+    let add_volume = match volumes {
+        Some(_) => op::add(
+            &pointer::join(&format!("{spec_pointer}/volumes"), "-"),
+            volume,
+        )?,
+        None => op::add(
+            &format!("{spec_pointer}/volumes"),
+            Value::Array(vec![volume]),
+        )?,
+    };
+    Some(vec![add_volume, add_mount(container, name, mount_path)?])
+}
+
+/// The operations that give a container a memory-backed /dev/shm of its
+/// own volume (`dshm`, or a free variant of the name).
+pub fn mount_new_shm(
+    template: &PodTemplate<'_>,
+    container: &Container<'_>,
+    size_limit: &str,
+) -> Option<Vec<json_patch::PatchOperation>> {
+    mount_new_volume(
+        template,
+        container,
+        &["dshm", "infergate-dshm", "infergate-dshm-1"],
+        (
+            "emptyDir",
+            serde_json::json!({"medium": "Memory", "sizeLimit": size_limit}),
+        ),
+        "/dev/shm",
+    )
+}
+
+/// The operation that mounts an existing volume of the pod in a container.
+pub fn add_mount(
+    container: &Container<'_>,
+    volume: &str,
+    mount_path: &str,
+) -> Option<json_patch::PatchOperation> {
+    use crate::finding::op;
+    let mount = serde_json::json!({"name": volume, "mountPath": mount_path});
+    match container.value.get("volumeMounts") {
+        Some(Value::Array(_)) => op::add(&format!("{}/volumeMounts/-", container.pointer), mount),
+        _ => op::add(
+            &format!("{}/volumeMounts", container.pointer),
+            Value::Array(vec![mount]),
+        ),
+    }
 }
 
 #[cfg(test)]

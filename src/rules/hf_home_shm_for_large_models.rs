@@ -4,7 +4,6 @@ use crate::engine::{Context, Sink};
 use crate::finding::{op, Applicability, Fix};
 use crate::model::{self, CacheSetting};
 use crate::object::Object;
-use crate::pointer;
 use crate::quantity;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 use crate::workload::{self, mount_for, mounts, pod_templates, Storage};
@@ -273,44 +272,7 @@ fn shm_fix(
             // A disk volume at /dev/shm: a person must choose.
             _ => return None,
         },
-        None => {
-            let spec_pointer = format!("{}/spec", template.pointer);
-            let volumes = template
-                .spec()
-                .and_then(|spec| spec.get("volumes"))
-                .and_then(Value::as_array);
-            let taken = |name: &str| {
-                volumes.is_some_and(|volumes| {
-                    volumes
-                        .iter()
-                        .any(|volume| volume.get("name").and_then(Value::as_str) == Some(name))
-                })
-            };
-            let name = ["dshm", "infergate-dshm", "infergate-dshm-1"]
-                .into_iter()
-                .find(|name| !taken(name))?;
-            let volume = json!({
-                "name": name,
-                "emptyDir": {"medium": "Memory", "sizeLimit": size_limit},
-            });
-            operations.push(match volumes {
-                Some(_) => op::add(
-                    &pointer::join(&format!("{spec_pointer}/volumes"), "-"),
-                    volume,
-                )?,
-                None => op::add(&format!("{spec_pointer}/volumes"), json!([volume]))?,
-            });
-            let mount = json!({"name": name, "mountPath": "/dev/shm"});
-            operations.push(match container.value.get("volumeMounts") {
-                Some(Value::Array(_)) => {
-                    op::add(&format!("{}/volumeMounts/-", container.pointer), mount)?
-                }
-                _ => op::add(
-                    &format!("{}/volumeMounts", container.pointer),
-                    json!([mount]),
-                )?,
-            });
-        }
+        None => operations.extend(workload::mount_new_shm(template, container, &size_limit)?),
     }
     if operations.is_empty() {
         return None;

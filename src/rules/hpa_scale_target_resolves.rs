@@ -69,9 +69,7 @@ impl Rule for HpaScaleTargetResolves {
         let named: Vec<&Object> = cx
             .named(name)
             .map(|(_, other)| other)
-            .filter(|other| {
-                other.kind() != "HorizontalPodAutoscaler" && cx.same_scope(object, other)
-            })
+            .filter(|other| !NEVER_SCALED.contains(&other.kind()) && cx.same_scope(object, other))
             .collect();
         if named.is_empty() && cx.facts.is_missing(kind, cx.namespace_of(object), name) {
             sink.report(
@@ -147,7 +145,9 @@ impl Rule for HpaScaleTargetResolves {
             }
             return;
         }
-        let kinds: Vec<&str> = same_namespace.iter().map(|other| other.kind()).collect();
+        let mut kinds: Vec<&str> = same_namespace.iter().map(|other| other.kind()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
         let fix = match same_namespace.as_slice() {
             [only] => {
                 let operations: Vec<_> = [
@@ -185,3 +185,24 @@ impl Rule for HpaScaleTargetResolves {
         .maybe_fix(fix);
     }
 }
+
+/// Kinds that share names with workloads but never have a scale
+/// subresource: a name clash with them says nothing about the target.
+const NEVER_SCALED: &[&str] = &[
+    "HorizontalPodAutoscaler",
+    "ScaledObject",
+    "ScaledJob",
+    "TriggerAuthentication",
+    "PodMonitoring",
+    "ClusterPodMonitoring",
+    "ServiceMonitor",
+    "PodMonitor",
+    "Service",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolumeClaim",
+    "ServiceAccount",
+    "PodDisruptionBudget",
+    "Ingress",
+    "NetworkPolicy",
+];

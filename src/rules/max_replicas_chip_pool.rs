@@ -5,7 +5,7 @@ use crate::finding::{op, Fix, Severity};
 use crate::object::Object;
 use crate::policy::AcceleratorPool;
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::workload::{accelerator_chips, pod_templates, PodTemplate};
+use crate::workload::{chips_per_replica, pod_templates, PodTemplate};
 
 declare_rule! {
     /// ## What it does
@@ -18,6 +18,9 @@ declare_rule! {
     /// `nodeSelector` or required node affinity. In the admission webhook
     /// with a cluster client, the Nodes matching the pod's `nodeSelector`
     /// make a pool too (their allocatable accelerators; no maximum known).
+    /// A workload that no HPA or ScaledObject governs is checked the same
+    /// way with its own `spec.replicas` (a LeaderWorkerSet's groups x its
+    /// group's chips).
     ///
     /// - beyond the pool's chips: warning, with the largest `maxReplicas`
     ///   that fits;
@@ -47,8 +50,8 @@ declare_rule! {
     /// ```
     ///
     /// ## Fix
-    /// Lowers `maxReplicas` to what the pool holds now (unsafe: growing the
-    /// pool may be the better answer).
+    /// Lowers `maxReplicas` (or the workload's `replicas`) to what the pool
+    /// holds now (unsafe: growing the pool may be the better answer).
     pub struct MaxReplicasChipPool {
         id: "max-replicas-chip-pool",
         severity: Warning,
@@ -70,7 +73,14 @@ impl Rule for MaxReplicasChipPool {
             .iter()
             .chain(cx.facts.pools.iter())
             .collect();
-        if object.kind() != "HorizontalPodAutoscaler" || pools.is_empty() {
+        if pools.is_empty() {
+            return;
+        }
+        if crate::workload::is_workload_kind(object.kind()) {
+            check_replicas(cx, object, &pools, sink);
+            return;
+        }
+        if object.kind() != "HorizontalPodAutoscaler" {
             return;
         }
         let Some(target) = cx.hpa_target(object) else {
@@ -140,37 +150,72 @@ impl Rule for MaxReplicasChipPool {
     }
 }
 
+/// A workload that no autoscaler governs: its own `spec.replicas` (a
+/// LeaderWorkerSet's groups) x chips per replica against the pool.
+fn check_replicas(
+    cx: &Context<'_>,
+    workload: &Object,
+    pools: &[&AcceleratorPool],
+    sink: &mut Sink,
+) {
+    if cx.autoscalers_of(workload).next().is_some() {
+        return;
+    }
+    let resources = &cx.policy.inference.accelerator_resources;
+    let templates = pod_templates(workload);
+    let chips = chips_per_replica(workload, &templates, resources);
+    if chips <= 0.0 {
+        return;
+    }
+    let Some(pool) = templates
+        .iter()
+        .find_map(|template| pool_of(template, pools))
+    else {
+        return;
+    };
+    let Some(replicas) = workload
+        .value
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+    else {
+        return;
+    };
+    let needed = replicas as f64 * chips;
+    let fits = (pool.chips / chips).floor() as i64;
+    let fix = op::replace("/spec/replicas", json!(fits.max(1)))
+        .map(|operation| Fix::unsafe_(format!("set replicas to {}", fits.max(1)), vec![operation]));
+    if let Some(max_chips) = pool.max_chips {
+        if needed > max_chips {
+            let ceiling = (max_chips / chips).floor() as i64;
+            sink.report(
+                "/spec/replicas",
+                format!(
+                    "replicas {replicas} x {chips} chips per replica needs {needed} chips; pool `{}` can grow to {max_chips} at most",
+                    pool.name
+                ),
+            )
+            .help(format!("at most {ceiling} replicas fit the pool's autoscaling maximum"))
+            .severity(Severity::Error)
+            .maybe_fix(fix);
+            return;
+        }
+    }
+    if needed > pool.chips {
+        sink.report(
+            "/spec/replicas",
+            format!(
+                "replicas {replicas} x {chips} chips per replica needs {needed} chips, more than the {} of pool `{}`; replicas beyond {fits} wait for the cluster autoscaler",
+                pool.chips, pool.name
+            ),
+        )
+        .help(format!("the most replicas that fit the pool is {fits}"))
+        .maybe_fix(fix);
+    }
+}
+
 fn lower_max(value: i64) -> Option<Fix> {
     op::replace("/spec/maxReplicas", json!(value))
         .map(|operation| Fix::unsafe_(format!("set maxReplicas to {value}"), vec![operation]))
-}
-
-/// Chips one replica takes: a pod, or a LeaderWorkerSet's group of `size`
-/// pods (the leader and size - 1 workers).
-fn chips_per_replica(target: &Object, templates: &[PodTemplate<'_>], resources: &[String]) -> f64 {
-    let chips_of = |template: &PodTemplate<'_>| -> f64 {
-        template
-            .main_containers()
-            .iter()
-            .map(|container| accelerator_chips(container, resources))
-            .sum()
-    };
-    if target.kind() != "LeaderWorkerSet" {
-        return templates.first().map_or(0.0, chips_of);
-    }
-    let size = target
-        .value
-        .pointer("/spec/leaderWorkerTemplate/size")
-        .and_then(Value::as_f64)
-        .unwrap_or(1.0);
-    let find = |suffix: &str| {
-        templates
-            .iter()
-            .find(|template| template.pointer.ends_with(suffix))
-    };
-    let worker = find("workerTemplate").map_or(0.0, chips_of);
-    let leader = find("leaderTemplate").map_or(worker, chips_of);
-    leader + worker * (size - 1.0).max(0.0)
 }
 
 /// The pool whose node labels the template's scheduling constraints set.

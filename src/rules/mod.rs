@@ -11,15 +11,21 @@ use crate::object::Object;
 mod adapter_query_namespace_filter;
 mod external_metric_namespace_filter;
 mod hf_home_shm_for_large_models;
+mod hpa_metric_semantics;
 mod hpa_scale_target_resolves;
 mod hpa_stabilization_defaults;
 mod hpa_target_sanity;
 mod max_replicas_chip_pool;
 mod metric_name_lowercase;
+mod model_server_startup_probe;
 mod no_queue_and_hbm_mix;
+mod parallelism_matches_accelerators;
 mod podmonitoring_scrape;
 mod schema_strict;
+mod shared_cache_access_mode;
 mod shm_memory_budget;
+mod single_autoscaler_per_workload;
+mod tensor_parallel_needs_shm;
 mod unresolved_placeholder;
 pub mod xla_cache_single_writer;
 
@@ -131,6 +137,12 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &max_replicas_chip_pool::MaxReplicasChipPool,
         &podmonitoring_scrape::PodmonitoringScrape,
         &adapter_query_namespace_filter::AdapterQueryNamespaceFilter,
+        &parallelism_matches_accelerators::ParallelismMatchesAccelerators,
+        &tensor_parallel_needs_shm::TensorParallelNeedsShm,
+        &model_server_startup_probe::ModelServerStartupProbe,
+        &single_autoscaler_per_workload::SingleAutoscalerPerWorkload,
+        &hpa_metric_semantics::HpaMetricSemantics,
+        &shared_cache_access_mode::SharedCacheAccessMode,
         &schema_strict::SchemaStrict,
     ]
 }

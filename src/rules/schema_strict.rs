@@ -134,7 +134,7 @@ impl Rule for SchemaStrict {
             return;
         };
         let (definitions, root) = (&schema.definitions, &schema.root);
-        let partial = is_partial(object);
+        let partial = crate::workload::is_fragment(object);
         let newest = schema::newest();
         // Custom resources have one schema for every Kubernetes version.
         let newer = (!schema.custom && target != newest)
@@ -404,24 +404,6 @@ fn with_article(name: &str) -> String {
         "integer" | "object" | "array" => format!("an {name}"),
         _ => format!("a {name}"),
     }
-}
-
-/// Whether the object is a fragment for kustomize or `kubectl patch`
-/// rather than a whole object: a workload whose containers have no image,
-/// an HPA without scaleTargetRef. Missing required
-/// fields are expected there; unknown fields and wrong types are not.
-fn is_partial(object: &Object) -> bool {
-    if object.kind() == "HorizontalPodAutoscaler" {
-        return object.value.pointer("/spec/scaleTargetRef").is_none();
-    }
-    crate::workload::pod_templates(object)
-        .iter()
-        .any(|template| {
-            template
-                .containers()
-                .iter()
-                .any(|container| container.value.get("image").is_none())
-        })
 }
 
 /// `spec.metrics[0].pods` from path tokens.

@@ -1,0 +1,85 @@
+//! Autoscalers as the rules that do not care which kind they are read
+//! them: HorizontalPodAutoscalers of every version and KEDA ScaledObjects
+//! (which KEDA turns into an HPA of its own), with the workload they scale
+//! and the replica range they may set.
+
+use serde_json::Value;
+
+use crate::object::Object;
+
+/// Where an autoscaler names its workload, with KEDA's defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleTargetRef<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    /// Pointer of the reference block (`/spec/scaleTargetRef`).
+    pub pointer: &'static str,
+}
+
+/// Whether an object is an autoscaler: an HPA, or a KEDA ScaledObject.
+pub fn is_autoscaler(object: &Object) -> bool {
+    is_hpa(object) || is_scaled_object(object)
+}
+
+pub fn is_hpa(object: &Object) -> bool {
+    object.kind() == "HorizontalPodAutoscaler" && object.group() == "autoscaling"
+}
+
+pub fn is_scaled_object(object: &Object) -> bool {
+    object.kind() == "ScaledObject" && object.group() == "keda.sh"
+}
+
+/// An HPA that KEDA made for a ScaledObject (it owns it): not a second
+/// autoscaler but the ScaledObject's own.
+pub fn is_keda_owned(object: &Object) -> bool {
+    object
+        .value
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|owner| owner.get("kind").and_then(Value::as_str) == Some("ScaledObject"))
+}
+
+/// The workload an autoscaler scales. A ScaledObject's reference defaults
+/// to a Deployment (KEDA documentation, ScaledObject specification:
+/// `scaleTargetRef.kind` defaults to Deployment, `apiVersion` to apps/v1).
+pub fn scale_target(object: &Object) -> Option<ScaleTargetRef<'_>> {
+    let pointer = "/spec/scaleTargetRef";
+    let reference = object.value.pointer(pointer)?;
+    let name = reference.get("name").and_then(Value::as_str)?;
+    let kind = reference.get("kind").and_then(Value::as_str);
+    let kind = if is_scaled_object(object) {
+        kind.unwrap_or("Deployment")
+    } else if is_hpa(object) {
+        kind?
+    } else {
+        return None;
+    };
+    Some(ScaleTargetRef {
+        kind,
+        name,
+        pointer,
+    })
+}
+
+/// The replicas an autoscaler may set: (minimum, maximum), with the
+/// defaults of its kind (HPA: minReplicas 1; KEDA: minReplicaCount 0,
+/// maxReplicaCount 100). `None` for a maximum that is not a number.
+pub fn replica_range(object: &Object) -> (i64, Option<i64>) {
+    let read = |field: &str| {
+        object
+            .value
+            .pointer(&format!("/spec/{field}"))
+            .and_then(Value::as_i64)
+    };
+    if is_scaled_object(object) {
+        let max = match object.value.pointer("/spec/maxReplicaCount") {
+            None => Some(100),
+            Some(_) => read("maxReplicaCount"),
+        };
+        (read("minReplicaCount").unwrap_or(0), max)
+    } else {
+        (read("minReplicas").unwrap_or(1), read("maxReplicas"))
+    }
+}

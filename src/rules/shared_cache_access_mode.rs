@@ -1,0 +1,197 @@
+use serde_json::Value;
+
+use crate::autoscaler;
+use crate::engine::{Context, Sink};
+use crate::model;
+use crate::object::Object;
+use crate::rules::{declare_rule, Rule, RuleMeta};
+use crate::workload::{env_value, mount_for, mounts, pod_templates, PodTemplate};
+
+declare_rule! {
+    /// ## What it does
+    /// Finds inference workloads whose model weights, model cache or XLA
+    /// cache (`VLLM_XLA_CACHE_PATH`) sit on a PersistentVolumeClaim whose
+    /// access modes let only one node mount it (`ReadWriteOnce`,
+    /// `ReadWriteOncePod`), while the workload can run more than one pod:
+    /// `spec.replicas > 1`, an HPA or ScaledObject on it whose maximum is
+    /// above 1, or a LeaderWorkerSet whose groups hold several pods. The
+    /// claim must be in the input (in the admission webhook: in the
+    /// cluster); workloads pinned to one node (`nodeName`, a
+    /// `kubernetes.io/hostname` node selector) are left alone.
+    ///
+    /// ## Why is this bad?
+    /// A `ReadWriteOnce` volume attaches to one node. The first pod runs;
+    /// a pod scheduled on any other node stays `ContainerCreating` with a
+    /// `Multi-Attach error for volume … Volume is already used by pod(s)`
+    /// (Kubernetes documentation, Persistent Volumes, Access Modes). The
+    /// workload looks scaled and serves with one replica.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// kind: PersistentVolumeClaim
+    /// metadata: {name: models}
+    /// spec:
+    ///   accessModes: [ReadWriteOnce]
+    /// ---
+    /// kind: Deployment
+    /// spec:
+    ///   replicas: 3
+    ///   template:
+    ///     spec:
+    ///       volumes:
+    ///       - name: models
+    ///         persistentVolumeClaim: {claimName: models}
+    /// ```
+    ///
+    /// ## Use instead
+    /// A claim with `ReadOnlyMany` (weights written once, read by every
+    /// replica) or `ReadWriteMany` (Filestore, NFS, a bucket through a CSI
+    /// driver), or a per-pod cache (`emptyDir`, StatefulSet
+    /// `volumeClaimTemplates`).
+    ///
+    /// ## Fix
+    /// None: the access modes a volume offers depend on its storage class.
+    pub struct SharedCacheAccessMode {
+        id: "shared-cache-access-mode",
+        severity: Error,
+        summary: "A model or XLA cache on a ReadWriteOnce claim cannot serve replicas on several nodes.",
+        fixable: false,
+    }
+}
+
+impl Rule for SharedCacheAccessMode {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        if cx.inference_reason(object).is_none() {
+            return;
+        }
+        let Some((pods, why)) = pods_at_most(cx, object) else {
+            return;
+        };
+        if pods < 2 {
+            return;
+        }
+        let single_node = &cx.policy.serving.single_node_access_modes;
+        let models = &cx.policy.models;
+        let mut reported: Vec<String> = Vec::new();
+        for template in pod_templates(object) {
+            if pinned_to_one_node(&template) {
+                continue;
+            }
+            for container in template.main_containers() {
+                let container_mounts = mounts(&template, &container);
+                let mut paths: Vec<(String, &str)> = Vec::new();
+                let cache = model::cache_dir(&container, models);
+                paths.push((cache.path.clone(), "model cache"));
+                if let Some(model_ref) = model::model_of(&container, models) {
+                    if model_ref.id.starts_with('/') {
+                        paths.push((model_ref.id.clone(), "model weights"));
+                    }
+                }
+                if let Some((_, path)) = env_value(&container, "VLLM_XLA_CACHE_PATH") {
+                    paths.push((path.to_string(), "XLA cache"));
+                }
+                for (path, what) in paths {
+                    let Some(mount) = mount_for(&container_mounts, &path) else {
+                        continue;
+                    };
+                    let Some(volume_pointer) = &mount.volume_pointer else {
+                        continue;
+                    };
+                    let claim_pointer = format!("{volume_pointer}/persistentVolumeClaim/claimName");
+                    let Some(claim_name) =
+                        object.value.pointer(&claim_pointer).and_then(Value::as_str)
+                    else {
+                        continue;
+                    };
+                    if reported.contains(&claim_pointer) {
+                        continue;
+                    }
+                    let Some(claim) =
+                        cx.named(claim_name)
+                            .map(|(_, candidate)| candidate)
+                            .find(|candidate| {
+                                candidate.kind() == "PersistentVolumeClaim"
+                                    && cx.paired(candidate, object)
+                            })
+                    else {
+                        continue;
+                    };
+                    let modes: Vec<&str> = claim
+                        .value
+                        .pointer("/spec/accessModes")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    if modes.is_empty()
+                        || !modes
+                            .iter()
+                            .all(|mode| single_node.iter().any(|known| known == mode))
+                    {
+                        continue;
+                    }
+                    reported.push(claim_pointer.clone());
+                    sink.report(
+                        claim_pointer,
+                        format!(
+                            "`{path}` ({what}) is on {} claim `{claim_name}`, but {why}: pods on a second node hit Multi-Attach",
+                            modes.join("/")
+                        ),
+                    )
+                    .short(format!(
+                        "claim `{claim_name}` is {} but {why}",
+                        modes.join("/")
+                    ))
+                    .help("use a ReadOnlyMany or ReadWriteMany claim (Filestore, NFS, a bucket CSI driver), or a per-pod cache");
+                }
+            }
+        }
+    }
+}
+
+/// The most pods the workload may run at once, and why, in words.
+fn pods_at_most(cx: &Context<'_>, workload: &Object) -> Option<(i64, String)> {
+    let read = |pointer: &str| workload.value.pointer(pointer).and_then(Value::as_i64);
+    let replicas = read("/spec/replicas").unwrap_or(1);
+    let autoscaled = cx
+        .autoscalers_of(workload)
+        .filter_map(|(_, autoscaler)| {
+            autoscaler::replica_range(autoscaler)
+                .1
+                .map(|max| (max, autoscaler))
+        })
+        .max_by_key(|(max, _)| *max);
+    if workload.kind() == "LeaderWorkerSet" {
+        let size = read("/spec/leaderWorkerTemplate/size").unwrap_or(1);
+        let groups = autoscaled.map_or(replicas, |(max, _)| max.max(replicas));
+        let pods = groups.saturating_mul(size);
+        return Some((pods, format!("{groups} group(s) of {size} pods may run")));
+    }
+    match autoscaled {
+        Some((max, autoscaler)) if max > replicas => Some((
+            max,
+            format!(
+                "{} `{}` may run {max}",
+                autoscaler.kind(),
+                autoscaler.name().unwrap_or("?")
+            ),
+        )),
+        _ => Some((replicas, format!("it runs {replicas} replicas"))),
+    }
+}
+
+/// Whether every pod of the template lands on one named node.
+fn pinned_to_one_node(template: &PodTemplate<'_>) -> bool {
+    let Some(spec) = template.spec() else {
+        return false;
+    };
+    spec.get("nodeName").and_then(Value::as_str).is_some()
+        || spec
+            .pointer("/nodeSelector/kubernetes.io~1hostname")
+            .is_some()
+}
