@@ -83,3 +83,38 @@ pub fn replica_range(object: &Object) -> (i64, Option<i64>) {
         (read("minReplicas").unwrap_or(1), read("maxReplicas"))
     }
 }
+
+/// An autoscaler's target read from raw JSON (a review, a cluster list):
+/// kind and name, with KEDA's default kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub kind: String,
+    pub name: String,
+}
+
+impl Reference {
+    pub fn of_value(value: &Value) -> Option<Self> {
+        let kind = value.get("kind").and_then(Value::as_str)?;
+        let group = value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .and_then(|api_version| api_version.rsplit_once('/'))
+            .map_or("", |(group, _)| group);
+        let reference = value.pointer("/spec/scaleTargetRef")?;
+        let name = reference.get("name").and_then(Value::as_str)?;
+        let target_kind = match (group, kind) {
+            ("autoscaling", "HorizontalPodAutoscaler") => {
+                reference.get("kind").and_then(Value::as_str)?
+            }
+            ("keda.sh", "ScaledObject") => reference
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("Deployment"),
+            _ => return None,
+        };
+        Some(Self {
+            kind: target_kind.to_string(),
+            name: name.to_string(),
+        })
+    }
+}

@@ -1574,7 +1574,6 @@ async fn a_secret_volume_swap_is_followed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitors_are_reviewed_with_the_pods_they_select() {
-    use axum::routing::get;
     let vllm = json!({"metadata": {"name": "vllm", "namespace": "serving"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "vllm"}},
             "template": {"metadata": {"labels": {"app": "vllm"}},
@@ -1586,29 +1585,11 @@ async fn monitors_are_reviewed_with_the_pods_they_select() {
         json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": [vllm]});
     let empty =
         json!({"apiVersion": "apps/v1", "kind": "StatefulSetList", "metadata": {}, "items": []});
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let apiserver = listener.local_addr().expect("addr");
-    let app = axum::Router::new()
-        .route(
-            "/apis/apps/v1/namespaces/serving/deployments",
-            get(move || {
-                let deployments = deployments.clone();
-                async move { axum::Json(deployments) }
-            }),
-        )
-        .route(
-            "/apis/apps/v1/namespaces/serving/statefulsets",
-            get(move || {
-                let empty = empty.clone();
-                async move { axum::Json(empty) }
-            }),
-        )
-        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "404 page not found\n") });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let apiserver = static_apiserver(vec![
+        ("/apis/apps/v1/namespaces/serving/deployments", deployments),
+        ("/apis/apps/v1/namespaces/serving/statefulsets", empty),
+    ])
+    .await;
     let kubeconfig = kubeconfig_for(apiserver);
     let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
     let monitor = |interval: &str| {
@@ -1669,4 +1650,191 @@ async fn slow_clients_are_disconnected() {
     }
     // The server still answers new clients.
     assert_eq!(http_get(server.metrics, "/healthz").await, "ok");
+}
+
+/// The denial message of a review that /validate must deny.
+async fn denial(server: &Server, review: &Value) -> String {
+    let response = send(server, "/validate", review).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    response["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A vLLM Deployment serving tensor parallel `tp` on `gpus` GPUs.
+fn vllm_deployment(name: &str, tp: &str, gpus: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "serving"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.9.0",
+                    "args": ["--model", "Qwen/Qwen2.5-32B-Instruct", "--tensor-parallel-size", tp],
+                    "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_server_parallelism_and_shared_memory_are_enforced() {
+    let server = Server::start(&[]);
+    // Tensor parallel 4 on 2 GPUs: denied, with the rule id.
+    let mismatched = vllm_deployment("qwen-tp4", "4", "2");
+    let message = denial(
+        &server,
+        &review(DEPLOYMENT, "deployments", "CREATE", &mismatched, None),
+    )
+    .await;
+    assert!(
+        message.contains("[parallelism-matches-accelerators]"),
+        "{message}"
+    );
+    // Tensor parallel 2 on 2 GPUs without /dev/shm: /mutate adds one.
+    let matched = vllm_deployment("qwen-tp2", "2", "2");
+    let before = send(
+        &server,
+        "/validate",
+        &review(DEPLOYMENT, "deployments", "CREATE", &matched, None),
+    )
+    .await;
+    assert!(
+        before["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("[tensor-parallel-needs-shm]"),
+        "{before}"
+    );
+    let mutated = send(
+        &server,
+        "/mutate",
+        &review(DEPLOYMENT, "deployments", "CREATE", &matched, None),
+    )
+    .await;
+    let patch = decode_patch(&mutated).expect("a patch");
+    let mut patched = matched.clone();
+    json_patch::patch(&mut patched, &patch.0).expect("the patch applies");
+    let pod = &patched["spec"]["template"]["spec"];
+    let shm_mounts = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .filter(|mount| mount["mountPath"] == "/dev/shm")
+        .count();
+    assert_eq!(shm_mounts, 1, "{patched}");
+    assert_eq!(pod["volumes"][0]["emptyDir"]["medium"], "Memory");
+    assert_eq!(pod["volumes"][0]["emptyDir"]["sizeLimit"], "2Gi");
+    let valid = send(
+        &server,
+        "/validate",
+        &review(DEPLOYMENT, "deployments", "CREATE", &patched, None),
+    )
+    .await;
+    assert_eq!(valid["allowed"], true, "{valid}");
+}
+
+/// A stand-in apiserver with an HPA on Deployment `vllm` in `serving` and
+/// a ReadWriteOnce claim `models`.
+async fn autoscaling_apiserver() -> SocketAddr {
+    let hpa = json!({"metadata": {"name": "vllm-queue", "namespace": "serving"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
+            "minReplicas": 1, "maxReplicas": 4,
+            "metrics": [{"type": "Pods", "pods": {"metric": {"name": "vllm:num_requests_waiting"},
+                "target": {"type": "AverageValue", "averageValue": "5"}}}]}});
+    let hpas = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscalerList",
+        "metadata": {}, "items": [hpa]});
+    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "models", "namespace": "serving"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "200Gi"}}}});
+    static_apiserver(vec![
+        (
+            "/apis/autoscaling/v2/namespaces/serving/horizontalpodautoscalers",
+            hpas,
+        ),
+        (
+            "/api/v1/namespaces/serving/persistentvolumeclaims/models",
+            claim,
+        ),
+    ])
+    .await
+}
+
+/// A stand-in apiserver on loopback that answers each path with its JSON
+/// and anything else (KEDA's resources, say) with the plain-text 404 of a
+/// resource type the apiserver does not serve.
+async fn static_apiserver(routes: Vec<(&'static str, Value)>) -> SocketAddr {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut app = axum::Router::new();
+    for (path, body) in routes {
+        app = app.route(
+            path,
+            get(move || {
+                let body = body.clone();
+                async move { axum::Json(body) }
+            }),
+        );
+    }
+    let app =
+        app.fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "404 page not found\n") });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscalers_and_claims_of_the_cluster_are_context() {
+    let apiserver = autoscaling_apiserver().await;
+    let kubeconfig = kubeconfig_for(apiserver);
+    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    // A second HPA on the Deployment the cluster's HPA already scales.
+    let second = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "vllm-kv-cache", "namespace": "serving"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
+            "minReplicas": 1, "maxReplicas": 4,
+            "metrics": [{"type": "Pods", "pods": {"metric": {"name": "vllm:gpu_cache_usage_perc"},
+                "target": {"type": "AverageValue", "averageValue": "800m"}}}]}});
+    let message = denial(
+        &server,
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &second, None),
+    )
+    .await;
+    assert!(
+        message.contains("[single-autoscaler-per-workload]") && message.contains("vllm-queue"),
+        "{message}"
+    );
+    // An update of the cluster's own HPA is no second autoscaler.
+    let mut own = second.clone();
+    own["metadata"]["name"] = json!("vllm-queue");
+    let update = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "UPDATE", &own, Some(&own)),
+    )
+    .await;
+    assert!(
+        !update
+            .to_string()
+            .contains("single-autoscaler-per-workload"),
+        "{update}"
+    );
+    // The Deployment mounts the ReadWriteOnce claim and the cluster's HPA
+    // may run 4 replicas of it.
+    let mut deployment = vllm_deployment("vllm", "1", "1");
+    deployment["spec"]["template"]["spec"]["volumes"] =
+        json!([{"name": "models", "persistentVolumeClaim": {"claimName": "models"}}]);
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"] =
+        json!(["--model", "/models/qwen"]);
+    deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "models", "mountPath": "/models"}]);
+    let message = denial(
+        &server,
+        &review(DEPLOYMENT, "deployments", "CREATE", &deployment, None),
+    )
+    .await;
+    assert!(
+        message.contains("[shared-cache-access-mode]") && message.contains("vllm-queue"),
+        "{message}"
+    );
 }

@@ -62,6 +62,47 @@ pub const FETCHED_WORKLOADS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The autoscalers the server lists as context of an HPA or a workload
+/// under review: (apiVersion, kind, resource).
+pub const FETCHED_AUTOSCALERS: &[(&str, &str, &str)] = &[
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+    ),
+    ("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
+];
+
+/// Other objects the server gets by name: the claims of a workload's pods.
+const FETCHED_OBJECTS: &[(&str, &str, &str)] =
+    &[("v1", "PersistentVolumeClaim", "persistentvolumeclaims")];
+
+/// The PersistentVolumeClaims a workload's pod templates mount.
+pub fn claim_names(workload: &Value) -> Vec<String> {
+    let kind = workload
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut names: Vec<String> = crate::workload::template_pointers(kind)
+        .iter()
+        .filter_map(|template| {
+            workload
+                .pointer(&format!("{template}/spec/volumes"))
+                .and_then(Value::as_array)
+        })
+        .flatten()
+        .filter_map(|volume| {
+            volume
+                .pointer("/persistentVolumeClaim/claimName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// A namespaced workload by apiVersion, kind and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WorkloadRef {
@@ -107,10 +148,11 @@ impl WorkloadRef {
         })
     }
 
-    /// The API resource (plural) of a kind in `FETCHED_WORKLOADS`.
+    /// The API resource (plural) of a kind the server gets by name.
     pub fn resource(&self) -> Option<&'static str> {
         FETCHED_WORKLOADS
             .iter()
+            .chain(FETCHED_OBJECTS)
             .find(|(api_version, kind, _)| *api_version == self.api_version && *kind == self.kind)
             .map(|(_, _, resource)| *resource)
     }
@@ -205,6 +247,25 @@ impl Review {
             .filter(|target| !target.namespace.is_empty() && !target.name.is_empty())
     }
 
+    /// The workload under review (a Deployment, StatefulSet or
+    /// LeaderWorkerSet), by reference.
+    pub fn reviewed_workload(&self) -> Option<WorkloadRef> {
+        let object = self.object.as_ref()?;
+        let (group, kind) = self.kind();
+        let (api_version, _, _) = FETCHED_WORKLOADS.iter().find(|(api_version, known, _)| {
+            *known == kind && api_version.rsplit_once('/').map_or("", |(group, _)| group) == group
+        })?;
+        Some(WorkloadRef {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            namespace: self.request.namespace.clone()?,
+            name: object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map_or_else(|| self.request.name.clone(), str::to_string),
+        })
+    }
+
     /// For a PodMonitoring, ClusterPodMonitoring or PodMonitor: the
     /// namespace its pods are in (`None` for a ClusterPodMonitoring, which
     /// selects in every namespace) and its selector.
@@ -289,14 +350,6 @@ fn to_object(value: &Value, label: &str) -> Option<Object> {
     )
 }
 
-fn loaded_with(object: Object) -> Loaded {
-    Loaded {
-        files: vec![object.source.clone()],
-        objects: vec![object],
-        ..Loaded::default()
-    }
-}
-
 /// What the cluster told about the objects a review refers to: objects
 /// found (added to the input as context, not reviewed themselves) and
 /// objects asked for but missing.
@@ -316,13 +369,24 @@ fn lint(
     let Some(object) = to_object(value, "admission") else {
         return Vec::new();
     };
-    let mut loaded = loaded_with(object);
+    // The cluster's objects come first and the reviewed object last: a
+    // rule that reports the later of two conflicting objects (a second
+    // autoscaler) reports the one under review.
+    let mut loaded = Loaded::default();
     loaded.objects.extend(
         context
             .objects
             .iter()
             .filter_map(|value| to_object(value, "cluster")),
     );
+    let reviewed = loaded.objects.len();
+    loaded.files = loaded
+        .objects
+        .iter()
+        .map(|object| object.source.clone())
+        .collect();
+    loaded.files.push(object.source.clone());
+    loaded.objects.push(object);
     let facts = ClusterFacts {
         namespace: namespace.map(str::to_string),
         missing: context.missing.clone(),
@@ -332,7 +396,7 @@ fn lint(
         .run(&loaded, &facts)
         .findings
         .into_iter()
-        .filter(|finding| finding.suppressed.is_none() && finding.object_index == Some(0))
+        .filter(|finding| finding.suppressed.is_none() && finding.object_index == Some(reviewed))
         .collect()
 }
 

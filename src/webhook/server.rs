@@ -92,8 +92,9 @@ pub struct Cluster {
     client: kube::Client,
     cache: Mutex<std::collections::HashMap<WorkloadRef, (Instant, ScaleTarget)>>,
     pools: Mutex<std::collections::HashMap<String, (Instant, f64)>>,
-    /// Workloads by namespace (`None`: every namespace), for monitors.
-    listed: Mutex<std::collections::HashMap<Option<String>, Listed>>,
+    /// Objects listed by kind set and namespace (`None`: every
+    /// namespace): workloads for monitors, autoscalers for workloads.
+    listed: Mutex<std::collections::HashMap<(&'static str, Option<String>), Listed>>,
     timeout: Duration,
 }
 
@@ -202,7 +203,24 @@ impl Cluster {
     /// cached like the other lookups. A kind that cannot be listed (the
     /// LWS CRD absent, a timeout) adds nothing.
     async fn workloads_in(&self, namespace: Option<&str>) -> Vec<Value> {
-        let key = namespace.map(str::to_string);
+        self.list_in("workloads", review::FETCHED_WORKLOADS, namespace)
+            .await
+    }
+
+    /// The HPAs and KEDA ScaledObjects of a namespace, listed like
+    /// workloads (a cluster without KEDA lists no ScaledObjects).
+    async fn autoscalers_in(&self, namespace: &str) -> Vec<Value> {
+        self.list_in("autoscalers", review::FETCHED_AUTOSCALERS, Some(namespace))
+            .await
+    }
+
+    async fn list_in(
+        &self,
+        set: &'static str,
+        kinds: &[(&str, &str, &str)],
+        namespace: Option<&str>,
+    ) -> Vec<Value> {
+        let key = (set, namespace.map(str::to_string));
         if let Ok(cache) = self.listed.lock() {
             if let Some((at, found)) = cache.get(&key) {
                 if at.elapsed() < LOOKUP_CACHE {
@@ -211,7 +229,7 @@ impl Cluster {
             }
         }
         let mut found = Vec::new();
-        for (api_version, kind, plural) in review::FETCHED_WORKLOADS {
+        for (api_version, kind, plural) in kinds {
             let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
             let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
             let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, plural);
@@ -538,6 +556,12 @@ async fn cluster_context(
             ScaleTarget::Unknown(_) => {}
         }
     }
+    // Autoscalers: the others on an HPA's workload (two autoscalers on
+    // one workload fight); those on a workload under review, and the
+    // claims and node pool its pods use.
+    if let Some(cluster) = &state.cluster {
+        add_autoscaling_context(state, cluster, review, &mut context).await;
+    }
     // A monitor's pods: the workloads of its namespace (a
     // ClusterPodMonitoring's: of every namespace) whose pod templates its
     // selector matches, checked as context.
@@ -551,6 +575,52 @@ async fn cluster_context(
         }
     }
     (scale_target, context)
+}
+
+/// The autoscalers, claims and pools a review of an HPA or a workload is
+/// checked with.
+async fn add_autoscaling_context(
+    state: &AppState,
+    cluster: &Cluster,
+    review: &Review,
+    context: &mut review::ClusterContext,
+) {
+    let (Some(namespace), Some(object)) = (review.request.namespace.as_deref(), &review.object)
+    else {
+        return;
+    };
+    let reviewed = crate::autoscaler::Reference::of_value(object);
+    let workload = review.reviewed_workload();
+    if reviewed.is_none() && workload.is_none() {
+        return;
+    }
+    let (kind, name) = match (&reviewed, &workload) {
+        (Some(target), _) => (target.kind.clone(), target.name.clone()),
+        (None, Some(workload)) => (workload.kind.clone(), workload.name.clone()),
+        (None, None) => return,
+    };
+    for autoscaler in cluster.autoscalers_in(namespace).await {
+        let target = crate::autoscaler::Reference::of_value(&autoscaler);
+        if target.is_some_and(|target| target.kind == kind && target.name == name) {
+            context.objects.push(autoscaler);
+        }
+    }
+    let Some(workload) = workload else { return };
+    for claim in review::claim_names(object) {
+        let reference = WorkloadRef {
+            api_version: "v1".to_string(),
+            kind: "PersistentVolumeClaim".to_string(),
+            namespace: workload.namespace.clone(),
+            name: claim,
+        };
+        if let ScaleTarget::Found(found) = cluster.workload(&reference, Freshness::Cached).await {
+            context.objects.push(found);
+        }
+    }
+    let resources = &state.engine.policy().inference.accelerator_resources;
+    if let Some(pool) = cluster.pool_for(object, resources).await {
+        context.pools.push(pool);
+    }
 }
 
 /// Whether a label selector matches the pods of a workload read from the
