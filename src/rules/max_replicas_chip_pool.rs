@@ -55,7 +55,7 @@ declare_rule! {
     pub struct MaxReplicasChipPool {
         id: "max-replicas-chip-pool",
         severity: Warning,
-        summary: "HPA maxReplicas x chips per replica should fit the accelerator node pool.",
+        summary: "HPA maxReplicas (or an unscaled workload's replicas) x chips per replica should fit the accelerator node pool.",
         fixable: true,
     }
 }
