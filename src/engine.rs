@@ -447,6 +447,13 @@ impl Engine {
         );
         findings.extend(self.problem_findings(loaded));
         findings.extend(self.embedded_problem_findings(&cx));
+        for finding in &mut findings {
+            finding.inference = finding
+                .object_index
+                .and_then(|object_index| index.inference.get(object_index))
+                .and_then(Option::as_ref)
+                .map(|reason| reason.describe(&self.policy));
+        }
         findings.sort_by(|a, b| {
             (a.file(), a.location.offset, a.rule, &a.message).cmp(&(
                 b.file(),
@@ -520,6 +527,7 @@ impl Engine {
                     location,
                     fix: report.fix,
                     suppressed: suppression_for(&suppressions, meta.id),
+                    inference: None,
                 }
             },
         )
@@ -543,6 +551,7 @@ impl Engine {
                 source: document.source.clone(),
                 fix: None,
                 suppressed: None,
+                inference: None,
             },
         )
     }
@@ -566,6 +575,7 @@ impl Engine {
                     location: problem.location,
                     fix: None,
                     suppressed: None,
+                    inference: None,
                 })
             })
             .collect()
@@ -604,6 +614,7 @@ impl Engine {
                         location,
                         fix: None,
                         suppressed: suppression_for(&suppressions, meta.id),
+                        inference: None,
                     });
                 }
             }

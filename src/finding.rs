@@ -138,6 +138,9 @@ pub struct Finding {
     /// `Some(reason)` when an `infergate.dev/ignore` annotation covers it
     /// (the reason may be empty).
     pub suppressed: Option<String>,
+    /// Why the object counts as an inference workload (`runs vLLM`,
+    /// `requests nvidia.com/gpu`), for findings on such a workload.
+    pub inference: Option<String>,
 }
 
 impl Finding {

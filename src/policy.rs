@@ -89,6 +89,7 @@ pub struct Policy {
 #[serde(rename_all = "camelCase")]
 pub struct Serving {
     pub parallelism: Vec<ServerParallelism>,
+    pub rank_resources: Vec<String>,
     pub shared_memory: SharedMemory,
     pub startup: Startup,
     pub single_node_access_modes: Vec<String>,

@@ -149,6 +149,17 @@ pub enum InferenceReason {
     Marker,
 }
 
+impl InferenceReason {
+    /// The signal in a few words, as findings record it.
+    pub fn describe(&self, policy: &Policy) -> String {
+        match self {
+            Self::Server(server) => format!("runs {server}"),
+            Self::Accelerator(resource) => format!("requests {resource}"),
+            Self::Marker => format!("marked {}: \"true\"", policy.inference.marker),
+        }
+    }
+}
+
 /// Whether an object is an inference workload, and why (RULES.md).
 pub fn inference_reason(object: &Object, policy: &Policy) -> Option<InferenceReason> {
     if !is_workload_kind(object.kind()) {
@@ -471,6 +482,7 @@ pub fn add_mount(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Policy;
     use serde_json::json;
 
     #[test]
@@ -485,6 +497,72 @@ mod tests {
             expand_references(&container, "--model=$(MODEL_ID) $(UNKNOWN) $(x"),
             "--model=meta-llama/Llama-3.1-70B $(UNKNOWN) $(x"
         );
+    }
+
+    #[test]
+    fn serving_images_commands_and_accelerators_are_recognised() {
+        let policy = Policy::built_in().expect("policy");
+        let deployment = |container: Value| {
+            Object::from_value(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+                    "spec": {"template": {"spec": {"containers": [container]}}}}),
+                crate::source::SourceFile::new("t", String::new()),
+                0,
+                String::new(),
+                Default::default(),
+            )
+            .expect("object")
+        };
+        let cases = [
+            (
+                json!({"image": "$(IMAGE)", "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"]}),
+                "runs vLLM",
+            ),
+            (
+                json!({"image": "public.ecr.aws/data-on-eks/neuron-sdk2.20-vllm0.5.0-neuron:v8"}),
+                "runs vLLM",
+            ),
+            (
+                json!({"image": "lmsysorg/sglang:v0.4", "command": ["python3", "-m", "sglang.launch_server"]}),
+                "runs SGLang",
+            ),
+            (
+                json!({"image": "ghcr.io/huggingface/text-generation-inference:3", "command": ["text-generation-launcher"]}),
+                "runs Text Generation Inference",
+            ),
+            (
+                json!({"image": "nvcr.io/nvidia/tritonserver:24.08-trtllm-python-py3", "command": ["tritonserver"]}),
+                "runs Triton Inference Server",
+            ),
+            (
+                json!({"image": "openmmlab/lmdeploy:latest", "command": ["lmdeploy", "serve", "api_server"]}),
+                "runs LMDeploy",
+            ),
+            (
+                json!({"image": "nvcr.io/nvidia/tensorrt-llm/release:0.21", "command": ["trtllm-serve"]}),
+                "runs TensorRT-LLM",
+            ),
+            (
+                json!({"image": "nvcr.io/nim/meta/llama-3.1-8b-instruct:1.3"}),
+                "runs NVIDIA NIM",
+            ),
+            (
+                json!({"image": "quay.io/rh-aiservices-bu/deepsparse-openai-ubi9:0.2"}),
+                "runs DeepSparse",
+            ),
+            (
+                json!({"image": "intel/redhat-ai-services:1.20", "resources": {"limits": {"habana.ai/gaudi": 1}}}),
+                "requests habana.ai/gaudi",
+            ),
+        ];
+        for (container, expected) in cases {
+            let reason = inference_reason(&deployment(container.clone()), &policy)
+                .map(|reason| reason.describe(&policy));
+            assert_eq!(reason.as_deref(), Some(expected), "{container}");
+        }
+        // A word that contains a server's name is not the server.
+        let animation = json!({"image": "example.com/animation-renderer:1", "command": ["nimbus"]});
+        assert!(inference_reason(&deployment(animation), &policy).is_none());
     }
 
     #[test]

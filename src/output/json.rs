@@ -77,6 +77,7 @@ pub fn finding_json(finding: &Finding) -> Value {
         "column": finding.location.column,
         "pointer": finding.pointer,
         "object": object,
+        "inference": finding.inference,
         "fix": fix,
     });
     if let Some(reason) = &finding.suppressed {

@@ -98,6 +98,9 @@ fn result_json(finding: &Finding, rule_index: Option<usize>) -> Value {
     }
     if let Some(object) = &finding.object {
         result["properties"] = json!({ "object": object.to_string(), "pointer": finding.pointer });
+        if let Some(inference) = &finding.inference {
+            result["properties"]["inference"] = json!(inference);
+        }
     }
     if let Some(fix) = &finding.fix {
         result["properties"]["fix"] = json!({

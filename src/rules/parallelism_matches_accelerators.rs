@@ -27,7 +27,9 @@ declare_rule! {
     /// `LWS_GROUP_SIZE` from a LeaderWorkerSet's `size`); a value that is
     /// still no number (`${TP:-1}`) says nothing. In a Deployment or
     /// StatefulSet the degree is compared with the container's own
-    /// `nvidia.com/gpu`, `amd.com/gpu` or `google.com/tpu` limit; in a
+    /// `nvidia.com/gpu`, `amd.com/gpu`, `google.com/tpu`, `habana.ai/gaudi`
+    /// or `aws.amazon.com/neuroncore` limit (`serving.rankResources`: one
+    /// unit, one rank); in a
     /// LeaderWorkerSet, tensor x pipeline parallel is compared with the
     /// group's accelerators (leader + workers x (size - 1)).
     ///
@@ -83,7 +85,7 @@ impl Rule for ParallelismMatchesAccelerators {
             return;
         }
         let serving = &cx.policy.serving;
-        let resources = &cx.policy.inference.accelerator_resources;
+        let resources = &serving.rank_resources;
         let templates = pod_templates(object);
         if object.kind() == "LeaderWorkerSet" {
             let size = object
