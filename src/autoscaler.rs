@@ -63,10 +63,66 @@ pub fn scale_target(object: &Object) -> Option<ScaleTargetRef<'_>> {
     })
 }
 
+/// Where an autoscaler writes its minimum, maximum and behavior.
+pub fn min_pointer(object: &Object) -> &'static str {
+    if is_scaled_object(object) {
+        "/spec/minReplicaCount"
+    } else {
+        "/spec/minReplicas"
+    }
+}
+
+pub fn max_pointer(object: &Object) -> &'static str {
+    if is_scaled_object(object) {
+        "/spec/maxReplicaCount"
+    } else {
+        "/spec/maxReplicas"
+    }
+}
+
+/// KEDA passes `advanced.horizontalPodAutoscalerConfig.behavior` to the
+/// HPA it generates as its `behavior` (KEDA documentation, ScaledObject
+/// specification).
+pub const KEDA_BEHAVIOR: &str = "/spec/advanced/horizontalPodAutoscalerConfig/behavior";
+
+pub fn behavior_pointer(object: &Object) -> &'static str {
+    if is_scaled_object(object) {
+        KEDA_BEHAVIOR
+    } else {
+        "/spec/behavior"
+    }
+}
+
+/// The operation that writes a behavior where there is none, creating the
+/// ScaledObject's `advanced.horizontalPodAutoscalerConfig` as needed.
+pub fn add_behavior(object: &Object, behavior: Value) -> Option<json_patch::PatchOperation> {
+    if !is_scaled_object(object) {
+        return crate::finding::op::add("/spec/behavior", behavior);
+    }
+    let mut value = behavior;
+    let mut pointer = KEDA_BEHAVIOR;
+    for (parent, key) in [
+        ("/spec/advanced/horizontalPodAutoscalerConfig", "behavior"),
+        ("/spec/advanced", "horizontalPodAutoscalerConfig"),
+        ("/spec", "advanced"),
+    ] {
+        if object.value.pointer(parent).is_some_and(Value::is_object) {
+            break;
+        }
+        let mut wrapper = serde_json::Map::new();
+        wrapper.insert(key.to_string(), value);
+        value = Value::Object(wrapper);
+        pointer = parent;
+    }
+    crate::finding::op::add(pointer, value)
+}
+
 /// The replicas an autoscaler may set: (minimum, maximum), with the
-/// defaults of its kind (HPA: minReplicas 1; KEDA: minReplicaCount 0,
-/// maxReplicaCount 100). `None` for a maximum that is not a number.
-pub fn replica_range(object: &Object) -> (i64, Option<i64>) {
+/// defaults of its kind (HPA: minReplicas 1; KEDA: `keda.defaults` in
+/// rules/keda.yaml, minReplicaCount 0 and maxReplicaCount 100). `None`
+/// for a maximum that is not a number.
+pub fn replica_range(object: &Object, policy: &crate::policy::Policy) -> (i64, Option<i64>) {
+    let defaults = &policy.keda.defaults;
     let read = |field: &str| {
         object
             .value
@@ -75,10 +131,13 @@ pub fn replica_range(object: &Object) -> (i64, Option<i64>) {
     };
     if is_scaled_object(object) {
         let max = match object.value.pointer("/spec/maxReplicaCount") {
-            None => Some(100),
+            None => Some(defaults.max_replica_count),
             Some(_) => read("maxReplicaCount"),
         };
-        (read("minReplicaCount").unwrap_or(0), max)
+        (
+            read("minReplicaCount").unwrap_or(defaults.min_replica_count),
+            max,
+        )
     } else {
         (read("minReplicas").unwrap_or(1), read("maxReplicas"))
     }

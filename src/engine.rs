@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde_json::Value;
 
 use crate::autoscaler;
 use crate::embedded::{self, Embedded};
@@ -163,15 +162,14 @@ impl<'a> Context<'a> {
         Arc::ptr_eq(&a.source, &b.source) || a.source.scope == b.source.scope
     }
 
-    /// The workload an HPA's `scaleTargetRef` names, if it is in the input
-    /// with that kind and a compatible namespace.
+    /// The workload an autoscaler's `scaleTargetRef` names (an HPA's, or a
+    /// ScaledObject's with KEDA's default kind), if it is in the input with
+    /// that kind and a compatible namespace.
     pub fn hpa_target(&self, hpa: &Object) -> Option<&'a Object> {
-        let reference = hpa.value.pointer("/spec/scaleTargetRef")?;
-        let kind = reference.get("kind").and_then(Value::as_str)?;
-        let name = reference.get("name").and_then(Value::as_str)?;
-        self.named(name)
+        let reference = autoscaler::scale_target(hpa)?;
+        self.named(reference.name)
             .map(|(_, object)| object)
-            .find(|object| object.kind() == kind && self.paired(hpa, object))
+            .find(|object| object.kind() == reference.kind && self.paired(hpa, object))
     }
 
     /// The autoscalers of the input (HPAs, ScaledObjects) that scale this
@@ -260,7 +258,7 @@ impl<'a> Context<'a> {
     /// inference workload, or (when the target is not in the input) it
     /// scales on an inference metric.
     pub fn is_inference_hpa(&self, hpa: &Object) -> bool {
-        if hpa.kind() != "HorizontalPodAutoscaler" {
+        if !autoscaler::is_autoscaler(hpa) || autoscaler::is_keda_owned(hpa) {
             return false;
         }
         match self.hpa_target(hpa) {
@@ -507,6 +505,11 @@ impl Engine {
 
     fn check_object(&self, cx: &Context<'_>, object_index: usize, object: &Object) -> Vec<Finding> {
         if !self.policy.namespace_in_scope(cx.namespace_of(object)) {
+            return Vec::new();
+        }
+        // The HPA KEDA generates for a ScaledObject (owned by it): what is
+        // wrong with it is written in the ScaledObject and reported there.
+        if autoscaler::is_hpa(object) && autoscaler::is_keda_owned(object) {
             return Vec::new();
         }
         let suppressions = parse_suppressions(object.annotation(IGNORE_ANNOTATION));

@@ -18,6 +18,7 @@ pub mod output;
 pub mod placeholder;
 pub mod pointer;
 pub mod policy;
+pub mod promql;
 pub mod quantity;
 pub mod rules;
 pub mod schema;

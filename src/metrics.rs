@@ -17,10 +17,16 @@ pub enum HpaVersion {
     V1,
     V2beta1,
     V2,
+    /// A KEDA ScaledObject: its triggers become the metrics of the HPA
+    /// KEDA generates, read here with pointers into the triggers.
+    Keda,
 }
 
 impl HpaVersion {
     pub fn of(hpa: &Object) -> Self {
+        if crate::autoscaler::is_scaled_object(hpa) {
+            return Self::Keda;
+        }
         match hpa.id.api_version.as_str() {
             "autoscaling/v1" => Self::V1,
             "autoscaling/v2beta1" => Self::V2beta1,
@@ -28,9 +34,10 @@ impl HpaVersion {
         }
     }
 
-    /// Whether `spec.behavior` exists in this version.
+    /// Whether the version has a `behavior` (a ScaledObject's is under
+    /// `spec.advanced.horizontalPodAutoscalerConfig`).
     pub fn has_behavior(self) -> bool {
-        self == Self::V2
+        matches!(self, Self::V2 | Self::Keda)
     }
 }
 
@@ -103,8 +110,12 @@ pub fn value_field(target_type: &str) -> Option<&'static str> {
     }
 }
 
-/// The metrics of an HPA (empty for anything else), in any version.
+/// The metrics of an HPA in any version, or of the HPA a KEDA
+/// ScaledObject generates (one per trigger); empty for anything else.
 pub fn hpa_metrics(hpa: &Object) -> Vec<HpaMetric<'_>> {
+    if crate::autoscaler::is_scaled_object(hpa) {
+        return keda_metrics(hpa);
+    }
     if hpa.kind() != "HorizontalPodAutoscaler" {
         return Vec::new();
     }
@@ -237,6 +248,72 @@ fn v2beta1_metric<'a>(
         target,
         version: HpaVersion::V2beta1,
     }
+}
+
+/// A ScaledObject's triggers as the metrics of the HPA KEDA makes of them
+/// (KEDA documentation, ScaledObject specification and scalers): each
+/// trigger is an External metric whose target is `metadata.threshold`
+/// (`metadata.value` for the cpu and memory triggers, which are Resource
+/// metrics), of the type `metricType` says, AverageValue by default. The
+/// name is the first metric the Prometheus query reads, so that families
+/// and ranges apply.
+fn keda_metrics(scaled: &Object) -> Vec<HpaMetric<'_>> {
+    let Some(triggers) = scaled
+        .value
+        .pointer("/spec/triggers")
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    triggers
+        .iter()
+        .enumerate()
+        .map(|(index, trigger)| {
+            let pointer = pointer::join("/spec/triggers", index);
+            let scaler = trigger.get("type").and_then(Value::as_str).unwrap_or("");
+            let resource = matches!(scaler, "cpu" | "memory");
+            let metric_type = if resource { "Resource" } else { "External" };
+            let default_type = if resource {
+                "Utilization"
+            } else {
+                "AverageValue"
+            };
+            let target_type = trigger
+                .get("metricType")
+                .and_then(Value::as_str)
+                .unwrap_or(default_type);
+            let value_key = if resource { "value" } else { "threshold" };
+            let value_pointer = format!("{pointer}/metadata/{value_key}");
+            let value = trigger.pointer(&format!("/metadata/{value_key}"));
+            let name = (scaler == "prometheus")
+                .then(|| trigger.pointer("/metadata/query").and_then(Value::as_str))
+                .flatten()
+                .and_then(crate::promql::first_metric_name);
+            HpaMetric {
+                name,
+                name_pointer: format!("{pointer}/metadata/query"),
+                selector: None,
+                selector_pointer: format!("{pointer}/metadata"),
+                metric_type,
+                source: Some(trigger),
+                source_pointer: pointer.clone(),
+                target: Some(Target {
+                    pointer: value_pointer.clone(),
+                    target_type: Some(target_type),
+                    block: None,
+                    value: value_field(target_type).and_then(|field| {
+                        Some(TargetValue {
+                            field,
+                            value: value?,
+                            pointer: value_pointer,
+                        })
+                    }),
+                }),
+                pointer,
+                version: HpaVersion::Keda,
+            }
+        })
+        .collect()
 }
 
 /// autoscaling/v1: CPU utilization only; without

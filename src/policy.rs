@@ -37,6 +37,7 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../rules/kubernetes.yaml"),
     ),
     ("rules/serving.yaml", include_str!("../rules/serving.yaml")),
+    ("rules/keda.yaml", include_str!("../rules/keda.yaml")),
 ];
 
 /// The JSON Schema of the policy format.
@@ -82,6 +83,28 @@ pub struct Policy {
     pub adapter: Adapter,
     pub kubernetes: Kubernetes,
     pub serving: Serving,
+    pub keda: Keda,
+}
+
+/// KEDA's defaults and the aggregations keda-prometheus-query tells apart
+/// (rules/keda.yaml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Keda {
+    pub defaults: KedaDefaults,
+    pub total_aggregations: Vec<String>,
+    pub per_pod_aggregations: Vec<String>,
+    pub cold_start_seconds: Seconds,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KedaDefaults {
+    pub min_replica_count: i64,
+    pub max_replica_count: i64,
+    pub polling_interval: i64,
+    pub cooldown_period: i64,
 }
 
 /// How model servers start (rules/serving.yaml).

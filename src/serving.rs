@@ -381,3 +381,69 @@ mod tests {
         assert_eq!(read(worker, true), None);
     }
 }
+
+/// How long a server container is expected to take to load its model and
+/// answer (model-server-startup-probe, scale-to-zero-cold-start).
+#[derive(Debug, Clone)]
+pub struct LoadEstimate {
+    pub model_id: String,
+    pub bytes: f64,
+    /// How the size was learnt (`model::ModelSize::source`).
+    pub size_source: String,
+    /// The weights are read from a volume rather than downloaded.
+    pub from_volume: bool,
+    /// The throughput assumed, in bytes per second.
+    pub throughput: f64,
+    pub seconds: f64,
+}
+
+impl LoadEstimate {
+    pub fn how(&self) -> &'static str {
+        if self.from_volume {
+            "read from a volume"
+        } else {
+            "downloaded"
+        }
+    }
+}
+
+/// The load estimate of a container: its model's size (as
+/// hf-home-shm-for-large-models finds it) over the policy's throughput
+/// for a download or a volume (`serving.startup`), plus the server's own
+/// start. Weights read from a volume (a local path, a bucket, a cache on
+/// storage that outlives the pod) load faster than a download; a memory
+/// or disk emptyDir starts empty.
+pub fn load_estimate(
+    object: &crate::object::Object,
+    template: &crate::workload::PodTemplate<'_>,
+    container: &Container<'_>,
+    policy: &crate::policy::Policy,
+) -> Option<LoadEstimate> {
+    use crate::model;
+    use crate::workload::{mount_for, mounts, Storage};
+    let models = &policy.models;
+    let startup = &policy.serving.startup;
+    let model_ref = model::model_of(container, models)?;
+    let size = model::size_of(object, &model_ref.id, models)?;
+    let container_mounts = mounts(template, container);
+    let cache = model::cache_dir(container, models);
+    let from_volume = model::is_local_or_bucket(&model_ref.id)
+        || mount_for(&container_mounts, &cache.path)
+            .is_some_and(|mount| matches!(mount.storage, Storage::Shared(_)));
+    let throughput = if from_volume {
+        startup.volume_bytes_per_second.0
+    } else {
+        startup.download_bytes_per_second.0
+    };
+    if throughput <= 0.0 {
+        return None;
+    }
+    Some(LoadEstimate {
+        model_id: model_ref.id,
+        bytes: size.bytes,
+        size_source: size.source,
+        from_volume,
+        throughput,
+        seconds: size.bytes / throughput + startup.startup_overhead.0,
+    })
+}

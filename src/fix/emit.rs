@@ -17,13 +17,19 @@ pub struct Layout {
 }
 
 /// A string as a YAML scalar that reads back as the same string under the
-/// YAML 1.1 rules Kubernetes uses: plain when that is unambiguous, double
-/// quoted otherwise.
+/// YAML 1.1 rules Kubernetes uses: plain when that is unambiguous, single
+/// quoted when the text holds double quotes but no single quote (a PromQL
+/// query with its label values), double quoted otherwise.
 pub fn string_scalar(text: &str) -> String {
     if is_plain_safe(text) {
-        text.to_string()
-    } else {
-        double_quoted(text)
+        return text.to_string();
+    }
+    let readable = text.contains('"')
+        && !text.contains('\'')
+        && !text.chars().any(|ch| ch.is_control() || ch == '\\');
+    match readable.then(|| single_quoted(text)).flatten() {
+        Some(quoted) => quoted,
+        None => double_quoted(text),
     }
 }
 

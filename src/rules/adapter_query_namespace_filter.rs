@@ -1,8 +1,7 @@
 use std::sync::LazyLock;
 
 use promql_parser::label::MatchOp;
-use promql_parser::parser::{self, Expr, VectorSelector};
-use promql_parser::util::{walk_expr, ExprVisitor};
+use promql_parser::parser::{self, VectorSelector};
 use regex::Regex;
 use serde_json::Value;
 
@@ -115,33 +114,8 @@ fn substitute_markers(query: &str) -> String {
         .into_owned()
 }
 
-struct Selectors(Vec<VectorSelector>);
-
-impl ExprVisitor for Selectors {
-    type Error = String;
-
-    fn pre_visit(&mut self, expr: &Expr) -> Result<bool, String> {
-        match expr {
-            Expr::VectorSelector(selector) => self.0.push(selector.clone()),
-            Expr::MatrixSelector(matrix) => self.0.push(matrix.vs.clone()),
-            _ => {}
-        }
-        Ok(true)
-    }
-}
-
 fn display_selector(selector: &VectorSelector) -> String {
-    selector
-        .name
-        .clone()
-        .or_else(|| {
-            selector
-                .matchers
-                .matchers
-                .iter()
-                .find(|matcher| matcher.name == "__name__")
-                .map(|matcher| matcher.value.clone())
-        })
+    crate::promql::selector_name(selector)
         .map(|name| name.replace("infergate_series", "<<.Series>>"))
         .unwrap_or_else(|| "{…}".to_string())
 }
@@ -178,9 +152,8 @@ fn check_config(
             if let Some(series) = rule.value.get("seriesQuery").and_then(Value::as_str) {
                 let series_pointer = format!("{}/seriesQuery", rule.pointer);
                 if let Ok(expr) = parser::parse(&substitute_markers(series)) {
-                    let mut selectors = Selectors(Vec::new());
-                    let _ = walk_expr(&mut selectors, &expr);
-                    let regex_on_name = selectors.0.iter().any(|selector| {
+                    let selectors = crate::promql::selectors(&expr);
+                    let regex_on_name = selectors.iter().any(|selector| {
                         selector.matchers.matchers.iter().any(|matcher| {
                             matcher.name == "__name__"
                                 && matches!(matcher.op, MatchOp::Re(_) | MatchOp::NotRe(_))
@@ -218,8 +191,7 @@ fn check_config(
                 continue;
             }
         };
-        let mut selectors = Selectors(Vec::new());
-        let _ = walk_expr(&mut selectors, &expr);
+        let selectors = crate::promql::selectors(&expr);
         let pins = |selector: &VectorSelector, labels: &[String]| {
             selector.matchers.matchers.iter().any(|matcher| {
                 labels.contains(&matcher.name) && matches!(matcher.op, MatchOp::Equal)
@@ -228,7 +200,6 @@ fn check_config(
         let adapter_adds_namespace = rule.external && adds_namespace(rule.value);
         let without = |test: &dyn Fn(&VectorSelector) -> bool| -> Vec<String> {
             selectors
-                .0
                 .iter()
                 .filter(|selector| !test(selector))
                 .map(display_selector)

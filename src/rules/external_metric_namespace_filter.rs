@@ -72,6 +72,10 @@ impl Rule for ExternalMetricNamespaceFilter {
         let labels = &cx.policy.external_metrics.namespace_labels;
         let namespace = cx.namespace_of(object);
         for metric in hpa_metrics(object) {
+            // KEDA names and selects its own External metrics.
+            if metric.version == crate::metrics::HpaVersion::Keda {
+                continue;
+            }
             if metric.metric_type != "External" {
                 continue;
             }

@@ -88,7 +88,9 @@ impl Rule for HpaMetricSemantics {
         let rules = adapter_rules_for(cx, object);
         for metric in &metrics {
             let Some(name) = metric.name else { continue };
-            if !matches!(metric.metric_type, "External" | "Pods" | "Object") {
+            if !matches!(metric.metric_type, "External" | "Pods" | "Object")
+                || metric.version == metrics::HpaVersion::Keda
+            {
                 continue;
             }
             check_metric(cx.policy, metric, name, &rules, sink);

@@ -54,17 +54,15 @@ impl Rule for HpaScaleTargetResolves {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if object.kind() != "HorizontalPodAutoscaler" {
-            return;
-        }
-        let Some(reference) = object.value.pointer("/spec/scaleTargetRef") else {
+        // A ScaledObject's reference defaults to an apps/v1 Deployment.
+        let Some(target) = crate::autoscaler::scale_target(object) else {
             return;
         };
-        let text = |key: &str| reference.get(key).and_then(Value::as_str);
-        let (Some(kind), Some(name)) = (text("kind"), text("name")) else {
+        let Some(reference) = object.value.pointer(target.pointer) else {
             return;
         };
-        let api_version = text("apiVersion");
+        let (kind, name) = (target.kind, target.name);
+        let api_version = reference.get("apiVersion").and_then(Value::as_str);
         // Objects of other applications are not this HPA's business.
         let named: Vec<&Object> = cx
             .named(name)
@@ -150,8 +148,14 @@ impl Rule for HpaScaleTargetResolves {
         kinds.dedup();
         let fix = match same_namespace.as_slice() {
             [only] => {
+                // A ScaledObject may leave the kind to its default.
+                let kind_written = reference.get("kind").is_some();
                 let operations: Vec<_> = [
-                    op::replace("/spec/scaleTargetRef/kind", json!(only.kind())),
+                    if kind_written {
+                        op::replace("/spec/scaleTargetRef/kind", json!(only.kind()))
+                    } else {
+                        op::add("/spec/scaleTargetRef/kind", json!(only.kind()))
+                    },
                     if api_version.is_some() {
                         op::replace(
                             "/spec/scaleTargetRef/apiVersion",

@@ -1,5 +1,6 @@
 use serde_json::{json, Value};
 
+use crate::autoscaler;
 use crate::engine::{Context, Sink};
 use crate::finding::{op, Fix};
 use crate::metrics::{classify, hpa_metrics, HpaVersion};
@@ -19,6 +20,11 @@ declare_rule! {
     /// - a scale-up window above 0 on a queue-size metric is a warning;
     /// - a queue-size target below `hpaBehavior.lowQueueTarget` (10) needs
     ///   explicit scale-up policies.
+    ///
+    /// A KEDA ScaledObject is read the same way: its
+    /// `advanced.horizontalPodAutoscalerConfig.behavior` is the behavior of
+    /// the HPA KEDA generates, and its Prometheus triggers' thresholds are
+    /// the targets.
     ///
     /// An HPA is in scope when its `scaleTargetRef` is an inference workload
     /// of the input, or, when the target is not in the input, when it scales
@@ -101,23 +107,21 @@ impl Rule for HpaStabilizationDefaults {
             .copied()
             .find(|target| *target < settings.low_queue_target);
 
-        let Some(behavior) = object
-            .value
-            .pointer("/spec/behavior")
-            .filter(|value| value.is_object())
-        else {
+        let base = autoscaler::behavior_pointer(object);
+        let Some(behavior) = object.value.pointer(base).filter(|value| value.is_object()) else {
             let value = json!({
                 "scaleDown": {"stabilizationWindowSeconds": settings.scale_down_stabilization_seconds},
                 "scaleUp": {"stabilizationWindowSeconds": settings.scale_up_stabilization_seconds},
             });
             if let Some(target) = low_queue_target {
-                report_untuned_scale_up(sink, target, settings);
+                report_untuned_scale_up(sink, base, target, settings);
             }
             // Only autoscaling/v2 has `behavior`; an older HPA gets the fix
-            // once schema-strict has converted it.
+            // once schema-strict has converted it. A ScaledObject's goes to
+            // advanced.horizontalPodAutoscalerConfig.
             let fix = HpaVersion::of(object)
                 .has_behavior()
-                .then(|| op::add("/spec/behavior", value))
+                .then(|| autoscaler::add_behavior(object, value))
                 .flatten()
                 .map(|operation| {
                     Fix::safe(
@@ -125,7 +129,12 @@ impl Rule for HpaStabilizationDefaults {
                         vec![operation],
                     )
                 });
-            sink.report("/spec/behavior", "inference HPA has no behavior; scale-down and scale-up stabilization are implicit")
+            let what = if autoscaler::is_scaled_object(object) {
+                "inference ScaledObject has no advanced.horizontalPodAutoscalerConfig.behavior"
+            } else {
+                "inference HPA has no behavior"
+            };
+            sink.report(base, format!("{what}; scale-down and scale-up stabilization are implicit"))
                 .short(format!(
                     "no behavior: state scaleDown {} s and scaleUp {} s stabilization",
                     settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds
@@ -145,8 +154,8 @@ impl Rule for HpaStabilizationDefaults {
         };
         if let Some(seconds) = window("scaleDown") {
             if seconds < settings.min_scale_down_stabilization_seconds {
-                let pointer = "/spec/behavior/scaleDown/stabilizationWindowSeconds";
-                sink.report(pointer, format!(
+                let pointer = format!("{base}/scaleDown/stabilizationWindowSeconds");
+                sink.report(pointer.clone(), format!(
                     "scale-down stabilization window is {seconds} s, shorter than {} s; replicas that took minutes to load a model are removed on a dip",
                     settings.min_scale_down_stabilization_seconds
                 ))
@@ -155,20 +164,20 @@ impl Rule for HpaStabilizationDefaults {
                     settings.min_scale_down_stabilization_seconds
                 ))
                 .help(format!("raise it to {} s or more", settings.min_scale_down_stabilization_seconds))
-                .maybe_fix(op::replace(pointer, json!(settings.scale_down_stabilization_seconds)).map(|operation| {
+                .maybe_fix(op::replace(&pointer, json!(settings.scale_down_stabilization_seconds)).map(|operation| {
                     Fix::unsafe_(format!("set the scale-down window to {} s", settings.scale_down_stabilization_seconds), vec![operation])
                 }));
             }
         }
         if let Some(seconds) = window("scaleUp") {
             if seconds > 0 && has_queue_metric {
-                let pointer = "/spec/behavior/scaleUp/stabilizationWindowSeconds";
-                sink.report(pointer, format!(
+                let pointer = format!("{base}/scaleUp/stabilizationWindowSeconds");
+                sink.report(pointer.clone(), format!(
                     "scale-up stabilization window is {seconds} s on a queue-size metric; a growing queue waits that long for capacity"
                 ))
                 .short(format!("scale-up window {seconds} s delays capacity for a growing queue: set it to 0"))
                 .help("use 0 for scale-up on queue metrics")
-                .maybe_fix(op::replace(pointer, json!(settings.scale_up_stabilization_seconds)).map(|operation| {
+                .maybe_fix(op::replace(&pointer, json!(settings.scale_up_stabilization_seconds)).map(|operation| {
                     Fix::unsafe_("set the scale-up window to 0 s", vec![operation])
                 }));
             }
@@ -188,7 +197,7 @@ impl Rule for HpaStabilizationDefaults {
                 )
             });
             if !tuned {
-                report_untuned_scale_up(sink, target, settings);
+                report_untuned_scale_up(sink, base, target, settings);
             }
         }
     }
@@ -208,9 +217,9 @@ fn is_default_scale_up(policies: &[Value], select: Option<&Value>, settings: &Hp
             .all(|default| policies.contains(default))
 }
 
-fn report_untuned_scale_up(sink: &mut Sink, target: f64, settings: &HpaBehavior) {
+fn report_untuned_scale_up(sink: &mut Sink, base: &str, target: f64, settings: &HpaBehavior) {
     sink.report(
-        "/spec/behavior",
+        base,
         format!(
             "queue-size target {target} is below {}; tune scale-up policies for spikes, the defaults apply now",
             settings.low_queue_target

@@ -1,8 +1,9 @@
 use serde_json::Value;
 
+use crate::autoscaler;
 use crate::engine::{Context, Sink};
 use crate::finding::{op, Fix};
-use crate::metrics::{classify, hpa_metrics, value_field, HpaMetric, TargetValue};
+use crate::metrics::{classify, hpa_metrics, value_field, HpaMetric, HpaVersion, TargetValue};
 use crate::object::Object;
 use crate::placeholder::{self, Field};
 use crate::policy::MetricScale;
@@ -69,13 +70,21 @@ impl Rule for HpaTargetSanity {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if object.kind() != "HorizontalPodAutoscaler" {
+        if !autoscaler::is_autoscaler(object) {
             return;
         }
         for metric in hpa_metrics(object) {
-            check_target(cx, &metric, sink);
+            if metric.version == HpaVersion::Keda {
+                check_trigger(cx, &metric, sink);
+            } else {
+                check_target(cx, &metric, sink);
+            }
         }
-        check_replicas(cx, object, sink);
+        if autoscaler::is_scaled_object(object) {
+            check_replica_counts(cx, object, sink);
+        } else {
+            check_replicas(cx, object, sink);
+        }
     }
 }
 
@@ -171,7 +180,96 @@ fn check_target(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
         .help("use a number or a Kubernetes quantity such as 5, 500m or 2Gi");
         return;
     };
-    let Some(name) = metric.name else { return };
+    out_of_range(
+        cx,
+        metric.name,
+        number,
+        value,
+        &field_pointer,
+        "target",
+        sink,
+    );
+}
+
+/// A KEDA trigger: its metric type, and its threshold and activation
+/// threshold as quantities within the metric's range. Scalers other than
+/// prometheus, cpu and memory keep their thresholds under other keys and
+/// are left to KEDA.
+fn check_trigger(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
+    let Some(trigger) = metric.source else { return };
+    let scaler = trigger.get("type").and_then(Value::as_str).unwrap_or("");
+    if !matches!(scaler, "prometheus" | "cpu" | "memory") {
+        return;
+    }
+    let Some(target) = &metric.target else { return };
+    let target_type = target.target_type.unwrap_or("AverageValue");
+    let type_pointer = format!("{}/metricType", metric.source_pointer);
+    let allowed: &[&str] = if metric.metric_type == "Resource" {
+        &["Utilization", "AverageValue"]
+    } else {
+        &["AverageValue", "Value"]
+    };
+    if !allowed.contains(&target_type) {
+        sink.report(
+            type_pointer,
+            format!(
+                "metricType `{target_type}` does not apply to a {scaler} trigger; use {}",
+                allowed.join(" or ")
+            ),
+        )
+        .help("AverageValue divides the query's value by the replica count; Value compares it as it is");
+        return;
+    }
+    let Some(TargetValue { value, pointer, .. }) = &target.value else {
+        sink.report(
+            format!("{}/metadata", metric.source_pointer),
+            format!("the {scaler} trigger has no threshold"),
+        )
+        .help("set metadata.threshold (metadata.value for cpu and memory), a number as a string");
+        return;
+    };
+    check_range(cx, metric, value, pointer, sink);
+    if let Some(activation) = trigger.pointer("/metadata/activationThreshold") {
+        let activation_pointer = format!("{}/metadata/activationThreshold", metric.source_pointer);
+        check_range(cx, metric, activation, &activation_pointer, sink);
+    }
+}
+
+/// A threshold that must parse as a quantity within the metric's range.
+fn check_range(
+    cx: &Context<'_>,
+    metric: &HpaMetric<'_>,
+    value: &Value,
+    pointer: &str,
+    sink: &mut Sink,
+) {
+    if is_placeholder(cx, value) {
+        return;
+    }
+    let Some(number) = quantity::from_value(value) else {
+        sink.report(
+            pointer,
+            format!("`{}` is not a valid quantity", display(value)),
+        )
+        .help("use a number or a Kubernetes quantity such as 5, 500m or 2Gi");
+        return;
+    };
+    out_of_range(cx, metric.name, number, value, pointer, "threshold", sink);
+}
+
+/// Report a target or threshold outside the range of the metric's family
+/// (a fraction in (0, 1], a percentage in (0, 100]). An activation
+/// threshold may be 0: active whenever the value is above zero.
+fn out_of_range(
+    cx: &Context<'_>,
+    name: Option<&str>,
+    number: f64,
+    value: &Value,
+    pointer: &str,
+    word: &str,
+    sink: &mut Sink,
+) {
+    let Some(name) = name else { return };
     let Some((family, Some(scale))) = classify(name, cx.policy) else {
         return;
     };
@@ -179,18 +277,48 @@ fn check_target(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
         MetricScale::Fraction => (1.0, "(0, 1]", "800m for 80 %"),
         MetricScale::Percent => (100.0, "(0, 100]", "80 for 80 %"),
     };
-    if number <= 0.0 || number > upper {
+    let activation = pointer.ends_with("/activationThreshold");
+    if (number <= 0.0 && !activation) || number < 0.0 || number > upper {
         sink.report(
-            field_pointer,
+            pointer,
             format!(
-                "target {} is outside {range}, the range of `{name}` ({})",
+                "{word} {} is outside {range}, the range of `{name}` ({})",
                 display(value),
                 family.describe()
             ),
         )
         .help(format!(
-            "give a target within {range}, for example {example}"
+            "give a {word} within {range}, for example {example}"
         ));
+    }
+}
+
+/// A ScaledObject's replica counts (KEDA's defaults: minReplicaCount 0,
+/// maxReplicaCount 100).
+fn check_replica_counts(cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+    let read = |key: &str| object.value.pointer(&format!("/spec/{key}"));
+    for key in ["minReplicaCount", "maxReplicaCount", "idleReplicaCount"] {
+        if let Some(value) = read(key) {
+            if !is_placeholder(cx, value) && value.as_i64().is_none_or(|count| count < 0) {
+                sink.report(
+                    format!("/spec/{key}"),
+                    format!(
+                        "{key} `{}` is not a whole number of replicas",
+                        display(value)
+                    ),
+                )
+                .help("use a whole number, 0 or more");
+                return;
+            }
+        }
+    }
+    let (min, max) = autoscaler::replica_range(object, cx.policy);
+    if let Some(max) = max.filter(|max| min > *max) {
+        sink.report(
+            "/spec/minReplicaCount",
+            format!("minReplicaCount {min} is greater than maxReplicaCount {max}"),
+        )
+        .help("make minReplicaCount <= maxReplicaCount (KEDA's defaults are 0 and 100)");
     }
 }
 

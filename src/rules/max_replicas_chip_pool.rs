@@ -1,5 +1,6 @@
 use serde_json::{json, Value};
 
+use crate::autoscaler;
 use crate::engine::{Context, Sink};
 use crate::finding::{op, Fix, Severity};
 use crate::object::Object;
@@ -80,7 +81,7 @@ impl Rule for MaxReplicasChipPool {
             check_replicas(cx, object, &pools, sink);
             return;
         }
-        if object.kind() != "HorizontalPodAutoscaler" {
+        if !autoscaler::is_autoscaler(object) {
             return;
         }
         let Some(target) = cx.hpa_target(object) else {
@@ -98,23 +99,24 @@ impl Rule for MaxReplicasChipPool {
         else {
             return;
         };
-        let read = |key: &str| {
-            object
-                .value
-                .pointer(&format!("/spec/{key}"))
-                .and_then(Value::as_i64)
-        };
-        let (Some(max), min) = (read("maxReplicas"), read("minReplicas").unwrap_or(1)) else {
+        // A ScaledObject's fields, with KEDA's defaults, read like an HPA's.
+        let (min, Some(max)) = autoscaler::replica_range(object, cx.policy) else {
             return;
         };
+        let (min_field, max_field) = (
+            autoscaler::min_pointer(object),
+            autoscaler::max_pointer(object),
+        );
+        let field_name = |pointer: &str| pointer.rsplit('/').next().unwrap_or_default().to_string();
+        let (min_name, max_name) = (field_name(min_field), field_name(max_field));
         let fits = (pool.chips / chips).floor() as i64;
         if let Some(max_chips) = pool.max_chips {
             let ceiling = (max_chips / chips).floor() as i64;
             if min as f64 * chips > max_chips {
                 sink.report(
-                    "/spec/minReplicas",
+                    min_field,
                     format!(
-                        "minReplicas {min} x {chips} chips per replica needs {} chips; pool `{}` can grow to {max_chips} at most",
+                        "{min_name} {min} x {chips} chips per replica needs {} chips; pool `{}` can grow to {max_chips} at most",
                         min as f64 * chips, pool.name
                     ),
                 )
@@ -124,28 +126,28 @@ impl Rule for MaxReplicasChipPool {
             }
             if max as f64 * chips > max_chips {
                 sink.report(
-                    "/spec/maxReplicas",
+                    max_field,
                     format!(
-                        "maxReplicas {max} x {chips} chips per replica needs {} chips; pool `{}` can never hold more than {max_chips}",
+                        "{max_name} {max} x {chips} chips per replica needs {} chips; pool `{}` can never hold more than {max_chips}",
                         max as f64 * chips, pool.name
                     ),
                 )
-                .help(format!("set maxReplicas to {ceiling} or less, or raise the pool's autoscaling maximum"))
+                .help(format!("set {max_name} to {ceiling} or less, or raise the pool's autoscaling maximum"))
                 .severity(Severity::Error)
-                .maybe_fix(lower_max(fits.max(min)));
+                .maybe_fix(lower_max(object, max_field, fits.max(min)));
                 return;
             }
         }
         if max as f64 * chips > pool.chips {
             sink.report(
-                "/spec/maxReplicas",
+                max_field,
                 format!(
-                    "maxReplicas {max} x {chips} chips per replica needs {} chips, more than the {} of pool `{}`; replicas beyond {fits} wait minutes for the cluster autoscaler",
+                    "{max_name} {max} x {chips} chips per replica needs {} chips, more than the {} of pool `{}`; replicas beyond {fits} wait minutes for the cluster autoscaler",
                     max as f64 * chips, pool.chips, pool.name
                 ),
             )
-            .help(format!("the largest maxReplicas that fits the pool is {fits}"))
-            .maybe_fix(lower_max(fits.max(min)));
+            .help(format!("the largest {max_name} that fits the pool is {fits}"))
+            .maybe_fix(lower_max(object, max_field, fits.max(min)));
         }
     }
 }
@@ -213,9 +215,15 @@ fn check_replicas(
     }
 }
 
-fn lower_max(value: i64) -> Option<Fix> {
-    op::replace("/spec/maxReplicas", json!(value))
-        .map(|operation| Fix::unsafe_(format!("set maxReplicas to {value}"), vec![operation]))
+fn lower_max(object: &Object, field: &str, value: i64) -> Option<Fix> {
+    let name = field.rsplit('/').next().unwrap_or(field);
+    // KEDA's default maxReplicaCount (100) may not be written: add it.
+    let operation = if object.value.pointer(field).is_some() {
+        op::replace(field, json!(value))
+    } else {
+        op::add(field, json!(value))
+    };
+    operation.map(|operation| Fix::unsafe_(format!("set {name} to {value}"), vec![operation]))
 }
 
 /// The pool whose node labels the template's scheduling constraints set.

@@ -65,6 +65,10 @@ impl Rule for MetricNameLowercase {
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
         for metric in hpa_metrics(object) {
+            // KEDA names and selects its own External metrics.
+            if metric.version == crate::metrics::HpaVersion::Keda {
+                continue;
+            }
             if !matches!(metric.metric_type, "External" | "Pods" | "Object") {
                 continue;
             }

@@ -15,12 +15,14 @@ mod hpa_metric_semantics;
 mod hpa_scale_target_resolves;
 mod hpa_stabilization_defaults;
 mod hpa_target_sanity;
+mod keda_prometheus_query;
 mod max_replicas_chip_pool;
 mod metric_name_lowercase;
 mod model_server_startup_probe;
 mod no_queue_and_hbm_mix;
 mod parallelism_matches_accelerators;
 mod podmonitoring_scrape;
+mod scale_to_zero_cold_start;
 mod schema_strict;
 mod shared_cache_access_mode;
 mod shm_memory_budget;
@@ -143,6 +145,8 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &single_autoscaler_per_workload::SingleAutoscalerPerWorkload,
         &hpa_metric_semantics::HpaMetricSemantics,
         &shared_cache_access_mode::SharedCacheAccessMode,
+        &keda_prometheus_query::KedaPrometheusQuery,
+        &scale_to_zero_cold_start::ScaleToZeroColdStart,
         &schema_strict::SchemaStrict,
     ]
 }

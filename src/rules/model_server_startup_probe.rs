@@ -6,9 +6,7 @@ use crate::model;
 use crate::object::Object;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 use crate::serving;
-use crate::workload::{
-    self, accelerator_chips, mount_for, mounts, pod_templates, Container, Storage,
-};
+use crate::workload::{self, accelerator_chips, pod_templates, Container};
 
 /// The handlers a probe may have; the startup probe the fix adds uses the
 /// liveness probe's.
@@ -77,7 +75,6 @@ impl Rule for ModelServerStartupProbe {
             return;
         }
         let startup = &cx.policy.serving.startup;
-        let models = &cx.policy.models;
         for template in pod_templates(object) {
             for container in template.main_containers() {
                 let serves = serving::server_of(&container, &cx.policy.serving).is_some()
@@ -89,29 +86,11 @@ impl Rule for ModelServerStartupProbe {
                 let Some(liveness) = container.value.get("livenessProbe") else {
                     continue;
                 };
-                let Some(model_ref) = model::model_of(&container, models) else {
+                let Some(load) = serving::load_estimate(object, &template, &container, cx.policy)
+                else {
                     continue;
                 };
-                let Some(size) = model::size_of(object, &model_ref.id, models) else {
-                    continue;
-                };
-                // Weights read from a volume (a local path, a bucket, a
-                // cache on storage that outlives the pod) load faster than
-                // a download; a memory or disk emptyDir starts empty.
-                let container_mounts = mounts(&template, &container);
-                let cache = model::cache_dir(&container, models);
-                let from_volume = model::is_local_or_bucket(&model_ref.id)
-                    || mount_for(&container_mounts, &cache.path)
-                        .is_some_and(|mount| matches!(mount.storage, Storage::Shared(_)));
-                let (throughput, how) = if from_volume {
-                    (startup.volume_bytes_per_second.0, "read from a volume")
-                } else {
-                    (startup.download_bytes_per_second.0, "downloaded")
-                };
-                if throughput <= 0.0 {
-                    continue;
-                }
-                let expected = size.bytes / throughput + startup.startup_overhead.0;
+                let expected = load.seconds;
                 let field = |key: &str, default: f64| {
                     liveness.get(key).and_then(Value::as_f64).unwrap_or(default)
                 };
@@ -126,9 +105,10 @@ impl Rule for ModelServerStartupProbe {
                 sink.report(
                     format!("{}/livenessProbe", container.pointer),
                     format!(
-                        "liveness kills `{name}` after {budget:.0} s; model `{}` ({}, {how}) needs ~{expected:.0} s to load: it crash-loops",
-                        model_ref.id,
-                        model::gib(size.bytes),
+                        "liveness kills `{name}` after {budget:.0} s; model `{}` ({}, {}) needs ~{expected:.0} s to load: it crash-loops",
+                        load.model_id,
+                        model::gib(load.bytes),
+                        load.how(),
                     ),
                 )
                 .short(format!(
@@ -136,8 +116,8 @@ impl Rule for ModelServerStartupProbe {
                 ))
                 .help(format!(
                     "add a startupProbe with failureThreshold {threshold} x periodSeconds {period}; estimate from {} at {:.0} MB/s plus {:.0} s start-up (serving.startup)",
-                    size.source,
-                    throughput / 1e6,
+                    load.size_source,
+                    load.throughput / 1e6,
                     startup.startup_overhead.0
                 ))
                 .maybe_fix(startup_fix(&container, liveness, threshold, period));

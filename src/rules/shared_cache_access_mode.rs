@@ -161,7 +161,7 @@ fn pods_at_most(cx: &Context<'_>, workload: &Object) -> Option<(i64, String)> {
     let autoscaled = cx
         .autoscalers_of(workload)
         .filter_map(|(_, autoscaler)| {
-            autoscaler::replica_range(autoscaler)
+            autoscaler::replica_range(autoscaler, cx.policy)
                 .1
                 .map(|max| (max, autoscaler))
         })

@@ -90,7 +90,7 @@ impl Rule for XlaCacheSingleWriter {
         // The HPA is where its minReplicas is written: the finding about the
         // relationship goes on it, so that a webhook reviewing the HPA (with
         // its target fetched as context) reports it too.
-        if object.kind() == "HorizontalPodAutoscaler" {
+        if crate::autoscaler::is_autoscaler(object) {
             check_hpa(cx, object, sink);
             return;
         }
@@ -127,9 +127,12 @@ impl Rule for XlaCacheSingleWriter {
 }
 
 fn check_hpa(cx: &Context<'_>, hpa: &Object, sink: &mut Sink) {
+    // A ScaledObject's minReplicaCount is its HPA's minReplicas.
+    let field = crate::autoscaler::min_pointer(hpa);
+    let name_of_field = field.rsplit('/').next().unwrap_or(field);
     let Some(min) = hpa
         .value
-        .pointer("/spec/minReplicas")
+        .pointer(field)
         .and_then(Value::as_i64)
         .filter(|min| *min > 1)
     else {
@@ -153,19 +156,17 @@ fn check_hpa(cx: &Context<'_>, hpa: &Object, sink: &mut Sink) {
     }
     let name = target.name().unwrap_or("?");
     let fix = Fix::unsafe_(
-        "set minReplicas to 1 (raise it once a replica has filled the cache)",
-        op::replace("/spec/minReplicas", json!(1))
-            .into_iter()
-            .collect(),
+        format!("set {name_of_field} to 1 (raise it once a replica has filled the cache)"),
+        op::replace(field, json!(1)).into_iter().collect(),
     );
     sink.report(
-        "/spec/minReplicas",
+        field,
         format!(
-            "minReplicas {min} starts {min} replicas of `{name}` together on its shared XLA cache ({kind}); they corrupt it"
+            "{name_of_field} {min} starts {min} replicas of `{name}` together on its shared XLA cache ({kind}); they corrupt it"
         ),
     )
     .help(format!(
-        "start `{name}` with 1 replica until one is Ready and has filled {path}, then raise minReplicas; or remove VLLM_XLA_CACHE_PATH"
+        "start `{name}` with 1 replica until one is Ready and has filled {path}, then raise {name_of_field}; or remove VLLM_XLA_CACHE_PATH"
     ))
     .fix(fix);
 }
