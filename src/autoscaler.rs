@@ -32,8 +32,13 @@ pub fn is_scaled_object(object: &Object) -> bool {
 /// An HPA that KEDA made for a ScaledObject (it owns it): not a second
 /// autoscaler but the ScaledObject's own.
 pub fn is_keda_owned(object: &Object) -> bool {
-    object
-        .value
+    owned_by_scaled_object(&object.value)
+}
+
+/// Whether an object's owners include a ScaledObject (raw JSON, as an
+/// admission request carries it).
+pub fn owned_by_scaled_object(value: &Value) -> bool {
+    value
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .into_iter()

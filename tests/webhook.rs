@@ -803,6 +803,7 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
         "StatefulSet" => "statefulsets",
         "LeaderWorkerSet" => "leaderworkersets",
         "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
+        "ScaledObject" => "scaledobjects",
         "PodMonitoring" => "podmonitorings",
         "ClusterPodMonitoring" => "clusterpodmonitorings",
         "ServiceMonitor" => "servicemonitors",
@@ -1837,4 +1838,76 @@ async fn autoscalers_and_claims_of_the_cluster_are_context() {
         message.contains("[shared-cache-access-mode]") && message.contains("vllm-queue"),
         "{message}"
     );
+}
+
+const SCALED_OBJECT: (&str, &str, &str) = ("keda.sh", "v1alpha1", "ScaledObject");
+
+/// A ScaledObject on Deployment `vllm` with one Prometheus trigger.
+fn scaled_object(query: &str) -> Value {
+    json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "vllm", "namespace": "serving"},
+        "spec": {"scaleTargetRef": {"name": "vllm"}, "minReplicaCount": 1, "maxReplicaCount": 4,
+            "triggers": [{"type": "prometheus", "metadata": {
+                "serverAddress": "http://prometheus.monitoring:9090",
+                "query": query, "threshold": "20"}}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaled_objects_are_reviewed_and_mutated() {
+    let server = Server::start(&[]);
+    // A query of every namespace: denied, with the rule id.
+    let unfiltered = scaled_object("sum(vllm:num_requests_waiting)");
+    let message = denial(
+        &server,
+        &review(SCALED_OBJECT, "scaledobjects", "CREATE", &unfiltered, None),
+    )
+    .await;
+    assert!(message.contains("[keda-prometheus-query]"), "{message}");
+    // A filtered query without behavior: allowed with a warning, and
+    // /mutate writes the behavior where KEDA reads it.
+    let filtered = scaled_object("sum(vllm:num_requests_waiting{namespace=\"serving\"})");
+    let request = review(SCALED_OBJECT, "scaledobjects", "CREATE", &filtered, None);
+    let validated = send(&server, "/validate", &request).await;
+    assert_eq!(validated["allowed"], true, "{validated}");
+    assert!(
+        validated["warnings"]
+            .to_string()
+            .contains("hpa-stabilization-defaults"),
+        "{validated}"
+    );
+    let mutated = send(&server, "/mutate", &request).await;
+    let patch = decode_patch(&mutated).expect("a patch");
+    let mut patched = filtered.clone();
+    json_patch::patch(&mut patched, &patch.0).expect("the patch applies");
+    assert_eq!(
+        patched["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+            ["stabilizationWindowSeconds"],
+        300,
+        "{patched}"
+    );
+    let again = send(
+        &server,
+        "/mutate",
+        &review(SCALED_OBJECT, "scaledobjects", "CREATE", &patched, None),
+    )
+    .await;
+    assert!(again.get("patch").is_none(), "{again}");
+    // KEDA's own HPA of the ScaledObject is not reviewed a second time.
+    let keda_hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "keda-hpa-vllm", "namespace": "serving",
+            "ownerReferences": [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                "name": "vllm", "uid": "0b1c2d3e-0000-4000-8000-000000000001"}]},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
+            "minReplicas": 1, "maxReplicas": 4,
+            "metrics": [{"type": "External", "external": {
+                "metric": {"name": "s0-prometheus", "selector": {"matchLabels": {"scaledobject.keda.sh/name": "vllm"}}},
+                "target": {"type": "AverageValue", "averageValue": "20"}}}]}});
+    let owned = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &keda_hpa, None),
+    )
+    .await;
+    assert_eq!(owned["allowed"], true, "{owned}");
+    assert!(owned.get("warnings").is_none(), "{owned}");
 }

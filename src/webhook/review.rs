@@ -42,6 +42,7 @@ pub const HANDLED_KINDS: &[(&str, &str)] = &[
     ("apps", "StatefulSet"),
     ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"),
     ("autoscaling", "HorizontalPodAutoscaler"),
+    ("keda.sh", "ScaledObject"),
     ("monitoring.googleapis.com", "PodMonitoring"),
     ("monitoring.googleapis.com", "ClusterPodMonitoring"),
     ("monitoring.coreos.com", "ServiceMonitor"),
@@ -229,12 +230,21 @@ impl Review {
     /// The workload an HPA under review scales, when it is of a kind the
     /// webhook looks up (`FETCHED_WORKLOADS`).
     pub fn hpa_target(&self) -> Option<WorkloadRef> {
-        if self.kind() != ("autoscaling", "HorizontalPodAutoscaler") {
+        // A ScaledObject's reference defaults to an apps/v1 Deployment.
+        let keda = self.kind() == ("keda.sh", "ScaledObject");
+        if self.kind() != ("autoscaling", "HorizontalPodAutoscaler") && !keda {
             return None;
         }
         let reference = self.object.as_ref()?.pointer("/spec/scaleTargetRef")?;
         let text = |key: &str| reference.get(key).and_then(Value::as_str);
-        let (api_version, kind) = (text("apiVersion")?, text("kind")?);
+        let (api_version, kind) = if keda {
+            (
+                text("apiVersion").unwrap_or("apps/v1"),
+                text("kind").unwrap_or("Deployment"),
+            )
+        } else {
+            (text("apiVersion")?, text("kind")?)
+        };
         FETCHED_WORKLOADS
             .iter()
             .any(|(known_api, known_kind, _)| *known_api == api_version && *known_kind == kind)
@@ -444,6 +454,12 @@ pub fn decide(
     let Some(object) = &review.object else {
         return Decision::allow();
     };
+    // The HPA KEDA makes of a ScaledObject was reviewed as the ScaledObject.
+    if review.kind() == ("autoscaling", "HorizontalPodAutoscaler")
+        && crate::autoscaler::owned_by_scaled_object(object)
+    {
+        return Decision::allow();
+    }
     match mode {
         Mode::Validate => validate(engine, review, object, namespace, context),
         Mode::Mutate => mutate(engine, review, object, namespace, context),
@@ -485,7 +501,7 @@ fn validate(
         // cache is filled and more replicas only read it.
         if finding.rule == xla_cache_single_writer::ID
             && review.request.operation == Operation::Update
-            && review.kind().1 != "HorizontalPodAutoscaler"
+            && !matches!(review.kind().1, "HorizontalPodAutoscaler" | "ScaledObject")
         {
             severity = Severity::Warning;
         }
