@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use serde_json::Value;
 
 use crate::autoscaler;
 use crate::embedded::{self, Embedded};
@@ -15,6 +16,7 @@ use crate::loader::{Document, Loaded, ProblemKind};
 use crate::object::{Object, PositionMap};
 use crate::policy::Policy;
 use crate::rules;
+use crate::selection::PodLabels;
 use crate::source::{Location, SourceFile};
 use crate::workload::{self, InferenceReason};
 
@@ -60,6 +62,14 @@ pub struct Index {
     /// Autoscalers (HPAs, ScaledObjects) by the name of the workload they
     /// scale, so that a workload finds its own without a scan.
     autoscalers_by_target: HashMap<String, Vec<usize>>,
+    /// Objects by kind, in input order.
+    by_kind: HashMap<String, Vec<usize>>,
+    /// Workloads by the labels of their pods, (key, value), `None` for a
+    /// label whose value is set at run time: a monitor's selector finds its
+    /// candidate workloads without comparing itself with every one.
+    workloads_by_label: HashMap<(String, Option<String>), Vec<usize>>,
+    /// Workloads by the directory of their file.
+    workloads_by_directory: HashMap<String, Vec<usize>>,
 }
 
 impl Index {
@@ -84,11 +94,40 @@ impl Index {
                     .push(index);
             }
         }
+        let mut by_kind: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut workloads_by_label: HashMap<(String, Option<String>), Vec<usize>> = HashMap::new();
+        let mut workloads_by_directory: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, object) in objects.iter().enumerate() {
+            by_kind
+                .entry(object.kind().to_string())
+                .or_default()
+                .push(index);
+            if !workload::is_workload_kind(object.kind()) {
+                continue;
+            }
+            workloads_by_directory
+                .entry(directory_of(object))
+                .or_default()
+                .push(index);
+            for template in workload::pod_templates(object) {
+                for (key, value) in PodLabels::of(object, &template, policy).pairs() {
+                    let entry = workloads_by_label
+                        .entry((key.to_string(), value.map(str::to_string)))
+                        .or_default();
+                    if entry.last() != Some(&index) {
+                        entry.push(index);
+                    }
+                }
+            }
+        }
         Self {
             by_name,
             inference,
             embedded,
             autoscalers_by_target,
+            by_kind,
+            workloads_by_label,
+            workloads_by_directory,
         }
     }
 }
@@ -122,15 +161,71 @@ impl<'a> Context<'a> {
             .filter_map(move |index| objects.get(*index).map(|object| (*index, object)))
     }
 
-    /// Objects of one of these kinds, with their bundle indices.
-    pub fn of_kind<'k>(
-        &'k self,
-        kinds: &'k [&'k str],
-    ) -> impl Iterator<Item = (usize, &'a Object)> + 'k {
-        self.objects
+    /// Objects of one of these kinds, with their bundle indices, in input
+    /// order.
+    pub fn of_kind(&self, kinds: &[&str]) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+        let mut indices: Vec<usize> = kinds
             .iter()
-            .enumerate()
-            .filter(move |(_, object)| kinds.contains(&object.kind()))
+            .filter_map(|kind| self.index.by_kind.get(*kind))
+            .flatten()
+            .copied()
+            .collect();
+        indices.sort_unstable();
+        let objects = self.objects;
+        indices
+            .into_iter()
+            .filter_map(move |index| objects.get(index).map(|object| (index, object)))
+    }
+
+    /// The workloads whose files are in the same directory as this object's.
+    pub fn workloads_beside(
+        &self,
+        object: &Object,
+    ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+        let objects = self.objects;
+        self.index
+            .workloads_by_directory
+            .get(&directory_of(object))
+            .into_iter()
+            .flatten()
+            .filter_map(move |index| objects.get(*index).map(|object| (*index, object)))
+    }
+
+    /// The workloads (Deployments, StatefulSets, LeaderWorkerSets) a label
+    /// selector may select: those whose pods carry the first of its
+    /// `matchLabels` (or a controller label of that key set at run time);
+    /// every workload when it has no `matchLabels`. A superset: the caller
+    /// still asks [`crate::selection::selects`].
+    pub fn workloads_selectable_by(
+        &self,
+        selector: &Value,
+    ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+        let first = selector
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .and_then(|labels| labels.iter().next())
+            .and_then(|(key, value)| Some((key.clone(), value.as_str()?.to_string())));
+        let indices: Vec<usize> = match first {
+            Some((key, value)) => {
+                let mut found: Vec<usize> = [Some(value), None]
+                    .into_iter()
+                    .filter_map(|value| self.index.workloads_by_label.get(&(key.clone(), value)))
+                    .flatten()
+                    .copied()
+                    .collect();
+                found.sort_unstable();
+                found.dedup();
+                found
+            }
+            None => self
+                .of_kind(&["Deployment", "StatefulSet", "LeaderWorkerSet"])
+                .map(|(index, _)| index)
+                .collect(),
+        };
+        let objects = self.objects;
+        indices
+            .into_iter()
+            .filter_map(move |index| objects.get(index).map(|object| (index, object)))
     }
 
     /// Whether two objects belong to one application, so that a rule may
@@ -270,6 +365,14 @@ impl<'a> Context<'a> {
             }),
         }
     }
+}
+
+/// The directory of an object's file (its name up to the last `/`).
+pub fn directory_of(object: &Object) -> String {
+    std::path::Path::new(&object.source.name)
+        .parent()
+        .map(|parent| parent.display().to_string())
+        .unwrap_or_default()
 }
 
 /// What a rule reports before the engine places it.

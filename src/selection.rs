@@ -50,6 +50,18 @@ impl<'a> PodLabels<'a> {
         }
     }
 
+    /// Every label the pods have: (key, value), `None` for a value set at
+    /// run time (any value may be there).
+    pub fn pairs(&self) -> Vec<(&'a str, Option<&'a str>)> {
+        let mut pairs: Vec<(&'a str, Option<&'a str>)> = self.added.clone();
+        for (key, value) in self.written.into_iter().flatten() {
+            if !self.added.iter().any(|(added, _)| *added == key.as_str()) {
+                pairs.push((key.as_str(), value.as_str()));
+            }
+        }
+        pairs
+    }
+
     /// What a pod has for `key`: absent, a known value, or some value.
     fn get(&self, key: &str) -> Label<'a> {
         if let Some((_, value)) = self.added.iter().find(|(label, _)| *label == key) {

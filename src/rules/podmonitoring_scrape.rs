@@ -7,7 +7,7 @@ use crate::object::Object;
 use crate::pointer;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 use crate::selection::{self, PodLabels};
-use crate::workload::{self, is_workload_kind, pod_templates, Container, PodTemplate};
+use crate::workload::{self, pod_templates, Container, PodTemplate};
 
 declare_rule! {
     /// ## What it does
@@ -106,22 +106,25 @@ impl Rule for PodmonitoringScrape {
         // The inference pods this monitor selects (PodMonitoring, PodMonitor).
         let selects_pods = object.kind() != "ServiceMonitor";
         let mut matched_templates = Vec::new();
-        let mut inference_paired = false;
         let cluster_wide = object.kind() == "ClusterPodMonitoring";
+        let pairs_with = |workload: &Object| {
+            // A ClusterPodMonitoring selects in every namespace of its
+            // application; the others in their own namespace.
+            if cluster_wide {
+                cx.same_scope(object, workload)
+            } else {
+                cx.paired(object, workload)
+            }
+        };
         if let (Some(selector), true) = (selector, selects_pods) {
-            for workload in cx
-                .objects
-                .iter()
-                .filter(|other| is_workload_kind(other.kind()))
-            {
-                // A ClusterPodMonitoring selects in every namespace of its
-                // application; the others in their own namespace.
-                let paired = if cluster_wide {
-                    cx.same_scope(object, workload)
-                } else {
-                    cx.paired(object, workload)
-                };
-                if !paired {
+            // Only a workload kept beside the monitor (its directory) says
+            // what the monitor should select; the rest of the application
+            // may run other servers.
+            let inference_paired = cx.workloads_beside(object).any(|(_, workload)| {
+                pairs_with(workload) && cx.inference_reason(workload).is_some()
+            });
+            for (_, workload) in cx.workloads_selectable_by(selector) {
+                if !pairs_with(workload) {
                     continue;
                 }
                 let matching: Vec<_> = pod_templates(workload)
@@ -131,10 +134,6 @@ impl Rule for PodmonitoringScrape {
                     })
                     .collect();
                 let inference = cx.inference_reason(workload).is_some();
-                // Only a workload kept beside the monitor (its directory)
-                // says what the monitor should select; the rest of the
-                // application may run other servers.
-                inference_paired |= inference && same_directory(object, workload);
                 matched_templates
                     .extend(matching.into_iter().map(|template| (inference, template)));
             }
@@ -318,15 +317,6 @@ fn server_port(container: &Container<'_>, flags: &[String], env: &[String]) -> O
     env.iter()
         .find_map(|name| workload::env_value(container, name))
         .and_then(|(_, value)| value.parse().ok())
-}
-
-fn same_directory(a: &Object, b: &Object) -> bool {
-    let directory = |object: &Object| {
-        std::path::Path::new(&object.source.name)
-            .parent()
-            .map(std::path::Path::to_path_buf)
-    };
-    directory(a) == directory(b)
 }
 
 fn is_system_exporter(object: &Object, hints: &[String]) -> bool {
