@@ -324,3 +324,75 @@ fn fix_keeps_owner_and_group() {
     assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
     assert_eq!(after.mode() & 0o777, before.mode() & 0o777);
 }
+
+/// An 800-container Deployment, every container on 2 GPUs without
+/// /dev/shm: /mutate repairs all of them in one review (the fixes that do
+/// not overlap go in the same round) and says so in one warning per kind.
+#[test]
+fn mutate_repairs_every_container_of_a_huge_pod_with_one_warning_per_kind() {
+    use infergate::engine::Engine;
+    use infergate::policy::Policy;
+    use infergate::webhook::review::{self, ClusterContext, Mode, Review, Scope};
+    let containers: Vec<Value> = (0..800)
+        .map(|index| {
+            serde_json::json!({"name": format!("server-{index}"), "image": "example.com/diffusion:1",
+                "resources": {"limits": {"nvidia.com/gpu": 2}}})
+        })
+        .collect();
+    let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "wide", "namespace": "serving"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "wide"}},
+            "template": {"metadata": {"labels": {"app": "wide"}},
+                "spec": {"containers": containers}}}});
+    let body = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "wide", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "name": "wide", "namespace": "serving", "operation": "CREATE",
+            "userInfo": {"username": "test"}, "object": deployment}});
+    let parsed = Review::parse(&serde_json::to_vec(&body).expect("json")).expect("a review");
+    let engine = Engine::new(Policy::built_in().expect("policy"));
+    let decision = review::decide(
+        &engine,
+        &Scope {
+            excluded_namespaces: Vec::new(),
+        },
+        &parsed,
+        Mode::Mutate,
+        None,
+        &ClusterContext::default(),
+    );
+    let mut patched = deployment.clone();
+    json_patch::patch(&mut patched, &decision.patch).expect("the patch applies");
+    let pod = &patched["spec"]["template"]["spec"];
+    let mounted = pod["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter(|container| {
+            container["volumeMounts"]
+                .as_array()
+                .is_some_and(|mounts| mounts.iter().any(|mount| mount["mountPath"] == "/dev/shm"))
+        })
+        .count();
+    assert_eq!(mounted, 800);
+    // One volume shared by all, never one per container.
+    assert_eq!(
+        pod["volumes"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        pod["volumes"]
+    );
+    let shm_warnings: Vec<&String> = decision
+        .warnings
+        .iter()
+        .filter(|warning| warning.contains("tensor-parallel-needs-shm"))
+        .collect();
+    assert!(
+        (1..=2).contains(&shm_warnings.len()),
+        "one warning per kind of mutation: {shm_warnings:?}"
+    );
+    assert!(
+        shm_warnings.iter().any(|warning| warning.contains("799")),
+        "{shm_warnings:?}"
+    );
+}
