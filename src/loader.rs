@@ -413,33 +413,35 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
     } else {
         std::borrow::Cow::Borrowed(source.text.as_str())
     };
-    match parse_documents(&parsed_text) {
-        Ok((documents, duplicates)) => {
-            add_duplicates(&mut loaded, &source, duplicates);
-            for (index, document) in documents.iter().enumerate() {
-                add_document(&mut loaded, &source, index, document);
-            }
+    // Each document is converted as soon as it is parsed, so that only one
+    // document's YAML tree is in memory at a time.
+    let mut streamed = Loaded::default();
+    let outcome = stream_documents(&parsed_text, |index, document| {
+        add_document(&mut streamed, &source, index, document, 0);
+    });
+    match outcome {
+        Ok(duplicates) => {
+            add_duplicates(&mut loaded, &source, duplicates, 0);
+            loaded.objects.append(&mut streamed.objects);
+            loaded.documents.append(&mut streamed.documents);
+            loaded.problems.append(&mut streamed.problems);
         }
         Err(_) => {
+            drop(streamed);
             // One broken document should not hide the others: parse each
-            // document alone, padded with empty lines so that the parser's
-            // line numbers stay those of the file.
+            // document alone, its positions shifted by the lines before it.
             for (index, (first_line, chunk)) in split_documents(&parsed_text).iter().enumerate() {
-                let padded = format!("{}{}", "\n".repeat(first_line - 1), chunk);
-                let outcome = parse_documents(&padded).map(|(documents, duplicates)| {
-                    add_duplicates(&mut loaded, &source, duplicates);
-                    for document in &documents {
-                        add_document(&mut loaded, &source, index, document);
-                    }
+                let line_offset = first_line - 1;
+                let outcome = stream_documents(chunk, |_, document| {
+                    add_document(&mut loaded, &source, index, document, line_offset);
                 });
                 match outcome {
-                    Ok(()) => {}
+                    Ok(duplicates) => add_duplicates(&mut loaded, &source, duplicates, line_offset),
                     Err(error) => {
                         let marker = error.marker();
-                        let location = source.location(
-                            (marker.line(), marker.col()),
-                            (marker.line(), marker.col() + 1),
-                        );
+                        let line = marker.line() + line_offset;
+                        let location =
+                            source.location((line, marker.col()), (line, marker.col() + 1));
                         let kind = if error.info() == nesting::too_deep_message() {
                             ProblemKind::TooDeep
                         } else {
@@ -464,9 +466,13 @@ fn add_duplicates(
     loaded: &mut Loaded,
     source: &Arc<SourceFile>,
     duplicates: Vec<nesting::DuplicateKey>,
+    line_offset: usize,
 ) {
     for duplicate in duplicates {
-        let (line, column) = (duplicate.second.line(), duplicate.second.col());
+        let (line, column) = (
+            duplicate.second.line() + line_offset,
+            duplicate.second.col(),
+        );
         if duplicate.is_complex() {
             loaded.problems.push(LoadProblem {
                 location: source.location((line, column), (line, column + 1)),
@@ -485,25 +491,72 @@ fn add_duplicates(
             source: source.clone(),
             kind: ProblemKind::DuplicateKey {
                 key: duplicate.key,
-                first_line: duplicate.first.line(),
+                first_line: duplicate.first.line() + line_offset,
                 second_line: line,
             },
         });
     }
 }
 
-type Parsed<'a> = (Vec<MarkedYaml<'a>>, Vec<nesting::DuplicateKey>);
-
-fn parse_documents(text: &str) -> Result<Parsed<'_>, saphyr::ScanError> {
-    let mut loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
+fn fresh_loader<'input>() -> YamlLoader<'input, MarkedYaml<'input>> {
+    let mut loader: YamlLoader<'input, MarkedYaml<'input>> = YamlLoader::default();
     loader.early_parse(false);
     // Duplicate keys are reported by the conversion, which keeps reading.
     loader.allow_duplicate_keys(true);
-    let (loader, duplicates) = nesting::load(text, loader)?;
-    if let Some(error) = loader.error() {
-        return Err(error.clone());
+    loader
+}
+
+/// Hands each document to `each` (with its index) when the parser has
+/// finished it, then forgets its tree.
+struct Streamed<'input, F> {
+    loader: YamlLoader<'input, MarkedYaml<'input>>,
+    index: usize,
+    each: F,
+    error: Option<saphyr::ScanError>,
+}
+
+impl<'input, F: FnMut(usize, &MarkedYaml<'input>)> saphyr_parser::SpannedEventReceiver<'input>
+    for Streamed<'input, F>
+{
+    fn on_event(&mut self, event: saphyr_parser::Event<'input>, span: saphyr_parser::Span) {
+        if self.error.is_some() {
+            return;
+        }
+        let ends_document = matches!(event, saphyr_parser::Event::DocumentEnd);
+        self.loader.on_event(event, span);
+        if let Some(error) = self.loader.error() {
+            self.error = Some(error.clone());
+            return;
+        }
+        if ends_document {
+            // Anchors do not cross documents, so a new loader per document
+            // reads the same.
+            let done = std::mem::replace(&mut self.loader, fresh_loader()).into_documents();
+            for document in &done {
+                (self.each)(self.index, document);
+                self.index += 1;
+            }
+        }
     }
-    Ok((loader.into_documents(), duplicates))
+}
+
+/// Parse a text's documents one at a time. On a syntax error, the
+/// documents before it have been handed out already.
+fn stream_documents<'input>(
+    text: &'input str,
+    each: impl FnMut(usize, &MarkedYaml<'input>),
+) -> Result<Vec<nesting::DuplicateKey>, saphyr::ScanError> {
+    let receiver = Streamed {
+        loader: fresh_loader(),
+        index: 0,
+        each,
+        error: None,
+    };
+    let (receiver, duplicates) = nesting::load(text, receiver)?;
+    match receiver.error {
+        Some(error) => Err(error),
+        None => Ok(duplicates),
+    }
 }
 
 /// Split a multi-document text at `---` lines. Returns (1-based first line,
@@ -533,9 +586,14 @@ fn add_document(
     source: &Arc<SourceFile>,
     index: usize,
     node: &MarkedYaml<'_>,
+    line_offset: usize,
 ) {
+    let place = Place {
+        source,
+        line_offset,
+    };
     let mut positions = PositionMap::default();
-    let value = to_json(node, String::new(), None, source, &mut positions);
+    let value = to_json(node, String::new(), None, place, &mut positions);
     if value.is_null() {
         return;
     }
@@ -566,7 +624,7 @@ fn add_document(
         {
             for (item_index, item) in items.iter().enumerate() {
                 let mut item_positions = PositionMap::default();
-                let item_value = to_json(item, String::new(), None, source, &mut item_positions);
+                let item_value = to_json(item, String::new(), None, place, &mut item_positions);
                 push_value(
                     loaded,
                     source,
@@ -613,11 +671,19 @@ fn scalar_text<'a>(node: &'a MarkedYaml<'_>) -> Option<&'a str> {
     }
 }
 
-fn span_location(node: &MarkedYaml<'_>, source: &SourceFile) -> Location {
+/// Where a parsed text sits in its file: a document parsed on its own
+/// starts `line_offset` lines into it.
+#[derive(Clone, Copy)]
+struct Place<'s> {
+    source: &'s SourceFile,
+    line_offset: usize,
+}
+
+fn span_location(node: &MarkedYaml<'_>, place: Place<'_>) -> Location {
     let span = node.span;
-    source.location(
-        (span.start.line(), span.start.col()),
-        (span.end.line(), span.end.col()),
+    place.source.location(
+        (span.start.line() + place.line_offset, span.start.col()),
+        (span.end.line() + place.line_offset, span.end.col()),
     )
 }
 
@@ -625,10 +691,10 @@ fn to_json(
     node: &MarkedYaml<'_>,
     pointer: String,
     key: Option<Location>,
-    source: &SourceFile,
+    place: Place<'_>,
     positions: &mut PositionMap,
 ) -> Value {
-    let value_location = span_location(node, source);
+    let value_location = span_location(node, place);
     let (value, is_collection) = match &node.data {
         YamlData::Representation(text, style, tag) => {
             let tag_suffix = tag.as_ref().map(|tag| tag.suffix.as_str());
@@ -640,13 +706,7 @@ fn to_json(
                 .iter()
                 .enumerate()
                 .map(|(index, item)| {
-                    to_json(
-                        item,
-                        pointer::join(&pointer, index),
-                        None,
-                        source,
-                        positions,
-                    )
+                    to_json(item, pointer::join(&pointer, index), None, place, positions)
                 })
                 .collect();
             (Value::Array(values), true)
@@ -660,12 +720,12 @@ fn to_json(
                     merges.push(value_node);
                     continue;
                 }
-                let key_location = span_location(key_node, source);
+                let key_location = span_location(key_node, place);
                 let child = to_json(
                     value_node,
                     pointer::join(&pointer, &key_text),
                     Some(key_location),
-                    source,
+                    place,
                     positions,
                 );
                 object.insert(key_text, child);
@@ -679,8 +739,8 @@ fn to_json(
                     YamlData::Sequence(items) => items.iter().collect(),
                     _ => vec![merged],
                 };
-                for source_node in sources {
-                    let YamlData::Mapping(entries) = &source_node.data else {
+                for merged_node in sources {
+                    let YamlData::Mapping(entries) = &merged_node.data else {
                         continue;
                     };
                     for (key_node, value_node) in entries {
@@ -691,8 +751,8 @@ fn to_json(
                         let child = to_json(
                             value_node,
                             pointer::join(&pointer, &key_text),
-                            Some(span_location(key_node, source)),
-                            source,
+                            Some(span_location(key_node, place)),
+                            place,
                             positions,
                         );
                         object.insert(key_text, child);
@@ -702,7 +762,7 @@ fn to_json(
             (Value::Object(object), true)
         }
         YamlData::Tagged(_, inner) => {
-            return to_json(inner, pointer, key, source, positions);
+            return to_json(inner, pointer, key, place, positions);
         }
         YamlData::Alias(_) | YamlData::BadValue => (Value::Null, false),
     };
@@ -712,8 +772,12 @@ fn to_json(
             key,
             value: value_location,
             is_collection,
-            end: source
-                .offset_of(node.span.end.line(), node.span.end.col())
+            end: place
+                .source
+                .offset_of(
+                    node.span.end.line() + place.line_offset,
+                    node.span.end.col(),
+                )
                 .max(value_location.offset),
         },
     );
