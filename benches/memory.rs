@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 fn bundle(index: usize) -> String {
     let namespace = format!("ns{}", index % 37);
-    let target = if index % 5 == 0 { "five" } else { "5" };
+    let target = if index.is_multiple_of(5) { "five" } else { "5" };
     format!(
         "apiVersion: apps/v1
 kind: Deployment
