@@ -9,30 +9,49 @@ use crate::finding::Finding;
 
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The report as pretty JSON. Findings are serialised one at a time into
+/// the text, so that a run with a hundred thousand findings never holds
+/// them all as a JSON tree besides the text.
 pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
-    let findings: Vec<Value> = outcome
+    let summary = &outcome.summary;
+    let summary = json!({
+        "files": summary.files,
+        "objects": summary.objects,
+        "skipped": summary.skipped,
+        "errors": summary.errors,
+        "warnings": summary.warnings,
+        "infos": summary.infos,
+        "suppressed": summary.suppressed,
+    });
+    let mut text = format!("{{\n  \"version\": {FORMAT_VERSION},\n  \"findings\": [");
+    let mut first = true;
+    for finding in outcome
         .findings
         .iter()
         .filter(|finding| finding.suppressed.is_none() || visibility.verbose)
-        .map(finding_json)
-        .collect();
-    let summary = &outcome.summary;
-    let document = json!({
-        "version": FORMAT_VERSION,
-        "findings": findings,
-        "summary": {
-            "files": summary.files,
-            "objects": summary.objects,
-            "skipped": summary.skipped,
-            "errors": summary.errors,
-            "warnings": summary.warnings,
-            "infos": summary.infos,
-            "suppressed": summary.suppressed,
-        }
-    });
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_string());
-    text.push('\n');
+    {
+        text.push_str(if first { "\n" } else { ",\n" });
+        first = false;
+        push_indented(&mut text, &finding_json(finding), "    ");
+    }
+    text.push_str(if first { "],\n" } else { "\n  ],\n" });
+    text.push_str("  \"summary\": ");
+    let summary_text = serde_json::to_string_pretty(&summary).unwrap_or_else(|_| "{}".to_string());
+    text.push_str(&summary_text.replace('\n', "\n  "));
+    text.push_str("\n}\n");
     text
+}
+
+/// A value pretty-printed as serde_json does, every line indented.
+fn push_indented(text: &mut String, value: &Value, indent: &str) {
+    let pretty = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
+    for (index, line) in pretty.lines().enumerate() {
+        if index > 0 {
+            text.push('\n');
+        }
+        text.push_str(indent);
+        text.push_str(line);
+    }
 }
 
 pub fn finding_json(finding: &Finding) -> Value {
