@@ -62,6 +62,11 @@ impl Rule for NoQueueAndHbmMix {
         else {
             return;
         };
+        let who = if crate::autoscaler::is_scaled_object(object) {
+            "ScaledObject"
+        } else {
+            "HPA"
+        };
         for hbm in metrics
             .iter()
             .filter(|metric| family_of(metric.name) == Some(MetricFamily::Hbm))
@@ -69,7 +74,7 @@ impl Rule for NoQueueAndHbmMix {
             sink.report(
                 hbm.name_pointer(),
                 format!(
-                    "HPA scales on HBM `{}` and queue size `{}`; HBM triggers first, so the queue target never governs",
+                    "{who} scales on HBM `{}` and queue size `{}`; HBM triggers first, so the queue target never governs",
                     crate::metrics::base_name(hbm.name.unwrap_or_default()),
                     crate::metrics::base_name(queue.name.unwrap_or_default())
                 ),
