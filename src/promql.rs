@@ -205,3 +205,25 @@ pub fn filters_on(selector: &VectorSelector, labels: &[String]) -> bool {
             }
     })
 }
+
+/// The vector selectors read as instant values: not the inside of a range
+/// (`x[5m]`, which only a function such as `rate` can use).
+pub fn instant_selectors(expr: &Expr) -> Vec<VectorSelector> {
+    struct Collect(Vec<VectorSelector>);
+    impl ExprVisitor for Collect {
+        type Error = String;
+
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, String> {
+            match expr {
+                Expr::VectorSelector(selector) => self.0.push(selector.clone()),
+                // A range's selector is its own: do not descend.
+                Expr::MatrixSelector(_) => return Ok(false),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+    let mut found = Collect(Vec::new());
+    let _ = walk_expr(&mut found, expr);
+    found.0
+}

@@ -88,9 +88,11 @@ impl Rule for HpaMetricSemantics {
         let rules = adapter_rules_for(cx, object);
         for metric in &metrics {
             let Some(name) = metric.name else { continue };
-            if !matches!(metric.metric_type, "External" | "Pods" | "Object")
-                || metric.version == metrics::HpaVersion::Keda
-            {
+            if metric.version == metrics::HpaVersion::Keda {
+                check_keda_query(cx.policy, metric, sink);
+                continue;
+            }
+            if !matches!(metric.metric_type, "External" | "Pods" | "Object") {
                 continue;
             }
             check_metric(cx.policy, metric, name, &rules, sink);
@@ -216,6 +218,40 @@ fn check_metric(
     sink.report(name_pointer, message)
         .short(format!("`{base}` is a raw cumulative counter"))
         .help(help);
+}
+
+/// A KEDA Prometheus query that reads a counter as an instant value
+/// (`sum(x_total)`, not `sum(rate(x_total[2m]))`): KEDA passes the sum of
+/// ever-growing counters to the HPA.
+fn check_keda_query(policy: &Policy, metric: &HpaMetric<'_>, sink: &mut Sink) {
+    let Some(trigger) = metric.source else { return };
+    if trigger.get("type").and_then(Value::as_str) != Some("prometheus") {
+        return;
+    }
+    let Some(query) = trigger.pointer("/metadata/query").and_then(Value::as_str) else {
+        return;
+    };
+    let Ok(expr) = promql_parser::parser::parse(query) else {
+        return;
+    };
+    let semantics = &policy.metric_semantics;
+    let counter = crate::promql::instant_selectors(&expr)
+        .iter()
+        .filter_map(|selector| crate::promql::selector_name(selector).map(str::to_string))
+        .find(|name| {
+            semantics
+                .counter_suffixes
+                .iter()
+                .any(|suffix| name.ends_with(suffix.as_str()))
+                && metrics::classify(name, policy).is_none()
+        });
+    let Some(counter) = counter else { return };
+    sink.report(
+        format!("{}/metadata/query", metric.source_pointer),
+        format!("the query reads counter `{counter}` as a value; it only grows, so the HPA ratchets to the maximum"),
+    )
+    .short(format!("`{counter}` is a raw counter: use rate(…[2m])"))
+    .help(format!("read a rate: sum(rate({counter}[2m]))"));
 }
 
 /// The kind of an adapter-form name (`prefix|name|kind`).
