@@ -9,22 +9,40 @@ use promql_parser::util::{walk_expr, ExprVisitor};
 /// Every vector selector of an expression, those inside range selectors
 /// included, in the order they are written.
 pub fn selectors(expr: &Expr) -> Vec<VectorSelector> {
-    struct Collect(Vec<VectorSelector>);
+    collect_selectors(expr, true)
+}
+
+/// The vector selectors read as instant values: not the inside of a range
+/// (`x[5m]`, which only a function such as `rate` can use).
+pub fn instant_selectors(expr: &Expr) -> Vec<VectorSelector> {
+    collect_selectors(expr, false)
+}
+
+fn collect_selectors(expr: &Expr, ranges: bool) -> Vec<VectorSelector> {
+    struct Collect {
+        found: Vec<VectorSelector>,
+        ranges: bool,
+    }
     impl ExprVisitor for Collect {
         type Error = String;
 
         fn pre_visit(&mut self, expr: &Expr) -> Result<bool, String> {
             match expr {
-                Expr::VectorSelector(selector) => self.0.push(selector.clone()),
-                Expr::MatrixSelector(matrix) => self.0.push(matrix.vs.clone()),
+                Expr::VectorSelector(selector) => self.found.push(selector.clone()),
+                Expr::MatrixSelector(matrix) if self.ranges => self.found.push(matrix.vs.clone()),
+                // A range's selector is its own: do not descend.
+                Expr::MatrixSelector(_) => return Ok(false),
                 _ => {}
             }
             Ok(true)
         }
     }
-    let mut found = Collect(Vec::new());
-    let _ = walk_expr(&mut found, expr);
-    found.0
+    let mut collect = Collect {
+        found: Vec::new(),
+        ranges,
+    };
+    let _ = walk_expr(&mut collect, expr);
+    collect.found
 }
 
 /// The metric name a selector reads: its name, or its `__name__` matcher.
@@ -204,26 +222,4 @@ pub fn filters_on(selector: &VectorSelector, labels: &[String]) -> bool {
                 _ => false,
             }
     })
-}
-
-/// The vector selectors read as instant values: not the inside of a range
-/// (`x[5m]`, which only a function such as `rate` can use).
-pub fn instant_selectors(expr: &Expr) -> Vec<VectorSelector> {
-    struct Collect(Vec<VectorSelector>);
-    impl ExprVisitor for Collect {
-        type Error = String;
-
-        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, String> {
-            match expr {
-                Expr::VectorSelector(selector) => self.0.push(selector.clone()),
-                // A range's selector is its own: do not descend.
-                Expr::MatrixSelector(_) => return Ok(false),
-                _ => {}
-            }
-            Ok(true)
-        }
-    }
-    let mut found = Collect(Vec::new());
-    let _ = walk_expr(&mut found, expr);
-    found.0
 }
