@@ -29,6 +29,10 @@ declare_rule! {
     /// - **a distribution without a reducer**: the adapter form's
     ///   `|histogram` kind with no `reducer` in the metric's selector.
     ///
+    /// A KEDA ScaledObject's Prometheus query is read the same way: a
+    /// counter it reads as an instant value (not under `rate(…[2m])` or
+    /// another range function) is reported.
+    ///
     /// Suffixes, kinds and exporter series are data in rules/metrics.yaml
     /// (`metricSemantics`).
     ///
