@@ -50,22 +50,33 @@ pub fn owned_by_scaled_object(value: &Value) -> bool {
 /// to a Deployment (KEDA documentation, ScaledObject specification:
 /// `scaleTargetRef.kind` defaults to Deployment, `apiVersion` to apps/v1).
 pub fn scale_target(object: &Object) -> Option<ScaleTargetRef<'_>> {
-    let pointer = "/spec/scaleTargetRef";
-    let reference = object.value.pointer(pointer)?;
-    let name = reference.get("name").and_then(Value::as_str)?;
-    let kind = reference.get("kind").and_then(Value::as_str);
-    let kind = if is_scaled_object(object) {
-        kind.unwrap_or("Deployment")
-    } else if is_hpa(object) {
-        kind?
-    } else {
-        return None;
-    };
+    let (kind, name) = target_in(&object.value)?;
     Some(ScaleTargetRef {
         kind,
         name,
-        pointer,
+        pointer: "/spec/scaleTargetRef",
     })
+}
+
+/// The (kind, name) an autoscaler's raw JSON names, with KEDA's default
+/// kind: one reading for objects of the input and of a review or a
+/// cluster list.
+fn target_in(value: &Value) -> Option<(&str, &str)> {
+    let kind = value.get("kind").and_then(Value::as_str)?;
+    let group = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .and_then(|api_version| api_version.rsplit_once('/'))
+        .map_or("", |(group, _)| group);
+    let reference = value.pointer("/spec/scaleTargetRef")?;
+    let name = reference.get("name").and_then(Value::as_str)?;
+    let written = reference.get("kind").and_then(Value::as_str);
+    let target_kind = match (group, kind) {
+        ("autoscaling", "HorizontalPodAutoscaler") => written?,
+        ("keda.sh", "ScaledObject") => written.unwrap_or("Deployment"),
+        _ => return None,
+    };
+    Some((target_kind, name))
 }
 
 /// Where an autoscaler writes its minimum, maximum and behavior.
@@ -158,26 +169,9 @@ pub struct Reference {
 
 impl Reference {
     pub fn of_value(value: &Value) -> Option<Self> {
-        let kind = value.get("kind").and_then(Value::as_str)?;
-        let group = value
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .and_then(|api_version| api_version.rsplit_once('/'))
-            .map_or("", |(group, _)| group);
-        let reference = value.pointer("/spec/scaleTargetRef")?;
-        let name = reference.get("name").and_then(Value::as_str)?;
-        let target_kind = match (group, kind) {
-            ("autoscaling", "HorizontalPodAutoscaler") => {
-                reference.get("kind").and_then(Value::as_str)?
-            }
-            ("keda.sh", "ScaledObject") => reference
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("Deployment"),
-            _ => return None,
-        };
+        let (kind, name) = target_in(value)?;
         Some(Self {
-            kind: target_kind.to_string(),
+            kind: kind.to_string(),
             name: name.to_string(),
         })
     }
