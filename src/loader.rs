@@ -646,8 +646,9 @@ fn push_value(
     index: usize,
     base_pointer: String,
     value: Value,
-    positions: PositionMap,
+    mut positions: PositionMap,
 ) {
+    positions.seal();
     if crate::object::object_id(&value).is_some() {
         if let Some(object) =
             Object::from_value(value, source.clone(), index, base_pointer, positions)
@@ -712,7 +713,9 @@ fn to_json(
             (Value::Array(values), true)
         }
         YamlData::Mapping(mapping) => {
-            let mut object = Map::new();
+            // Exact capacity: one map per mapping of every object is held
+            // in memory, and growth by doubling wastes up to half of it.
+            let mut object = Map::with_capacity(mapping.len());
             let mut merges = Vec::new();
             for (key_node, value_node) in mapping {
                 let key_text = key_string(key_node);
@@ -767,7 +770,7 @@ fn to_json(
         YamlData::Alias(_) | YamlData::BadValue => (Value::Null, false),
     };
     positions.insert(
-        pointer,
+        &pointer,
         NodeSpan {
             key,
             value: value_location,

@@ -1,7 +1,6 @@
 //! A Kubernetes object as the rules see it: its JSON value, where it came
 //! from, and where each of its nodes sits in the source text.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -47,18 +46,132 @@ pub struct NodeSpan {
 }
 
 /// JSON pointer -> where that node is written.
+///
+/// Kept compact because there is one entry per node of every object held in
+/// memory: a 64-bit hash of the pointer (not the pointer text) and the span
+/// in 32-bit numbers, in one vector sorted by hash once the object is read.
+/// The hasher is keyed per process, so no input can be crafted to make two
+/// pointers of an object collide; only an accidental collision (one in
+/// 2^64 per pair of pointers) would give one node the other's place.
 #[derive(Debug, Default, Clone)]
 pub struct PositionMap {
-    spans: HashMap<String, NodeSpan>,
+    entries: Vec<(u64, PackedSpan)>,
+    /// Whether `entries` is sorted by hash with one entry per hash; until
+    /// [`PositionMap::seal`], lookups scan it.
+    sealed: bool,
+}
+
+/// A [`NodeSpan`] in 32-bit numbers (files are far below 4 GiB: see
+/// `loader::MAX_FILE_BYTES`; larger numbers saturate).
+#[derive(Debug, Clone, Copy)]
+struct PackedSpan {
+    key: PackedLocation,
+    value: PackedLocation,
+    end: u32,
+    has_key: bool,
+    is_collection: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct PackedLocation {
+    line: u32,
+    column: u32,
+    offset: u32,
+    len: u32,
+}
+
+fn narrow(number: usize) -> u32 {
+    u32::try_from(number).unwrap_or(u32::MAX)
+}
+
+impl PackedLocation {
+    fn pack(location: Location) -> Self {
+        Self {
+            line: narrow(location.line),
+            column: narrow(location.column),
+            offset: narrow(location.offset),
+            len: narrow(location.len),
+        }
+    }
+
+    fn unpack(self) -> Location {
+        Location {
+            line: self.line as usize,
+            column: self.column as usize,
+            offset: self.offset as usize,
+            len: self.len as usize,
+        }
+    }
+}
+
+impl PackedSpan {
+    fn pack(span: NodeSpan) -> Self {
+        Self {
+            key: span.key.map(PackedLocation::pack).unwrap_or_default(),
+            value: PackedLocation::pack(span.value),
+            end: narrow(span.end),
+            has_key: span.key.is_some(),
+            is_collection: span.is_collection,
+        }
+    }
+
+    fn unpack(self) -> NodeSpan {
+        NodeSpan {
+            key: self.has_key.then(|| self.key.unpack()),
+            value: self.value.unpack(),
+            is_collection: self.is_collection,
+            end: self.end as usize,
+        }
+    }
+}
+
+fn pointer_hash(pointer: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(Default::default).hash_one(pointer)
 }
 
 impl PositionMap {
-    pub fn insert(&mut self, pointer: String, span: NodeSpan) {
-        self.spans.insert(pointer, span);
+    /// Record where `pointer` is written; a later entry for the same
+    /// pointer (a duplicate key) replaces the earlier one.
+    pub fn insert(&mut self, pointer: &str, span: NodeSpan) {
+        self.entries
+            .push((pointer_hash(pointer), PackedSpan::pack(span)));
+        self.sealed = false;
     }
 
-    pub fn get(&self, pointer: &str) -> Option<&NodeSpan> {
-        self.spans.get(pointer)
+    /// Sort the entries for lookups by binary search, once every node is in.
+    pub fn seal(&mut self) {
+        // Stable: of equal hashes, the last inserted is kept.
+        self.entries.sort_by_key(|(hash, _)| *hash);
+        let mut kept: Vec<(u64, PackedSpan)> = Vec::with_capacity(self.entries.len());
+        for entry in self.entries.drain(..) {
+            match kept.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => kept.push(entry),
+            }
+        }
+        kept.shrink_to_fit();
+        self.entries = kept;
+        self.sealed = true;
+    }
+
+    pub fn get(&self, pointer: &str) -> Option<NodeSpan> {
+        let hash = pointer_hash(pointer);
+        let found = if self.sealed {
+            self.entries
+                .binary_search_by_key(&hash, |(entry, _)| *entry)
+                .ok()
+                .map(|index| self.entries[index].1)
+        } else {
+            self.entries
+                .iter()
+                .rev()
+                .find(|(entry, _)| *entry == hash)
+                .map(|(_, span)| *span)
+        };
+        found.map(PackedSpan::unpack)
     }
 
     /// The best location for a finding at `pointer`: a scalar's value, a
@@ -67,7 +180,7 @@ impl PositionMap {
     pub fn locate(&self, pointer: &str) -> Option<Location> {
         let mut current = pointer;
         loop {
-            if let Some(span) = self.spans.get(current) {
+            if let Some(span) = self.get(current) {
                 return Some(match (span.is_collection, span.key) {
                     (true, Some(key)) => key,
                     _ => span.value,
@@ -79,7 +192,7 @@ impl PositionMap {
 
     /// The location of the key that introduces `pointer`, or of its value.
     pub fn locate_key(&self, pointer: &str) -> Option<Location> {
-        let span = self.spans.get(pointer)?;
+        let span = self.get(pointer)?;
         Some(span.key.unwrap_or(span.value))
     }
 }
@@ -175,4 +288,55 @@ pub fn object_id(value: &Value) -> Option<ObjectId> {
         namespace: text("namespace"),
         name: text("name"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(line: usize) -> NodeSpan {
+        let at = Location {
+            line,
+            column: 3,
+            offset: line * 10,
+            len: 2,
+        };
+        NodeSpan {
+            key: (line > 1).then_some(at),
+            value: at,
+            is_collection: false,
+            end: line * 10 + 2,
+        }
+    }
+
+    #[test]
+    fn positions_are_found_before_and_after_sealing_and_a_duplicate_keeps_the_later() {
+        let mut positions = PositionMap::default();
+        positions.insert("", span(1));
+        positions.insert("/spec", span(2));
+        positions.insert("/spec/replicas", span(3));
+        positions.insert("/spec/replicas", span(4));
+        for sealed in [false, true] {
+            if sealed {
+                positions.seal();
+            }
+            assert_eq!(
+                positions.get("/spec/replicas").map(|s| s.value.line),
+                Some(4)
+            );
+            assert_eq!(
+                positions.get("/spec").and_then(|s| s.key).map(|k| k.line),
+                Some(2)
+            );
+            assert!(positions.get("").is_some_and(|s| s.key.is_none()));
+            // A missing node is placed at its nearest ancestor.
+            assert_eq!(
+                positions.locate("/spec/template/spec").map(|l| l.line),
+                Some(2)
+            );
+            assert!(positions.get("/status").is_none());
+            assert_eq!(positions.get("/spec/replicas").map(|s| s.end), Some(42));
+        }
+        assert_eq!(positions.entries.len(), 3);
+    }
 }
