@@ -396,3 +396,52 @@ fn mutate_repairs_every_container_of_a_huge_pod_with_one_warning_per_kind() {
         "{shm_warnings:?}"
     );
 }
+
+/// Many HPAs on an uppercase exporter metric beside many look-alike
+/// exporter PodMonitorings (the same name in every namespace): each finding
+/// carries relabelling patches for a bounded number of monitors, so the
+/// output grows with the input, not with its square.
+#[test]
+fn related_patches_stay_bounded_when_many_monitors_look_alike() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("same-names.yaml");
+    let copies = 200;
+    let mut text = String::new();
+    for index in 0..copies {
+        text.push_str(&format!(
+            "apiVersion: monitoring.googleapis.com/v1\nkind: PodMonitoring\nmetadata: {{name: nvidia-dcgm-exporter, namespace: ns{index}}}\nspec:\n  selector: {{matchLabels: {{app.kubernetes.io/name: nvidia-dcgm-exporter}}}}\n  endpoints: [{{port: metrics, interval: 15s}}]\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: gpu, namespace: ns{index}}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: gpu}}\n  minReplicas: 1\n  maxReplicas: 4\n  metrics:\n  - type: External\n    external:\n      metric: {{name: prometheus.googleapis.com|DCGM_FI_DEV_GPU_UTIL|unknown}}\n      target: {{type: AverageValue, averageValue: '80'}}\n---\n"
+        ));
+    }
+    std::fs::write(&path, &text).expect("write");
+    let output = infergate(
+        &["lint", "--format", "json", &path.display().to_string()],
+        None,
+    );
+    let findings: Vec<Value> = json_findings(&output)
+        .into_iter()
+        .filter(|finding| finding["rule"] == "metric-name-lowercase")
+        .collect();
+    assert_eq!(findings.len(), copies);
+    let related: usize = findings
+        .iter()
+        .map(|finding| finding["fix"]["related"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(
+        related <= copies,
+        "{related} related patches for {copies} findings"
+    );
+    // Each HPA's own namespace has its exporter's monitor: that one is patched.
+    assert!(
+        findings.iter().all(|finding| {
+            let namespace = finding["object"]["namespace"].clone();
+            finding["fix"]["related"].as_array().is_some_and(|related| {
+                related
+                    .iter()
+                    .all(|patch| patch["object"]["namespace"] == namespace)
+                    && related.len() == 1
+            })
+        }),
+        "{:#}",
+        findings[0]
+    );
+}

@@ -47,7 +47,10 @@ declare_rule! {
     /// Lowercases the name in the HPA. When the exporter's PodMonitoring is
     /// in the same input (recognised by the `externalMetrics.exporters`
     /// hints of the policy), the fix also adds the `replace` relabelling rule
-    /// to each of its endpoints, and is safe. Without it the lowercase series
+    /// to each of its endpoints, and is safe (the monitors of the HPA's
+    /// application; those in its namespace when there are some; none when
+    /// more than four look alike, as it is then unclear which one scrapes
+    /// the series). Without it the lowercase series
     /// does not exist until someone relabels, so the fix is unsafe and the
     /// webhook denies with the relabelling advice instead of mutating.
     pub struct MetricNameLowercase {
@@ -89,7 +92,7 @@ impl Rule for MetricNameLowercase {
                     .collect(),
             );
             let relabel = relabel_rule(series);
-            let monitors = exporter_monitors(cx, series);
+            let monitors = exporter_monitors(cx, object, series);
             let already_relabelled = monitors
                 .iter()
                 .any(|(_, monitor)| has_relabel(monitor, series));
@@ -139,10 +142,39 @@ fn relabel_rule(series: &str) -> Value {
     })
 }
 
-/// PodMonitorings of the exporter that emits `series`, recognised by the
-/// policy's hint word in their name or selector labels, or by a relabelling
-/// rule that already names the series.
-fn exporter_monitors<'a>(cx: &Context<'a>, series: &str) -> Vec<(usize, &'a Object)> {
+/// At most this many exporter PodMonitorings are patched for one HPA. More
+/// look-alikes in one application (the same monitor copied into every
+/// namespace) leave it open which one scrapes the series; patching them
+/// all from every HPA would grow the output with the square of the input.
+const MAX_PATCHED_MONITORS: usize = 4;
+
+/// PodMonitorings of the exporter that emits `series` for `hpa`: of its
+/// application, recognised by the policy's hint word in their name or
+/// selector labels, or by a relabelling rule that already names the series.
+/// Those in the HPA's own namespace, when there are any (a per-namespace
+/// exporter), else those elsewhere (000: gmp-public); none when more than
+/// [`MAX_PATCHED_MONITORS`] remain.
+fn exporter_monitors<'a>(cx: &Context<'a>, hpa: &Object, series: &str) -> Vec<(usize, &'a Object)> {
+    let mut monitors = exporter_look_alikes(cx, hpa, series);
+    let namespace = cx.namespace_of(hpa);
+    if namespace.is_some()
+        && monitors
+            .iter()
+            .any(|(_, monitor)| cx.namespace_of(monitor) == namespace)
+    {
+        monitors.retain(|(_, monitor)| cx.namespace_of(monitor) == namespace);
+    }
+    if monitors.len() > MAX_PATCHED_MONITORS {
+        monitors.clear();
+    }
+    monitors
+}
+
+fn exporter_look_alikes<'a>(
+    cx: &Context<'a>,
+    hpa: &Object,
+    series: &str,
+) -> Vec<(usize, &'a Object)> {
     let hints: Vec<&str> = cx
         .policy
         .external_metrics
@@ -152,6 +184,7 @@ fn exporter_monitors<'a>(cx: &Context<'a>, series: &str) -> Vec<(usize, &'a Obje
         .map(|exporter| exporter.pod_monitoring_hint.as_str())
         .collect();
     cx.of_kind(&["PodMonitoring", "ClusterPodMonitoring"])
+        .filter(|(_, monitor)| cx.same_scope(hpa, monitor))
         .filter(|(_, monitor)| {
             if has_relabel(monitor, series) {
                 return true;
