@@ -106,24 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for megabytes in sizes {
         let path = scratch.path().join(format!("bundles-{megabytes}.yaml"));
         let (bytes, bundles) = write_manifest(&path, megabytes * 1_000_000)?;
-        let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_infergate"))
-            .args(["lint", "--format", "json"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut peak = 0;
-        loop {
-            if let Some(mark) = high_water_mark(child.id()) {
-                peak = peak.max(mark);
-            }
-            if child.try_wait()?.is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let seconds = started.elapsed().as_secs_f64();
+        let (peak, seconds) = measure(&path)?;
         println!(
             "memory: {:.1} MB input ({bundles} bundles, {} objects): peak RSS {:.0} MB = {:.1}x the input, {seconds:.2} s",
             bytes as f64 / 1e6,
@@ -132,5 +115,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             peak as f64 / bytes as f64
         );
     }
+    // Real manifests, which are less dense than the bundles above (block
+    // style, comments, long strings): the reviewed corpus copied 40 times.
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if corpus.is_dir() {
+        let copies = scratch.path().join("corpus");
+        let mut bytes = 0;
+        for copy in 0..40 {
+            bytes += copy_yaml(&corpus, &copies.join(format!("copy-{copy}")))?;
+        }
+        let (peak, seconds) = measure(&copies)?;
+        println!(
+            "memory: the corpus copied 40 times, {:.1} MB of YAML: peak RSS {:.0} MB = {:.1}x the input, {seconds:.2} s",
+            bytes as f64 / 1e6,
+            peak as f64 / 1e6,
+            peak as f64 / bytes as f64
+        );
+    }
     Ok(())
+}
+
+/// Copy the YAML files under `from` to `to`; returns their bytes.
+fn copy_yaml(from: &Path, to: &Path) -> std::io::Result<u64> {
+    std::fs::create_dir_all(to)?;
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            bytes += copy_yaml(&path, &target)?;
+        } else if path
+            .extension()
+            .is_some_and(|extension| extension == "yaml" || extension == "yml")
+        {
+            bytes += std::fs::copy(&path, &target)?;
+        }
+    }
+    Ok(bytes)
+}
+
+/// Peak RSS (bytes) and seconds of `infergate lint --format json PATH`.
+fn measure(path: &Path) -> std::io::Result<(u64, f64)> {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .args(["lint", "--format", "json"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut peak = 0;
+    loop {
+        if let Some(mark) = high_water_mark(child.id()) {
+            peak = peak.max(mark);
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok((peak, started.elapsed().as_secs_f64()))
 }

@@ -527,8 +527,9 @@ async fn bad_requests_get_a_400_with_a_json_error() {
         serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod"})).expect("json"),
         serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"})).expect("json"),
         serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": 5}})).expect("json"),
-        vec![b' '; infergate::webhook::server::BODY_LIMIT + 1],
     ];
+    // A body above the limit is refused before it is read:
+    // large_bodies_share_a_bounded_budget.
     for body in cases {
         let (status, answer, _) = post(server.addr, &cas, "/validate", body).await;
         assert_eq!(status, 400);
@@ -549,7 +550,7 @@ async fn bad_requests_get_a_400_with_a_json_error() {
     assert_eq!(answer["allowed"], true);
     let metrics = http_get(server.metrics, "/metrics").await;
     assert!(
-        metrics.contains("infergate_admission_bad_requests_total 5"),
+        metrics.contains("infergate_admission_bad_requests_total 4"),
         "{metrics}"
     );
     assert!(
@@ -1627,13 +1628,7 @@ async fn monitors_are_reviewed_with_the_pods_they_select() {
 async fn slow_clients_are_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = Server::start(&[]);
-    let open = || async {
-        let tcp = TcpStream::connect(server.addr).await.expect("connect");
-        connector(&server.ca_paths())
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await
-            .expect("TLS handshake")
-    };
+    let open = || tls_stream(&server);
     let mut trickling = open().await;
     let mut idle = open().await;
     trickling
@@ -1910,4 +1905,74 @@ async fn scaled_objects_are_reviewed_and_mutated() {
     .await;
     assert_eq!(owned["allowed"], true, "{owned}");
     assert!(owned.get("warnings").is_none(), "{owned}");
+}
+
+/// Bodies in flight share one budget: clients that declare large bodies
+/// and send them slowly cannot make the webhook hold unbounded memory. The
+/// third large body is refused at once while ordinary reviews still run,
+/// and a body declared above the limit is refused before it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_share_a_bounded_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&[]);
+    let open = || tls_stream(&server);
+    let large = infergate::webhook::server::BODY_LIMIT - 1024 * 1024;
+    assert!(2 * large <= infergate::webhook::server::BODY_BUDGET);
+    assert!(3 * large > infergate::webhook::server::BODY_BUDGET);
+    let head = |length: usize| {
+        format!("POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n{{")
+    };
+    // Two clients reserve most of the budget and keep their bodies coming.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut stream = open().await;
+        stream
+            .write_all(head(large).as_bytes())
+            .await
+            .expect("write");
+        stream.flush().await.expect("flush");
+        holders.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The answer comes before the body is sent.
+    let first_line = |mut stream: tokio_rustls::client::TlsStream<TcpStream>, length: usize| async move {
+        stream
+            .write_all(head(length).as_bytes())
+            .await
+            .expect("write");
+        let mut buffer = vec![0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("an answer before the body is sent")
+            .expect("read");
+        String::from_utf8_lossy(&buffer[..read]).to_string()
+    };
+    let answer = first_line(open().await, large).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 429"),
+        "a third large body is refused: {answer}"
+    );
+    // An ordinary review still fits in what is left.
+    let quiet = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "plain", "namespace": "default"}, "data": {"a": "b"}});
+    let answer = send(
+        &server,
+        "/validate",
+        &review(CONFIG_MAP, "configmaps", "CREATE", &quiet, None),
+    )
+    .await;
+    assert_eq!(answer["allowed"], true, "{answer}");
+    // Declared above the limit: 400 without reading the body.
+    let answer = first_line(open().await, infergate::webhook::server::BODY_LIMIT + 1).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    drop(holders);
+}
+
+/// A TLS connection to the server, for requests written by hand.
+async fn tls_stream(server: &Server) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    connector(&server.ca_paths())
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake")
 }

@@ -168,7 +168,7 @@ pub struct Review {
 
 impl Review {
     pub fn parse(body: &[u8]) -> Result<Self, BadRequest> {
-        let raw: Value = serde_json::from_slice(body).map_err(|error| {
+        let mut raw: Value = serde_json::from_slice(body).map_err(|error| {
             // serde_json stops at 128 levels, the same bound as YAML input.
             if error.to_string().starts_with("recursion limit exceeded") {
                 BadRequest::NotJson(format!(
@@ -187,22 +187,27 @@ impl Review {
         if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
             return Err(BadRequest::WrongType(format!("{api_version:?} {kind:?}")));
         }
-        let request_value = raw
-            .get("request")
+        let mut request_value = raw
+            .get_mut("request")
             .filter(|request| !request.is_null())
+            .map(Value::take)
             .ok_or(BadRequest::MissingRequest)?;
-        let request: AdmissionRequest<DynamicObject> =
-            serde_json::from_value(request_value.clone())
-                .map_err(|error| BadRequest::Malformed(error.to_string()))?;
-        let take = |key: &str| {
-            request_value
-                .get(key)
-                .filter(|value| value.is_object())
-                .cloned()
+        // The objects are moved out, not copied: they are most of the body
+        // (up to 3 MiB each), and the typed request never reads them.
+        let mut take = |key: &str| {
+            let fields = request_value.as_object_mut()?;
+            if !fields.get(key).is_some_and(Value::is_object) {
+                return None;
+            }
+            fields.shift_remove(key)
         };
+        let object = take("object");
+        let old_object = take("oldObject");
+        let request: AdmissionRequest<DynamicObject> = serde_json::from_value(request_value)
+            .map_err(|error| BadRequest::Malformed(error.to_string()))?;
         Ok(Self {
-            object: take("object"),
-            old_object: take("oldObject"),
+            object,
+            old_object,
             request,
         })
     }
