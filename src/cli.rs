@@ -21,10 +21,21 @@ Exit codes:
   1  findings at or above --fail-on
   2  usage error, unreadable path or invalid policy";
 
+/// The version, the commit it was built from and the Kubernetes versions of
+/// the embedded schemas (both found by build.rs).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("INFERGATE_COMMIT"),
+    "\nKubernetes schemas: ",
+    env!("INFERGATE_SCHEMAS"),
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "infergate",
     version,
+    long_version = LONG_VERSION,
     about = "Lint and repair Kubernetes manifests of LLM inference workloads and their autoscalers",
     after_help = EXIT_HELP
 )]
@@ -47,6 +58,15 @@ pub enum Command {
     Explain {
         /// The rule id, as `infergate rules` lists it.
         rule: String,
+    },
+    /// Print the version, the git commit it was built from and the
+    /// Kubernetes versions whose schemas it carries.
+    Version,
+    /// Print a shell completion script (for example
+    /// `infergate completions bash > /etc/bash_completion.d/infergate`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -186,12 +206,25 @@ pub fn main() -> ExitCode {
                 meta.documentation().trim_end()
             )),
             None => {
-                eprintln!(
-                    "error: no rule named `{rule}`\n  help: `infergate rules` lists the rule ids"
-                );
+                let ids = rules::all_meta().into_iter().map(|meta| meta.id);
+                match crate::suggest::closest(&rule, ids) {
+                    Some(close) => eprintln!(
+                        "error: no rule named `{rule}`\n  help: did you mean `{close}`? (`infergate rules` lists the rule ids)"
+                    ),
+                    None => eprintln!(
+                        "error: no rule named `{rule}`\n  help: `infergate rules` lists the rule ids"
+                    ),
+                }
                 ExitCode::from(2)
             }
         },
+        Command::Version => print(&format!("infergate {LONG_VERSION}\n")),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "infergate", &mut script);
+            print(&String::from_utf8_lossy(&script))
+        }
     }
 }
 
@@ -259,6 +292,9 @@ fn lint(args: &LintArgs) -> ExitCode {
     }
     let sources = match loader::read_sources(&inputs) {
         Ok(sources) => sources,
+        Err(error @ loader::LoadError::NoYaml { .. }) => {
+            return usage_error(error, "name the directory or files that hold the manifests")
+        }
         Err(error) => return usage_error(error, "check that the path exists and is readable"),
     };
     let engine = Engine::new(policy);

@@ -563,10 +563,15 @@ impl Engine {
                 &b.message,
             ))
         });
+        let tool_configurations = loaded
+            .objects
+            .iter()
+            .filter(|object| self.policy.is_tool_configuration(object))
+            .count();
         let mut summary = Summary {
             files: loaded.files.len(),
-            objects: loaded.objects.len(),
-            skipped: loaded.documents.len(),
+            objects: loaded.objects.len() - tool_configurations,
+            skipped: loaded.documents.len() + tool_configurations,
             ..Summary::default()
         };
         for finding in &findings {
@@ -607,7 +612,9 @@ impl Engine {
     }
 
     fn check_object(&self, cx: &Context<'_>, object_index: usize, object: &Object) -> Vec<Finding> {
-        if !self.policy.namespace_in_scope(cx.namespace_of(object)) {
+        if !self.policy.namespace_in_scope(cx.namespace_of(object))
+            || self.policy.is_tool_configuration(object)
+        {
             return Vec::new();
         }
         // The HPA KEDA generates for a ScaledObject (owned by it): what is

@@ -25,5 +25,6 @@ pub mod schema;
 pub mod selection;
 pub mod serving;
 pub mod source;
+pub mod suggest;
 pub mod webhook;
 pub mod workload;

@@ -45,6 +45,8 @@ pub enum LoadError {
     },
     #[error("cannot read standard input: {0}")]
     Stdin(#[source] std::io::Error),
+    #[error("{path} holds no YAML file (*.yaml, *.yml, *.tftpl, *.yaml.tpl), so there is nothing to lint")]
+    NoYaml { path: String },
 }
 
 /// A file-level problem that is reported as a finding (the other files are
@@ -112,7 +114,14 @@ pub fn expand_inputs(inputs: &[Input]) -> Result<Vec<Input>, LoadError> {
                 })?;
                 if metadata.is_dir() {
                     let root = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                    let before = expanded.len();
                     walk_directory(path, &root, &mut expanded)?;
+                    // A typo'd or empty directory must not pass as a green run.
+                    if expanded.len() == before {
+                        return Err(LoadError::NoYaml {
+                            path: path.display().to_string(),
+                        });
+                    }
                 } else {
                     expanded.push(Input::File(path.clone()));
                 }

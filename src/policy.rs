@@ -203,6 +203,9 @@ pub struct Kubernetes {
     /// The target Kubernetes minor version, such as "1.37".
     pub version: String,
     pub removed_apis: Vec<RemovedApi>,
+    /// API groups of tools' configuration files, which are never applied.
+    #[serde(default)]
+    pub tool_configuration_groups: Vec<String>,
     /// Labels each controller kind adds to its pods.
     #[serde(default)]
     pub controller_labels: std::collections::BTreeMap<String, Vec<ControllerLabel>>,
@@ -569,6 +572,17 @@ impl Policy {
             Some(SeverityLevel::Warning) => Some(Severity::Warning),
             Some(SeverityLevel::Info) => Some(Severity::Info),
         }
+    }
+
+    /// Whether `object` is a tool's configuration file (a kustomization, a
+    /// skaffold.yaml), which is never applied to a cluster.
+    pub fn is_tool_configuration(&self, object: &crate::object::Object) -> bool {
+        // `skaffold/v4beta11` reads as group `skaffold`.
+        let group = object.group();
+        self.kubernetes
+            .tool_configuration_groups
+            .iter()
+            .any(|tool| tool == group)
     }
 
     /// Whether objects of `namespace` are linted.

@@ -633,3 +633,83 @@ fn objects_pair_only_within_one_application() {
         stdout(&other)
     );
 }
+
+/// A directory with no YAML file (empty, or a typo that names the wrong
+/// one) is a usage error, not a green run.
+#[test]
+fn a_directory_without_yaml_is_exit_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("README.md"), "# not a manifest\n").expect("write");
+    let output = infergate(&["lint", &dir.path().display().to_string()], None);
+    assert_eq!(output.status.code(), Some(2));
+    let error = stderr(&output);
+    assert!(error.contains("holds no YAML file"), "{error}");
+    assert!(error.contains(&dir.path().display().to_string()), "{error}");
+}
+
+/// Tools' own configuration files (a kustomization, a skaffold.yaml) have
+/// apiVersion and kind but are never applied: skipped, not linted.
+#[test]
+fn tool_configurations_are_skipped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("skaffold.yaml"),
+        "apiVersion: skaffold/v4beta11\nkind: Config\nbuild:\n  artifacts: [{image: app}]\ndeploy:\n  kubectl: {}\nmetadata: {name: '${NAME}'}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages: [{name: app, newTag: '${TAG}'}]\n",
+    )
+    .expect("write");
+    let output = infergate(
+        &[
+            "lint",
+            "--format",
+            "json",
+            &dir.path().display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let report: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(report["summary"]["objects"], 0);
+    assert_eq!(report["summary"]["skipped"], 2);
+}
+
+#[test]
+fn version_names_the_commit_and_the_schemas() {
+    let output = infergate(&["version"], None);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!("infergate {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("commit: "), "{text}");
+    assert!(text.contains("Kubernetes schemas: 1.33"), "{text}");
+    assert_eq!(stdout(&infergate(&["--version"], None)), text);
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let output = infergate(&["completions", shell], None);
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        assert!(
+            stdout(&output).contains("explain"),
+            "{shell}: the subcommands are completed"
+        );
+    }
+}
+
+#[test]
+fn explain_suggests_the_rule_a_typo_meant() {
+    let output = infergate(&["explain", "metric-name-lower"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("did you mean `metric-name-lowercase`"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,0 +1,67 @@
+//! "Did you mean": the known name closest to a misspelt one.
+
+/// The candidate `given` most likely meant: one that starts with it (a
+/// name cut short), else the nearest by edit distance when that is small
+/// against the name's length (at most a third of it, and at least 2).
+pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    if given.len() >= 3 {
+        let mut extended = candidates
+            .iter()
+            .filter(|candidate| candidate.starts_with(given));
+        if let (Some(only), None) = (extended.next(), extended.next()) {
+            return Some(only);
+        }
+    }
+    let bound = (given.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(given, candidate), candidate))
+        .filter(|(distance, _)| *distance <= bound)
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(left: &str, right: &str) -> usize {
+    let right: Vec<char> = right.chars().collect();
+    let mut previous: Vec<usize> = (0..=right.len()).collect();
+    for (row, left_char) in left.chars().enumerate() {
+        let mut current = vec![row + 1; right.len() + 1];
+        for (column, right_char) in right.iter().enumerate() {
+            let substitution = previous[column] + usize::from(left_char != *right_char);
+            current[column + 1] = substitution
+                .min(previous[column + 1] + 1)
+                .min(current[column] + 1);
+        }
+        previous = current;
+    }
+    previous[right.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDS: &[&str] = &[
+        "metric-name-lowercase",
+        "hpa-target-sanity",
+        "hpa-stabilization-defaults",
+    ];
+
+    #[test]
+    fn a_cut_short_or_misspelt_name_finds_its_rule() {
+        let ids = || IDS.iter().copied();
+        assert_eq!(
+            closest("metric-name-lower", ids()),
+            Some("metric-name-lowercase")
+        );
+        assert_eq!(
+            closest("hpa-target-sanety", ids()),
+            Some("hpa-target-sanity")
+        );
+        assert_eq!(closest("hpa-", ids()), None, "two rules start with it");
+        assert_eq!(closest("shm", ids()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
