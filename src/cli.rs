@@ -59,6 +59,8 @@ pub enum Command {
         /// The rule id, as `infergate rules` lists it.
         rule: String,
     },
+    /// Print the JSON Schema of policy files.
+    PolicySchema,
     /// Print the version, the git commit it was built from and the
     /// Kubernetes versions whose schemas it carries.
     Version,
@@ -78,8 +80,8 @@ pub struct LintArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-    /// A policy file merged over the built-in policy (see rules/ and
-    /// rules/policy.schema.json).
+    /// A policy file merged over the built-in policy (its format:
+    /// `infergate policy-schema`).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// Lowest severity that makes the exit code 1.
@@ -218,6 +220,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::PolicySchema => print(crate::policy::SCHEMA),
         Command::Version => print(&format!("infergate {LONG_VERSION}\n")),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -256,7 +259,7 @@ fn lint(args: &LintArgs) -> ExitCode {
             Err(error) => {
                 return usage_error(
                     error,
-                    "fix the policy file; its format is rules/policy.schema.json",
+                    "fix the policy file; `infergate policy-schema` prints its format",
                 )
             }
         },
@@ -402,7 +405,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         Err(error) => {
             return usage_error(
                 error,
-                "fix the policy file; its format is rules/policy.schema.json",
+                "fix the policy file; `infergate policy-schema` prints its format",
             )
         }
     };

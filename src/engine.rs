@@ -623,7 +623,8 @@ impl Engine {
             return Vec::new();
         }
         let suppressions = parse_suppressions(object.annotation(IGNORE_ANNOTATION));
-        self.collect(
+        let mut findings = self.invalid_suppressions(object, object_index, &suppressions);
+        findings.extend(self.collect(
             |rule, sink| rule.check(cx, object, sink),
             |meta, severity, report| {
                 let location = report.location(&object.positions, &object.source);
@@ -643,7 +644,47 @@ impl Engine {
                     inference: None,
                 }
             },
-        )
+        ));
+        findings
+    }
+
+    /// An `infergate.dev/ignore` entry that names no rule silences nothing:
+    /// the finding it was meant for stays, so the typo is reported.
+    fn invalid_suppressions(
+        &self,
+        object: &Object,
+        object_index: usize,
+        suppressions: &[(String, String)],
+    ) -> Vec<Finding> {
+        let meta = &rules::INVALID_SUPPRESSION;
+        let Some(severity) = self.policy.severity(meta.id, meta.default_severity) else {
+            return Vec::new();
+        };
+        let pointer = format!(
+            "/metadata/annotations/{}",
+            crate::pointer::escape(IGNORE_ANNOTATION)
+        );
+        unknown_suppressions(suppressions)
+            .into_iter()
+            .map(|(id, close)| Finding {
+                rule: meta.id,
+                severity,
+                message: format!("`{IGNORE_ANNOTATION}` names `{id}`, which is no rule, so it suppresses nothing"),
+                short: None,
+                help: Some(match close {
+                    Some(close) => format!("did you mean `{close}`? (`infergate rules` lists the rule ids)"),
+                    None => "use a rule id as `infergate rules` lists it, or `*` for every rule".to_string(),
+                }),
+                object: Some(object.id.clone()),
+                object_index: Some(object_index),
+                location: object.locate(&pointer).unwrap_or_default(),
+                pointer: pointer.clone(),
+                source: object.source.clone(),
+                fix: None,
+                suppressed: None,
+                inference: None,
+            })
+            .collect()
     }
 
     /// Rules that read documents which are not Kubernetes objects (Helm
@@ -826,17 +867,51 @@ fn narrow(
 
 /// Parse `infergate.dev/ignore: "rule-a, rule-b=reason"` into (rule, reason).
 /// `*` or `all` suppresses every rule.
+/// Read `infergate.dev/ignore`: entries `rule` or `rule=reason`, separated
+/// by commas. A comma starts a new entry only when what follows it is
+/// shaped like a rule id (lowercase letters, digits and hyphens, or `*` /
+/// `all`, then `=` or the end); any other text after a comma belongs to the
+/// reason before it, so reasons may contain commas ("relabelled upstream,
+/// see TICKET-12").
 pub fn parse_suppressions(annotation: Option<&str>) -> Vec<(String, String)> {
-    annotation
-        .into_iter()
-        .flat_map(|text| text.split(','))
-        .filter_map(|entry| {
-            let entry = entry.trim();
-            if entry.is_empty() {
-                return None;
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for piece in annotation.into_iter().flat_map(|text| text.split(',')) {
+        let trimmed = piece.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let (rule, reason) = trimmed.split_once('=').unwrap_or((trimmed, ""));
+        let rule = rule.trim();
+        let is_entry = rule == "*"
+            || rule == "all"
+            || (!rule.is_empty()
+                && rule
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'));
+        match entries.last_mut() {
+            Some((_, previous)) if !is_entry => {
+                previous.push(',');
+                previous.push_str(piece.trim_end());
             }
-            let (rule, reason) = entry.split_once('=').unwrap_or((entry, ""));
-            Some((rule.trim().to_string(), reason.trim().to_string()))
+            _ => entries.push((rule.to_string(), reason.trim().to_string())),
+        }
+    }
+    entries
+}
+
+/// The ids of `suppressions` that name no rule, each with the id it most
+/// likely meant.
+fn unknown_suppressions(suppressions: &[(String, String)]) -> Vec<(&str, Option<&'static str>)> {
+    let known = rules::all_meta();
+    suppressions
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .filter(|id| *id != "*" && *id != "all" && !known.iter().any(|meta| meta.id == *id))
+        .map(|id| {
+            (
+                id,
+                crate::suggest::closest(id, known.iter().map(|meta| meta.id)),
+            )
         })
         .collect()
 }
@@ -867,5 +942,24 @@ mod tests {
         );
         assert_eq!(suppression_for(&parsed, "unresolved-placeholder"), None);
         assert!(suppression_for(&parse_suppressions(Some("*")), "anything").is_some());
+    }
+
+    #[test]
+    fn suppression_reasons_may_hold_commas_and_typos_are_named() {
+        let parsed = parse_suppressions(Some(
+            "metric-name-lowercase=relabelled upstream, see TICKET-12, hpa-target-sanity,metric-name-lowercse",
+        ));
+        assert_eq!(
+            suppression_for(&parsed, "metric-name-lowercase"),
+            Some("relabelled upstream, see TICKET-12".to_string())
+        );
+        assert_eq!(
+            suppression_for(&parsed, "hpa-target-sanity"),
+            Some(String::new())
+        );
+        assert_eq!(
+            unknown_suppressions(&parsed),
+            vec![("metric-name-lowercse", Some("metric-name-lowercase"))]
+        );
     }
 }

@@ -650,6 +650,31 @@ fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
             })
         }
     };
+    // A misspelt rule id gets the id it most likely meant, at its key.
+    let rule_ids = value
+        .get("rules")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|rules| rules.keys());
+    let known = crate::rules::all_meta();
+    for id in rule_ids {
+        if known.iter().any(|meta| meta.id == id) {
+            continue;
+        }
+        let location = positions.locate_key(&crate::pointer::join("/rules", id));
+        let (line, column) = location.map_or((1, 1), |location| (location.line, location.column));
+        let message = match crate::suggest::closest(id, known.iter().map(|meta| meta.id)) {
+            Some(close) => format!("no rule is named `{id}`; did you mean `{close}`?"),
+            None => format!("no rule is named `{id}`; `infergate rules` lists the rule ids"),
+        };
+        return Err(PolicyError::Invalid {
+            file: name.to_string(),
+            line,
+            column,
+            key: format!("rules.{id}"),
+            message,
+        });
+    }
     let validator = schema_validator().map_err(PolicyError::Shape)?;
     if let Some(error) = validator.iter_errors(&value).next() {
         let pointer = error.instance_path().to_string();
@@ -669,10 +694,9 @@ fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
             jsonschema::error::ValidationErrorKind::AdditionalProperties { .. } => {
                 let parent = pointer_to_dotted(&pointer);
                 if parent.is_empty() {
-                    "unknown key; the top-level keys are listed in rules/policy.schema.json"
-                        .to_string()
+                    "unknown key; `infergate policy-schema` lists the top-level keys".to_string()
                 } else {
-                    format!("unknown key under `{parent}`; see rules/policy.schema.json")
+                    format!("unknown key under `{parent}`; see `infergate policy-schema`")
                 }
             }
             _ => error.to_string(),

@@ -713,3 +713,47 @@ fn explain_suggests_the_rule_a_typo_meant() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_misspelt_rule_id_in_a_policy_names_its_line_and_the_id_meant() {
+    let output = common::lint_examples_with_policy(
+        "rules:\n  hpa-target-sanity: {severity: warning}\n  metric-name-lowercse: {severity: off}\n",
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let error = stderr(&output);
+    assert!(error.contains("policy.yaml:3:3"), "{error}");
+    assert!(
+        error.contains("did you mean `metric-name-lowercase`"),
+        "{error}"
+    );
+    assert!(!error.contains("rules/policy.schema.json"), "{error}");
+}
+
+#[test]
+fn a_misspelt_rule_id_in_the_ignore_annotation_is_reported_and_suppresses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("hpa.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h\n  annotations:\n    infergate.dev/ignore: 'metric-name-lowercse=relabelled upstream, see TICKET-12'\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: d}\n  minReplicas: 1\n  maxReplicas: 3\n  metrics:\n  - type: External\n    external:\n      metric: {name: DCGM_FI_DEV_GPU_UTIL}\n      target: {type: AverageValue, averageValue: '80'}\n",
+    )
+    .expect("write");
+    let output = infergate(
+        &["lint", "--format", "json", &path.display().to_string()],
+        None,
+    );
+    let report: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let findings = report["findings"].as_array().expect("findings");
+    let typo = findings
+        .iter()
+        .find(|finding| finding["rule"] == "invalid-suppression")
+        .expect("the typo is reported");
+    assert_eq!(typo["line"], 6, "{typo}");
+    assert!(typo["help"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("metric-name-lowercase"));
+    assert!(findings.iter().any(
+        |finding| finding["rule"] == "metric-name-lowercase" && finding["suppressed"].is_null()
+    ));
+}

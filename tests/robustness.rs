@@ -75,22 +75,11 @@ fn nesting_past_the_limit_leaves_the_file_alone_with_fix() {
 
 #[test]
 fn a_policy_nested_past_the_limit_is_a_usage_error_naming_its_line() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, nested_sequences(100_000)).expect("write");
-    let output = infergate(
-        &[
-            "lint",
-            "--policy",
-            &policy.display().to_string(),
-            "testdata/examples",
-        ],
-        None,
-    );
+    let output = common::lint_examples_with_policy(&nested_sequences(100_000));
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
     assert!(
-        message.contains(&policy.display().to_string())
+        message.contains("policy.yaml")
             && message.contains("deeper than 128 levels")
             && message.contains("line 1"),
         "{message}"

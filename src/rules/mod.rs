@@ -123,6 +123,14 @@ pub static HELM_TEMPLATE: RuleMeta = RuleMeta {
     fixable: false,
 };
 
+pub static INVALID_SUPPRESSION: RuleMeta = RuleMeta {
+    id: "invalid-suppression",
+    default_severity: Severity::Error,
+    summary: "An infergate.dev/ignore annotation names a rule that does not exist, so it suppresses nothing.",
+    doc: " ## What it does\n Reports each entry of an object's `infergate.dev/ignore` annotation that\n is not a rule id (nor `*` or `all`), with the id it most likely meant.\n\n ## Why is this bad?\n A misspelt id silences nothing: the finding it was written for is still\n reported (or, in the webhook, still denies), and the annotation reads as\n if it worked.\n\n ## Example\n ```yaml\n metadata:\n   annotations:\n     infergate.dev/ignore: metric-name-lowercse=relabelled upstream\n ```\n\n ## Use instead\n ```yaml\n metadata:\n   annotations:\n     infergate.dev/ignore: metric-name-lowercase=relabelled upstream\n ```\n Entries are separated by commas; a comma followed by anything but a\n rule id continues the reason, so reasons may contain commas.\n",
+    fixable: false,
+};
+
 /// Every rule, in the order `infergate rules` lists them.
 pub fn registry() -> &'static [&'static dyn Rule] {
     &[
@@ -156,7 +164,12 @@ pub fn all_meta() -> Vec<&'static RuleMeta> {
     registry()
         .iter()
         .map(|rule| rule.meta())
-        .chain([&INVALID_YAML, &HELM_TEMPLATE, &SKIPPED_INPUT])
+        .chain([
+            &INVALID_YAML,
+            &HELM_TEMPLATE,
+            &SKIPPED_INPUT,
+            &INVALID_SUPPRESSION,
+        ])
         .collect()
 }
 

@@ -76,6 +76,22 @@ pub fn infergate(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("the binary finishes")
 }
 
+/// `infergate lint --policy FILE testdata/examples`, FILE holding `text`.
+pub fn lint_examples_with_policy(text: &str) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, text).expect("write");
+    infergate(
+        &[
+            "lint",
+            "--policy",
+            &policy.display().to_string(),
+            "testdata/examples",
+        ],
+        None,
+    )
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
