@@ -23,14 +23,29 @@ git config user.email ci@example.invalid
 git config user.name ci
 cp "$repo/testdata/rules/metric-name-lowercase/quiet.yaml" good.yaml
 cp "$repo/testdata/examples/000-tgi-gemma.yaml" bad.yaml
-git add good.yaml bad.yaml
-
+# YAML that is not a Kubernetes object, correct as written: a GitHub
+# workflow, a compose file, a kustomization and Helm values.
+cp "$repo/testdata/rules/unresolved-placeholder/quiet-github-workflow.yaml" workflow.yaml
+cp "$repo/testdata/rules/unresolved-placeholder/quiet-compose.yaml" compose.yaml
+cp "$repo/testdata/rules/unresolved-placeholder/quiet-kustomization.yaml" kustomization.yaml
+cp "$repo/testdata/rules/unresolved-placeholder/quiet-helm-values.yaml" values.yaml
+git add good.yaml bad.yaml workflow.yaml compose.yaml kustomization.yaml values.yaml
 
 set +e
 pre-commit try-repo "$repo" infergate --files bad.yaml >"$work/bad.log" 2>&1
 bad_status=$?
 pre-commit try-repo "$repo" infergate --files good.yaml >"$work/good.log" 2>&1
 good_status=$?
+pre-commit try-repo "$repo" infergate --files workflow.yaml compose.yaml kustomization.yaml values.yaml >"$work/other.log" 2>&1
+other_status=$?
+# The language: system hook runs the infergate on PATH: the one the rust
+# hook just built.
+built="$(find "$PRE_COMMIT_HOME" "$CARGO_TARGET_DIR" -type f -name infergate -perm -u+x 2>/dev/null | head -n 1)"
+system_status=2
+if [ -n "$built" ]; then
+  PATH="$(dirname "$built"):$PATH" pre-commit try-repo "$repo" infergate-system --files bad.yaml >"$work/system.log" 2>&1
+  system_status=$?
+fi
 set -e
 
 passed=0
@@ -46,6 +61,16 @@ if [ "$good_status" -ne 0 ]; then
   echo "FAIL: the good manifest was blocked"; cat "$work/good.log"; failed=$((failed + 1))
 else
   echo "ok: the good manifest passes"; passed=$((passed + 1))
+fi
+if [ "$other_status" -ne 0 ]; then
+  echo "FAIL: a workflow, compose file, kustomization or Helm values was blocked"; cat "$work/other.log"; failed=$((failed + 1))
+else
+  echo "ok: non-Kubernetes YAML passes"; passed=$((passed + 1))
+fi
+if [ "$system_status" -eq 0 ] || ! grep -q "metric-name-lowercase" "$work/system.log"; then
+  echo "FAIL: the installed-binary hook did not block the bad manifest (binary: ${built:-none})"; cat "$work/system.log" 2>/dev/null; failed=$((failed + 1))
+else
+  echo "ok: the installed-binary hook blocks the bad manifest"; passed=$((passed + 1))
 fi
 echo "precommit: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

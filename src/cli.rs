@@ -73,6 +73,7 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("fixing").args(["fix", "diff"])))]
 pub struct LintArgs {
     /// Files and directories (searched for *.yaml and *.yml); `-` for stdin.
     #[arg(required = true, value_name = "PATH")]
@@ -99,12 +100,23 @@ pub struct LintArgs {
     #[arg(long)]
     pub fix: bool,
     /// With --fix or --diff, also apply fixes marked unsafe.
-    #[arg(long)]
+    #[arg(long, requires = "fixing")]
     pub unsafe_fixes: bool,
     /// Print the fixes as a unified diff and write nothing. Exits 1 when
     /// there is something to fix.
     #[arg(long, conflicts_with = "fix")]
     pub diff: bool,
+    /// When to colour the human format: auto (a terminal, and NO_COLOR
+    /// unset), always or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, clap::Args)]
@@ -358,7 +370,7 @@ fn lint(args: &LintArgs) -> ExitCode {
         verbose: args.verbose,
     };
     let text = match args.format {
-        Format::Human => human::render(&outcome, visibility, terminal_style()),
+        Format::Human => human::render(&outcome, visibility, terminal_style(args.color)),
         Format::Json => output::json::render(&outcome, visibility),
         Format::Sarif => output::sarif::render(&outcome),
         Format::Github => output::github::render(&outcome, visibility),
@@ -502,15 +514,25 @@ fn unified_diff(result: &fix::FixResult) -> String {
     out
 }
 
-fn terminal_style() -> human::Style {
+fn terminal_style(choice: ColorChoice) -> human::Style {
     let stdout = std::io::stdout();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    // $COLUMNS first (a user's or CI's choice), then the terminal's own
+    // width, else 100 (a pipe or a CI log).
     let width = std::env::var("COLUMNS")
         .ok()
         .and_then(|columns| columns.parse().ok())
+        .or_else(|| {
+            terminal_size::terminal_size_of(&stdout)
+                .map(|(terminal_size::Width(width), _)| usize::from(width))
+        })
         .unwrap_or(100);
     human::Style {
-        color: stdout.is_terminal() && !no_color,
+        color: match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stdout.is_terminal() && !no_color,
+        },
         width,
     }
 }

@@ -757,3 +757,35 @@ fn a_misspelt_rule_id_in_the_ignore_annotation_is_reported_and_suppresses_nothin
         |finding| finding["rule"] == "metric-name-lowercase" && finding["suppressed"].is_null()
     ));
 }
+
+#[test]
+fn the_human_format_names_severities_in_words_and_points_at_the_fixes() {
+    let output = infergate(&["lint", "--color", "never", "testdata/examples"], None);
+    let report = stdout(&output);
+    assert!(report.contains("error[metric-name-lowercase]"), "{report}");
+    assert!(!report.contains('\u{1b}'), "no colour with --color never");
+    let summary = report.lines().last().unwrap_or_default();
+    assert!(summary.contains("fixable with --fix"), "{summary}");
+    assert!(summary.contains("--unsafe-fixes"), "{summary}");
+    assert!(summary.contains("(-v shows them)"), "{summary}");
+    assert!(!summary.contains("--format json"), "{summary}");
+    let coloured = stdout(&infergate(
+        &["lint", "--color", "always", "testdata/examples"],
+        None,
+    ));
+    assert!(
+        coloured.contains('\u{1b}'),
+        "colour with --color always, even into a pipe"
+    );
+}
+
+#[test]
+fn unsafe_fixes_without_fix_or_diff_is_a_usage_error() {
+    let output = infergate(&["lint", "--unsafe-fixes", "testdata/examples"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--fix|--diff"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1976,3 +1976,31 @@ async fn tls_stream(server: &Server) -> tokio_rustls::client::TlsStream<TcpStrea
         .await
         .expect("TLS handshake")
 }
+
+/// Every webhook skips namespaces labelled `infergate.dev/webhook: exclude`
+/// (infergate's own namespace carries the label).
+#[test]
+fn the_opt_out_label_excludes_a_namespace_from_every_webhook() {
+    let loaded = infergate::loader::load(&[infergate::loader::Input::File(
+        "webhook-deploy/webhooks.yaml".into(),
+    )])
+    .expect("webhooks.yaml");
+    let mut webhooks = 0;
+    for configuration in &loaded.objects {
+        for webhook in configuration.value["webhooks"]
+            .as_array()
+            .expect("webhooks")
+        {
+            webhooks += 1;
+            let expressions = webhook["namespaceSelector"]["matchExpressions"]
+                .as_array()
+                .expect("matchExpressions");
+            assert!(
+                expressions.contains(&json!({"key": "infergate.dev/webhook", "operator": "NotIn", "values": ["exclude"]})),
+                "{}: {expressions:?}",
+                webhook["name"]
+            );
+        }
+    }
+    assert!(webhooks >= 4, "{webhooks} webhooks");
+}

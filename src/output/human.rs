@@ -40,7 +40,7 @@ pub fn render(outcome: &Outcome, visibility: Visibility, style: Style) -> String
         }
         out.push('\n');
     }
-    out.push_str(&summary_line(outcome));
+    out.push_str(&summary_line(outcome, visibility));
     out.push('\n');
     out
 }
@@ -74,7 +74,8 @@ fn to_report(finding: &Finding) -> Report {
         );
     }
     let mut diagnostic = MietteDiagnostic::new(message)
-        .with_code(finding.rule)
+        // The severity in words, not only in colour: `warning[rule-id]`.
+        .with_code(format!("{}[{}]", finding.severity, finding.rule))
         .with_severity(severity)
         .with_label(LabeledSpan::new(
             Some(label).filter(|label| !label.is_empty()),
@@ -109,7 +110,7 @@ fn plural(count: usize, word: &str) -> String {
     }
 }
 
-pub fn summary_line(outcome: &Outcome) -> String {
+pub fn summary_line(outcome: &Outcome, visibility: Visibility) -> String {
     let summary = &outcome.summary;
     let mut line = format!(
         "{}, {}, {} in {} from {}",
@@ -129,13 +130,42 @@ pub fn summary_line(outcome: &Outcome) -> String {
             plural(summary.skipped, "document")
         );
     }
-    let fixable = outcome
+    let hidden = outcome
         .findings
         .iter()
-        .filter(|finding| finding.suppressed.is_none() && finding.fix.is_some())
+        .filter(|finding| !visibility.shows(finding))
         .count();
-    if fixable > 0 {
-        let _ = write!(line, "; {fixable} with a fix (see --format json)");
+    if hidden > 0 {
+        let _ = write!(
+            line,
+            "; {hidden} infos or suppressed not shown (-v shows them)"
+        );
+    }
+    let open_fixes = |applicability: Applicability| {
+        outcome
+            .findings
+            .iter()
+            .filter(|finding| finding.suppressed.is_none())
+            .filter_map(|finding| finding.fix.as_ref())
+            .filter(|fix| fix.applicability == applicability)
+            .count()
+    };
+    let (safe, unsafe_only) = (
+        open_fixes(Applicability::Safe),
+        open_fixes(Applicability::Unsafe),
+    );
+    // One line, so the summary stays the last line of the report.
+    match (safe, unsafe_only) {
+        (0, 0) => {}
+        (safe, 0) => {
+            let _ = write!(line, "; {safe} fixable with --fix (--diff to preview)");
+        }
+        (safe, unsafe_only) => {
+            let _ = write!(
+                line,
+                "; {safe} fixable with --fix, {unsafe_only} more with --unsafe-fixes after review (--diff to preview)"
+            );
+        }
     }
     line
 }
