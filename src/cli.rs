@@ -106,6 +106,11 @@ pub struct LintArgs {
     /// there is something to fix.
     #[arg(long, conflicts_with = "fix")]
     pub diff: bool,
+    /// The directory SARIF paths are relative to (`%SRCROOT%`); default:
+    /// the git work tree of the current directory, else the current
+    /// directory.
+    #[arg(long, value_name = "DIR")]
+    pub sarif_root: Option<PathBuf>,
     /// When to colour the human format: auto (a terminal, and NO_COLOR
     /// unset), always or never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
@@ -372,7 +377,10 @@ fn lint(args: &LintArgs) -> ExitCode {
     let text = match args.format {
         Format::Human => human::render(&outcome, visibility, terminal_style(args.color)),
         Format::Json => output::json::render(&outcome, visibility),
-        Format::Sarif => output::sarif::render(&outcome),
+        Format::Sarif => output::sarif::render(
+            &outcome,
+            &output::sarif::SourceRoot::find(args.sarif_root.as_deref()),
+        ),
         Format::Github => output::github::render(&outcome, visibility),
     };
     let printed = print(&text);

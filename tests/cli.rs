@@ -338,6 +338,18 @@ fn sarif_is_valid_with_and_without_results() {
             ],
             false,
         ),
+        // An absolute path: still a relative URI, under the root given.
+        (
+            vec![
+                "lint",
+                "--format",
+                "sarif",
+                "--sarif-root",
+                env!("CARGO_MANIFEST_DIR"),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/examples"),
+            ],
+            true,
+        ),
     ] {
         let output = infergate(&args, None);
         let document: Value = serde_json::from_str(&stdout(&output)).expect("SARIF is JSON");
@@ -350,6 +362,15 @@ fn sarif_is_valid_with_and_without_results() {
             .as_array()
             .expect("results present");
         assert_eq!(!results.is_empty(), expect_results);
+        // GitHub's ingestion: a ruleId on every result, no absolute URI.
+        for result in results {
+            assert!(result["ruleId"].is_string(), "{result}");
+            let location = &result["locations"][0]["physicalLocation"]["artifactLocation"];
+            let uri = location["uri"].as_str().unwrap_or_default();
+            assert!(!uri.starts_with('/') && !uri.contains("://"), "{uri}");
+            assert_eq!(location["uriBaseId"], "%SRCROOT%", "{location}");
+            assert!(uri.starts_with("testdata/"), "{uri}");
+        }
         let rules = document["runs"][0]["tool"]["driver"]["rules"]
             .as_array()
             .expect("rules");
@@ -787,5 +808,36 @@ fn unsafe_fixes_without_fix_or_diff_is_a_usage_error() {
         stderr(&output).contains("--fix|--diff"),
         "{}",
         stderr(&output)
+    );
+}
+
+#[test]
+fn github_annotations_never_fail_a_check_for_a_suppressed_finding() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("hpa.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: h\n  annotations:\n    infergate.dev/ignore: 'metric-name-lowercase=relabelled upstream, see TICKET-12'\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: d}\n  minReplicas: 1\n  maxReplicas: 3\n  metrics:\n  - type: External\n    external:\n      metric: {name: DCGM_FI_DEV_GPU_UTIL}\n      target: {type: AverageValue, averageValue: '80'}\n",
+    )
+    .expect("write");
+    let output = infergate(
+        &[
+            "lint",
+            "--format",
+            "github",
+            "-v",
+            &path.display().to_string(),
+        ],
+        None,
+    );
+    let text = stdout(&output);
+    let line = text
+        .lines()
+        .find(|line| line.contains("metric-name-lowercase"))
+        .expect("shown with -v");
+    assert!(line.starts_with("::notice "), "{line}");
+    assert!(
+        line.contains("suppressed (relabelled upstream, see TICKET-12)"),
+        "{line}"
     );
 }

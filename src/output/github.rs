@@ -23,12 +23,21 @@ pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
         .iter()
         .filter(|finding| visibility.shows(finding))
     {
-        let level = match finding.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "notice",
+        // A suppressed finding (shown with -v) never fails a check: a notice.
+        let level = match (finding.severity, &finding.suppressed) {
+            (_, Some(_)) => "notice",
+            (Severity::Error, None) => "error",
+            (Severity::Warning, None) => "warning",
+            (Severity::Info, None) => "notice",
         };
         let mut message = finding.message.clone();
+        if let Some(reason) = &finding.suppressed {
+            message = if reason.is_empty() {
+                format!("suppressed: {message}")
+            } else {
+                format!("suppressed ({reason}): {message}")
+            };
+        }
         if let Some(help) = &finding.help {
             message.push_str("\nhelp: ");
             message.push_str(help);

@@ -1,6 +1,8 @@
 //! SARIF 2.1.0 for code-scanning tools. The document is complete and valid
 //! whatever the findings and the exit code: `results` is always present.
 
+use std::path::{Path, PathBuf};
+
 use serde_json::{json, Value};
 
 use crate::engine::Outcome;
@@ -42,13 +44,85 @@ fn pascal_case(id: &str) -> String {
         .collect()
 }
 
-/// A file name as a relative URI reference with forward slashes.
-fn artifact_uri(file: &str) -> String {
-    if file == "<stdin>" {
-        return "stdin".to_string();
+/// Where SARIF paths are relative to: `%SRCROOT%`, the repository root
+/// (or `--sarif-root`), which the upload step resolves; never an absolute
+/// path in a result, as GitHub's code scanning requires.
+#[derive(Debug, Clone)]
+pub struct SourceRoot {
+    /// Absolute and canonical.
+    root: PathBuf,
+    /// The current directory, canonical, for paths given relative to it.
+    current: PathBuf,
+}
+
+impl SourceRoot {
+    /// `given`, else the git work tree of the current directory, else the
+    /// current directory.
+    pub fn find(given: Option<&Path>) -> Self {
+        let current = std::env::current_dir()
+            .and_then(std::fs::canonicalize)
+            .unwrap_or_default();
+        let root = given
+            .map(Path::to_path_buf)
+            .or_else(git_top_level)
+            .and_then(|root| std::fs::canonicalize(root).ok())
+            .unwrap_or_else(|| current.clone());
+        Self { root, current }
     }
-    let path = file.replace('\\', "/");
-    let path = path.strip_prefix("./").unwrap_or(&path);
+
+    /// `file` (as the user gave it) relative to the root, and the base it
+    /// is relative to: `%SRCROOT%`, or for a file outside the root
+    /// `FILESYSTEM` (the file system's root, still a relative reference).
+    fn relative(&self, file: &str) -> (&'static str, String) {
+        let path = Path::new(file);
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| self.current.join(path));
+        match absolute.strip_prefix(&self.root) {
+            Ok(inside) => (SOURCE_ROOT, inside.to_string_lossy().into_owned()),
+            Err(_) => (
+                FILE_SYSTEM,
+                absolute
+                    .to_string_lossy()
+                    .trim_start_matches(['/', '\\'])
+                    .to_string(),
+            ),
+        }
+    }
+
+    fn uri(&self) -> String {
+        let mut uri = format!("file://{}", encode_path(&self.root.to_string_lossy()));
+        if !uri.ends_with('/') {
+            uri.push('/');
+        }
+        uri
+    }
+}
+
+fn git_top_level() -> Option<PathBuf> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())?;
+    let top = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (!top.is_empty()).then(|| PathBuf::from(top))
+}
+
+const SOURCE_ROOT: &str = "%SRCROOT%";
+const FILE_SYSTEM: &str = "FILESYSTEM";
+
+/// A file's artifactLocation: a relative URI reference with forward
+/// slashes, and its base.
+fn artifact_location(file: &str, root: &SourceRoot) -> Value {
+    if file == "<stdin>" {
+        return json!({ "uri": "stdin" });
+    }
+    let (base, path) = root.relative(file);
+    json!({ "uri": encode_path(&path), "uriBaseId": base })
+}
+
+fn encode_path(path: &str) -> String {
+    let path = path.replace('\\', "/");
     path.split('/')
         .map(|segment| {
             segment
@@ -65,7 +139,7 @@ fn artifact_uri(file: &str) -> String {
         .join("/")
 }
 
-fn result_json(finding: &Finding, rule_index: Option<usize>) -> Value {
+fn result_json(finding: &Finding, rule_index: Option<usize>, root: &SourceRoot) -> Value {
     let (end_line, end_column) = finding
         .source
         .line_column_of(finding.location.offset + finding.location.len);
@@ -80,7 +154,7 @@ fn result_json(finding: &Finding, rule_index: Option<usize>) -> Value {
         "message": { "text": message },
         "locations": [{
             "physicalLocation": {
-                "artifactLocation": { "uri": artifact_uri(finding.file()) },
+                "artifactLocation": artifact_location(finding.file(), root),
                 "region": {
                     "startLine": finding.location.line,
                     "startColumn": finding.location.column,
@@ -115,14 +189,14 @@ fn result_json(finding: &Finding, rule_index: Option<usize>) -> Value {
     result
 }
 
-pub fn render(outcome: &Outcome) -> String {
+pub fn render(outcome: &Outcome, root: &SourceRoot) -> String {
     let metas = rules::all_meta();
     let results: Vec<Value> = outcome
         .findings
         .iter()
         .map(|finding| {
             let index = metas.iter().position(|meta| meta.id == finding.rule);
-            result_json(finding, index)
+            result_json(finding, index, root)
         })
         .collect();
     let document = json!({
@@ -135,6 +209,10 @@ pub fn render(outcome: &Outcome) -> String {
                     "version": env!("CARGO_PKG_VERSION"),
                     "rules": metas.iter().map(|meta| rule_json(meta)).collect::<Vec<_>>(),
                 }
+            },
+            "originalUriBaseIds": {
+                SOURCE_ROOT: { "uri": root.uri() },
+                FILE_SYSTEM: { "uri": "file:///" },
             },
             "columnKind": "unicodeCodePoints",
             "results": results,
