@@ -21,21 +21,22 @@ Exit codes:
   1  findings at or above --fail-on
   2  usage error, unreadable path or invalid policy";
 
-/// The version, the commit it was built from and the Kubernetes versions of
-/// the embedded schemas (both found by build.rs).
-const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    "\ncommit: ",
-    env!("INFERGATE_COMMIT"),
-    "\nKubernetes schemas: ",
-    env!("INFERGATE_SCHEMAS"),
-);
+/// The version, the commit it was built from (found by build.rs) and the
+/// Kubernetes versions of the schemas src/schema.rs embeds.
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{}\ncommit: {}\nKubernetes schemas: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("INFERGATE_COMMIT"),
+        crate::schema::versions().collect::<Vec<_>>().join(", ")
+    )
+});
 
 #[derive(Debug, Parser)]
 #[command(
     name = "infergate",
     version,
-    long_version = LONG_VERSION,
+    long_version = LONG_VERSION.as_str(),
     about = "Lint and repair Kubernetes manifests of LLM inference workloads and their autoscalers",
     after_help = EXIT_HELP
 )]
@@ -225,8 +226,7 @@ pub fn main() -> ExitCode {
                 meta.documentation().trim_end()
             )),
             None => {
-                let ids = rules::all_meta().into_iter().map(|meta| meta.id);
-                match crate::suggest::closest(&rule, ids) {
+                match rules::closest_id(&rule) {
                     Some(close) => eprintln!(
                         "error: no rule named `{rule}`\n  help: did you mean `{close}`? (`infergate rules` lists the rule ids)"
                     ),
@@ -238,7 +238,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::PolicySchema => print(crate::policy::SCHEMA),
-        Command::Version => print(&format!("infergate {LONG_VERSION}\n")),
+        Command::Version => print(&format!("infergate {}\n", *LONG_VERSION)),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -865,8 +865,6 @@ fn narrow(
     }
 }
 
-/// Parse `infergate.dev/ignore: "rule-a, rule-b=reason"` into (rule, reason).
-/// `*` or `all` suppresses every rule.
 /// Read `infergate.dev/ignore`: entries `rule` or `rule=reason`, separated
 /// by commas. A comma starts a new entry only when what follows it is
 /// shaped like a rule id (lowercase letters, digits and hyphens, or `*` /
@@ -882,8 +880,7 @@ pub fn parse_suppressions(annotation: Option<&str>) -> Vec<(String, String)> {
         }
         let (rule, reason) = trimmed.split_once('=').unwrap_or((trimmed, ""));
         let rule = rule.trim();
-        let is_entry = rule == "*"
-            || rule == "all"
+        let is_entry = is_wildcard(rule)
             || (!rule.is_empty()
                 && rule
                     .chars()
@@ -899,27 +896,26 @@ pub fn parse_suppressions(annotation: Option<&str>) -> Vec<(String, String)> {
     entries
 }
 
+/// `*` or `all`: every rule.
+fn is_wildcard(id: &str) -> bool {
+    id == "*" || id == "all"
+}
+
 /// The ids of `suppressions` that name no rule, each with the id it most
 /// likely meant.
 fn unknown_suppressions(suppressions: &[(String, String)]) -> Vec<(&str, Option<&'static str>)> {
-    let known = rules::all_meta();
     suppressions
         .iter()
         .map(|(id, _)| id.as_str())
-        .filter(|id| *id != "*" && *id != "all" && !known.iter().any(|meta| meta.id == *id))
-        .map(|id| {
-            (
-                id,
-                crate::suggest::closest(id, known.iter().map(|meta| meta.id)),
-            )
-        })
+        .filter(|id| !is_wildcard(id) && rules::meta(id).is_none())
+        .map(|id| (id, rules::closest_id(id)))
         .collect()
 }
 
 fn suppression_for(suppressions: &[(String, String)], rule: &str) -> Option<String> {
     suppressions
         .iter()
-        .find(|(id, _)| id == rule || id == "*" || id == "all")
+        .find(|(id, _)| id == rule || is_wildcard(id))
         .map(|(_, reason)| reason.clone())
 }
 

@@ -143,17 +143,17 @@ impl PositionMap {
 
     /// Sort the entries for lookups by binary search, once every node is in.
     pub fn seal(&mut self) {
-        // Stable: of equal hashes, the last inserted is kept.
+        // Stable: equal hashes keep their insertion order, and of each run
+        // the last inserted is kept (moved over the first, which stays).
         self.entries.sort_by_key(|(hash, _)| *hash);
-        let mut kept: Vec<(u64, PackedSpan)> = Vec::with_capacity(self.entries.len());
-        for entry in self.entries.drain(..) {
-            match kept.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => kept.push(entry),
+        self.entries.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                *kept = *later;
             }
-        }
-        kept.shrink_to_fit();
-        self.entries = kept;
+            same
+        });
+        self.entries.shrink_to_fit();
         self.sealed = true;
     }
 

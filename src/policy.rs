@@ -656,14 +656,13 @@ fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
         .and_then(Value::as_object)
         .into_iter()
         .flat_map(|rules| rules.keys());
-    let known = crate::rules::all_meta();
     for id in rule_ids {
-        if known.iter().any(|meta| meta.id == id) {
+        if crate::rules::meta(id).is_some() {
             continue;
         }
         let location = positions.locate_key(&crate::pointer::join("/rules", id));
         let (line, column) = location.map_or((1, 1), |location| (location.line, location.column));
-        let message = match crate::suggest::closest(id, known.iter().map(|meta| meta.id)) {
+        let message = match crate::rules::closest_id(id) {
             Some(close) => format!("no rule is named `{id}`; did you mean `{close}`?"),
             None => format!("no rule is named `{id}`; `infergate rules` lists the rule ids"),
         };

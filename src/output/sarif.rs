@@ -139,7 +139,7 @@ fn encode_path(path: &str) -> String {
         .join("/")
 }
 
-fn result_json(finding: &Finding, rule_index: Option<usize>, root: &SourceRoot) -> Value {
+fn result_json(finding: &Finding, rule_index: Option<usize>, artifact: &Value) -> Value {
     let (end_line, end_column) = finding
         .source
         .line_column_of(finding.location.offset + finding.location.len);
@@ -154,7 +154,7 @@ fn result_json(finding: &Finding, rule_index: Option<usize>, root: &SourceRoot) 
         "message": { "text": message },
         "locations": [{
             "physicalLocation": {
-                "artifactLocation": artifact_location(finding.file(), root),
+                "artifactLocation": artifact,
                 "region": {
                     "startLine": finding.location.line,
                     "startColumn": finding.location.column,
@@ -191,12 +191,17 @@ fn result_json(finding: &Finding, rule_index: Option<usize>, root: &SourceRoot) 
 
 pub fn render(outcome: &Outcome, root: &SourceRoot) -> String {
     let metas = rules::all_meta();
+    // Resolving a path touches the file system: once per file.
+    let mut artifacts: std::collections::HashMap<&str, Value> = std::collections::HashMap::new();
     let results: Vec<Value> = outcome
         .findings
         .iter()
         .map(|finding| {
             let index = metas.iter().position(|meta| meta.id == finding.rule);
-            result_json(finding, index, root)
+            let artifact = artifacts
+                .entry(finding.file())
+                .or_insert_with(|| artifact_location(finding.file(), root));
+            result_json(finding, index, artifact)
         })
         .collect();
     let document = json!({

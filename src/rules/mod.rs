@@ -173,6 +173,11 @@ pub fn all_meta() -> Vec<&'static RuleMeta> {
         .collect()
 }
 
+/// The rule id a misspelt `given` most likely meant.
+pub fn closest_id(given: &str) -> Option<&'static str> {
+    crate::suggest::closest(given, all_meta().into_iter().map(|meta| meta.id))
+}
+
 /// Find a rule's metadata by id.
 pub fn meta(id: &str) -> Option<&'static RuleMeta> {
     all_meta().into_iter().find(|meta| meta.id == id)

@@ -418,10 +418,9 @@ async fn handle(state: AppState, mode: Mode, headers: HeaderMap, body: Body) -> 
         );
     }
     let reserved = declared.unwrap_or(BODY_LIMIT).div_ceil(BUDGET_UNIT).max(1);
-    let Ok(body_permit) = u32::try_from(reserved)
+    let Some(body_permit) = u32::try_from(reserved)
         .ok()
         .and_then(|units| Arc::clone(&state.bodies).try_acquire_many_owned(units).ok())
-        .ok_or(())
     else {
         return unreviewed(
             &state,
@@ -505,6 +504,7 @@ async fn handle(state: AppState, mode: Mode, headers: HeaderMap, body: Body) -> 
             };
         }
     };
+    // The body was kept for a uid only while parsing could time out.
     drop(uid_source);
     let reviewing = {
         let state = state.clone();
