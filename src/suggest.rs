@@ -13,9 +13,13 @@ pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -
             return Some(only);
         }
     }
-    let bound = (given.chars().count() / 3).max(2);
+    let length = given.chars().count();
+    let bound = (length / 3).max(2);
     candidates
         .into_iter()
+        // The distance is at least the difference in length: skipping those
+        // keeps a hostile megabyte-long "id" from costing seconds.
+        .filter(|candidate| candidate.chars().count().abs_diff(length) <= bound)
         .map(|candidate| (edit_distance(given, candidate), candidate))
         .filter(|(distance, _)| *distance <= bound)
         .min()
@@ -63,5 +67,6 @@ mod tests {
         assert_eq!(closest("hpa-", ids()), None, "two rules start with it");
         assert_eq!(closest("shm", ids()), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(closest(&"x".repeat(1_000_000), ids()), None);
     }
 }
