@@ -62,6 +62,15 @@ pub enum Command {
     },
     /// Print the JSON Schema of policy files.
     PolicySchema,
+    /// Print the `matchConditions` of the workloads webhooks for a policy:
+    /// the CEL filter that sends only plausible inference workloads to the
+    /// webhook (paste it into webhooks.yaml after changing the policy's
+    /// `inference` detection).
+    MatchConditions {
+        /// A policy file merged over the built-in policy.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
     /// Print the version, the git commit it was built from and the
     /// Kubernetes versions whose schemas it carries.
     Version,
@@ -238,6 +247,10 @@ pub fn main() -> ExitCode {
             }
         },
         Command::PolicySchema => print(crate::policy::SCHEMA),
+        Command::MatchConditions { policy } => match load_policy(policy.as_deref()) {
+            Ok(policy) => print(&crate::webhook::match_conditions::yaml(&policy)),
+            Err(exit) => exit,
+        },
         Command::Version => print(&format!("infergate {}\n", *LONG_VERSION)),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -269,21 +282,25 @@ fn usage_error(message: impl std::fmt::Display, help: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The built-in policy, or the built-in one with a policy file merged over
+/// it; a broken file is a usage error.
+fn load_policy(path: Option<&std::path::Path>) -> Result<Arc<Policy>, ExitCode> {
+    match path {
+        Some(path) => Policy::with_file(path).map_err(|error| {
+            usage_error(
+                error,
+                "fix the policy file; `infergate policy-schema` prints its format",
+            )
+        }),
+        None => Policy::built_in()
+            .map_err(|error| usage_error(error, "the embedded policy is broken; report a bug")),
+    }
+}
+
 fn lint(args: &LintArgs) -> ExitCode {
-    let policy: Arc<Policy> = match &args.policy {
-        Some(path) => match Policy::with_file(path) {
-            Ok(policy) => policy,
-            Err(error) => {
-                return usage_error(
-                    error,
-                    "fix the policy file; `infergate policy-schema` prints its format",
-                )
-            }
-        },
-        None => match Policy::built_in() {
-            Ok(policy) => policy,
-            Err(error) => return usage_error(error, "the embedded policy is broken; report a bug"),
-        },
+    let policy = match load_policy(args.policy.as_deref()) {
+        Ok(policy) => policy,
+        Err(exit) => return exit,
     };
     let policy = match with_kube_version(policy, args.kube_version.as_deref()) {
         Ok(policy) => policy,

@@ -841,3 +841,33 @@ fn github_annotations_never_fail_a_check_for_a_suppressed_finding() {
         "{line}"
     );
 }
+
+/// The README's table of `serve` options lists every flag `serve --help`
+/// has, so a newcomer never has to read the source for one.
+#[test]
+fn the_readme_lists_every_serve_option() {
+    let help = common::infergate(&["serve", "--help"], None);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README");
+    let start = readme
+        .find("| option | default | meaning |")
+        .expect("the serve table");
+    let table: String = readme[start..]
+        .lines()
+        .take_while(|line| line.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let flags: Vec<&str> = help
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("--"))
+        .filter_map(|rest| rest.split([' ', ',', '=']).next())
+        .filter(|flag| *flag != "help")
+        .collect();
+    assert!(flags.len() >= 14, "{flags:?}");
+    for flag in flags {
+        assert!(
+            table.contains(&format!("`--{flag}")),
+            "--{flag} is missing from the README"
+        );
+    }
+}

@@ -1,0 +1,429 @@
+//! webhook-deploy/ as an admin installs it: rendered with `kubectl
+//! kustomize` (the base and an overlay in another namespace), and the
+//! workloads webhooks' matchConditions evaluated with a CEL interpreter on
+//! the corpus, against the engine's own inference test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use infergate::policy::Policy;
+use serde_json::{json, Value};
+
+/// The objects `kubectl kustomize DIR` renders.
+fn render(directory: &str) -> Vec<Value> {
+    let rendered = Command::new("kubectl")
+        .args(["kustomize", directory])
+        .current_dir(common::root())
+        .output();
+    let text = match rendered {
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+        Ok(output) => panic!(
+            "kubectl kustomize {directory} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => panic!("kubectl is needed to render {directory}: {error}"),
+    };
+    let loaded =
+        infergate::loader::parse_source(infergate::source::SourceFile::new("rendered", text));
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    loaded
+        .objects
+        .into_iter()
+        .map(|object| object.value)
+        .collect()
+}
+
+fn webhooks(objects: &[Value]) -> Vec<&Value> {
+    objects
+        .iter()
+        .filter(|object| {
+            object["kind"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("WebhookConfiguration"))
+        })
+        .flat_map(|configuration| configuration["webhooks"].as_array().expect("webhooks"))
+        .collect()
+}
+
+#[test]
+fn webhook_configurations_name_exactly_the_kinds_served() {
+    let objects = render("webhook-deploy/");
+    let mut served: Vec<(String, String)> = Vec::new();
+    let all = webhooks(&objects);
+    assert_eq!(all.len(), 4);
+    for webhook in all {
+        assert_eq!(webhook["sideEffects"], "None");
+        assert_eq!(webhook["timeoutSeconds"], 3);
+        assert_eq!(webhook["admissionReviewVersions"], json!(["v1"]));
+        let excluded = webhook["namespaceSelector"].to_string();
+        for namespace in ["kube-system", "kube-node-lease", "infergate", "exclude"] {
+            assert!(excluded.contains(namespace), "{namespace} not excluded");
+        }
+        for rule in webhook["rules"].as_array().expect("rules") {
+            for group in rule["apiGroups"].as_array().expect("groups") {
+                for resource in rule["resources"].as_array().expect("resources") {
+                    served.push((
+                        group.as_str().unwrap_or_default().to_string(),
+                        resource.as_str().unwrap_or_default().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    served.sort();
+    served.dedup();
+    let resource_of = |kind: &str| match kind {
+        "Deployment" => "deployments",
+        "StatefulSet" => "statefulsets",
+        "LeaderWorkerSet" => "leaderworkersets",
+        "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
+        "ScaledObject" => "scaledobjects",
+        "PodMonitoring" => "podmonitorings",
+        "ClusterPodMonitoring" => "clusterpodmonitorings",
+        "ServiceMonitor" => "servicemonitors",
+        "PodMonitor" => "podmonitors",
+        "ConfigMap" => "configmaps",
+        other => panic!("unmapped kind {other}"),
+    };
+    let mut handled: Vec<(String, String)> = infergate::webhook::review::HANDLED_KINDS
+        .iter()
+        .filter(|(_, kind)| *kind != "Scale")
+        .map(|(group, kind)| (group.to_string(), resource_of(kind).to_string()))
+        .chain(
+            infergate::webhook::review::SCALED_RESOURCES
+                .iter()
+                .map(|(group, resource)| (group.to_string(), format!("{resource}/scale"))),
+        )
+        .collect();
+    handled.sort();
+    assert_eq!(served, handled);
+}
+
+/// Every string of a rendered object, with the path it sits at.
+fn strings<'a>(value: &'a Value, path: String, found: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::String(text) => found.push((path, text)),
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                strings(item, format!("{path}/{index}"), found);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                strings(item, format!("{path}/{key}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn an_overlay_in_another_namespace_renders_a_consistent_install() {
+    let objects = render("testdata/kustomize/ml-platform");
+    let kinds: Vec<&str> = objects
+        .iter()
+        .filter_map(|object| object["kind"].as_str())
+        .collect();
+    for kind in [
+        "Namespace",
+        "Service",
+        "Certificate",
+        "Issuer",
+        "Deployment",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} rendered");
+    }
+    // No string names the base's namespace any more, wherever a string
+    // holds one: a metadata namespace, a service reference, a selector
+    // value, the middle of a DNS name, the front of an inject-ca-from.
+    for object in &objects {
+        let mut found = Vec::new();
+        strings(object, String::new(), &mut found);
+        for (path, text) in found {
+            let namespace = if path.ends_with("/namespace") || path.contains("/namespaceSelector/")
+            {
+                Some(text)
+            } else if path.contains("/dnsNames/") {
+                text.split('.').nth(1)
+            } else if path.ends_with("inject-ca-from") {
+                text.split('/').next()
+            } else {
+                None
+            };
+            assert_ne!(
+                namespace,
+                Some("infergate"),
+                "{} {path} = {text}",
+                object["kind"]
+            );
+        }
+    }
+    let namespace = objects
+        .iter()
+        .find(|object| object["kind"] == "Namespace")
+        .expect("Namespace");
+    assert_eq!(namespace["metadata"]["name"], "ml-platform");
+    assert_eq!(
+        namespace["metadata"]["labels"]["infergate.dev/webhook"],
+        "exclude"
+    );
+    let serving = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "Certificate" && object["metadata"]["name"] == "infergate-tls"
+        })
+        .expect("serving Certificate");
+    assert_eq!(
+        serving["spec"]["dnsNames"],
+        json!([
+            "infergate.ml-platform.svc",
+            "infergate.ml-platform.svc.cluster.local"
+        ])
+    );
+    for configuration in objects.iter().filter(|object| {
+        object["kind"]
+            .as_str()
+            .is_some_and(|kind| kind.ends_with("WebhookConfiguration"))
+    }) {
+        assert_eq!(
+            configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+            "ml-platform/infergate-tls"
+        );
+    }
+    for webhook in webhooks(&objects) {
+        assert_eq!(
+            webhook["clientConfig"]["service"]["namespace"],
+            "ml-platform"
+        );
+        let first = &webhook["namespaceSelector"]["matchExpressions"][0];
+        assert_eq!(first["key"], "kubernetes.io/metadata.name");
+        assert_eq!(first["operator"], "NotIn");
+        assert_eq!(first["values"], json!(["ml-platform"]));
+    }
+    let binding = objects
+        .iter()
+        .find(|object| object["kind"] == "ClusterRoleBinding")
+        .expect("ClusterRoleBinding");
+    assert_eq!(binding["subjects"][0]["namespace"], "ml-platform");
+    for object in &objects {
+        let cluster_scoped = matches!(
+            object["kind"].as_str(),
+            Some(
+                "Namespace"
+                    | "ClusterRole"
+                    | "ClusterRoleBinding"
+                    | "MutatingWebhookConfiguration"
+                    | "ValidatingWebhookConfiguration"
+            )
+        );
+        if !cluster_scoped {
+            assert_eq!(
+                object["metadata"]["namespace"], "ml-platform",
+                "{}",
+                object["kind"]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_serving_certificate_is_signed_by_a_ca_issuer() {
+    let objects = render("webhook-deploy/");
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name}"))
+    };
+    let serving = find("Certificate", "infergate-tls");
+    let ca_issuer_name = serving["spec"]["issuerRef"]["name"]
+        .as_str()
+        .expect("issuer");
+    let ca_issuer = find("Issuer", ca_issuer_name);
+    let ca_secret = ca_issuer["spec"]["ca"]["secretName"]
+        .as_str()
+        .expect("a CA Issuer");
+    let ca = objects
+        .iter()
+        .find(|object| object["kind"] == "Certificate" && object["spec"]["secretName"] == ca_secret)
+        .expect("the CA Certificate");
+    assert_eq!(ca["spec"]["isCA"], true);
+    let root = find(
+        "Issuer",
+        ca["spec"]["issuerRef"]["name"].as_str().expect("root"),
+    );
+    assert!(root["spec"]["selfSigned"].is_object());
+}
+
+#[test]
+fn the_cluster_role_grants_only_reads() {
+    let objects = render("webhook-deploy/");
+    let role = objects
+        .iter()
+        .find(|object| object["kind"] == "ClusterRole")
+        .expect("ClusterRole");
+    for rule in role["rules"].as_array().expect("rules") {
+        for verb in rule["verbs"].as_array().expect("verbs") {
+            assert!(
+                verb == "get" || verb == "list",
+                "{verb} on {}",
+                rule["resources"]
+            );
+        }
+    }
+}
+
+/// The workloads webhooks carry the matchConditions the binary generates
+/// for the built-in policy (`infergate match-conditions`).
+#[test]
+fn match_conditions_are_the_generated_ones() {
+    let policy = Policy::built_in().expect("policy");
+    let expected = infergate::webhook::match_conditions::expression(&policy);
+    let objects = render("webhook-deploy/");
+    let mut filtered = 0;
+    for webhook in webhooks(&objects) {
+        let name = webhook["name"].as_str().unwrap_or_default();
+        if name.starts_with("workloads.") {
+            let conditions = webhook["matchConditions"]
+                .as_array()
+                .expect("matchConditions");
+            assert_eq!(conditions.len(), 1);
+            assert_eq!(
+                conditions[0]["expression"].as_str(),
+                Some(expected.as_str()),
+                "{name}: regenerate with `infergate match-conditions`"
+            );
+            filtered += 1;
+        } else {
+            assert!(webhook.get("matchConditions").is_none(), "{name}");
+        }
+    }
+    assert_eq!(filtered, 2);
+}
+
+fn yaml_files(directory: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            yaml_files(&path, found);
+        } else if path
+            .extension()
+            .is_some_and(|extension| extension == "yaml" || extension == "yml")
+        {
+            found.push(path);
+        }
+    }
+}
+
+/// The request of an admission review for `object`, as the apiserver gives
+/// it to a matchCondition.
+fn request_for(object: &Value) -> Value {
+    let resource = match object["kind"].as_str() {
+        Some("Deployment") => "deployments",
+        Some("StatefulSet") => "statefulsets",
+        Some("LeaderWorkerSet") => "leaderworkersets",
+        Some("HorizontalPodAutoscaler") => "horizontalpodautoscalers",
+        _ => "other",
+    };
+    json!({"resource": {"resource": resource}, "subResource": ""})
+}
+
+fn evaluate(program: &cel::Program, object: &Value, request: &Value) -> bool {
+    let mut context = cel::Context::default();
+    context
+        .add_variable("object", object.clone())
+        .expect("object");
+    context
+        .add_variable("request", request.clone())
+        .expect("request");
+    match program.execute(&context) {
+        Ok(cel::Value::Bool(verdict)) => verdict,
+        other => panic!("the condition did not evaluate to a bool: {other:?}"),
+    }
+}
+
+/// The apiserver-side filter agrees with the engine's inference test on
+/// every workload of the corpus and the examples: what the engine reviews as
+/// inference reaches the webhook, and what it does not is filtered out.
+#[test]
+fn match_conditions_agree_with_the_inference_test() {
+    let policy = Policy::built_in().expect("policy");
+    let program = cel::Program::compile(&infergate::webhook::match_conditions::expression(&policy))
+        .expect("the expression compiles");
+    let mut files = Vec::new();
+    yaml_files(&common::root().join("../shared/corpus"), &mut files);
+    yaml_files(&common::root().join("testdata"), &mut files);
+    let (mut inference, mut other) = (0, 0);
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let loaded = infergate::loader::parse_source(infergate::source::SourceFile::new(
+            file.display().to_string(),
+            text,
+        ));
+        for object in &loaded.objects {
+            if !matches!(
+                object.kind(),
+                "Deployment" | "StatefulSet" | "LeaderWorkerSet"
+            ) {
+                continue;
+            }
+            let expected = infergate::workload::inference_reason(object, &policy).is_some();
+            let verdict = evaluate(&program, &object.value, &request_for(&object.value));
+            assert_eq!(
+                verdict,
+                expected,
+                "{} {}/{}",
+                file.display(),
+                object.kind(),
+                object.name().unwrap_or_default()
+            );
+            if expected {
+                inference += 1;
+            } else {
+                other += 1;
+            }
+        }
+    }
+    assert!(inference >= 50, "{inference} inference workloads");
+    assert!(other >= 10, "{other} other workloads");
+}
+
+#[test]
+fn match_conditions_pass_autoscalers_scale_writes_and_partial_objects() {
+    let policy = Policy::built_in().expect("policy");
+    let program = cel::Program::compile(&infergate::webhook::match_conditions::expression(&policy))
+        .expect("the expression compiles");
+    let hpa = json!({"kind": "HorizontalPodAutoscaler", "spec": {}});
+    assert!(evaluate(&program, &hpa, &request_for(&hpa)));
+    let scale = json!({"kind": "Scale", "spec": {"replicas": 3}});
+    let scale_request = json!({"resource": {"resource": "deployments"}, "subResource": "scale"});
+    assert!(evaluate(&program, &scale, &scale_request));
+    // A Deployment as a mutating webhook may see it: no template yet, no
+    // containers, a template without spec. No error, and not inference.
+    for partial in [
+        json!({"kind": "Deployment", "metadata": {"name": "web"}}),
+        json!({"kind": "Deployment", "spec": {"template": {}}}),
+        json!({"kind": "Deployment", "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {}}}}),
+        json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "web"}]}}}}),
+    ] {
+        assert!(
+            !evaluate(&program, &partial, &request_for(&partial)),
+            "{partial}"
+        );
+    }
+    let marked = json!({"kind": "StatefulSet", "metadata": {"annotations": {"infergate.dev/inference": "True"}}});
+    assert!(evaluate(&program, &marked, &request_for(&marked)));
+    let lws = json!({"kind": "LeaderWorkerSet", "spec": {"leaderWorkerTemplate": {"workerTemplate": {"spec": {"containers": [{"name": "w", "image": "busybox", "resources": {"limits": {"google.com/tpu": "4"}}}]}}}}});
+    assert!(evaluate(&program, &lws, &request_for(&lws)));
+    let animation = json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"image": "studio/animation-renderer:1", "args": ["--nimble"]}]}}}});
+    assert!(!evaluate(&program, &animation, &request_for(&animation)));
+}
