@@ -46,6 +46,15 @@ if [ -n "$built" ]; then
   PATH="$(dirname "$built"):$PATH" pre-commit try-repo "$repo" infergate-system --files bad.yaml >"$work/system.log" 2>&1
   system_status=$?
 fi
+# A repository's .infergate.yaml applies unchanged: its fixtures of
+# deliberate mistakes are excluded, the same bad manifest elsewhere is not.
+mkdir -p fixtures
+cp bad.yaml fixtures/bad.yaml
+printf 'exclude:\n  - fixtures/**\n' > .infergate.yaml
+git add fixtures/bad.yaml .infergate.yaml
+pre-commit try-repo "$repo" infergate --files fixtures/bad.yaml >"$work/config.log" 2>&1
+config_status=$?
+rm -f .infergate.yaml
 set -e
 
 passed=0
@@ -71,6 +80,11 @@ if [ "$system_status" -eq 0 ] || ! grep -q "metric-name-lowercase" "$work/system
   echo "FAIL: the installed-binary hook did not block the bad manifest (binary: ${built:-none})"; cat "$work/system.log" 2>/dev/null; failed=$((failed + 1))
 else
   echo "ok: the installed-binary hook blocks the bad manifest"; passed=$((passed + 1))
+fi
+if [ "$config_status" -ne 0 ]; then
+  echo "FAIL: a file excluded by .infergate.yaml was blocked"; cat "$work/config.log"; failed=$((failed + 1))
+else
+  echo "ok: .infergate.yaml excludes its fixtures from the hook"; passed=$((passed + 1))
 fi
 echo "precommit: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

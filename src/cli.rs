@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::Config;
 use crate::engine::{ClusterFacts, Engine, Outcome};
 use crate::finding::Severity;
 use crate::fix::{self, FixOptions};
@@ -92,9 +93,17 @@ pub struct LintArgs {
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// A policy file merged over the built-in policy (its format:
-    /// `infergate policy-schema`).
+    /// `infergate policy-schema`), and over the config file's policy.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// The config file (a policy plus `include`/`exclude` path globs);
+    /// default: `.infergate.yaml` or `.infergate.yml` in the current
+    /// directory or a parent, up to the repository root.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+    /// Ignore any `.infergate.yaml`.
+    #[arg(long)]
+    pub no_config: bool,
     /// Lowest severity that makes the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
@@ -297,8 +306,76 @@ fn load_policy(path: Option<&std::path::Path>) -> Result<Arc<Policy>, ExitCode> 
     }
 }
 
+/// The config file of a lint run: `--config`, else the one discovered from
+/// the current directory, none with `--no-config`.
+fn lint_config(args: &LintArgs) -> Result<Option<Config>, ExitCode> {
+    let path = match (&args.config, args.no_config) {
+        (_, true) => None,
+        (Some(path), false) => Some(path.clone()),
+        (None, false) => std::env::current_dir()
+            .ok()
+            .and_then(|directory| crate::config::discover(&directory)),
+    };
+    let Some(path) = path else {
+        if args.verbose {
+            eprintln!("config: none (built-in policy)");
+        }
+        return Ok(None);
+    };
+    match Config::read(&path) {
+        Ok(config) => {
+            if args.verbose {
+                eprintln!("config: {}", path.display());
+            }
+            Ok(Some(config))
+        }
+        Err(error) => Err(usage_error(
+            error,
+            "fix the config file, or pass --no-config to lint without it",
+        )),
+    }
+}
+
+/// The policy of a lint run: built-in, then the config file's, then
+/// `--policy`.
+fn lint_policy(args: &LintArgs, config: Option<&Config>) -> Result<Arc<Policy>, ExitCode> {
+    let config_name = config.map(|config| config.path.display().to_string());
+    let policy_text = match &args.policy {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some((path.display().to_string(), text)),
+            Err(error) => {
+                return Err(usage_error(
+                    format!("cannot read policy file {}: {error}", path.display()),
+                    "check that the path exists and is readable",
+                ))
+            }
+        },
+        None => None,
+    };
+    let mut layers = Vec::new();
+    if let (Some(config), Some(name)) = (config, &config_name) {
+        layers.push(config.layer(name));
+    }
+    if let Some((name, text)) = &policy_text {
+        layers.push(crate::policy::Layer::policy(name, text));
+    }
+    if layers.is_empty() {
+        return load_policy(None);
+    }
+    Policy::with_layers(&layers).map_err(|error| {
+        usage_error(
+            error,
+            "fix the file; `infergate policy-schema` prints the format of policy and config files",
+        )
+    })
+}
+
 fn lint(args: &LintArgs) -> ExitCode {
-    let policy = match load_policy(args.policy.as_deref()) {
+    let config = match lint_config(args) {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    let policy = match lint_policy(args, config.as_ref()) {
         Ok(policy) => policy,
         Err(exit) => return exit,
     };
@@ -327,8 +404,14 @@ fn lint(args: &LintArgs) -> ExitCode {
             "use --diff to see the fixes for standard input",
         );
     }
-    let sources = match loader::read_sources(&inputs) {
-        Ok(sources) => sources,
+    let keep = |path: &std::path::Path| config.as_ref().is_none_or(|config| config.keeps(path));
+    let sources = match loader::read_sources_where(&inputs, &keep) {
+        Ok((sources, left_out)) => {
+            if let Some(config) = &config {
+                report_left_out(config, &left_out, sources.is_empty(), args.verbose);
+            }
+            sources
+        }
         Err(error @ loader::LoadError::NoYaml { .. }) => {
             return usage_error(error, "name the directory or files that hold the manifests")
         }
@@ -405,6 +488,33 @@ fn lint(args: &LintArgs) -> ExitCode {
         return printed;
     }
     exit_code(&outcome, args.fail_on)
+}
+
+/// Say which files the config's path filters left out: each with
+/// `--verbose`, and always when nothing is left to lint (a run that checks
+/// nothing must not look like a clean one).
+fn report_left_out(config: &Config, left_out: &[PathBuf], nothing_left: bool, verbose: bool) {
+    if left_out.is_empty() {
+        return;
+    }
+    if verbose {
+        for path in left_out {
+            eprintln!("excluded by {}: {}", config.path.display(), path.display());
+        }
+    }
+    if nothing_left {
+        eprintln!(
+            "note: every file given is excluded by {} ({} file(s)); nothing was linted",
+            config.path.display(),
+            left_out.len()
+        );
+    } else if verbose {
+        eprintln!(
+            "{} file(s) excluded by {}",
+            left_out.len(),
+            config.path.display()
+        );
+    }
 }
 
 /// The policy with `--kube-version` applied, or a usage error.

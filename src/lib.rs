@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod autoscaler;
 pub mod cli;
+pub mod config;
 pub mod duration;
 pub mod embedded;
 pub mod engine;

@@ -229,21 +229,41 @@ pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
 
 /// Read every input (directories expanded), files in parallel.
 pub fn read_sources(inputs: &[Input]) -> Result<Vec<Arc<SourceFile>>, LoadError> {
+    read_sources_where(inputs, &|_| true).map(|(sources, _)| sources)
+}
+
+/// Read every input like [`read_sources`], but only the files (found in a
+/// directory or named) that `keep` accepts; standard input is always read.
+/// Also returns the paths left out, so that a run can say so.
+pub fn read_sources_where(
+    inputs: &[Input],
+    keep: &(dyn Fn(&Path) -> bool + Sync),
+) -> Result<(Vec<Arc<SourceFile>>, Vec<PathBuf>), LoadError> {
     let mut scoped = Vec::new();
+    let mut left_out = Vec::new();
     for input in inputs {
         let root = match input {
             Input::File(path) if path.is_dir() => Some(path.as_path()),
             _ => None,
         };
         for found in expand_inputs(std::slice::from_ref(input))? {
+            let path = match &found {
+                Input::Stdin => None,
+                Input::File(path) | Input::Skipped(path, _) => Some(path),
+            };
+            if let Some(path) = path.filter(|path| !keep(path)) {
+                left_out.push(path.clone());
+                continue;
+            }
             let scope = scope_of(&found, root);
             scoped.push((found, scope));
         }
     }
-    scoped
+    let sources = scoped
         .par_iter()
         .map(|(input, scope)| read_input(input, scope))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((sources, left_out))
 }
 
 const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];

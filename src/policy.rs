@@ -520,6 +520,58 @@ pub struct GrammarFields {
     pub bucket_keys: Vec<String>,
 }
 
+/// One user layer of the policy: its file name (for messages), its text and
+/// whether it is a repository config file, the only place the path filters
+/// of `CONFIG_ONLY_KEYS` are read.
+#[derive(Debug, Clone, Copy)]
+pub struct Layer<'a> {
+    pub name: &'a str,
+    pub text: &'a str,
+    pub config: bool,
+}
+
+impl<'a> Layer<'a> {
+    pub fn policy(name: &'a str, text: &'a str) -> Self {
+        Self {
+            name,
+            text,
+            config: false,
+        }
+    }
+
+    pub fn config(name: &'a str, text: &'a str) -> Self {
+        Self {
+            name,
+            text,
+            config: true,
+        }
+    }
+}
+
+/// Keys of the policy schema that only a config file (`.infergate.yaml`)
+/// may hold: they choose files, which a policy does not.
+pub const CONFIG_ONLY_KEYS: &[&str] = &["include", "exclude"];
+
+fn config_only_key(layer: &Layer<'_>, key: &str) -> PolicyError {
+    let source = SourceFile::new(layer.name, layer.text.to_string());
+    let loaded = loader::parse_source(source);
+    let location = loaded.documents.first().and_then(|document| {
+        document
+            .positions
+            .locate_key(&crate::pointer::join("", key))
+    });
+    let (line, column) = location.map_or((1, 1), |location| (location.line, location.column));
+    PolicyError::Invalid {
+        file: layer.name.to_string(),
+        line,
+        column,
+        key: key.to_string(),
+        message: format!(
+            "`{key}` chooses files, so it is read from the repository's .infergate.yaml (or --config FILE), not from --policy"
+        ),
+    }
+}
+
 static BUILT_IN_POLICY: LazyLock<Result<Arc<Policy>, String>> = LazyLock::new(|| {
     let mut merged = Value::Object(serde_json::Map::new());
     for (name, text) in BUILT_IN {
@@ -548,14 +600,32 @@ impl Policy {
 
     /// The built-in policy with a user's policy text merged over it.
     pub fn with_overrides(name: &str, text: &str) -> Result<Arc<Policy>, PolicyError> {
+        Self::with_layers(&[Layer::policy(name, text)])
+    }
+
+    /// The built-in policy with user layers merged over it in order (a
+    /// repository's `.infergate.yaml`, then a `--policy` file).
+    pub fn with_layers(layers: &[Layer<'_>]) -> Result<Arc<Policy>, PolicyError> {
         let mut merged = Value::Object(serde_json::Map::new());
         for (built_in_name, built_in_text) in BUILT_IN {
             merge(&mut merged, read_layer(built_in_name, built_in_text)?);
         }
-        merge(&mut merged, read_layer(name, text)?);
+        let mut last_name = "the built-in policy";
+        for layer in layers {
+            let mut value = read_layer(layer.name, layer.text)?;
+            if let Some(map) = value.as_object_mut() {
+                for key in CONFIG_ONLY_KEYS {
+                    if map.remove(*key).is_some() && !layer.config {
+                        return Err(config_only_key(layer, key));
+                    }
+                }
+            }
+            merge(&mut merged, value);
+            last_name = layer.name;
+        }
         serde_json::from_value::<Policy>(merged)
             .map(Arc::new)
-            .map_err(|error| PolicyError::Shape(format!("{name}: {error}")))
+            .map_err(|error| PolicyError::Shape(format!("{last_name}: {error}")))
     }
 
     /// The configured level of a rule, `None` when the policy is silent.

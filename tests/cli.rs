@@ -871,3 +871,130 @@ fn the_readme_lists_every_serve_option() {
         );
     }
 }
+
+/// `infergate lint` run in `directory` (no NO_COLOR games needed: json).
+fn lint_in(directory: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .arg("lint")
+        .args(args)
+        .current_dir(directory)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary starts")
+}
+
+/// A scratch repository with a mistake in deploy/ and one in testdata/.
+fn repository_with_fixtures() -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let root = directory.path();
+    std::fs::create_dir_all(root.join(".git")).expect("git");
+    let bad = std::fs::read_to_string(
+        common::root().join("testdata/rules/metric-name-lowercase/fires.yaml"),
+    )
+    .expect("fixture");
+    for folder in ["deploy", "testdata/rules", "deploy/base"] {
+        std::fs::create_dir_all(root.join(folder)).expect("folder");
+    }
+    std::fs::write(root.join("deploy/hpa.yaml"), &bad).expect("write");
+    std::fs::write(root.join("testdata/rules/bad.yaml"), &bad).expect("write");
+    directory
+}
+
+#[test]
+fn a_config_file_is_found_up_to_the_repository_root_and_filters_paths() {
+    let repository = repository_with_fixtures();
+    let root = repository.path();
+    std::fs::write(
+        root.join(".infergate.yaml"),
+        "exclude:\n  - testdata/**\nrules:\n  hpa-target-sanity: {severity: off}\n",
+    )
+    .expect("config");
+    // Found from a subdirectory; the excluded fixture is not linted even
+    // when named on the command line (as the pre-commit hook names files).
+    let nested = root.join("deploy/base");
+    let excluded = lint_in(&nested, &["-v", "../../testdata/rules/bad.yaml"]);
+    let stderr = String::from_utf8_lossy(&excluded.stderr);
+    assert_eq!(excluded.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("config: ") && stderr.contains(".infergate.yaml"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was linted"), "{stderr}");
+    // A directory walk skips it too, and still lints the rest.
+    let walked = lint_in(root, &["--format", "json", "."]);
+    assert_eq!(walked.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&walked.stdout).expect("json");
+    let files: Vec<&str> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|finding| finding["file"].as_str())
+        .collect();
+    assert!(!files.is_empty());
+    assert!(
+        files.iter().all(|file| file.contains("deploy")),
+        "{files:?}"
+    );
+    // The config's policy applies: hpa-target-sanity is off.
+    assert!(report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .all(|finding| finding["rule"] != "hpa-target-sanity"));
+    // --no-config ignores it; --config names another.
+    let ignored = lint_in(root, &["--no-config", "testdata/rules/bad.yaml"]);
+    assert_eq!(ignored.status.code(), Some(1));
+    std::fs::write(root.join("other.yaml"), "include: [nowhere]\n").expect("other");
+    let other = lint_in(root, &["--config", "other.yaml", "deploy/hpa.yaml"]);
+    assert_eq!(
+        other.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+}
+
+#[test]
+fn a_config_above_the_repository_is_not_used() {
+    let outer = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outer.path().join(".infergate.yaml"), "exclude: ['**']\n").expect("config");
+    let repository = outer.path().join("repo");
+    std::fs::create_dir_all(repository.join(".git")).expect("git");
+    let bad = std::fs::read_to_string(
+        common::root().join("testdata/rules/metric-name-lowercase/fires.yaml"),
+    )
+    .expect("fixture");
+    std::fs::write(repository.join("hpa.yaml"), bad).expect("write");
+    let output = lint_in(&repository, &["-v", "hpa.yaml"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("config: none"));
+}
+
+#[test]
+fn config_mistakes_are_usage_errors_at_their_line() {
+    let repository = repository_with_fixtures();
+    let root = repository.path();
+    std::fs::write(
+        root.join(".infergate.yaml"),
+        "exclude: [testdata]\nrule:\n  x: {}\n",
+    )
+    .expect("config");
+    let output = lint_in(root, &["deploy"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(".infergate.yaml:2:1"), "{stderr}");
+    assert!(
+        stderr.contains("--no-config") || stderr.contains("policy-schema"),
+        "{stderr}"
+    );
+    // Path filters belong to the config file, not to a --policy file.
+    std::fs::write(root.join(".infergate.yaml"), "{}\n").expect("config");
+    std::fs::write(root.join("policy.yaml"), "rules: {}\nexclude: [testdata]\n").expect("policy");
+    let output = lint_in(root, &["--policy", "policy.yaml", "deploy"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("policy.yaml:2:1") && stderr.contains(".infergate.yaml"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,246 @@
+//! A repository's `.infergate.yaml`: the policy it lints with and the
+//! files it lints.
+//!
+//! Found like kube-linter's config: `.infergate.yaml` (or `.yml`) in the
+//! current directory, else in a parent, up to the repository root (the
+//! directory holding `.git`). It has the shape of a `--policy` file plus two
+//! path filters, `include` and `exclude`, so a team keeps its fixtures of
+//! deliberate mistakes (`testdata/**`) out of every run, the pre-commit
+//! hook's included.
+//!
+//! Path globs are matched against a file's path relative to the config
+//! file's directory, segment by segment: `*` matches within a segment, `**`
+//! any number of segments, and a pattern without `/` matches a file or
+//! directory name at any depth (as in `.gitignore`). A pattern that matches
+//! a directory matches everything under it.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::policy::{glob_match, Layer, PolicyError};
+use crate::source::SourceFile;
+
+/// The names a config file may have, in the order they are looked for.
+pub const FILE_NAMES: &[&str] = &[".infergate.yaml", ".infergate.yml"];
+
+/// A config file as read: its text (a policy layer) and its path filters.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// The directory the path globs are relative to (the file's own).
+    pub base: PathBuf,
+    pub text: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+/// The config file for a run started in `start`, if there is one.
+pub fn discover(start: &Path) -> Option<PathBuf> {
+    let start = std::fs::canonicalize(start).ok()?;
+    for directory in start.ancestors() {
+        for name in FILE_NAMES {
+            let candidate = directory.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+        // The repository root is as far as a config is looked for: a file
+        // above it belongs to someone else.
+        if directory.join(".git").exists() {
+            return None;
+        }
+    }
+    None
+}
+
+impl Config {
+    /// Read a config file. Its policy part is checked when the policy is
+    /// built ([`Config::layer`]); the path filters are checked here.
+    pub fn read(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let name = path.display().to_string();
+        let loaded = crate::loader::parse_source(SourceFile::new(name.as_str(), text.clone()));
+        let document = loaded.documents.first().map(|document| &document.value);
+        let globs = |key: &str| -> Vec<String> {
+            document
+                .and_then(|value| value.get(key))
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+                .map(normalise_pattern)
+                .collect()
+        };
+        let include = globs("include");
+        let exclude = globs("exclude");
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = absolute
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Self {
+            path: path.to_path_buf(),
+            base,
+            text,
+            include,
+            exclude,
+        })
+    }
+
+    /// The config's policy layer (the path filters allowed in it), named
+    /// `name` in messages.
+    pub fn layer<'a>(&'a self, name: &'a str) -> Layer<'a> {
+        Layer::config(name, &self.text)
+    }
+
+    /// Whether `file` is linted: inside the config's directory, matched by
+    /// an include pattern (when there are any) and by no exclude pattern.
+    /// A file outside the directory is not the config's to filter.
+    pub fn keeps(&self, file: &Path) -> bool {
+        let Some(segments) = self.relative_segments(file) else {
+            return true;
+        };
+        let matched = |patterns: &[String]| {
+            patterns
+                .iter()
+                .any(|pattern| matches_path_or_parent(pattern, &segments))
+        };
+        (self.include.is_empty() || matched(&self.include)) && !matched(&self.exclude)
+    }
+
+    fn relative_segments(&self, file: &Path) -> Option<Vec<String>> {
+        let absolute = if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            std::env::current_dir().ok()?.join(file)
+        };
+        // Canonical where the file exists (symbolic links, `..`), lexical
+        // otherwise.
+        let absolute = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+        let relative = absolute.strip_prefix(&self.base).ok()?;
+        let segments: Vec<String> = relative
+            .components()
+            .filter_map(|component| match component {
+                Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        (!segments.is_empty()).then_some(segments)
+    }
+}
+
+/// `./a/b/` and `a/b` are the same pattern.
+fn normalise_pattern(pattern: &str) -> String {
+    pattern
+        .trim()
+        .trim_start_matches("./")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Whether `pattern` matches the path of `segments` or one of its parent
+/// directories.
+fn matches_path_or_parent(pattern: &str, segments: &[String]) -> bool {
+    if pattern.is_empty() {
+        return false;
+    }
+    let anchored = pattern.contains('/');
+    let pattern = pattern.trim_start_matches('/');
+    let parts: Vec<&str> = pattern.split('/').collect();
+    (1..=segments.len()).any(|length| {
+        let prefix = &segments[..length];
+        if anchored {
+            matches_segments(&parts, prefix)
+        } else {
+            // A bare name matches the last segment of any prefix: a file or
+            // a directory of that name anywhere.
+            prefix.last().is_some_and(|last| glob_match(pattern, last))
+        }
+    })
+}
+
+/// Segment-wise glob matching with `**` for any number of segments.
+fn matches_segments(parts: &[&str], segments: &[String]) -> bool {
+    match parts.split_first() {
+        None => segments.is_empty(),
+        Some((&"**", rest)) => {
+            (0..=segments.len()).any(|skip| matches_segments(rest, &segments[skip..]))
+        }
+        Some((part, rest)) => match segments.split_first() {
+            Some((segment, others)) => glob_match(part, segment) && matches_segments(rest, others),
+            None => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(path: &str) -> Vec<String> {
+        path.split('/').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn globs_match_paths_and_their_directories() {
+        let cases = [
+            ("testdata/**", "testdata/rules/a.yaml", true),
+            ("testdata", "testdata/rules/a.yaml", true),
+            ("testdata", "deploy/testdata/a.yaml", true),
+            ("testdata/*.yaml", "testdata/a.yaml", true),
+            ("testdata/*.yaml", "testdata/rules/a.yaml", false),
+            ("/testdata/*.yaml", "deploy/testdata/a.yaml", false),
+            ("charts/*/templates", "charts/web/templates/hpa.yaml", true),
+            ("charts/*/templates", "charts/web/values.yaml", false),
+            ("**/fixtures/*.yaml", "a/b/fixtures/x.yaml", true),
+            ("**/fixtures/*.yaml", "fixtures/x.yaml", true),
+            ("*.generated.yaml", "deploy/app.generated.yaml", true),
+            ("deploy/app.yaml", "deploy/app.yaml.bak", false),
+            ("deploy", "deployments/app.yaml", false),
+        ];
+        for (pattern, path, expected) in cases {
+            assert_eq!(
+                matches_path_or_parent(&normalise_pattern(pattern), &segments(path)),
+                expected,
+                "{pattern} on {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_filters_files_under_its_directory_only() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join(".infergate.yaml");
+        std::fs::write(
+            &path,
+            "include: [deploy, charts]\nexclude: ['**/testdata/**']\n",
+        )
+        .expect("write");
+        let config = Config::read(&path).expect("config");
+        let base = std::fs::canonicalize(directory.path()).expect("base");
+        assert!(config.keeps(&base.join("deploy/app.yaml")));
+        assert!(!config.keeps(&base.join("deploy/testdata/bad.yaml")));
+        assert!(!config.keeps(&base.join("docs/example.yaml")));
+        assert!(config.keeps(Path::new("/elsewhere/app.yaml")));
+    }
+
+    #[test]
+    fn discovery_stops_at_the_repository_root() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let outer = directory.path();
+        std::fs::write(outer.join(".infergate.yaml"), "{}\n").expect("write");
+        let repository = outer.join("repo");
+        std::fs::create_dir_all(repository.join(".git")).expect("git");
+        std::fs::create_dir_all(repository.join("deploy/base")).expect("dirs");
+        assert_eq!(discover(&repository.join("deploy/base")), None);
+        std::fs::write(repository.join(".infergate.yml"), "{}\n").expect("write");
+        let found = discover(&repository.join("deploy/base")).expect("found");
+        assert!(
+            found.ends_with("repo/.infergate.yml"),
+            "{}",
+            found.display()
+        );
+    }
+}
