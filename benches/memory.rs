@@ -10,64 +10,10 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-fn bundle(index: usize) -> String {
-    let namespace = format!("ns{}", index % 37);
-    let target = if index.is_multiple_of(5) { "five" } else { "5" };
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: vllm-{index}
-  namespace: {namespace}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {{app: vllm-{index}}}
-  template:
-    metadata:
-      labels: {{app: vllm-{index}}}
-    spec:
-      containers:
-        - name: vllm
-          image: vllm/vllm-openai:v0.9.0
-          args: [\"--model\", \"Qwen/Qwen2.5-7B-Instruct\", \"--port\", \"8000\"]
-          ports: [{{name: metrics, containerPort: 8000}}]
-          resources:
-            limits: {{nvidia.com/gpu: 1}}
----
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata:
-  name: vllm-{index}
-  namespace: {namespace}
-spec:
-  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: vllm-{index}}}
-  minReplicas: 1
-  maxReplicas: 4
-  metrics:
-    - type: Pods
-      pods:
-        metric: {{name: vllm:num_requests_waiting}}
-        target: {{type: AverageValue, averageValue: \"{target}\"}}
----
-apiVersion: monitoring.googleapis.com/v1
-kind: PodMonitoring
-metadata:
-  name: vllm-{index}
-  namespace: {namespace}
-spec:
-  selector:
-    matchLabels: {{app: vllm-{index}}}
-  endpoints:
-    - port: metrics
-      interval: 15s
----
-"
-    )
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{bundle, measure};
 
 fn write_manifest(path: &Path, bytes: usize) -> std::io::Result<(usize, usize)> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -82,26 +28,8 @@ fn write_manifest(path: &Path, bytes: usize) -> std::io::Result<(usize, usize)> 
     Ok((written, bundles))
 }
 
-/// The child's VmHWM in bytes, if it still runs.
-fn high_water_mark(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kilobytes * 1024)
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let sizes: Vec<usize> = {
-        let given: Vec<usize> = std::env::args()
-            .skip(1)
-            .filter_map(|argument| argument.parse().ok())
-            .collect();
-        if given.is_empty() {
-            vec![12, 25, 50]
-        } else {
-            given
-        }
-    };
+    let sizes = support::sizes_from_arguments(vec![12, 25, 50]);
     let scratch = tempfile::tempdir()?;
     for megabytes in sizes {
         let path = scratch.path().join(format!("bundles-{megabytes}.yaml"));
@@ -153,26 +81,4 @@ fn copy_yaml(from: &Path, to: &Path) -> std::io::Result<u64> {
         }
     }
     Ok(bytes)
-}
-
-/// Peak RSS (bytes) and seconds of `infergate lint --format json PATH`.
-fn measure(path: &Path) -> std::io::Result<(u64, f64)> {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_infergate"))
-        .args(["lint", "--format", "json"])
-        .arg(path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut peak = 0;
-    loop {
-        if let Some(mark) = high_water_mark(child.id()) {
-            peak = peak.max(mark);
-        }
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    Ok((peak, started.elapsed().as_secs_f64()))
 }

@@ -13,6 +13,7 @@ use crate::autoscaler;
 use crate::embedded::{self, Embedded};
 use crate::finding::{Finding, Fix, Severity};
 use crate::loader::{Document, Loaded, ProblemKind};
+use crate::monitor;
 use crate::object::{Object, PositionMap};
 use crate::policy::Policy;
 use crate::rules;
@@ -70,6 +71,11 @@ pub struct Index {
     workloads_by_label: HashMap<(String, Option<String>), Vec<usize>>,
     /// Workloads by the directory of their file.
     workloads_by_directory: HashMap<String, Vec<usize>>,
+    /// For each exporter of the policy (`externalMetrics.exporters`, in
+    /// order), the PodMonitorings that look like its monitor.
+    exporter_monitors: Vec<Vec<usize>>,
+    /// PodMonitorings by the series they already rename to lowercase.
+    lowercase_renames: HashMap<String, Vec<usize>>,
 }
 
 impl Index {
@@ -120,6 +126,42 @@ impl Index {
                 }
             }
         }
+        let monitors: Vec<usize> = monitor::POD_MONITORING_KINDS
+            .iter()
+            .filter_map(|kind| by_kind.get(*kind))
+            .flatten()
+            .copied()
+            .collect();
+        let exporter_monitors = policy
+            .external_metrics
+            .exporters
+            .iter()
+            .map(|exporter| {
+                let mut found: Vec<usize> = monitors
+                    .iter()
+                    .copied()
+                    .filter(|index| {
+                        objects.get(*index).is_some_and(|object| {
+                            monitor::looks_like(object, &exporter.pod_monitoring_hint)
+                        })
+                    })
+                    .collect();
+                found.sort_unstable();
+                found
+            })
+            .collect();
+        let mut lowercase_renames: HashMap<String, Vec<usize>> = HashMap::new();
+        for index in &monitors {
+            let Some(object) = objects.get(*index) else {
+                continue;
+            };
+            for series in monitor::lowercase_renames(object) {
+                let entry = lowercase_renames.entry(series.to_string()).or_default();
+                if entry.last() != Some(index) {
+                    entry.push(*index);
+                }
+            }
+        }
         Self {
             by_name,
             inference,
@@ -128,6 +170,8 @@ impl Index {
             by_kind,
             workloads_by_label,
             workloads_by_directory,
+            exporter_monitors,
+            lowercase_renames,
         }
     }
 }
@@ -171,6 +215,39 @@ impl<'a> Context<'a> {
             .copied()
             .collect();
         indices.sort_unstable();
+        let objects = self.objects;
+        indices
+            .into_iter()
+            .filter_map(move |index| objects.get(index).map(|object| (index, object)))
+    }
+
+    /// The PodMonitorings that may scrape the exporter of `series`: those
+    /// that look like the monitor of an exporter whose metrics match it
+    /// (the policy's `externalMetrics.exporters` hints) and those that
+    /// already rename it to lowercase, in input order.
+    pub fn exporter_monitors_of(
+        &self,
+        series: &str,
+    ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+        let mut indices: Vec<usize> = self
+            .policy
+            .external_metrics
+            .exporters
+            .iter()
+            .zip(&self.index.exporter_monitors)
+            .filter(|(exporter, _)| exporter.metrics.is_match(series))
+            .flat_map(|(_, monitors)| monitors.iter().copied())
+            .chain(
+                self.index
+                    .lowercase_renames
+                    .get(series)
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+            )
+            .collect();
+        indices.sort_unstable();
+        indices.dedup();
         let objects = self.objects;
         indices
             .into_iter()

@@ -13,6 +13,7 @@ pub mod fix;
 pub mod loader;
 pub mod metrics;
 pub mod model;
+pub mod monitor;
 pub mod nesting;
 pub mod object;
 pub mod output;

@@ -247,7 +247,7 @@ pub struct Models {
 }
 
 impl Models {
-    /// Bytes of boot disk left to workloads (001: 100 GiB less 10 %).
+    /// Bytes of boot disk left to workloads (GKE Inference Quickstart: 100 GiB less 10 %).
     pub fn disk_budget(&self) -> f64 {
         self.boot_disk_size.0 * (1.0 - self.boot_disk_reserved_fraction)
     }

@@ -410,6 +410,48 @@ fn rules_and_explain() {
     assert!(stderr(&output).contains("infergate rules"));
 }
 
+/// User documentation (every rule's `explain`, the README, the policy
+/// defaults in rules/) names the public
+/// guides a fact comes from by title, never the spec's internal file
+/// numbers ("seed 003", "(004)").
+#[test]
+fn user_documentation_cites_guides_by_title() {
+    let internal =
+        regex::Regex::new(r"(?i)\bseeds?\s+(\d|guides?)|\bseed's|\(00[0-4]\b|\b00[0-4]:")
+            .expect("regex");
+    for meta in infergate::rules::all_meta() {
+        let output = infergate(&["explain", meta.id], None);
+        let text = stdout(&output);
+        assert!(
+            !internal.is_match(&text),
+            "explain {} cites an internal name: {:?}",
+            meta.id,
+            internal.find(&text).map(|found| found.as_str())
+        );
+    }
+    let mut documents = vec![common::root().join("README.md")];
+    for entry in std::fs::read_dir(common::root().join("rules")).expect("rules/") {
+        let path = entry.expect("entry").path();
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "yaml")
+        {
+            documents.push(path);
+        }
+    }
+    for path in documents {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        if let Some(found) = internal.find(&text) {
+            let line = text[..found.start()].lines().count();
+            panic!(
+                "{}:{line} cites an internal name: {}",
+                path.display(),
+                found.as_str()
+            );
+        }
+    }
+}
+
 #[test]
 fn fields_newer_than_the_target_version_are_warnings() {
     let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      hostnameOverride: web-0\n      containers:\n      - name: web\n        image: nginx:1.27\n";

@@ -17,7 +17,9 @@ declare_rule! {
     /// ## Why is this bad?
     /// External metrics are cluster-global. Without a namespace constraint
     /// the adapter averages the series of every namespace that emits that
-    /// metric, so the HPA scales on other teams' load (seeds 000 and 003).
+    /// metric, so the HPA scales on other teams' load. GKE's guides
+    /// "Configure autoscaling for LLM workloads on GPUs" and "... on TPUs"
+    /// both filter their External metrics by namespace for this reason.
     /// A selector that pins another namespace scales on that namespace.
     ///
     /// The label that carries the namespace depends on where the metric

@@ -31,7 +31,10 @@ declare_rule! {
     /// on a known inference metric.
     ///
     /// ## Why is this bad?
-    /// Model servers take minutes to start and load weights. Seed 004
+    /// Model servers take minutes to start and load weights. GKE's "Best
+    /// practices for autoscaling large language model (LLM) inference
+    /// workloads with TPUs"
+    /// (cloud.google.com/kubernetes-engine/docs/best-practices/machine-learning/inference/autoscaling-tpu)
     /// recommends a 5-minute scale-down window (no premature scale-down) and
     /// 0 for scale-up (responsiveness), and for queue targets below 10 to tune
     /// the scale-up policies for traffic spikes. Writing the behavior down

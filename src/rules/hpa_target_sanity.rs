@@ -25,9 +25,12 @@ declare_rule! {
     ///
     /// ## Why is this bad?
     /// A target the metric can never reach (`80` for a KV-cache usage that
-    /// lives between 0 and 1) keeps the HPA at its minimum forever; seed 004
-    /// advises a slots-used target "slightly below 1", seed 002 uses `100m`
-    /// for `gpu_cache_usage_perc`. A target value in the wrong field is
+    /// lives between 0 and 1) keeps the HPA at its minimum forever. GKE's
+    /// "Best practices for autoscaling large language model (LLM) inference
+    /// workloads with TPUs" advises a slots-used target "slightly below 1";
+    /// NVIDIA's "Horizontal Autoscaling of NVIDIA NIM Microservices on
+    /// Kubernetes" (developer.nvidia.com/blog) uses `100m` for
+    /// `gpu_cache_usage_perc`. A target value in the wrong field is
     /// ignored or rejected, and inverted replica bounds are rejected.
     ///
     /// ## Example
@@ -53,8 +56,8 @@ declare_rule! {
     /// ```
     ///
     /// ## Fix
-    /// When the value sits beside `target` instead of inside it (seed 003's
-    /// multi-metric HPA), the fix moves it into `target`. This is safe: the
+    /// When the value sits beside `target` instead of inside it (the
+    /// multi-metric HPA of GKE's TPU autoscaling guide), the fix moves it into `target`. This is safe: the
     /// apiserver would reject the misplaced field anyway.
     pub struct HpaTargetSanity {
         id: "hpa-target-sanity",

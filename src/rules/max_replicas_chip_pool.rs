@@ -31,7 +31,9 @@ declare_rule! {
     /// ## Why is this bad?
     /// Replicas beyond the pool wait for the cluster autoscaler to add
     /// nodes, which adds minutes of scale-up latency exactly when load
-    /// rises. Seed 003: the JetStream example needs 8 chips per replica in a
+    /// rises. In GKE's "Configure autoscaling for LLM workloads on TPUs"
+    /// (cloud.google.com/kubernetes-engine/docs/how-to/machine-learning/inference/autoscaling-tpu)
+    /// the JetStream example needs 8 chips per replica in a
     /// 16-chip pool, so maxReplicas is 2; higher values trigger the cluster
     /// autoscaler and slow scale-up.
     ///

@@ -3,6 +3,7 @@ use serde_json::{json, Value};
 use crate::engine::{Context, Sink};
 use crate::finding::{op, Applicability, Fix, RelatedPatch};
 use crate::metrics::{base_name, hpa_metrics};
+use crate::monitor;
 use crate::object::Object;
 use crate::pointer;
 use crate::rules::{declare_rule, Rule, RuleMeta};
@@ -15,8 +16,10 @@ declare_rule! {
     /// ## Why is this bad?
     /// The HPA does not work with uppercase external metric names: the
     /// autoscaler never gets a value and the workload never scales. GKE's
-    /// guide for DCGM metrics (seed 000) renames `DCGM_FI_DEV_GPU_UTIL` to
-    /// lowercase at scrape time for exactly this reason.
+    /// "Configure autoscaling for LLM workloads on GPUs" (its DCGM section,
+    /// cloud.google.com/kubernetes-engine/docs/how-to/machine-learning/inference/autoscaling)
+    /// renames `DCGM_FI_DEV_GPU_UTIL` to lowercase at scrape time for
+    /// exactly this reason.
     ///
     /// ## Example
     /// ```yaml
@@ -95,9 +98,9 @@ impl Rule for MetricNameLowercase {
             let monitors = exporter_monitors(cx, object, series);
             let already_relabelled = monitors
                 .iter()
-                .any(|(_, monitor)| has_relabel(monitor, series));
+                .any(|(_, monitor)| monitor::renames_to_lowercase(monitor, series));
             for (index, monitor) in &monitors {
-                if has_relabel(monitor, series) {
+                if monitor::renames_to_lowercase(monitor, series) {
                     continue;
                 }
                 let ops = relabel_ops(monitor, &relabel);
@@ -152,7 +155,7 @@ const MAX_PATCHED_MONITORS: usize = 4;
 /// application, recognised by the policy's hint word in their name or
 /// selector labels, or by a relabelling rule that already names the series.
 /// Those in the HPA's own namespace, when there are any (a per-namespace
-/// exporter), else those elsewhere (000: gmp-public); none when more than
+/// exporter), else those elsewhere (GKE's DCGM exporter: gmp-public); none when more than
 /// [`MAX_PATCHED_MONITORS`] remain.
 fn exporter_monitors<'a>(cx: &Context<'a>, hpa: &Object, series: &str) -> Vec<(usize, &'a Object)> {
     let mut monitors = exporter_look_alikes(cx, hpa, series);
@@ -175,71 +178,16 @@ fn exporter_look_alikes<'a>(
     hpa: &Object,
     series: &str,
 ) -> Vec<(usize, &'a Object)> {
-    let hints: Vec<&str> = cx
-        .policy
-        .external_metrics
-        .exporters
-        .iter()
-        .filter(|exporter| exporter.metrics.is_match(series))
-        .map(|exporter| exporter.pod_monitoring_hint.as_str())
-        .collect();
-    cx.of_kind(&["PodMonitoring", "ClusterPodMonitoring"])
+    // The exporter's PodMonitoring usually lives in another namespace than
+    // the HPA (GKE's DCGM exporter: gmp-public), so namespaces are not
+    // compared.
+    cx.exporter_monitors_of(series)
         .filter(|(_, monitor)| cx.same_scope(hpa, monitor))
-        .filter(|(_, monitor)| {
-            if has_relabel(monitor, series) {
-                return true;
-            }
-            // The exporter's PodMonitoring usually lives in another
-            // namespace than the HPA (000: gmp-public), so namespaces are
-            // not compared.
-            let name = monitor.name().unwrap_or_default().to_lowercase();
-            let labels = monitor
-                .value
-                .pointer("/spec/selector/matchLabels")
-                .and_then(Value::as_object)
-                .map(|labels| {
-                    labels
-                        .values()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                        .to_lowercase()
-                })
-                .unwrap_or_default();
-            hints.iter().any(|hint| {
-                name.contains(&hint.to_lowercase()) || labels.contains(&hint.to_lowercase())
-            })
-        })
         .collect()
 }
 
-fn endpoints(monitor: &Object) -> &[Value] {
-    monitor
-        .value
-        .pointer("/spec/endpoints")
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
-
-/// Whether some endpoint already renames `series` to lowercase.
-fn has_relabel(monitor: &Object, series: &str) -> bool {
-    endpoints(monitor).iter().any(|endpoint| {
-        endpoint
-            .get("metricRelabeling")
-            .and_then(Value::as_array)
-            .is_some_and(|rules| {
-                rules.iter().any(|rule| {
-                    rule.get("targetLabel").and_then(Value::as_str) == Some("__name__")
-                        && rule.get("regex").and_then(Value::as_str) == Some(series)
-                        && rule.get("replacement").and_then(Value::as_str)
-                            == Some(series.to_lowercase().as_str())
-                })
-            })
-    })
-}
-
 fn relabel_ops(monitor: &Object, relabel: &Value) -> Vec<json_patch::PatchOperation> {
-    endpoints(monitor)
+    monitor::endpoints(monitor)
         .iter()
         .enumerate()
         .filter_map(|(index, endpoint)| {

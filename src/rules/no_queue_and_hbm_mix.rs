@@ -14,8 +14,9 @@ declare_rule! {
     ///
     /// ## Why is this bad?
     /// HBM use rises with load and triggers scaling first, so the queue
-    /// target never governs and the latency goal it encodes is lost (seed
-    /// 004 recommends against scaling on both at once).
+    /// target never governs and the latency goal it encodes is lost. GKE's
+    /// "Best practices for autoscaling large language model (LLM) inference
+    /// workloads with TPUs" recommends against scaling on both at once.
     ///
     /// ## Example
     /// ```yaml
@@ -32,7 +33,7 @@ declare_rule! {
     ///
     /// ## Use instead
     /// Keep one signal: the queue size to hold a latency target, or HBM use
-    /// to maximise hardware use (004), in separate HPAs for separate
+    /// to maximise hardware use (the same guide), in separate HPAs for separate
     /// workloads if both are needed.
     ///
     /// ## Fix

@@ -43,7 +43,8 @@ declare_rule! {
     /// ## Why is this bad?
     /// The apiserver drops unknown fields or, with strict field validation,
     /// rejects the object; either way what the author meant does not happen.
-    /// Seed 003's multi-metric HPA writes `averageValue` beside `target`
+    /// The multi-metric HPA of GKE's "Configure autoscaling for LLM
+    /// workloads on TPUs" writes `averageValue` beside `target`
     /// instead of inside it, so the HPA has no target value.
     ///
     /// ## Example

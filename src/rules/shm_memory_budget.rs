@@ -17,8 +17,8 @@ declare_rule! {
     ///
     /// ## Why is this bad?
     /// Files in a memory-backed emptyDir are charged to the pod's memory.
-    /// Moving the Hugging Face cache to `/dev/shm` (seed 001's remedy for
-    /// boot-disk evictions) trades disk pressure for memory pressure: without
+    /// Moving the Hugging Face cache to `/dev/shm` (GKE Inference
+    /// Quickstart's remedy for boot-disk evictions) trades disk pressure for memory pressure: without
     /// a memory limit that holds the weights, the pod is OOM-killed or
     /// evicted for memory instead; without a `sizeLimit`, one pod can take
     /// the node's RAM.

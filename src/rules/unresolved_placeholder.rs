@@ -21,7 +21,8 @@ declare_rule! {
     /// values end up in objects.
     ///
     /// ## Why is this bad?
-    /// Every seed guide ships manifests with placeholders to fill in. Applied
+    /// The GKE and NVIDIA autoscaling guides ship manifests with
+    /// placeholders to fill in (`PROJECT_ID`, `CLUSTER_NAME`). Applied
     /// as they are, they fail validation at best; at worst a placeholder in a
     /// string field (a PromQL filter `cluster="CLUSTER_NAME"`, a project id in
     /// an argument) is accepted and silently matches nothing.
@@ -81,7 +82,7 @@ impl Rule for UnresolvedPlaceholder {
     }
 
     /// Helm values and other documents that are not objects: their values
-    /// end up in objects (seed 003's adapter values keep `CLUSTER_NAME`).
+    /// end up in objects (the TPU autoscaling guide's adapter values keep `CLUSTER_NAME`).
     fn check_document(&self, cx: &Context<'_>, document: &Document, sink: &mut Sink) {
         // Only documents a rule knows the shape of: a compose file or a CI
         // workflow has `${VAR}`s of its own tools.

@@ -17,7 +17,10 @@ declare_rule! {
     ///
     /// ## Why is this bad?
     /// Replicas that start together all compile and write the XLA cache at
-    /// the same path and fail on concurrent writes (seed 001). The guide's
+    /// the same path and fail on concurrent writes (GKE Inference Quickstart's
+    /// troubleshooting section,
+    /// cloud.google.com/kubernetes-engine/docs/how-to/machine-learning/inference-quickstart).
+    /// The guide's
     /// two remedies: start with one replica, wait until it is Ready (the
     /// cache is filled), then scale up, and later replicas read the cache;
     /// or remove the variable and run without a cache.

@@ -1,0 +1,122 @@
+//! How `infergate lint` scales with the input, against a bare parse of the
+//! same files measured in the same run.
+//!
+//! cargo bench --bench lint_scaling [-- FILES...]   (default: 1000 2000 4000 10000)
+//!
+//! Each size is a directory of FILES bundle files (a Deployment, its HPA
+//! and its PodMonitoring, one in five with a RULES.md mistake, 37
+//! namespaces), so every cross-object rule has work on every object. For
+//! each size it prints infergate's wall time (`lint --format json DIR`, the
+//! binary as users run it), files/s, objects/s, MB/s and peak RSS; the
+//! bare parse (the same files read and parsed into saphyr's `MarkedYaml`
+//! on every core, nothing else); and their ratio. The last lines give the
+//! growth of time and memory per doubling of the input.
+//!
+//! INFERGATE_BENCH_KEEP=DIR keeps the generated files in DIR.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use saphyr::{LoadableYamlNode, MarkedYaml};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{bundle, measure};
+
+struct Row {
+    files: usize,
+    bytes: u64,
+    seconds: f64,
+    peak: u64,
+    bare: f64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sizes = support::sizes_from_arguments(vec![1000, 2000, 4000, 10000]);
+    // INFERGATE_BENCH_KEEP=DIR keeps the generated bundles there, to
+    // profile a run by hand.
+    let kept = std::env::var_os("INFERGATE_BENCH_KEEP").map(PathBuf::from);
+    let scratch = tempfile::tempdir()?;
+    let root = kept.as_deref().unwrap_or(scratch.path());
+    let mut rows = Vec::new();
+    for files in sizes {
+        let directory = root.join(format!("bundles-{files}"));
+        let bytes = write_bundles(&directory, files)?;
+        // Warm the page cache for both, then take the best of three.
+        let mut bare = f64::MAX;
+        let mut seconds = f64::MAX;
+        let mut peak = 0;
+        for _ in 0..3 {
+            bare = bare.min(bare_parse(&directory)?);
+            let (run_peak, run_seconds) = measure(&directory)?;
+            seconds = seconds.min(run_seconds);
+            peak = peak.max(run_peak);
+        }
+        let objects = files * 3;
+        println!(
+            "lint_scaling: {files} files, {objects} objects, {:.1} MB: infergate {seconds:.2} s ({:.0} files/s, {:.0} objects/s, {:.1} MB/s), peak RSS {:.0} MB ({:.1}x the input); bare parse {bare:.3} s; ratio {:.1}x",
+            bytes as f64 / 1e6,
+            files as f64 / seconds,
+            objects as f64 / seconds,
+            bytes as f64 / 1e6 / seconds,
+            peak as f64 / 1e6,
+            peak as f64 / bytes as f64,
+            seconds / bare
+        );
+        rows.push(Row {
+            files,
+            bytes,
+            seconds,
+            peak,
+            bare,
+        });
+    }
+    for pair in rows.windows(2) {
+        let (small, large) = (&pair[0], &pair[1]);
+        let growth = large.files as f64 / small.files as f64;
+        println!(
+            "lint_scaling: {} -> {} files (x{growth:.1} input, x{:.2} bytes): time x{:.2}, peak RSS x{:.2}, bare parse x{:.2}",
+            small.files,
+            large.files,
+            large.bytes as f64 / small.bytes as f64,
+            large.seconds / small.seconds,
+            large.peak as f64 / small.peak as f64,
+            large.bare / small.bare
+        );
+    }
+    Ok(())
+}
+
+/// Write `files` bundle files under `directory`; returns their bytes.
+fn write_bundles(directory: &Path, files: usize) -> std::io::Result<u64> {
+    std::fs::create_dir_all(directory)?;
+    let mut bytes = 0;
+    for index in 0..files {
+        let text = bundle(index);
+        bytes += text.len() as u64;
+        std::fs::write(directory.join(format!("bundle-{index:05}.yaml")), text)?;
+    }
+    Ok(bytes)
+}
+
+/// Seconds to list, read and parse every file of `directory` into
+/// `MarkedYaml` on every core, as the loader's first step does.
+fn bare_parse(directory: &Path) -> std::io::Result<f64> {
+    let started = Instant::now();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(directory)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .collect();
+    paths.sort();
+    let nodes: usize = paths
+        .par_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            MarkedYaml::load_from_str(&text)
+                .map(|documents| documents.len())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert!(nodes >= paths.len(), "the bundles parse");
+    Ok(started.elapsed().as_secs_f64())
+}
