@@ -4,6 +4,7 @@
 //! load from reviews of testdata/examples.
 //!
 //! cargo bench --bench webhook_throughput [-- SECONDS]   (default: 5 per step)
+//! INFERGATE_BENCH_BINARY=PATH serves with another build of infergate.
 //!
 //! Steps, for each server: saturation (32 connections sending back to back)
 //! and fixed rates of 500, 1,000 and 2,000 reviews/s (open loop: a review
@@ -55,7 +56,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let port = free_port()?;
     let metrics_port = free_port()?;
-    let infergate = Command::new(env!("CARGO_BIN_EXE_infergate"))
+    // INFERGATE_BENCH_BINARY=PATH serves with another build (one with
+    // debug info, to profile it under this load).
+    let binary = std::env::var_os("INFERGATE_BENCH_BINARY")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_infergate").into());
+    let infergate = Command::new(binary)
         .args(["serve", "--self-signed"])
         .arg(&certificates)
         .args([

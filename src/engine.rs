@@ -86,11 +86,18 @@ impl Index {
                 by_name.entry(name.to_string()).or_default().push(index);
             }
         }
-        let inference = objects
-            .par_iter()
-            .map(|object| workload::inference_reason(object, policy))
-            .collect();
-        let embedded = objects.par_iter().map(embedded::of).collect();
+        let reason = |object| workload::inference_reason(object, policy);
+        let (inference, embedded) = if in_parallel(objects.len()) {
+            (
+                objects.par_iter().map(reason).collect(),
+                objects.par_iter().map(embedded::of).collect(),
+            )
+        } else {
+            (
+                objects.iter().map(reason).collect(),
+                objects.iter().map(embedded::of).collect(),
+            )
+        };
         let mut autoscalers_by_target: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, object) in objects.iter().enumerate() {
             if let Some(target) = autoscaler::scale_target(object) {
@@ -174,6 +181,16 @@ impl Index {
             lowercase_renames,
         }
     }
+}
+
+/// Inputs of fewer objects than this are checked on the calling thread. A
+/// webhook review holds a handful: handing them to rayon's pool and
+/// waiting for it cost more than the checks (thread wake-ups were a
+/// quarter of the webhook's CPU, benches/webhook_throughput).
+const PARALLEL_FROM: usize = 64;
+
+fn in_parallel(items: usize) -> bool {
+    items >= PARALLEL_FROM
 }
 
 /// What a rule sees besides the object it checks.
@@ -611,18 +628,23 @@ impl Engine {
             index: &index,
             facts,
         };
-        let mut findings: Vec<Finding> = loaded
-            .objects
-            .par_iter()
-            .enumerate()
-            .flat_map_iter(|(object_index, object)| self.check_object(&cx, object_index, object))
-            .collect();
-        findings.par_extend(
+        let check = |(object_index, object)| self.check_object(&cx, object_index, object);
+        let mut findings: Vec<Finding> = if in_parallel(loaded.objects.len()) {
             loaded
-                .documents
+                .objects
                 .par_iter()
-                .flat_map_iter(|document| self.check_document(&cx, document)),
-        );
+                .enumerate()
+                .flat_map_iter(check)
+                .collect()
+        } else {
+            loaded.objects.iter().enumerate().flat_map(check).collect()
+        };
+        let check = |document| self.check_document(&cx, document);
+        if in_parallel(loaded.documents.len()) {
+            findings.par_extend(loaded.documents.par_iter().flat_map_iter(check));
+        } else {
+            findings.extend(loaded.documents.iter().flat_map(check));
+        }
         findings.extend(self.problem_findings(loaded));
         findings.extend(self.embedded_problem_findings(&cx));
         for finding in &mut findings {

@@ -58,7 +58,8 @@ impl Outcome {
 pub enum Unreviewed {
     /// The review did not finish within --request-timeout-ms.
     Timeout,
-    /// --max-concurrent-reviews were already running: HTTP 429.
+    /// --max-concurrent-reviews stayed busy until the review's deadline, or
+    /// the body budget was spent: HTTP 429.
     Busy,
     /// The review failed inside infergate (a bug); allowed with a warning.
     Failed,

@@ -453,59 +453,48 @@ async fn handle(state: AppState, mode: Mode, headers: HeaderMap, body: Body) -> 
     // async workers that also accept connections, and at most
     // `max_concurrent_reviews` at once. The permit travels with the work,
     // so a review abandoned at its deadline still counts until it ends.
-    let Ok(permit) = Arc::clone(&state.reviews).try_acquire_owned() else {
-        return unreviewed(
-            &state,
-            Unreviewed::Busy,
-            StatusCode::TOO_MANY_REQUESTS,
-            "infergate is reviewing as many requests as it is allowed to; retry",
-        );
+    // A review that finds every place taken waits for one until its
+    // deadline (a burst of the apiserver's concurrent calls is queued, not
+    // refused: the apiserver does not retry a refused webhook call); only
+    // then is it refused, and the webhook's failurePolicy decides. While
+    // it waits it holds its body's share of the budget, so waiting reviews
+    // are bounded in memory like running ones.
+    let permit = match tokio::time::timeout_at(
+        deadline,
+        Arc::clone(&state.reviews).acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return unreviewed(
+                &state,
+                Unreviewed::Busy,
+                StatusCode::TOO_MANY_REQUESTS,
+                "infergate was reviewing as many requests as it is allowed to until this review's deadline; retry",
+            )
+        }
     };
     // The body's share of the budget is held until the review's work ends:
     // a review's memory grows with its body (about 10x for a large
     // Deployment, measured by benches/webhook_memory).
     let permit = Arc::new((permit, body_permit));
-    let uid_source = bytes.clone();
-    let parse = {
-        let permit = Arc::clone(&permit);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            Review::parse(&bytes)
-        })
-    };
-    let review = match tokio::time::timeout_at(deadline, parse).await {
-        Ok(Ok(Ok(review))) => Arc::new(review),
-        Ok(Ok(Err(error))) => return bad_request(&state, error),
-        Ok(Err(_)) => {
-            return unreviewed(
-                &state,
-                Unreviewed::Failed,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "infergate failed while reading the request",
-            )
+    // A small body is parsed where it was read: the parse is linear and
+    // takes microseconds, less than handing it to the blocking pool and
+    // back. A larger one goes to the blocking pool under the deadline.
+    let review = if bytes.len() <= INLINE_PARSE_LIMIT {
+        let parsed = Review::parse(&bytes);
+        drop(bytes);
+        match parsed {
+            Ok(review) => Arc::new(review),
+            Err(error) => return bad_request(&state, error),
         }
-        Err(_) => {
-            // Even a review that could not be read in time is answered as
-            // one, when its uid can be found.
-            return match super::uid::peek(&uid_source) {
-                Some(uid) => {
-                    state.metrics.record_unreviewed(Unreviewed::Timeout);
-                    json_response(
-                        StatusCode::OK,
-                        &review::response(&uid, &allowed_unchecked(TIMED_OUT)),
-                    )
-                }
-                None => unreviewed(
-                    &state,
-                    Unreviewed::Timeout,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the request could not be read within the review budget",
-                ),
-            };
+    } else {
+        match parse_on_the_blocking_pool(&state, bytes, Arc::clone(&permit), deadline).await {
+            Ok(review) => review,
+            Err(response) => return response,
         }
     };
-    // The body was kept for a uid only while parsing could time out.
-    drop(uid_source);
     let reviewing = {
         let state = state.clone();
         let review = Arc::clone(&review);
@@ -562,6 +551,52 @@ async fn handle(state: AppState, mode: Mode, headers: HeaderMap, body: Body) -> 
 
 /// What the cluster says about the objects a review refers to: the
 /// workload of a scale request, an HPA's target and its node pool.
+/// Bodies up to this size are parsed on the async worker that read them.
+const INLINE_PARSE_LIMIT: usize = 64 * 1024;
+
+/// Parses a large review on the blocking pool, holding the review's permit,
+/// and answers for it when parsing fails or passes the deadline.
+async fn parse_on_the_blocking_pool<P: Send + Sync + 'static>(
+    state: &AppState,
+    bytes: Bytes,
+    permit: Arc<P>,
+    deadline: tokio::time::Instant,
+) -> Result<Arc<Review>, Response> {
+    // The body is kept for its uid only while parsing can time out.
+    let uid_source = bytes.clone();
+    let parse = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        Review::parse(&bytes)
+    });
+    match tokio::time::timeout_at(deadline, parse).await {
+        Ok(Ok(Ok(review))) => Ok(Arc::new(review)),
+        Ok(Ok(Err(error))) => Err(bad_request(state, error)),
+        Ok(Err(_)) => Err(unreviewed(
+            state,
+            Unreviewed::Failed,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "infergate failed while reading the request",
+        )),
+        // Even a review that could not be read in time is answered as one,
+        // when its uid can be found.
+        Err(_) => Err(match super::uid::peek(&uid_source) {
+            Some(uid) => {
+                state.metrics.record_unreviewed(Unreviewed::Timeout);
+                json_response(
+                    StatusCode::OK,
+                    &review::response(&uid, &allowed_unchecked(TIMED_OUT)),
+                )
+            }
+            None => unreviewed(
+                state,
+                Unreviewed::Timeout,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the request could not be read within the review budget",
+            ),
+        }),
+    }
+}
+
 async fn cluster_context(
     state: &AppState,
     review: &Review,
