@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::autoscaler;
 use crate::embedded::{self, Embedded};
@@ -76,6 +77,10 @@ pub struct Index {
     exporter_monitors: Vec<Vec<usize>>,
     /// PodMonitorings by the series they already rename to lowercase.
     lowercase_renames: HashMap<String, Vec<usize>>,
+    /// Candidates the lookups below have handed to rules: linear in the
+    /// input when every rule asks the index rather than scanning (a test
+    /// holds it to that; see [`Outcome::candidates`]).
+    candidates: AtomicUsize,
 }
 
 impl Index {
@@ -179,6 +184,7 @@ impl Index {
             workloads_by_directory,
             exporter_monitors,
             lowercase_renames,
+            candidates: AtomicUsize::new(0),
         }
     }
 }
@@ -205,6 +211,12 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
+    /// Counts a candidate a lookup hands out.
+    fn counted<T>(&self, item: T) -> T {
+        self.index.candidates.fetch_add(1, Ordering::Relaxed);
+        item
+    }
+
     /// The namespace an object lives in: its own, or the one the cluster
     /// facts give. `None` offline for objects without one.
     pub fn namespace_of<'o>(&'o self, object: &'o Object) -> Option<&'o str> {
@@ -219,7 +231,11 @@ impl<'a> Context<'a> {
             .get(name)
             .into_iter()
             .flatten()
-            .filter_map(move |index| objects.get(*index).map(|object| (*index, object)))
+            .filter_map(move |index| {
+                objects
+                    .get(*index)
+                    .map(|object| self.counted((*index, object)))
+            })
     }
 
     /// Objects of one of these kinds, with their bundle indices, in input
@@ -233,9 +249,11 @@ impl<'a> Context<'a> {
             .collect();
         indices.sort_unstable();
         let objects = self.objects;
-        indices
-            .into_iter()
-            .filter_map(move |index| objects.get(index).map(|object| (index, object)))
+        indices.into_iter().filter_map(move |index| {
+            objects
+                .get(index)
+                .map(|object| self.counted((index, object)))
+        })
     }
 
     /// The PodMonitorings that may scrape the exporter of `series`: those
@@ -266,9 +284,11 @@ impl<'a> Context<'a> {
         indices.sort_unstable();
         indices.dedup();
         let objects = self.objects;
-        indices
-            .into_iter()
-            .filter_map(move |index| objects.get(index).map(|object| (index, object)))
+        indices.into_iter().filter_map(move |index| {
+            objects
+                .get(index)
+                .map(|object| self.counted((index, object)))
+        })
     }
 
     /// The workloads whose files are in the same directory as this object's.
@@ -282,7 +302,11 @@ impl<'a> Context<'a> {
             .get(&directory_of(object))
             .into_iter()
             .flatten()
-            .filter_map(move |index| objects.get(*index).map(|object| (*index, object)))
+            .filter_map(move |index| {
+                objects
+                    .get(*index)
+                    .map(|object| self.counted((*index, object)))
+            })
     }
 
     /// The workloads (Deployments, StatefulSets, LeaderWorkerSets) a label
@@ -317,9 +341,11 @@ impl<'a> Context<'a> {
                 .collect(),
         };
         let objects = self.objects;
-        indices
-            .into_iter()
-            .filter_map(move |index| objects.get(index).map(|object| (index, object)))
+        indices.into_iter().filter_map(move |index| {
+            objects
+                .get(index)
+                .map(|object| self.counted((index, object)))
+        })
     }
 
     /// Whether two objects belong to one application, so that a rule may
@@ -374,7 +400,11 @@ impl<'a> Context<'a> {
             .and_then(|name| self.index.autoscalers_by_target.get(name))
             .into_iter()
             .flatten()
-            .filter_map(move |index| objects.get(*index).map(|object| (*index, object)))
+            .filter_map(move |index| {
+                objects
+                    .get(*index)
+                    .map(|object| self.counted((*index, object)))
+            })
             .filter(move |(_, autoscaler)| {
                 !autoscaler::is_keda_owned(autoscaler)
                     && autoscaler::scale_target(autoscaler)
@@ -396,7 +426,11 @@ impl<'a> Context<'a> {
             .and_then(|target| self.index.autoscalers_by_target.get(target.name))
             .into_iter()
             .flatten()
-            .filter_map(move |index| objects.get(*index).map(|object| (*index, object)))
+            .filter_map(move |index| {
+                objects
+                    .get(*index)
+                    .map(|object| self.counted((*index, object)))
+            })
             .filter(move |(_, other)| {
                 !std::ptr::eq(*other, autoscaler)
                     && !autoscaler::is_keda_owned(other)
@@ -603,6 +637,10 @@ pub struct Summary {
 pub struct Outcome {
     pub findings: Vec<Finding>,
     pub summary: Summary,
+    /// How many objects the index's lookups handed to rules in all: a
+    /// measure of the cross-object work, which must grow linearly with
+    /// the input.
+    pub candidates: usize,
 }
 
 pub struct Engine {
@@ -684,7 +722,12 @@ impl Engine {
                 Severity::Info => summary.infos += 1,
             }
         }
-        Outcome { findings, summary }
+        let candidates = index.candidates.load(Ordering::Relaxed);
+        Outcome {
+            findings,
+            summary,
+            candidates,
+        }
     }
 
     /// Run every enabled rule through `visit` and turn each report into a

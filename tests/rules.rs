@@ -2,6 +2,8 @@
 //! `quiet*.yaml` ones; the findings are pinned by snapshots.
 
 mod common;
+#[path = "../benches/support/mod.rs"]
+mod support;
 
 use infergate::output::{human, json, Visibility};
 use infergate::rules;
@@ -113,4 +115,61 @@ fn the_policy_schema_knows_every_rule_id() {
     registered.sort_unstable();
     listed_sorted.sort_unstable();
     assert_eq!(listed_sorted, registered);
+}
+
+/// One application of `index`: the benchmarks' bundle (a vLLM Deployment,
+/// its HPA and PodMonitoring, one in five with a mistake, in one of 37
+/// namespaces), every third with a KEDA ScaledObject beside it, and in each
+/// namespace a DCGM exporter's monitor.
+fn application(index: usize) -> String {
+    let namespace = format!("ns{}", index % 37);
+    let mut text = support::bundle(index);
+    if index % 3 == 2 {
+        text.push_str(&format!("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: vllm-{index}-keda, namespace: {namespace}}}\nspec:\n  scaleTargetRef: {{name: vllm-{index}}}\n  triggers:\n    - type: prometheus\n      metadata: {{serverAddress: \"http://prometheus:9090\", query: \"sum(vllm:num_requests_waiting{{namespace=\\\"{namespace}\\\"}})\", threshold: \"5\"}}\n---\n"));
+    }
+    if index < 37 {
+        text.push_str(&format!("apiVersion: monitoring.googleapis.com/v1\nkind: PodMonitoring\nmetadata: {{name: dcgm-exporter, namespace: {namespace}}}\nspec:\n  selector: {{matchLabels: {{app: nvidia-dcgm-exporter}}}}\n  endpoints: [{{port: metrics, interval: 15s}}]\n"));
+    }
+    text
+}
+
+/// Objects and index candidates of `applications` applications, one file
+/// each, in one directory (one scope: every object may pair with every
+/// other, as in a repository's manifests folder).
+fn candidates_for(applications: usize) -> (usize, usize) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let inputs: Vec<infergate::loader::Input> = (0..applications)
+        .map(|index| {
+            let path = directory.path().join(format!("app-{index:04}.yaml"));
+            std::fs::write(&path, application(index)).expect("write");
+            infergate::loader::Input::File(path)
+        })
+        .collect();
+    let loaded = infergate::loader::load(&inputs).expect("readable");
+    let outcome = common::run(&loaded);
+    assert!(
+        outcome
+            .findings
+            .iter()
+            .any(|finding| finding.rule == "metric-name-lowercase"),
+        "the mistakes are found"
+    );
+    (loaded.objects.len(), outcome.candidates)
+}
+
+/// Cross-object rules ask the engine's index for their peers: the
+/// candidates it hands out per object stay the same when the input grows
+/// fourfold (a rule that scanned every monitor, HPA or workload per object
+/// would multiply them by four).
+#[test]
+fn cross_object_lookups_per_object_do_not_grow_with_the_input() {
+    let (small_objects, small) = candidates_for(60);
+    let (large_objects, large) = candidates_for(240);
+    let per_object_small = small as f64 / small_objects as f64;
+    let per_object_large = large as f64 / large_objects as f64;
+    assert!(small > 0, "the rules use the index");
+    assert!(
+        per_object_large <= per_object_small * 1.25,
+        "{per_object_small:.2} candidates per object at {small_objects} objects, {per_object_large:.2} at {large_objects}"
+    );
 }
