@@ -10,7 +10,8 @@
 //! binary as users run it), files/s, objects/s, MB/s and peak RSS; the
 //! bare parse (the same files read and parsed into saphyr's `MarkedYaml`
 //! on every core, nothing else); and their ratio. The last lines give the
-//! growth of time and memory per doubling of the input.
+//! growth of time and memory per doubling of the input. First it times one
+//! small file linted cold.
 //!
 //! INFERGATE_BENCH_KEEP=DIR keeps the generated files in DIR.
 
@@ -33,6 +34,7 @@ struct Row {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    cold_small_file()?;
     let sizes = support::sizes_from_arguments(vec![1000, 2000, 4000, 10000]);
     // INFERGATE_BENCH_KEEP=DIR keeps the generated bundles there, to
     // profile a run by hand.
@@ -119,4 +121,37 @@ fn bare_parse(directory: &Path) -> std::io::Result<f64> {
         .sum();
     assert!(nodes >= paths.len(), "the bundles parse");
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// A small file linted cold, 30 times (one process each: policy, schemas
+/// and rules start from nothing), beside a process that only prints its
+/// version, so the start-up cost infergate adds is visible.
+fn cold_small_file() -> std::io::Result<()> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/rules/metric-name-lowercase/quiet.yaml");
+    let time = |arguments: &[&std::ffi::OsStr]| -> std::io::Result<(f64, f64)> {
+        let mut runs = Vec::new();
+        for _ in 0..30 {
+            let started = Instant::now();
+            std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+                .args(arguments)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()?;
+            runs.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        runs.sort_by(f64::total_cmp);
+        Ok((runs[runs.len() / 2], runs[0]))
+    };
+    let (lint_median, lint_best) = time(&[
+        "lint".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        file.as_os_str(),
+    ])?;
+    let (version_median, version_best) = time(&["version".as_ref()])?;
+    println!(
+        "lint_scaling: one small file cold: median {lint_median:.1} ms (best {lint_best:.1}); `infergate version`: median {version_median:.1} ms (best {version_best:.1})"
+    );
+    Ok(())
 }

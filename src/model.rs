@@ -260,7 +260,7 @@ pub fn cache_dir(container: &Container<'_>, models: &Models) -> CacheDir {
         models
             .server_caches
             .iter()
-            .find(|server| server.image.0.is_match(image))
+            .find(|server| server.image.is_match(image))
     });
     let fix_env = server.map_or_else(|| "HF_HOME".to_string(), |server| server.fix_env.clone());
     let env_names = server

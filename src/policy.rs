@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Deserializer};
@@ -404,24 +404,58 @@ pub struct ServerPattern {
     pub pattern: Pattern,
 }
 
-/// A case-insensitive regular expression from the policy.
+/// A case-insensitive regular expression from the policy. Its syntax is
+/// checked when the policy is read (an error there names the key); the
+/// matcher is built the first time a rule uses it, because building every
+/// pattern of the policy was a quarter of a small file's cold lint and
+/// most runs use few of them.
 #[derive(Debug, Clone)]
-pub struct Pattern(pub Regex);
+pub struct Pattern {
+    text: String,
+    compiled: OnceLock<Option<Regex>>,
+}
+
+/// Compiled patterns may be this large: far above what a policy's
+/// patterns need, so that a pattern whose syntax was accepted builds.
+const PATTERN_SIZE_LIMIT: usize = 64 * 1024 * 1024;
 
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        RegexBuilder::new(&text)
+        regex_syntax::ParserBuilder::new()
             .case_insensitive(true)
             .build()
-            .map(Pattern)
-            .map_err(serde::de::Error::custom)
+            .parse(&text)
+            .map_err(serde::de::Error::custom)?;
+        Ok(Pattern {
+            text,
+            compiled: OnceLock::new(),
+        })
     }
 }
 
 impl Pattern {
     pub fn is_match(&self, text: &str) -> bool {
-        self.0.is_match(text)
+        self.regex().is_some_and(|regex| regex.is_match(text))
+    }
+
+    /// The pattern as written in the policy.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The built matcher; `None` only for a pattern past the size limit,
+    /// which then matches nothing.
+    pub fn regex(&self) -> Option<&Regex> {
+        self.compiled
+            .get_or_init(|| {
+                RegexBuilder::new(&self.text)
+                    .case_insensitive(true)
+                    .size_limit(PATTERN_SIZE_LIMIT)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
     }
 }
 

@@ -388,8 +388,8 @@ fn secret_stand_in<'v>(
             .bytes()
             .all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_')
         && text.as_bytes()[0].is_ascii_uppercase();
-    let stand_in = (identifier && settings.secret_names.0.is_match(name))
-        || settings.vendor_key_stand_ins.0.is_match(text);
+    let stand_in = (identifier && settings.secret_names.is_match(name))
+        || settings.vendor_key_stand_ins.is_match(text);
     stand_in.then_some(name)
 }
 

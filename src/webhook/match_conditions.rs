@@ -31,7 +31,7 @@ pub fn expression(policy: &Policy) -> String {
         detection
             .servers
             .iter()
-            .map(|server| format!("(?:{})", server.pattern.0.as_str()))
+            .map(|server| format!("(?:{})", server.pattern.as_str()))
             .collect::<Vec<_>>()
             .join("|")
     ));
@@ -124,7 +124,7 @@ mod tests {
             assert!(text.contains(&format!("'{resource}'")), "{resource}");
         }
         for server in &policy.inference.servers {
-            assert!(text.contains(server.pattern.0.as_str()), "{}", server.name);
+            assert!(text.contains(server.pattern.as_str()), "{}", server.name);
         }
         assert!(text.contains(&policy.inference.marker));
     }
