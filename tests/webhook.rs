@@ -1157,6 +1157,48 @@ async fn slow_reviews_end_at_the_deadline_and_health_stays_up() {
     );
 }
 
+/// A burst of ordinary reviews larger than --max-concurrent-reviews is
+/// queued, not refused: the apiserver does not retry a refused call, so a
+/// 429 would have failed (or, with failurePolicy Ignore, skipped) objects
+/// that the webhook could review within their deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_review_places_is_queued_not_refused() {
+    let server = Server::start(&["--max-concurrent-reviews=1"]);
+    let quiet = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "plain", "namespace": "default"}, "data": {"a": "b"}});
+    let body = serde_json::to_vec(&review(CONFIG_MAP, "configmaps", "CREATE", &quiet, None))
+        .expect("json");
+    let cas = server.ca_paths();
+    let mut reviews = tokio::task::JoinSet::new();
+    for _ in 0..24 {
+        let (addr, cas, body) = (server.addr, cas.clone(), body.clone());
+        reviews.spawn(async move { post(addr, &cas, "/validate", body).await });
+    }
+    let mut statuses = Vec::new();
+    while let Some(joined) = reviews.join_next().await {
+        let (status, answer, _) = joined.expect("task");
+        if status == 200 {
+            let answer: Value = serde_json::from_slice(&answer).expect("JSON answer");
+            assert_eq!(answer["response"]["allowed"], true);
+            assert_eq!(
+                answer["response"]["warnings"],
+                Value::Null,
+                "reviewed, not skipped"
+            );
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    let metrics = http_get(server.metrics, "/metrics").await;
+    let busy = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("infergate_admission_unreviewed_total{reason=\"busy\"} ")
+        })
+        .unwrap_or("0");
+    assert_eq!(busy, "0", "{metrics}");
+}
+
 /// A stand-in apiserver whose StatefulSet's status changes while the test
 /// runs, and which has no LeaderWorkerSet CRD: its resources get the
 /// apiserver's plain-text 404.
