@@ -76,6 +76,7 @@ pub struct Policy {
     pub external_metrics: ExternalMetrics,
     pub metric_semantics: MetricSemantics,
     pub hpa_behavior: HpaBehavior,
+    pub hpa_status: HpaStatus,
     pub placeholders: Placeholders,
     pub models: Models,
     pub accelerator_pools: Vec<AcceleratorPool>,
@@ -188,6 +189,17 @@ pub struct MetricSemantics {
     pub raw_kinds: Vec<String>,
     pub distribution_kinds: Vec<String>,
     pub exporter_series: Vec<ExporterSeries>,
+}
+
+impl MetricSemantics {
+    /// The exporter whose series `name` is (matched on the whole name and
+    /// on the bare name of the adapter form), if any.
+    pub fn exporter_of(&self, name: &str) -> Option<&ExporterSeries> {
+        let base = crate::metrics::base_name(name);
+        self.exporter_series
+            .iter()
+            .find(|series| series.pattern.is_match(name) || series.pattern.is_match(base))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -516,6 +528,15 @@ pub struct NamespaceLabel {
 pub struct Exporter {
     pub metrics: Pattern,
     pub pod_monitoring_hint: String,
+}
+
+/// What an HPA's own status says about its health (rules/hpa.yaml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HpaStatus {
+    /// Condition type -> the reasons that, with status False, mean the
+    /// controller cannot scale.
+    pub failing_conditions: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

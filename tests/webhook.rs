@@ -1157,6 +1157,32 @@ async fn slow_reviews_end_at_the_deadline_and_health_stays_up() {
     );
 }
 
+/// An HPA whose stored status says it cannot scale is not denied for it
+/// when it is written: that write may be the fix, and the apiserver keeps
+/// or clears the status anyway. hpa-status-unhealthy is for objects read
+/// back from a cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_hpa_status_does_not_deny_the_write_that_fixes_it() {
+    let server = Server::start(&[]);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/rules/hpa-status-unhealthy/fires-scale.yaml");
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let loaded = infergate::loader::parse_source(infergate::source::SourceFile::new(
+        path.display().to_string(),
+        text,
+    ));
+    let hpa = loaded.objects[0].value.clone();
+    assert!(hpa["status"]["conditions"].is_array());
+    let answer = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "UPDATE", &hpa, Some(&hpa)),
+    )
+    .await;
+    assert!(!answer.to_string().contains("cannot scale"), "{answer}");
+    assert_eq!(answer["allowed"], true, "{answer}");
+}
+
 /// A burst of ordinary reviews larger than --max-concurrent-reviews is
 /// queued, not refused: the apiserver does not retry a refused call, so a
 /// 429 would have failed (or, with failurePolicy Ignore, skipped) objects

@@ -137,10 +137,7 @@ fn check_metric(
 
     // An exporter's series as a Pods metric.
     if metric.metric_type == "Pods" {
-        let exporter = semantics
-            .exporter_series
-            .iter()
-            .find(|series| series.pattern.is_match(name) || series.pattern.is_match(base));
+        let exporter = semantics.exporter_of(name);
         if let Some(exporter) = exporter {
             if !rules.iter().any(|rule| maps_exported_pod(rule, base)) {
                 sink.report(

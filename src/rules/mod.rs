@@ -14,6 +14,7 @@ mod hf_home_shm_for_large_models;
 mod hpa_metric_semantics;
 mod hpa_scale_target_resolves;
 mod hpa_stabilization_defaults;
+mod hpa_status_unhealthy;
 mod hpa_target_sanity;
 mod keda_prometheus_query;
 mod max_replicas_chip_pool;
@@ -144,6 +145,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &xla_cache_single_writer::XlaCacheSingleWriter,
         &no_queue_and_hbm_mix::NoQueueAndHbmMix,
         &hpa_scale_target_resolves::HpaScaleTargetResolves,
+        &hpa_status_unhealthy::HpaStatusUnhealthy,
         &max_replicas_chip_pool::MaxReplicasChipPool,
         &podmonitoring_scrape::PodmonitoringScrape,
         &adapter_query_namespace_filter::AdapterQueryNamespaceFilter,

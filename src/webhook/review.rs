@@ -201,7 +201,15 @@ impl Review {
             }
             fields.shift_remove(key)
         };
-        let object = take("object");
+        // The reviewed object's own status is never what its admission
+        // decides: on CREATE the apiserver clears it, on an UPDATE of the
+        // resource it keeps the stored one. Rules that read status
+        // (hpa-status-unhealthy) are for objects read back from a cluster;
+        // here a stale status must not deny the write that fixes it.
+        let mut object = take("object");
+        if let Some(fields) = object.as_mut().and_then(Value::as_object_mut) {
+            fields.shift_remove("status");
+        }
         let old_object = take("oldObject");
         let request: AdmissionRequest<DynamicObject> = serde_json::from_value(request_value)
             .map_err(|error| BadRequest::Malformed(error.to_string()))?;
