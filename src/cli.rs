@@ -484,10 +484,16 @@ fn lint(args: &LintArgs) -> ExitCode {
         Format::Github => output::github::render(&outcome, visibility),
     };
     let printed = print(&text);
-    if printed != ExitCode::SUCCESS {
-        return printed;
-    }
-    exit_code(&outcome, args.fail_on)
+    let code = if printed == ExitCode::SUCCESS {
+        exit_code(&outcome, args.fail_on)
+    } else {
+        printed
+    };
+    // The process ends right after this: freeing every object tree, position
+    // map and finding one by one took 0.1-0.2 s on large inputs, work the
+    // operating system does at once when it reclaims the process.
+    std::mem::forget((loaded, outcome, text));
+    code
 }
 
 /// Say which files the config's path filters left out: each with
