@@ -416,33 +416,53 @@ pub struct ServerPattern {
     pub pattern: Pattern,
 }
 
-/// A case-insensitive regular expression from the policy. Its syntax is
-/// checked when the policy is read (an error there names the key); the
-/// matcher is built the first time a rule uses it, because building every
-/// pattern of the policy was a quarter of a small file's cold lint and
-/// most runs use few of them.
+/// A case-insensitive regular expression from the policy. In the built-in
+/// policy its syntax is checked when the policy is read and the matcher is
+/// built the first time a rule uses it: building every pattern was a
+/// quarter of a small file's cold lint, and most runs use few of them. A
+/// policy with a user's layers builds every pattern as it is read, so a
+/// pattern the regex engine refuses (too large once compiled, say) is an
+/// error that names its file, never a pattern that silently matches
+/// nothing.
 #[derive(Debug, Clone)]
 pub struct Pattern {
     text: String,
     compiled: OnceLock<Option<Regex>>,
 }
 
-/// Compiled patterns may be this large: far above what a policy's
-/// patterns need, so that a pattern whose syntax was accepted builds.
-const PATTERN_SIZE_LIMIT: usize = 64 * 1024 * 1024;
+thread_local! {
+    /// Set while a policy with user layers is deserialised: patterns are
+    /// then built at once (see [`Pattern`]).
+    static BUILD_PATTERNS_NOW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Deserialises a policy with every pattern built as it is read.
+fn with_patterns_built<T>(read: impl FnOnce() -> T) -> T {
+    BUILD_PATTERNS_NOW.with(|flag| flag.set(true));
+    let result = read();
+    BUILD_PATTERNS_NOW.with(|flag| flag.set(false));
+    result
+}
+
+fn build_pattern(text: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(text).case_insensitive(true).build()
+}
 
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        regex_syntax::ParserBuilder::new()
-            .case_insensitive(true)
-            .build()
-            .parse(&text)
-            .map_err(serde::de::Error::custom)?;
-        Ok(Pattern {
-            text,
-            compiled: OnceLock::new(),
-        })
+        let compiled = OnceLock::new();
+        if BUILD_PATTERNS_NOW.with(std::cell::Cell::get) {
+            let regex = build_pattern(&text).map_err(serde::de::Error::custom)?;
+            let _ = compiled.set(Some(regex));
+        } else {
+            regex_syntax::ParserBuilder::new()
+                .case_insensitive(true)
+                .build()
+                .parse(&text)
+                .map_err(serde::de::Error::custom)?;
+        }
+        Ok(Pattern { text, compiled })
     }
 }
 
@@ -456,17 +476,11 @@ impl Pattern {
         &self.text
     }
 
-    /// The built matcher; `None` only for a pattern past the size limit,
-    /// which then matches nothing.
+    /// The built matcher. `None` only for a built-in pattern the regex
+    /// engine refuses, which a test rules out.
     pub fn regex(&self) -> Option<&Regex> {
         self.compiled
-            .get_or_init(|| {
-                RegexBuilder::new(&self.text)
-                    .case_insensitive(true)
-                    .size_limit(PATTERN_SIZE_LIMIT)
-                    .build()
-                    .ok()
-            })
+            .get_or_init(|| build_pattern(&self.text).ok())
             .as_ref()
     }
 }
@@ -678,7 +692,7 @@ impl Policy {
             merge(&mut merged, value);
             last_name = layer.name;
         }
-        serde_json::from_value::<Policy>(merged)
+        with_patterns_built(|| serde_json::from_value::<Policy>(merged))
             .map(Arc::new)
             .map_err(|error| PolicyError::Shape(format!("{last_name}: {error}")))
     }
@@ -907,6 +921,33 @@ mod tests {
         let policy = Policy::built_in().expect("built-in policy");
         assert_eq!(policy.hpa_behavior.scale_down_stabilization_seconds, 300);
         assert!(policy.metric_families.contains_key(&MetricFamily::Queue));
+    }
+
+    /// Every built-in pattern builds: with no user layer, `with_layers`
+    /// builds them all as it reads them, and `regex()` then never has to
+    /// answer `None`.
+    #[test]
+    fn every_built_in_pattern_builds() {
+        let policy = Policy::with_layers(&[]).expect("built-in patterns build");
+        let server = policy.inference.servers.first().expect("a server pattern");
+        assert!(server.pattern.compiled.get().is_some_and(Option::is_some));
+    }
+
+    /// A user's pattern the regex engine refuses although its syntax is
+    /// fine (here: too large once compiled) is an error when the policy is
+    /// read, not a pattern that matches nothing later.
+    #[test]
+    fn a_user_pattern_too_large_to_build_is_refused_on_load() {
+        let error = Policy::with_overrides(
+            "big.yaml",
+            "inference:\n  servers:\n    - name: big\n      pattern: '(\\w{100}){100}'\n",
+        )
+        .expect_err("refused");
+        let message = error.to_string();
+        assert!(
+            message.contains("big.yaml") && message.contains("size limit"),
+            "{message}"
+        );
     }
 
     #[test]
