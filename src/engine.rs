@@ -706,7 +706,9 @@ impl Engine {
             .filter(|object| self.policy.is_tool_configuration(object))
             .count();
         let mut summary = Summary {
-            files: loaded.files.len(),
+            // Objects read from a cluster have a stand-in file each; they
+            // are counted as objects, not as files.
+            files: loaded.files.iter().filter(|file| !file.live).count(),
             objects: loaded.objects.len() - tool_configurations,
             skipped: loaded.documents.len() + tool_configurations,
             ..Summary::default()

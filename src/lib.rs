@@ -2,6 +2,7 @@
 //! served as an offline linter and as an admission webhook.
 
 pub mod adapter;
+pub mod audit;
 pub mod autoscaler;
 pub mod cli;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod embedded;
 pub mod engine;
 pub mod finding;
 pub mod fix;
+pub mod kube_api;
 pub mod loader;
 pub mod metrics;
 pub mod model;
@@ -20,6 +22,7 @@ pub mod output;
 pub mod placeholder;
 pub mod pointer;
 pub mod policy;
+pub mod pools;
 pub mod promql;
 pub mod quantity;
 pub mod rules;

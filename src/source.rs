@@ -21,6 +21,9 @@ pub struct SourceFile {
     ascii: bool,
     /// Why the file was not read (its text is then empty).
     pub unread: Option<String>,
+    /// An object read from a live cluster (`infergate audit`): there is no
+    /// text, and findings are placed by object and field path.
+    pub live: bool,
 }
 
 /// A position in a source file. `line` and `column` are 1-based; `column`
@@ -67,6 +70,22 @@ impl SourceFile {
             scope,
             ascii: true,
             unread: Some(reason),
+            live: false,
+        })
+    }
+
+    /// The stand-in file of one object read from a cluster, named
+    /// `namespace/Kind/name`. Its scope is the cluster's: every object of
+    /// a cluster exists at once.
+    pub fn live(name: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            text: String::new(),
+            line_starts: vec![0],
+            scope: String::new(),
+            ascii: true,
+            unread: None,
+            live: true,
         })
     }
 
@@ -85,6 +104,7 @@ impl SourceFile {
             line_starts,
             scope,
             unread: None,
+            live: false,
         })
     }
 

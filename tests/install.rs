@@ -427,3 +427,84 @@ fn match_conditions_pass_autoscalers_scale_writes_and_partial_objects() {
     let animation = json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"image": "studio/animation-renderer:1", "args": ["--nimble"]}]}}}});
     assert!(!evaluate(&program, &animation, &request_for(&animation)));
 }
+
+/// The audit's ClusterRole reads exactly the kinds `infergate audit`
+/// lists (and Namespaces, for the opt-out label), with get and list only.
+#[test]
+fn the_audit_role_reads_exactly_the_audited_kinds() {
+    let objects = render("webhook-deploy/audit/");
+    let role = objects
+        .iter()
+        .find(|object| object["kind"] == "ClusterRole")
+        .expect("ClusterRole");
+    let mut granted = std::collections::BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        let verbs: Vec<&str> = rule["verbs"]
+            .as_array()
+            .expect("verbs")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(verbs, ["get", "list"], "{rule}");
+        for group in rule["apiGroups"].as_array().expect("groups") {
+            for resource in rule["resources"].as_array().expect("resources") {
+                granted.insert(format!(
+                    "{}/{}",
+                    group.as_str().unwrap_or_default(),
+                    resource.as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let mut needed: std::collections::BTreeSet<String> = infergate::audit::AUDITED_KINDS
+        .iter()
+        .map(|kind| {
+            let group = kind
+                .api_version
+                .split_once('/')
+                .map_or("", |(group, _)| group);
+            format!("{group}/{}", kind.plural)
+        })
+        .collect();
+    needed.insert("/namespaces".to_string());
+    assert_eq!(granted, needed);
+    // The CronJob runs as that account and only reads.
+    let cronjob = objects
+        .iter()
+        .find(|object| object["kind"] == "CronJob")
+        .expect("CronJob");
+    let spec = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(spec["serviceAccountName"], "infergate-audit");
+    let args = spec["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("audit") && !args.contains("--write-reports"),
+        "{args}"
+    );
+}
+
+/// The reports overlay adds writes of PolicyReports only, and the flag.
+#[test]
+fn the_reports_overlay_writes_only_policy_reports() {
+    let objects = render("webhook-deploy/audit-reports/");
+    let reports_role = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "ClusterRole"
+                && object["metadata"]["name"] == "infergate-audit-reports"
+        })
+        .expect("the reports role");
+    for rule in reports_role["rules"].as_array().expect("rules") {
+        assert_eq!(rule["apiGroups"], serde_json::json!(["wgpolicyk8s.io"]));
+        assert_eq!(
+            rule["resources"],
+            serde_json::json!(["policyreports", "clusterpolicyreports"])
+        );
+    }
+    let cronjob = objects
+        .iter()
+        .find(|object| object["kind"] == "CronJob")
+        .expect("CronJob");
+    let args = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .to_string();
+    assert!(args.contains("--write-reports"), "{args}");
+}

@@ -2,7 +2,10 @@
 //! certificates made in the test, AdmissionReviews built from testdata/,
 //! and a real HTTPS client.
 
+#[path = "common/apiserver.rs"]
+mod apiserver;
 mod common;
+use apiserver::kubeconfig_for;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -1247,18 +1250,6 @@ async fn changing_apiserver(statefulset: std::sync::Arc<std::sync::Mutex<Value>>
         let _ = axum::serve(listener, app).await;
     });
     addr
-}
-
-fn kubeconfig_for(apiserver: SocketAddr) -> tempfile::NamedTempFile {
-    let kubeconfig = tempfile::NamedTempFile::new().expect("kubeconfig");
-    std::fs::write(
-        kubeconfig.path(),
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{apiserver}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: nobody\ncurrent-context: fake\nusers:\n- name: nobody\n  user: {{}}\n"
-        ),
-    )
-    .expect("write kubeconfig");
-    kubeconfig
 }
 
 /// The StatefulSet: 8 TPU chips, a shared XLA cache on gcsfuse.

@@ -158,6 +158,23 @@ pub fn sequence_item(value: &Value, column: usize, layout: Layout) -> String {
     }
 }
 
+/// A whole document: a mapping written as a block at column 0, anything
+/// else as one flow value. Ends with a newline.
+pub fn document(value: &Value, layout: Layout) -> String {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            let mut out = String::new();
+            for (key, value) in map {
+                out.push_str(&string_scalar(key));
+                out.push(':');
+                out.push_str(&after_key(value, 0, layout));
+            }
+            out
+        }
+        other => format!("{}{}", flow(other), layout.newline),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

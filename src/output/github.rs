@@ -42,6 +42,19 @@ pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
             message.push_str("\nhelp: ");
             message.push_str(help);
         }
+        if finding.source.live {
+            // No file to annotate: the object and field lead the message.
+            out.push_str(&format!(
+                "::{level} title={}::{}\n",
+                escape_property(&format!("infergate {}", finding.rule)),
+                escape_data(&format!(
+                    "{} at {}: {message}",
+                    finding.file(),
+                    crate::pointer::display(&finding.pointer)
+                )),
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "::{level} file={},line={},col={},title={}::{}\n",
             escape_property(finding.file()),

@@ -32,6 +32,11 @@ pub fn render(outcome: &Outcome, visibility: Visibility, style: Style) -> String
         .iter()
         .filter(|finding| visibility.shows(finding))
     {
+        if finding.source.live {
+            out.push_str(&live_report(finding, style));
+            out.push('\n');
+            continue;
+        }
         let report = to_report(finding);
         if handler.render_report(&mut out, report.as_ref()).is_err() {
             // Rendering into a String cannot fail for I/O reasons; fall back
@@ -89,6 +94,50 @@ fn to_report(finding: &Finding) -> Report {
         .with_source_code(NamedSource::new(finding.file(), finding.source.clone()))
 }
 
+/// A finding on an object read from a cluster: there is no text to show,
+/// so it is placed by the object's identity and a kubectl field path.
+fn live_report(finding: &Finding, style: Style) -> String {
+    let (start, end) = match (style.color, finding.severity) {
+        (false, _) => ("", ""),
+        (true, Severity::Error) => ("\x1b[1;31m", "\x1b[0m"),
+        (true, Severity::Warning) => ("\x1b[1;33m", "\x1b[0m"),
+        (true, Severity::Info) => ("\x1b[1;36m", "\x1b[0m"),
+    };
+    let mut out = format!(
+        "{start}{}[{}]{end}: {}",
+        finding.severity, finding.rule, finding.message
+    );
+    if let Some(reason) = &finding.suppressed {
+        let _ = write!(
+            out,
+            " (suppressed{})",
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
+        );
+    }
+    let _ = write!(
+        out,
+        "\n  --> {} at {}",
+        finding.file(),
+        crate::pointer::display(&finding.pointer)
+    );
+    if let Some(fix) = &finding.fix {
+        let kind = match fix.applicability {
+            Applicability::Safe => "fix",
+            Applicability::Unsafe => "unsafe fix",
+        };
+        let _ = write!(out, "\n  {kind}: {}", fix.description);
+    }
+    if let Some(help) = &finding.help {
+        let _ = write!(out, "\n  help: {help}");
+    }
+    out.push('\n');
+    out
+}
+
 /// `file:line:column: severity[rule]: message`, the one-line form.
 pub fn plain_line(finding: &Finding) -> String {
     format!(
@@ -118,7 +167,11 @@ pub fn summary_line(outcome: &Outcome, visibility: Visibility) -> String {
         plural(summary.warnings, "warning"),
         plural(summary.infos, "info"),
         plural(summary.objects, "object"),
-        plural(summary.files, "file"),
+        if summary.files == 0 && summary.objects > 0 {
+            "the cluster".to_string()
+        } else {
+            plural(summary.files, "file")
+        },
     );
     if summary.suppressed > 0 {
         let _ = write!(line, "; {} suppressed", summary.suppressed);
@@ -154,9 +207,18 @@ pub fn summary_line(outcome: &Outcome, visibility: Visibility) -> String {
         open_fixes(Applicability::Safe),
         open_fixes(Applicability::Unsafe),
     );
+    let live = outcome.findings.iter().any(|finding| finding.source.live);
     // One line, so the summary stays the last line of the report.
     match (safe, unsafe_only) {
         (0, 0) => {}
+        // Fixes of a cluster's objects are patches, not file edits.
+        (safe, unsafe_only) if live => {
+            let _ = write!(
+                line,
+                "; {} with a fix (its JSON patch is in --format json)",
+                safe + unsafe_only
+            );
+        }
         (safe, 0) => {
             let _ = write!(line, "; {safe} fixable with --fix (--diff to preview)");
         }

@@ -86,15 +86,27 @@ pub fn finding_json(finding: &Finding) -> Value {
         }
         value
     });
+    // An object read from a cluster has no file: it is placed by `object`
+    // and `pointer` (and `field`, the same path as kubectl writes it).
+    let (file, line, column) = if finding.source.live {
+        (Value::Null, Value::Null, Value::Null)
+    } else {
+        (
+            json!(finding.file()),
+            json!(finding.location.line),
+            json!(finding.location.column),
+        )
+    };
     let mut value = json!({
         "rule": finding.rule,
         "severity": finding.severity,
         "message": finding.message,
         "help": finding.help,
-        "file": finding.file(),
-        "line": finding.location.line,
-        "column": finding.location.column,
+        "file": file,
+        "line": line,
+        "column": column,
         "pointer": finding.pointer,
+        "field": crate::pointer::display(&finding.pointer),
         "object": object,
         "inference": finding.inference,
         "fix": fix,

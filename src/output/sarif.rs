@@ -167,6 +167,16 @@ fn result_json(finding: &Finding, rule_index: Option<usize>, artifact: &Value) -
             "infergate/v1": format!("{}:{}:{}", finding.rule, finding.object.as_ref().map(ToString::to_string).unwrap_or_default(), finding.pointer),
         },
     });
+    if finding.source.live {
+        // An object of a cluster: a logical location, no file region.
+        result["locations"] = json!([{
+            "logicalLocations": [{
+                "name": finding.object.as_ref().and_then(|object| object.name.clone()),
+                "fullyQualifiedName": format!("{}/{}", finding.file(), crate::pointer::display(&finding.pointer)),
+                "kind": "resource",
+            }]
+        }]);
+    }
     if let Some(index) = rule_index {
         result["ruleIndex"] = json!(index);
     }
@@ -198,9 +208,13 @@ pub fn render(outcome: &Outcome, root: &SourceRoot) -> String {
         .iter()
         .map(|finding| {
             let index = metas.iter().position(|meta| meta.id == finding.rule);
-            let artifact = artifacts
-                .entry(finding.file())
-                .or_insert_with(|| artifact_location(finding.file(), root));
+            let artifact = if finding.source.live {
+                &Value::Null
+            } else {
+                artifacts
+                    .entry(finding.file())
+                    .or_insert_with(|| artifact_location(finding.file(), root))
+            };
             result_json(finding, index, artifact)
         })
         .collect();

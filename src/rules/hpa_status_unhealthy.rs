@@ -2,6 +2,7 @@ use serde_json::Value;
 
 use crate::autoscaler;
 use crate::engine::{Context, Sink};
+use crate::finding::Severity;
 use crate::metrics::{base_name, hpa_metrics, HpaMetric};
 use crate::object::Object;
 use crate::policy::Policy;
@@ -17,7 +18,10 @@ declare_rule! {
     /// `AbleToScale` False (`FailedGetScale`, `FailedUpdateScale`). The
     /// finding quotes the controller's message and, where another rule
     /// explains the cause (an uppercase metric name, an exporter's series
-    /// used as a Pods metric), names that rule. It fires on objects that
+    /// used as a Pods metric), names that rule. An HPA held at its
+    /// maxReplicas (`ScalingLimited` True, `TooManyReplicas`) whose
+    /// workload's accelerator pool is full is a warning with the pool's
+    /// numbers (an info when the pool has room). It fires on objects that
     /// carry a status: `kubectl get hpa -o yaml` output and what
     /// `infergate audit` reads from a cluster.
     ///
@@ -77,6 +81,16 @@ impl Rule for HpaStatusUnhealthy {
         let failing = &cx.policy.hpa_status.failing_conditions;
         for (index, condition) in conditions.iter().enumerate() {
             let text = |key: &str| condition.get(key).and_then(Value::as_str);
+            if (text("type"), text("status"), text("reason"))
+                == (
+                    Some("ScalingLimited"),
+                    Some("True"),
+                    Some("TooManyReplicas"),
+                )
+            {
+                pinned_in_pool(cx, object, index, sink);
+                continue;
+            }
             let (Some(kind), Some("False"), Some(reason)) =
                 (text("type"), text("status"), text("reason"))
             else {
@@ -103,6 +117,48 @@ impl Rule for HpaStatusUnhealthy {
             )
             .help(help);
         }
+    }
+}
+
+/// An HPA held at maxReplicas while it wants more (`ScalingLimited` True,
+/// `TooManyReplicas`), judged against its workload's accelerator pool:
+/// when the pool holds no more replicas, raising maxReplicas cannot help
+/// and the pool's numbers say so; when it has room, maxReplicas is the
+/// limit. Without a known pool, being held at the maximum is a capacity
+/// choice and is not reported.
+fn pinned_in_pool(cx: &Context<'_>, hpa: &Object, index: usize, sink: &mut Sink) {
+    let Some(target) = cx.hpa_target(hpa) else {
+        return;
+    };
+    let pools = crate::pools::known(cx);
+    let Some((chips, pool)) = crate::pools::of_workload(cx, target, &pools) else {
+        return;
+    };
+    let (_, Some(max)) = autoscaler::replica_range(hpa, cx.policy) else {
+        return;
+    };
+    let fits = (pool.chips / chips).floor() as i64;
+    let pointer = format!("/status/conditions/{index}/reason");
+    if fits <= max {
+        sink.report(
+            pointer,
+            format!(
+                "the HPA is held at maxReplicas {max} and wants more (ScalingLimited: TooManyReplicas), and pool `{}` is full: its {} chips hold {fits} replicas of {chips} chips",
+                pool.name, pool.chips
+            ),
+        )
+        .help("raising maxReplicas does not help until the pool grows: add nodes to it (or raise its autoscaling maximum and accept the cluster autoscaler's minutes), or serve with fewer chips per replica")
+        .severity(Severity::Warning);
+    } else {
+        sink.report(
+            pointer,
+            format!(
+                "the HPA is held at maxReplicas {max} and wants more (ScalingLimited: TooManyReplicas); pool `{}` has {} chips, room for {fits} replicas of {chips} chips",
+                pool.name, pool.chips
+            ),
+        )
+        .help(format!("raise maxReplicas up to {fits} to use the pool"))
+        .severity(Severity::Info);
     }
 }
 

@@ -6,7 +6,6 @@ use crate::finding::{op, Fix, Severity};
 use crate::object::Object;
 use crate::policy::AcceleratorPool;
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::workload::{chips_per_replica, pod_templates, PodTemplate};
 
 declare_rule! {
     /// ## What it does
@@ -70,12 +69,7 @@ impl Rule for MaxReplicasChipPool {
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
         // Pools of the policy first, then those the cluster's Nodes describe.
-        let pools: Vec<&AcceleratorPool> = cx
-            .policy
-            .accelerator_pools
-            .iter()
-            .chain(cx.facts.pools.iter())
-            .collect();
+        let pools = crate::pools::known(cx);
         if pools.is_empty() {
             return;
         }
@@ -89,16 +83,7 @@ impl Rule for MaxReplicasChipPool {
         let Some(target) = cx.hpa_target(object) else {
             return;
         };
-        let resources = &cx.policy.inference.accelerator_resources;
-        let templates = pod_templates(target);
-        let chips = chips_per_replica(target, &templates, resources);
-        if chips <= 0.0 {
-            return;
-        }
-        let Some(pool) = templates
-            .iter()
-            .find_map(|template| pool_of(template, &pools))
-        else {
+        let Some((chips, pool)) = crate::pools::of_workload(cx, target, &pools) else {
             return;
         };
         // A ScaledObject's fields, with KEDA's defaults, read like an HPA's.
@@ -165,16 +150,7 @@ fn check_replicas(
     if cx.autoscalers_of(workload).next().is_some() {
         return;
     }
-    let resources = &cx.policy.inference.accelerator_resources;
-    let templates = pod_templates(workload);
-    let chips = chips_per_replica(workload, &templates, resources);
-    if chips <= 0.0 {
-        return;
-    }
-    let Some(pool) = templates
-        .iter()
-        .find_map(|template| pool_of(template, pools))
-    else {
+    let Some((chips, pool)) = crate::pools::of_workload(cx, workload, pools) else {
         return;
     };
     let Some(replicas) = workload
@@ -226,44 +202,4 @@ fn lower_max(object: &Object, field: &str, value: i64) -> Option<Fix> {
         op::add(field, json!(value))
     };
     operation.map(|operation| Fix::unsafe_(format!("set {name} to {value}"), vec![operation]))
-}
-
-/// The pool whose node labels the template's scheduling constraints set.
-fn pool_of<'p>(
-    template: &PodTemplate<'_>,
-    pools: &[&'p AcceleratorPool],
-) -> Option<&'p AcceleratorPool> {
-    let spec = template.spec()?;
-    let mut labels: Vec<(String, String)> = spec
-        .get("nodeSelector")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(key, value)| value.as_str().map(|value| (key.clone(), value.to_string())))
-        .collect();
-    let terms = spec
-        .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
-        .and_then(Value::as_array);
-    for expression in terms
-        .into_iter()
-        .flatten()
-        .filter_map(|term| term.get("matchExpressions").and_then(Value::as_array))
-        .flatten()
-    {
-        let key = expression.get("key").and_then(Value::as_str);
-        let operator = expression.get("operator").and_then(Value::as_str);
-        let values = expression.get("values").and_then(Value::as_array);
-        if let (Some(key), Some("In"), Some([value])) = (key, operator, values.map(Vec::as_slice)) {
-            if let Some(value) = value.as_str() {
-                labels.push((key.to_string(), value.to_string()));
-            }
-        }
-    }
-    pools.iter().copied().find(|pool| {
-        pool.node_labels.iter().all(|(key, value)| {
-            labels
-                .iter()
-                .any(|(have_key, have)| have_key == key && have == value)
-        })
-    })
 }

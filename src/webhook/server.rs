@@ -199,7 +199,7 @@ impl Cluster {
             Ok(Ok(None)) => ScaleTarget::NotFound,
             // A 404 without a Status body: the resource type itself is not
             // served (the LeaderWorkerSet CRD is absent), so neither is it.
-            Ok(Err(error)) if is_not_found(&error) => ScaleTarget::NotFound,
+            Ok(Err(error)) if crate::kube_api::is_not_found(&error) => ScaleTarget::NotFound,
             Ok(Err(error)) => ScaleTarget::Unknown(format!("lookup failed: {error}")),
             Err(_) => ScaleTarget::Unknown("lookup timed out".to_string()),
         };
@@ -271,46 +271,21 @@ impl Cluster {
     }
 }
 
-/// Whether a lookup error means "no such object": a 404 Status, or the
-/// plain-text 404 the apiserver sends for a resource type it does not serve.
-fn is_not_found(error: &kube::Error) -> bool {
-    match error {
-        kube::Error::Api(status) => status.code == 404,
-        other => {
-            let text = other.to_string();
-            text.contains("404") && text.to_lowercase().contains("not found")
-        }
-    }
-}
-
 impl Cluster {
-    /// The Nodes a workload's pods select (the nodeSelector of its first
-    /// pod template that has one) as a pool: their allocatable accelerator
-    /// chips. Cached like workloads.
+    /// The Nodes a workload's pods select (the node labels its first pod
+    /// template requires, [`crate::pools::required_labels`]) as a pool:
+    /// their allocatable accelerator chips. Cached like workloads.
     async fn pool_for(&self, workload: &Value, resources: &[String]) -> Option<AcceleratorPool> {
         let kind = workload
             .get("kind")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let selector = crate::workload::template_pointers(kind)
+        let labels = crate::workload::template_pointers(kind)
             .iter()
-            .find_map(|template| {
-                workload
-                    .pointer(&format!("{template}/spec/nodeSelector"))
-                    .and_then(Value::as_object)
-            })?;
-        let labels: std::collections::BTreeMap<String, String> = selector
-            .iter()
-            .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
-            .collect();
-        if labels.is_empty() {
-            return None;
-        }
-        let query = labels
-            .iter()
-            .map(|(key, value)| format!("{key}={value}"))
-            .collect::<Vec<_>>()
-            .join(",");
+            .filter_map(|template| workload.pointer(&format!("{template}/spec")))
+            .map(crate::pools::required_labels)
+            .find(|labels| !labels.is_empty())?;
+        let query = crate::pools::selector_text(&labels);
         let cached = self.pools.lock().ok().and_then(|cache| {
             cache
                 .get(&query)
@@ -330,13 +305,8 @@ impl Cluster {
                 let chips: f64 = nodes
                     .items
                     .iter()
-                    .filter_map(|node| node.status.as_ref()?.allocatable.as_ref())
-                    .flat_map(|allocatable| {
-                        resources
-                            .iter()
-                            .filter_map(|resource| allocatable.get(resource))
-                            .filter_map(|quantity| crate::quantity::parse(&quantity.0))
-                    })
+                    .filter_map(|node| serde_json::to_value(node).ok())
+                    .map(|node| crate::pools::node_chips(&node, resources))
                     .sum();
                 if let Ok(mut cache) = self.pools.lock() {
                     cache.insert(query.clone(), (Instant::now(), chips));

@@ -1,0 +1,266 @@
+//! Findings as `wgpolicyk8s.io/v1alpha2` PolicyReports, the format Kyverno,
+//! kube-bench adapters and Policy Reporter read: one PolicyReport per
+//! audited namespace and one ClusterPolicyReport, each with `results[]`
+//! and a `summary` of counts (field list: kubernetes-sigs/wg-policy-prototypes,
+//! "Policy Report API", v1alpha2).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use serde_json::{json, Map, Value};
+
+use super::Audited;
+use crate::finding::{Finding, Severity};
+use crate::kube_api::describe;
+
+pub const GROUP_VERSION: &str = "wgpolicyk8s.io/v1alpha2";
+/// The report's name in every namespace, the policy and source of every result.
+pub const NAME: &str = "infergate";
+/// The label that marks infergate's reports, so that a later run replaces them.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "infergate");
+/// The field manager of server-side apply.
+pub const FIELD_MANAGER: &str = "infergate";
+
+fn result_of(severity: Severity) -> Option<(&'static str, &'static str)> {
+    // (result, severity): errors fail, warnings warn; infos are not reported.
+    match severity {
+        Severity::Error => Some(("fail", "high")),
+        Severity::Warning => Some(("warn", "medium")),
+        Severity::Info => None,
+    }
+}
+
+fn result_json(finding: &Finding, object: &Value, seconds: i64) -> Option<Value> {
+    let (result, severity) = result_of(finding.severity)?;
+    let metadata = object.get("metadata");
+    let text = |key: &str| metadata.and_then(|metadata| metadata.get(key)).cloned();
+    let mut resource = Map::new();
+    resource.insert(
+        "apiVersion".into(),
+        object.get("apiVersion").cloned().unwrap_or(Value::Null),
+    );
+    resource.insert(
+        "kind".into(),
+        object.get("kind").cloned().unwrap_or(Value::Null),
+    );
+    for key in ["namespace", "name", "uid"] {
+        if let Some(value) = text(key) {
+            resource.insert(key.into(), value);
+        }
+    }
+    // Properties are strings (map[string]string).
+    let mut properties = Map::new();
+    properties.insert(
+        "field".into(),
+        json!(crate::pointer::display(&finding.pointer)),
+    );
+    properties.insert("pointer".into(), json!(finding.pointer));
+    if let Some(fix) = &finding.fix {
+        properties.insert("fix".into(), json!(fix.description));
+    }
+    if let Some(help) = &finding.help {
+        properties.insert("help".into(), json!(help));
+    }
+    if let Some(inference) = &finding.inference {
+        properties.insert("inference".into(), json!(inference));
+    }
+    Some(json!({
+        "source": NAME,
+        "policy": NAME,
+        "rule": finding.rule,
+        "category": "LLM inference",
+        "result": result,
+        "severity": severity,
+        "scored": true,
+        "message": finding.message,
+        "timestamp": {"seconds": seconds, "nanos": 0},
+        "resources": [resource],
+        "properties": properties,
+    }))
+}
+
+fn report(kind: &str, namespace: Option<&str>, results: Vec<Value>) -> Value {
+    let count = |result: &str| {
+        results
+            .iter()
+            .filter(|entry| entry["result"] == result)
+            .count()
+    };
+    let mut metadata = json!({
+        "name": NAME,
+        "labels": {MANAGED_BY.0: MANAGED_BY.1},
+    });
+    if let Some(namespace) = namespace {
+        metadata["namespace"] = json!(namespace);
+    }
+    json!({
+        "apiVersion": GROUP_VERSION,
+        "kind": kind,
+        "metadata": metadata,
+        "summary": {"pass": 0, "fail": count("fail"), "warn": count("warn"), "error": 0, "skip": 0},
+        "results": results,
+    })
+}
+
+/// One PolicyReport per namespace that holds an audited object (with no
+/// results where nothing is wrong, so that an earlier report is replaced)
+/// and one ClusterPolicyReport for cluster-scoped objects. Suppressed
+/// findings and infos are left out, as the human format leaves them out.
+pub fn reports(audited: &Audited, seconds: i64) -> Vec<Value> {
+    let mut by_namespace: BTreeMap<String, Vec<Value>> = audited
+        .loaded
+        .objects
+        .iter()
+        .filter_map(|object| {
+            object
+                .namespace()
+                .map(|namespace| (namespace.to_string(), Vec::new()))
+        })
+        .collect();
+    let mut cluster = Vec::new();
+    for finding in audited
+        .outcome
+        .findings
+        .iter()
+        .filter(|finding| finding.suppressed.is_none())
+    {
+        let Some(object) = finding
+            .object_index
+            .and_then(|index| audited.loaded.objects.get(index))
+        else {
+            continue;
+        };
+        let Some(entry) = result_json(finding, &object.value, seconds) else {
+            continue;
+        };
+        match object.namespace() {
+            Some(namespace) => by_namespace
+                .entry(namespace.to_string())
+                .or_default()
+                .push(entry),
+            None => cluster.push(entry),
+        }
+    }
+    let mut out: Vec<Value> = by_namespace
+        .into_iter()
+        .map(|(namespace, results)| report("PolicyReport", Some(&namespace), results))
+        .collect();
+    out.push(report("ClusterPolicyReport", None, cluster));
+    out
+}
+
+/// The reports as one YAML stream, ready for `kubectl apply -f -`.
+pub fn yaml(reports: &[Value]) -> String {
+    let layout = crate::fix::emit::Layout {
+        indent: 2,
+        indent_sequences: true,
+        newline: "\n",
+    };
+    reports
+        .iter()
+        .map(|report| crate::fix::emit::document(report, layout))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the PolicyReport CRD ({GROUP_VERSION}) is not installed in the cluster")]
+    NotInstalled,
+    #[error("cannot write {report}: {message}")]
+    Write { report: String, message: String },
+}
+
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    let gvk = GroupVersionKind::gvk("wgpolicyk8s.io", "v1alpha2", kind);
+    ApiResource::from_gvk_with_plural(&gvk, plural)
+}
+
+/// Apply the reports with server-side apply (field manager
+/// [`FIELD_MANAGER`]) and delete infergate's earlier PolicyReports in the
+/// audited namespaces that no longer have one (`scope`: one namespace, or
+/// every namespace when `None`). Returns (written, deleted).
+pub async fn write(
+    client: &kube::Client,
+    reports: &[Value],
+    scope: Option<&str>,
+) -> Result<(usize, usize), WriteError> {
+    let served = client
+        .list_api_group_resources(GROUP_VERSION)
+        .await
+        .map(|list| {
+            list.resources
+                .into_iter()
+                .map(|resource| resource.name)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if !served.iter().any(|name| name == "policyreports")
+        || !served.iter().any(|name| name == "clusterpolicyreports")
+    {
+        return Err(WriteError::NotInstalled);
+    }
+    let namespaced = resource("PolicyReport", "policyreports");
+    let cluster = resource("ClusterPolicyReport", "clusterpolicyreports");
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut written_namespaces = BTreeSet::new();
+    for report in reports {
+        let namespace = report
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str);
+        let api: kube::Api<DynamicObject> = match namespace {
+            Some(namespace) => kube::Api::namespaced_with(client.clone(), namespace, &namespaced),
+            None => kube::Api::all_with(client.clone(), &cluster),
+        };
+        let label = match namespace {
+            Some(namespace) => format!("PolicyReport {namespace}/{NAME}"),
+            None => format!("ClusterPolicyReport {NAME}"),
+        };
+        api.patch(NAME, &params, &Patch::Apply(report))
+            .await
+            .map_err(|error| WriteError::Write {
+                report: label,
+                message: describe(&error),
+            })?;
+        if let Some(namespace) = namespace {
+            written_namespaces.insert(namespace.to_string());
+        }
+    }
+    // Reports of an earlier run in namespaces with nothing audited now.
+    let api: kube::Api<DynamicObject> = match scope {
+        Some(namespace) => kube::Api::namespaced_with(client.clone(), namespace, &namespaced),
+        None => kube::Api::all_with(client.clone(), &namespaced),
+    };
+    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+    let earlier = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|error| WriteError::Write {
+            report: "earlier PolicyReports".to_string(),
+            message: describe(&error),
+        })?;
+    let mut deleted = 0;
+    for stale in earlier.items.iter().filter(|item| {
+        item.metadata
+            .namespace
+            .as_ref()
+            .is_some_and(|namespace| !written_namespaces.contains(namespace))
+    }) {
+        let (Some(namespace), Some(name)) = (&stale.metadata.namespace, &stale.metadata.name)
+        else {
+            continue;
+        };
+        let api: kube::Api<DynamicObject> =
+            kube::Api::namespaced_with(client.clone(), namespace, &namespaced);
+        api.delete(name, &DeleteParams::default())
+            .await
+            .map_err(|error| WriteError::Write {
+                report: format!("PolicyReport {namespace}/{name}"),
+                message: describe(&error),
+            })?;
+        deleted += 1;
+    }
+    Ok((reports.len(), deleted))
+}

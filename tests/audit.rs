@@ -1,0 +1,491 @@
+//! `infergate audit` against a stand-in apiserver (tests/common/apiserver.rs):
+//! listing with discovery and paging, findings placed by object, cluster
+//! facts from Nodes, HPA status, PolicyReports printed and written.
+
+#[path = "common/apiserver.rs"]
+mod apiserver;
+mod common;
+
+use std::process::Output;
+
+use serde_json::{json, Value};
+
+use apiserver::Shared;
+
+fn cluster_objects() -> Vec<Value> {
+    apiserver::objects_of(&common::root().join("testdata/audit/cluster.yaml"))
+}
+
+/// Run `infergate audit` against the store; the stand-in runs on this
+/// test's runtime while the binary runs in a blocking thread.
+async fn audit(store: &Shared, args: &[&str]) -> Output {
+    let addr = apiserver::serve(std::sync::Arc::clone(store)).await;
+    let kubeconfig = apiserver::kubeconfig_for(addr);
+    let mut full = vec![
+        "audit".to_string(),
+        format!("--kubeconfig={}", kubeconfig.path().display()),
+        "--color=never".to_string(),
+    ];
+    full.extend(args.iter().map(|arg| arg.to_string()));
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+            .args(&full)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("POD_NAMESPACE")
+            .output()
+            .expect("run infergate")
+    })
+    .await
+    .expect("join");
+    drop(kubeconfig);
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn findings(output: &Output) -> Vec<Value> {
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("JSON: {error}\n{}\n{}", stdout(output), stderr(output)));
+    report["findings"].as_array().cloned().unwrap_or_default()
+}
+
+fn rules_on(findings: &[Value], kind: &str, name: &str) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|finding| finding["object"]["kind"] == kind && finding["object"]["name"] == name)
+        .map(|finding| finding["rule"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The YAML documents of a PolicyReport stream.
+fn documents(text: &str) -> Vec<Value> {
+    let source = infergate::source::SourceFile::new("reports.yaml", text.to_string());
+    infergate::loader::parse_source(source)
+        .objects
+        .into_iter()
+        .map(|object| object.value)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_mistakes_are_found_in_the_cluster_with_their_identity() {
+    let store = apiserver::store(cluster_objects(), &[]);
+    let output = audit(&store, &["-A", "--format=json"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let found = findings(&output);
+    // Seed 000: the uppercase metric, and the HPA's own status that says it
+    // cannot read it, naming the rule that explains why.
+    let gemma = rules_on(&found, "HorizontalPodAutoscaler", "gemma-hpa");
+    assert!(
+        gemma.contains(&"metric-name-lowercase".to_string()),
+        "{gemma:?}"
+    );
+    let status = found
+        .iter()
+        .find(|finding| finding["rule"] == "hpa-status-unhealthy")
+        .expect("hpa-status-unhealthy");
+    assert_eq!(status["pointer"], "/status/conditions/1/reason");
+    assert_eq!(status["field"], "status.conditions[1].reason");
+    assert!(status["help"].as_str().is_some_and(
+        |help| help.contains("metric-name-lowercase") && help.contains("no metrics returned")
+    ));
+    // Seed 001: a 405B model without HF_HOME.
+    let large = rules_on(&found, "Deployment", "vllm-llama-405b");
+    assert!(
+        large.contains(&"hf-home-shm-for-large-models".to_string()),
+        "{large:?}"
+    );
+    // Seed 003: 4 x 8 chips against the 16 chips the two TPU Nodes offer.
+    let pool = found
+        .iter()
+        .find(|finding| finding["rule"] == "max-replicas-chip-pool")
+        .expect("max-replicas-chip-pool from the Nodes' pool");
+    assert_eq!(pool["object"]["name"], "jetstream-hpa");
+    assert_eq!(pool["pointer"], "/spec/maxReplicas");
+    let message = pool["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("32 chips") && message.contains("16"),
+        "{message}"
+    );
+    // Placed by object: no file, no line.
+    for finding in &found {
+        assert!(
+            finding["file"].is_null() && finding["line"].is_null(),
+            "{finding}"
+        );
+        assert!(finding["object"]["name"].is_string(), "{finding}");
+    }
+    // -A includes kube-system.
+    assert!(!rules_on(&found, "HorizontalPodAutoscaler", "system-hpa").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhooks_exclusions_apply_by_default() {
+    let mut objects = cluster_objects();
+    objects.push(json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "serving", "labels": {"infergate.dev/webhook": "exclude"}}}));
+    let store = apiserver::store(objects, &[]);
+    let output = audit(&store, &["--format=json"]).await;
+    let found = findings(&output);
+    assert!(rules_on(&found, "HorizontalPodAutoscaler", "system-hpa").is_empty());
+    // The namespace labelled to opt out is left out too.
+    assert!(rules_on(&found, "Deployment", "vllm-llama-405b").is_empty());
+    assert!(!rules_on(&found, "HorizontalPodAutoscaler", "gemma-hpa").is_empty());
+    // One namespace: only its objects.
+    let output = audit(&store, &["-n", "serving", "--format=json"]).await;
+    let found = findings(&output);
+    assert!(
+        found
+            .iter()
+            .all(|finding| finding["object"]["namespace"] == "serving"),
+        "{found:?}"
+    );
+    assert!(!found.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_read_page_by_page() {
+    // 1,234 Deployments: three pages of at most 500.
+    let mut objects = cluster_objects();
+    for index in 0..1234 {
+        objects.push(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": format!("web-{index}"), "namespace": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}}));
+    }
+    let store = apiserver::store(objects, &[]);
+    let output = audit(&store, &["-A", "--format=json"]).await;
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let deployments = 1234 + 3;
+    let hpas = 3;
+    assert_eq!(
+        report["summary"]["objects"],
+        deployments + hpas,
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(report["summary"]["files"], 0);
+    let requests = store.lock().expect("store").requests.clone();
+    let pages: Vec<&String> = requests
+        .iter()
+        .filter(|request| request.starts_with("GET /apis/apps/v1/deployments?"))
+        .collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(
+        pages.iter().all(|page| page.contains("limit=500")),
+        "{pages:?}"
+    );
+    assert!(pages[1].contains("continue=500") && pages[2].contains("continue=1000"));
+    // ConfigMaps are asked for by the adapter's label only.
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.starts_with("GET /api/v1/configmaps?")
+                && request.contains("labelSelector=app.kubernetes.io%2Fname%3Dprometheus-adapter")),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_the_cluster_does_not_serve_is_skipped_and_said_once() {
+    let mut objects = cluster_objects();
+    objects.push(
+        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "never-read", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"name": "tgi-gemma-deployment"}, "triggers": []}}),
+    );
+    let store = apiserver::store(
+        objects,
+        &["keda.sh/v1alpha1", "leaderworkerset.x-k8s.io/v1"],
+    );
+    let output = audit(&store, &["-A", "--format=json"]).await;
+    let errors = stderr(&output);
+    assert_eq!(
+        errors.matches("not served by this cluster").count(),
+        1,
+        "{errors}"
+    );
+    assert!(
+        errors.contains("ScaledObject (keda.sh/v1alpha1)") && errors.contains("LeaderWorkerSet"),
+        "{errors}"
+    );
+    // The audit still ran, and its exit code is the findings'.
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!findings(&output).is_empty());
+    let requests = store.lock().expect("store").requests.clone();
+    assert!(
+        !requests
+            .iter()
+            .any(|request| request.contains("/scaledobjects")),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_pinned_at_its_maximum_in_a_full_pool_is_reported_with_the_pool() {
+    let mut objects = cluster_objects();
+    for object in &mut objects {
+        if object["metadata"]["name"] == "jetstream-hpa" {
+            object["spec"]["maxReplicas"] = json!(2);
+            object["status"] = json!({"currentReplicas": 2, "desiredReplicas": 2, "conditions": [
+                {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale"},
+                {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
+                {"type": "ScalingLimited", "status": "True", "reason": "TooManyReplicas",
+                 "message": "the desired replica count is more than the maximum replica count"}]});
+        }
+    }
+    let store = apiserver::store(objects, &[]);
+    let output = audit(&store, &["--format=json", "--fail-on=never"]).await;
+    let found = findings(&output);
+    let pinned = found
+        .iter()
+        .find(|finding| {
+            finding["rule"] == "hpa-status-unhealthy"
+                && finding["object"]["name"] == "jetstream-hpa"
+        })
+        .unwrap_or_else(|| panic!("pinned HPA not reported: {found:?}"));
+    assert_eq!(pinned["pointer"], "/status/conditions/2/reason");
+    let text = format!("{} {}", pinned["message"], pinned["help"]);
+    assert!(
+        text.contains("16 chips") && text.contains("2 replicas of 8"),
+        "{text}"
+    );
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_reports_follow_the_v1alpha2_schema() {
+    let store = apiserver::store(cluster_objects(), &[]);
+    let output = audit(&store, &["-A", "--format=policyreport"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let reports = documents(&stdout(&output));
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            common::root().join("testdata/schemas/policyreport-v1alpha2.json"),
+        )
+        .expect("schema"),
+    )
+    .expect("schema JSON");
+    for report in &reports {
+        let definition = match report["kind"].as_str() {
+            Some("PolicyReport") => &schema["definitions"]["PolicyReport"],
+            Some("ClusterPolicyReport") => &schema["definitions"]["ClusterPolicyReport"],
+            other => panic!("unexpected kind {other:?}"),
+        };
+        let mut document = definition.clone();
+        document["definitions"] = schema["definitions"].clone();
+        let validator = jsonschema::validator_for(&document).expect("schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(report)
+            .map(|error| error.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}\n{report}");
+    }
+    let kinds: Vec<&str> = reports
+        .iter()
+        .filter_map(|report| report["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|kind| **kind == "ClusterPolicyReport")
+            .count(),
+        1
+    );
+    let default = reports
+        .iter()
+        .find(|report| report["metadata"]["namespace"] == "default")
+        .expect("default's report");
+    let results = default["results"].as_array().expect("results");
+    let lowercase = results
+        .iter()
+        .find(|result| result["rule"] == "metric-name-lowercase")
+        .expect("the uppercase metric");
+    assert_eq!(lowercase["result"], "fail");
+    assert_eq!(lowercase["policy"], "infergate");
+    assert_eq!(lowercase["source"], "infergate");
+    assert_eq!(lowercase["resources"][0]["kind"], "HorizontalPodAutoscaler");
+    assert_eq!(
+        lowercase["resources"][0]["uid"],
+        "0b6c1a52-3f0e-4d55-9a2e-000000000002"
+    );
+    assert_eq!(
+        lowercase["properties"]["field"],
+        "spec.metrics[0].external.metric.name"
+    );
+    let pool = results
+        .iter()
+        .find(|result| result["rule"] == "max-replicas-chip-pool")
+        .expect("the pool");
+    assert_eq!(
+        (pool["result"].as_str(), pool["severity"].as_str()),
+        (Some("warn"), Some("medium"))
+    );
+    let count = |result: &str| {
+        results
+            .iter()
+            .filter(|entry| entry["result"] == result)
+            .count()
+    };
+    assert_eq!(default["summary"]["fail"], count("fail"));
+    assert_eq!(default["summary"]["warn"], count("warn"));
+    let serving = reports
+        .iter()
+        .find(|report| report["metadata"]["namespace"] == "serving")
+        .expect("serving's report");
+    assert!(serving["results"].as_array().is_some_and(|results| results
+        .iter()
+        .any(|result| result["rule"] == "hf-home-shm-for-large-models")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_reports_replace_the_earlier_ones() {
+    let mut objects = cluster_objects();
+    // A report of an earlier run in a namespace with nothing left to audit,
+    // and another tool's report that must stay.
+    objects.push(
+        json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+        "metadata": {"name": "infergate", "namespace": "gone",
+            "labels": {"app.kubernetes.io/managed-by": "infergate"}}, "results": []}),
+    );
+    objects.push(
+        json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+        "metadata": {"name": "kyverno", "namespace": "gone",
+            "labels": {"app.kubernetes.io/managed-by": "kyverno"}}, "results": []}),
+    );
+    let store = apiserver::store(objects, &[]);
+    let output = audit(&store, &["--format=json", "--write-reports"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("deleted 1 earlier"),
+        "{}",
+        stderr(&output)
+    );
+    let held = store.lock().expect("store");
+    let reports: Vec<&Value> = held
+        .objects
+        .iter()
+        .filter(|object| object["apiVersion"] == "wgpolicyk8s.io/v1alpha2")
+        .collect();
+    let names: Vec<String> = reports
+        .iter()
+        .map(|report| {
+            format!(
+                "{}/{}/{}",
+                report["kind"].as_str().unwrap_or_default(),
+                report["metadata"]["namespace"].as_str().unwrap_or("-"),
+                report["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        names.contains(&"PolicyReport/default/infergate".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"PolicyReport/serving/infergate".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"ClusterPolicyReport/-/infergate".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"PolicyReport/gone/kyverno".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"PolicyReport/gone/infergate".to_string()),
+        "{names:?}"
+    );
+    assert!(held
+        .field_managers
+        .iter()
+        .all(|manager| manager == "infergate"));
+    assert_eq!(held.field_managers.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writing_reports_without_the_crd_says_so() {
+    let store = apiserver::store(cluster_objects(), &["wgpolicyk8s.io/v1alpha2"]);
+    let output = audit(&store, &["--format=json", "--write-reports"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("PolicyReport CRD (wgpolicyk8s.io/v1alpha2) is not installed"),
+        "{errors}"
+    );
+    assert!(errors.contains("help:"), "{errors}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_is_a_clear_error() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let kubeconfig = apiserver::kubeconfig_for(addr);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .args([
+            "audit",
+            &format!("--kubeconfig={}", kubeconfig.path().display()),
+        ])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("cannot reach the cluster") && errors.contains("help:"),
+        "{errors}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_carries_the_objects_identity() {
+    let store = apiserver::store(cluster_objects(), &[]);
+    let human = stdout(&audit(&store, &["-A"]).await);
+    assert!(
+        human.contains(
+            "--> default/HorizontalPodAutoscaler/gemma-hpa at spec.metrics[0].external.metric.name"
+        ),
+        "{human}"
+    );
+    assert!(human.contains("from the cluster"), "{human}");
+    let github = stdout(&audit(&store, &["-A", "--format=github"]).await);
+    assert!(
+        github.lines().all(|line| !line.contains("file=")),
+        "{github}"
+    );
+    assert!(
+        github.contains(
+            "default/HorizontalPodAutoscaler/gemma-hpa at spec.metrics[0].external.metric.name"
+        ),
+        "{github}"
+    );
+    let sarif: Value =
+        serde_json::from_slice(&audit(&store, &["-A", "--format=sarif"]).await.stdout)
+            .expect("SARIF");
+    let results = sarif["runs"][0]["results"].as_array().expect("results");
+    assert!(!results.is_empty());
+    for result in results {
+        let logical = &result["locations"][0]["logicalLocations"][0];
+        assert!(
+            logical["fullyQualifiedName"]
+                .as_str()
+                .is_some_and(|name| name.contains('/')),
+            "{result}"
+        );
+        assert!(
+            result["locations"][0].get("physicalLocation").is_none(),
+            "{result}"
+        );
+    }
+}
