@@ -110,10 +110,16 @@ pub fn high_water_mark(pid: u32) -> Option<u64> {
 
 /// Peak RSS (bytes) and seconds of `infergate lint --format json PATH`.
 pub fn measure(path: &Path) -> std::io::Result<(u64, f64)> {
+    let path = path.display().to_string();
+    measure_run(&["lint", "--format", "json", &path])
+}
+
+/// Peak RSS (bytes) and seconds of the binary run with `args`, its output
+/// discarded.
+pub fn measure_run(args: &[&str]) -> std::io::Result<(u64, f64)> {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_infergate"))
-        .args(["lint", "--format", "json"])
-        .arg(path)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
