@@ -29,6 +29,7 @@ pub mod rules;
 pub mod schema;
 pub mod selection;
 pub mod serving;
+pub mod simulate;
 pub mod source;
 pub mod suggest;
 pub mod webhook;

@@ -77,6 +77,7 @@ pub struct Policy {
     pub metric_semantics: MetricSemantics,
     pub hpa_behavior: HpaBehavior,
     pub hpa_status: HpaStatus,
+    pub hpa_controller: HpaController,
     pub placeholders: Placeholders,
     pub models: Models,
     pub accelerator_pools: Vec<AcceleratorPool>,
@@ -542,6 +543,42 @@ pub struct NamespaceLabel {
 pub struct Exporter {
     pub metrics: Pattern,
     pub pod_monitoring_hint: String,
+}
+
+/// The HPA controller's constants and the apiserver's default behavior
+/// (rules/hpa.yaml), which `infergate simulate` replays.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HpaController {
+    pub sync_period_seconds: f64,
+    pub tolerance: f64,
+    pub downscale_stabilization_seconds: f64,
+    pub scale_up_limit_factor: f64,
+    pub scale_up_limit_minimum: f64,
+    pub default_scale_up: ScalingRules,
+    pub default_scale_down: ScalingRules,
+}
+
+/// `HPAScalingRules` of autoscaling/v2: one direction of a behavior.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    #[serde(default)]
+    pub stabilization_window_seconds: Option<i64>,
+    #[serde(default)]
+    pub select_policy: Option<String>,
+    #[serde(default)]
+    pub policies: Option<Vec<ScalingPolicy>>,
+}
+
+/// `HPAScalingPolicy`: at most `value` pods or percent per `period_seconds`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicy {
+    #[serde(rename = "type")]
+    pub policy_type: String,
+    pub value: i64,
+    pub period_seconds: i64,
 }
 
 /// What an HPA's own status says about its health (rules/hpa.yaml).

@@ -407,6 +407,24 @@ impl LoadEstimate {
     }
 }
 
+/// The slowest load estimate of a workload's serving containers: how long
+/// its pods take to become Ready.
+pub fn slowest_load(
+    workload: &crate::object::Object,
+    policy: &crate::policy::Policy,
+) -> Option<LoadEstimate> {
+    crate::workload::pod_templates(workload)
+        .iter()
+        .flat_map(|template| {
+            template
+                .main_containers()
+                .into_iter()
+                .filter_map(|container| load_estimate(workload, template, &container, policy))
+                .collect::<Vec<_>>()
+        })
+        .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
+}
+
 /// The load estimate of a container: its model's size (as
 /// hf-home-shm-for-large-models finds it) over the policy's throughput
 /// for a download or a volume (`serving.startup`), plus the server's own

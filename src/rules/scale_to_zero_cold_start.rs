@@ -7,7 +7,6 @@ use crate::model;
 use crate::object::Object;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 use crate::serving;
-use crate::workload::pod_templates;
 
 declare_rule! {
     /// ## What it does
@@ -90,18 +89,7 @@ impl Rule for ScaleToZeroColdStart {
         if cx.inference_reason(target).is_none() {
             return;
         }
-        let slowest = pod_templates(target)
-            .iter()
-            .flat_map(|template| {
-                template
-                    .main_containers()
-                    .into_iter()
-                    .filter_map(|container| {
-                        serving::load_estimate(target, template, &container, cx.policy)
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .max_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        let slowest = serving::slowest_load(target, cx.policy);
         let Some(load) = slowest else { return };
         if load.seconds < cx.policy.keda.cold_start_seconds.0 {
             return;

@@ -1,0 +1,769 @@
+//! The Kubernetes HPA controller's decision, one sync period at a time:
+//! pkg/controller/podautoscaler/replica_calculator.go (replicas per
+//! metric) and horizontal.go (the max over metrics, stabilization, scaling
+//! policies, bounds), releases 1.33-1.36. Each function names the Go
+//! function it follows.
+
+use super::hpa::{Behavior, PolicyKind, Rules, Select, SimulatedHpa, TargetKind};
+use crate::policy::HpaController;
+
+/// What the controller reads for one metric at one sync.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    /// Per-pod values (Pods, Resource): `value` from each of `reporting`
+    /// pods; `missing` pods of the scale target report nothing (running,
+    /// not Ready yet).
+    PerPod {
+        value: f64,
+        reporting: i64,
+        missing: i64,
+    },
+    /// An External or Object metric's total, with the Ready pods.
+    Total { value: f64, ready: i64 },
+}
+
+/// The (scale-down, scale-up) tolerance band around a usage ratio of 1
+/// (`Tolerances.isWithin`).
+fn within(ratio: f64, (down, up): (f64, f64)) -> bool {
+    (1.0 - down) <= ratio && ratio <= (1.0 + up)
+}
+
+/// Quantities are compared as milli-values (`MilliValue()` rounds up).
+fn milli(value: f64) -> i64 {
+    (value * 1000.0).ceil() as i64
+}
+
+/// `GetMetricUsageRatio`: the integer average of the milli-values over
+/// their count, against the target.
+fn usage_ratio(values: &[i64], target_milli: i64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let average = values.iter().sum::<i64>() / values.len() as i64;
+    average as f64 / target_milli as f64
+}
+
+/// `calcPlainMetricReplicas`, for pods that all see the same value: the
+/// ready pods' average against the target; on a scale-up the pods
+/// without a metric count as using nothing, on a scale-down as using
+/// exactly the target, and a change the missing pods would reverse is
+/// none. `None`: no pod reports (the controller's error "did not receive
+/// metrics for targeted pods").
+pub fn plain_metric_replicas(
+    current: i64,
+    value: f64,
+    reporting: i64,
+    missing: i64,
+    target: f64,
+    tolerances: (f64, f64),
+) -> Option<i64> {
+    if reporting <= 0 {
+        return None;
+    }
+    let target_milli = milli(target).max(1);
+    let mut values = vec![milli(value); reporting as usize];
+    let ratio = usage_ratio(&values, target_milli);
+    if missing == 0 {
+        if within(ratio, tolerances) {
+            return Some(current);
+        }
+        return Some((ratio * reporting as f64).ceil() as i64);
+    }
+    if ratio < 1.0 {
+        values.extend(std::iter::repeat_n(target_milli, missing as usize));
+    } else if ratio > 1.0 {
+        values.extend(std::iter::repeat_n(0, missing as usize));
+    }
+    let new_ratio = usage_ratio(&values, target_milli);
+    if within(new_ratio, tolerances)
+        || (ratio < 1.0 && new_ratio > 1.0)
+        || (ratio > 1.0 && new_ratio < 1.0)
+    {
+        return Some(current);
+    }
+    let proposed = (new_ratio * values.len() as f64).ceil() as i64;
+    if (new_ratio < 1.0 && proposed > current) || (new_ratio > 1.0 && proposed < current) {
+        return Some(current);
+    }
+    Some(proposed)
+}
+
+/// `getUsageRatioReplicaCount` (External and Object with a Value target):
+/// the ratio of the total to the target, times the Ready pods.
+pub fn value_replicas(
+    current: i64,
+    total: f64,
+    ready: i64,
+    target: f64,
+    tolerances: (f64, f64),
+) -> i64 {
+    let ratio = milli(total) as f64 / milli(target).max(1) as f64;
+    if current == 0 {
+        return ratio.ceil() as i64;
+    }
+    if within(ratio, tolerances) {
+        return current;
+    }
+    (ratio * ready as f64).ceil() as i64
+}
+
+/// `GetExternalPerPodMetricReplicas` and `GetObjectPerPodMetricReplicas`
+/// (AverageValue): the total over the target, against the pods that
+/// exist; their readiness does not enter.
+pub fn average_value_replicas(
+    status_replicas: i64,
+    total: f64,
+    target: f64,
+    tolerances: (f64, f64),
+) -> i64 {
+    let (total, target) = (milli(total) as f64, milli(target).max(1) as f64);
+    let ratio = total / (target * status_replicas.max(1) as f64);
+    if within(ratio, tolerances) {
+        status_replicas
+    } else {
+        (total / target).ceil() as i64
+    }
+}
+
+/// Why the desired count is what it is, for the series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// The metric that asked for the most replicas.
+    Metric(String),
+    /// Every metric within its tolerance.
+    Tolerance,
+    /// No metric could be read: no change.
+    NoMetrics,
+    /// A stabilization window held the recommendation.
+    Stabilized {
+        direction: &'static str,
+        from: i64,
+    },
+    /// A scaling policy (or the legacy scale-up limit) held the change.
+    Policy {
+        direction: &'static str,
+        from: i64,
+    },
+    MaxReplicas {
+        from: i64,
+    },
+    MinReplicas {
+        from: i64,
+    },
+    Disabled {
+        direction: &'static str,
+        from: i64,
+    },
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Metric(name) => write!(f, "{name} decided"),
+            Self::Tolerance => f.write_str("within tolerance"),
+            Self::NoMetrics => f.write_str("no metric from a Ready pod: no change"),
+            Self::Stabilized { direction, from } => {
+                let kept = if *direction == "scale-up" {
+                    "lowest"
+                } else {
+                    "highest"
+                };
+                write!(f, "{direction} window kept the {kept} recent recommendation (metrics asked {from})")
+            }
+            Self::Policy { direction, from } => {
+                write!(
+                    f,
+                    "{direction} policy limited the change (metrics asked {from})"
+                )
+            }
+            Self::MaxReplicas { from } => write!(f, "maxReplicas (metrics asked {from})"),
+            Self::MinReplicas { from } => write!(f, "minReplicas (metrics asked {from})"),
+            Self::Disabled { direction, from } => {
+                write!(
+                    f,
+                    "{direction} disabled by selectPolicy (metrics asked {from})"
+                )
+            }
+        }
+    }
+}
+
+/// The controller's memory of one HPA: its recommendations and scale
+/// events, as horizontal.go keeps them per HPA key.
+pub struct Controller<'a> {
+    hpa: &'a SimulatedHpa,
+    config: &'a HpaController,
+    recommendations: Vec<(f64, i64)>,
+    scale_up_events: Vec<(f64, i64)>,
+    scale_down_events: Vec<(f64, i64)>,
+}
+
+impl<'a> Controller<'a> {
+    pub fn new(hpa: &'a SimulatedHpa, config: &'a HpaController) -> Self {
+        Self {
+            hpa,
+            config,
+            recommendations: Vec::new(),
+            scale_up_events: Vec::new(),
+            scale_down_events: Vec::new(),
+        }
+    }
+
+    /// `computeReplicasForMetrics`: the largest proposal over the metrics;
+    /// none when every metric failed, or when some failed and the others
+    /// would scale down.
+    fn metrics_proposal(&self, current: i64, readings: &[Reading]) -> Option<(i64, Reason)> {
+        let tolerances = self.hpa.tolerances();
+        let mut best: Option<(i64, Reason)> = None;
+        let mut invalid = 0;
+        for (metric, reading) in self.hpa.metrics.iter().zip(readings) {
+            let proposal = match (metric.kind, *reading) {
+                (
+                    TargetKind::PodsAverage | TargetKind::Utilization,
+                    Reading::PerPod {
+                        value,
+                        reporting,
+                        missing,
+                    },
+                ) => plain_metric_replicas(
+                    current,
+                    value,
+                    reporting,
+                    missing,
+                    metric.target,
+                    tolerances,
+                ),
+                (TargetKind::Value, Reading::Total { value, ready }) => Some(value_replicas(
+                    current,
+                    value,
+                    ready,
+                    metric.target,
+                    tolerances,
+                )),
+                (TargetKind::AverageValue, Reading::Total { value, .. }) => Some(
+                    average_value_replicas(current, value, metric.target, tolerances),
+                ),
+                _ => None,
+            };
+            let Some(proposal) = proposal else {
+                invalid += 1;
+                continue;
+            };
+            if best
+                .as_ref()
+                .is_none_or(|(replicas, _)| proposal > *replicas)
+            {
+                let reason = if proposal == current {
+                    Reason::Tolerance
+                } else {
+                    Reason::Metric(metric.name.clone())
+                };
+                best = Some((proposal, reason));
+            }
+        }
+        let (replicas, reason) = best?;
+        if invalid > 0 && replicas < current {
+            return None;
+        }
+        Some((replicas, reason))
+    }
+
+    /// One sync (`reconcileAutoscaler`): the replicas to set, from the
+    /// current ones and what the metrics read.
+    pub fn sync(&mut self, now: f64, current: i64, readings: &[Reading]) -> (i64, Reason) {
+        let (min, max) = (self.hpa.min_replicas, self.hpa.max_replicas);
+        if current > max {
+            return self.record(now, current, max, Reason::MaxReplicas { from: current });
+        }
+        if current < min {
+            return self.record(now, current, min, Reason::MinReplicas { from: current });
+        }
+        let Some((proposal, reason)) = self.metrics_proposal(current, readings) else {
+            return (current, Reason::NoMetrics);
+        };
+        let (desired, reason) = match self.hpa.behavior.clone() {
+            None => self.normalize_legacy(now, current, proposal, reason),
+            Some(behavior) => {
+                self.normalize_with_behavior(now, current, proposal, reason, &behavior)
+            }
+        };
+        self.record(now, current, desired, reason)
+    }
+
+    fn record(&mut self, now: f64, current: i64, desired: i64, reason: Reason) -> (i64, Reason) {
+        if desired != current {
+            self.store_scale_event(now, current, desired);
+        }
+        (desired, reason)
+    }
+
+    /// `normalizeDesiredReplicas` (no behavior): the highest recommendation
+    /// of the downscale window, then `convertDesiredReplicasWithRules`.
+    fn normalize_legacy(
+        &mut self,
+        now: f64,
+        current: i64,
+        proposal: i64,
+        reason: Reason,
+    ) -> (i64, Reason) {
+        let window = self.config.downscale_stabilization_seconds;
+        let cutoff = now - window;
+        // `stabilizeRecommendation`: samples not before the cutoff count.
+        let stabilized = self
+            .recommendations
+            .iter()
+            .filter(|(at, _)| *at >= cutoff)
+            .map(|(_, replicas)| *replicas)
+            .fold(proposal, i64::max);
+        self.recommendations.retain(|(at, _)| *at >= cutoff);
+        self.recommendations.push((now, proposal));
+        let mut reason = reason;
+        if stabilized != proposal {
+            reason = Reason::Stabilized {
+                direction: "scale-down",
+                from: proposal,
+            };
+        }
+        let scale_up_limit = (self.config.scale_up_limit_factor * current as f64)
+            .max(self.config.scale_up_limit_minimum) as i64;
+        let (maximum, limiting) = if self.hpa.max_replicas > scale_up_limit {
+            (
+                scale_up_limit,
+                Reason::Policy {
+                    direction: "scale-up",
+                    from: stabilized,
+                },
+            )
+        } else {
+            (
+                self.hpa.max_replicas,
+                Reason::MaxReplicas { from: stabilized },
+            )
+        };
+        if stabilized < self.hpa.min_replicas {
+            return (
+                self.hpa.min_replicas,
+                Reason::MinReplicas { from: stabilized },
+            );
+        }
+        if stabilized > maximum {
+            return (maximum, limiting);
+        }
+        (stabilized, reason)
+    }
+
+    /// `normalizeDesiredReplicasWithBehaviors`:
+    /// `stabilizeRecommendationWithBehaviors`, then
+    /// `convertDesiredReplicasWithBehaviorRate`.
+    fn normalize_with_behavior(
+        &mut self,
+        now: f64,
+        current: i64,
+        proposal: i64,
+        reason: Reason,
+        behavior: &Behavior,
+    ) -> (i64, Reason) {
+        let up_cutoff = now - behavior.scale_up.stabilization_seconds;
+        let down_cutoff = now - behavior.scale_down.stabilization_seconds;
+        let mut up = proposal;
+        let mut down = proposal;
+        for (at, replicas) in &self.recommendations {
+            if *at > up_cutoff {
+                up = up.min(*replicas);
+            }
+            if *at > down_cutoff {
+                down = down.max(*replicas);
+            }
+        }
+        let oldest = up_cutoff.min(down_cutoff);
+        self.recommendations.retain(|(at, _)| *at > oldest);
+        self.recommendations.push((now, proposal));
+        let stabilized = current.max(up).min(down);
+        let mut reason = reason;
+        if stabilized != proposal {
+            reason = Reason::Stabilized {
+                direction: if proposal >= current {
+                    "scale-up"
+                } else {
+                    "scale-down"
+                },
+                from: proposal,
+            };
+        }
+        if stabilized > current {
+            let rules = &behavior.scale_up;
+            let limit = scale_up_limit(current, &self.scale_up_events, rules, now).max(current);
+            let (maximum, limiting) = if self.hpa.max_replicas > limit {
+                let limiting = if rules.select == Select::Disabled {
+                    Reason::Disabled {
+                        direction: "scale-up",
+                        from: stabilized,
+                    }
+                } else {
+                    Reason::Policy {
+                        direction: "scale-up",
+                        from: stabilized,
+                    }
+                };
+                (limit, limiting)
+            } else {
+                (
+                    self.hpa.max_replicas,
+                    Reason::MaxReplicas { from: stabilized },
+                )
+            };
+            if stabilized > maximum {
+                return (maximum, limiting);
+            }
+        } else if stabilized < current {
+            let rules = &behavior.scale_down;
+            let limit = scale_down_limit(current, &self.scale_down_events, rules, now).min(current);
+            let (minimum, limiting) = if self.hpa.min_replicas < limit {
+                let limiting = if rules.select == Select::Disabled {
+                    Reason::Disabled {
+                        direction: "scale-down",
+                        from: stabilized,
+                    }
+                } else {
+                    Reason::Policy {
+                        direction: "scale-down",
+                        from: stabilized,
+                    }
+                };
+                (limit, limiting)
+            } else {
+                (
+                    self.hpa.min_replicas,
+                    Reason::MinReplicas { from: stabilized },
+                )
+            };
+            if stabilized < minimum {
+                return (minimum, limiting);
+            }
+        }
+        (stabilized, reason)
+    }
+
+    /// `storeScaleEvent`: only with a behavior; events older than the
+    /// direction's longest policy period are dropped.
+    fn store_scale_event(&mut self, now: f64, previous: i64, new: i64) {
+        let Some(behavior) = &self.hpa.behavior else {
+            return;
+        };
+        let longest = |rules: &Rules| {
+            rules
+                .policies
+                .iter()
+                .map(|(_, _, period)| *period)
+                .fold(0.0, f64::max)
+        };
+        if new > previous {
+            let keep = now - longest(&behavior.scale_up);
+            self.scale_up_events.retain(|(at, _)| *at > keep);
+            self.scale_up_events.push((now, new - previous));
+        } else {
+            let keep = now - longest(&behavior.scale_down);
+            self.scale_down_events.retain(|(at, _)| *at > keep);
+            self.scale_down_events.push((now, previous - new));
+        }
+    }
+}
+
+/// `getReplicasChangePerPeriod`: the replicas added (or removed) by the
+/// events within the last `period` seconds.
+fn change_in_period(events: &[(f64, i64)], period: f64, now: f64) -> i64 {
+    let cutoff = now - period;
+    events
+        .iter()
+        .filter(|(at, _)| *at > cutoff)
+        .map(|(_, change)| *change)
+        .sum()
+}
+
+/// `calculateScaleUpLimitWithScalingRules`.
+pub fn scale_up_limit(current: i64, events: &[(f64, i64)], rules: &Rules, now: f64) -> i64 {
+    let pick: fn(i64, i64) -> i64 = match rules.select {
+        Select::Disabled => return current,
+        Select::Min => i64::min,
+        Select::Max => i64::max,
+    };
+    let mut result = if rules.select == Select::Min {
+        i64::MAX
+    } else {
+        i64::MIN
+    };
+    for (kind, value, period) in &rules.policies {
+        let start = current - change_in_period(events, *period, now);
+        let proposed = match kind {
+            PolicyKind::Pods => start + value,
+            // Rounded up, or a small count would never grow.
+            PolicyKind::Percent => (start as f64 * (1.0 + *value as f64 / 100.0)).ceil() as i64,
+        };
+        result = pick(result, proposed);
+    }
+    result
+}
+
+/// `calculateScaleDownLimitWithBehaviors`: the least change (`Min`)
+/// leaves the most replicas.
+pub fn scale_down_limit(current: i64, events: &[(f64, i64)], rules: &Rules, now: f64) -> i64 {
+    let pick: fn(i64, i64) -> i64 = match rules.select {
+        Select::Disabled => return current,
+        Select::Min => i64::max,
+        Select::Max => i64::min,
+    };
+    let mut result = if rules.select == Select::Min {
+        i64::MIN
+    } else {
+        i64::MAX
+    };
+    for (kind, value, period) in &rules.policies {
+        let start = current + change_in_period(events, *period, now);
+        let proposed = match kind {
+            PolicyKind::Pods => start - value,
+            PolicyKind::Percent => (start as f64 * (1.0 - *value as f64 / 100.0)) as i64,
+        };
+        result = pick(result, proposed);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::hpa::{MetricTarget, SimulatedHpa};
+
+    const TOLERANCE: (f64, f64) = (0.1, 0.1);
+
+    fn rules(select: Select, policies: Vec<(PolicyKind, i64, f64)>, window: f64) -> Rules {
+        Rules {
+            stabilization_seconds: window,
+            select,
+            policies,
+            tolerance: 0.1,
+        }
+    }
+
+    fn hpa(behavior: Option<Behavior>, min: i64, max: i64) -> SimulatedHpa {
+        SimulatedHpa {
+            namespace: None,
+            name: "test".to_string(),
+            min_replicas: min,
+            max_replicas: max,
+            metrics: vec![MetricTarget {
+                name: "queue".to_string(),
+                source: "Pods".to_string(),
+                kind: TargetKind::PodsAverage,
+                target: 0.1,
+            }],
+            behavior,
+            tolerance: 0.1,
+            notes: Vec::new(),
+        }
+    }
+
+    fn config() -> HpaController {
+        crate::policy::Policy::built_in()
+            .expect("policy")
+            .hpa_controller
+            .clone()
+    }
+
+    fn per_pod(value: f64, reporting: i64, missing: i64) -> Reading {
+        Reading::PerPod {
+            value,
+            reporting,
+            missing,
+        }
+    }
+
+    /// kubernetes.io, "Horizontal Pod Autoscaling", algorithm details: a
+    /// metric at 200m against 100m doubles the replicas, 50m halves them;
+    /// a ratio within the 0.1 tolerance changes nothing.
+    #[test]
+    fn the_documented_ratio_examples() {
+        assert_eq!(plain_metric_replicas(1, 0.2, 1, 0, 0.1, TOLERANCE), Some(2));
+        assert_eq!(
+            plain_metric_replicas(4, 0.05, 4, 0, 0.1, TOLERANCE),
+            Some(2)
+        );
+        assert_eq!(
+            plain_metric_replicas(4, 0.105, 4, 0, 0.1, TOLERANCE),
+            Some(4)
+        );
+        assert_eq!(
+            plain_metric_replicas(4, 0.111, 4, 0, 0.1, TOLERANCE),
+            Some(5)
+        );
+        assert_eq!(plain_metric_replicas(4, 0.2, 0, 4, 0.1, TOLERANCE), None);
+    }
+
+    /// calcPlainMetricReplicas: pods without a metric count as using
+    /// nothing on a scale-up and the target on a scale-down, and a change
+    /// they would reverse is none.
+    #[test]
+    fn missing_pods_damp_both_directions() {
+        // 2 of 4 pods report 400m against 100m: (400+400+0+0)/4 = 200m.
+        assert_eq!(plain_metric_replicas(4, 0.4, 2, 2, 0.1, TOLERANCE), Some(8));
+        // Without the missing pods it would be ceil(4 x 2) = 8 as well,
+        // but at 200m on 2 pods the missing ones reverse it: 1.0 -> keep.
+        assert_eq!(plain_metric_replicas(4, 0.2, 2, 2, 0.1, TOLERANCE), Some(4));
+        // Scale-down: (20+20+100+100)/4 = 60m -> ceil(0.6 x 4) = 3, not 1.
+        assert_eq!(
+            plain_metric_replicas(4, 0.02, 2, 2, 0.1, TOLERANCE),
+            Some(3)
+        );
+        assert_eq!(
+            plain_metric_replicas(2, 0.02, 2, 0, 0.1, TOLERANCE),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn external_targets_follow_their_type() {
+        // Value: the total against the target, times the Ready pods.
+        assert_eq!(value_replicas(2, 30.0, 2, 10.0, TOLERANCE), 6);
+        assert_eq!(value_replicas(2, 10.5, 2, 10.0, TOLERANCE), 2);
+        // AverageValue: the total over the target, whatever is Ready.
+        assert_eq!(average_value_replicas(2, 30.0, 10.0, TOLERANCE), 3);
+        assert_eq!(average_value_replicas(3, 31.0, 10.0, TOLERANCE), 3);
+    }
+
+    /// The default scale-up (4 pods or 100 % every 15 s, the larger).
+    #[test]
+    fn default_scale_up_policies_take_the_larger() {
+        let config = config();
+        let hpa = hpa(
+            Some(Behavior {
+                scale_up: rules(
+                    Select::Max,
+                    vec![
+                        (PolicyKind::Pods, 4, 15.0),
+                        (PolicyKind::Percent, 100, 15.0),
+                    ],
+                    0.0,
+                ),
+                scale_down: rules(Select::Max, vec![(PolicyKind::Percent, 100, 15.0)], 300.0),
+            }),
+            1,
+            100,
+        );
+        let up = &hpa.behavior.as_ref().expect("behavior").scale_up;
+        assert_eq!(scale_up_limit(1, &[], up, 0.0), 5);
+        assert_eq!(scale_up_limit(10, &[], up, 0.0), 20);
+        // 6 added 10 s ago count against this period: from 4 -> 8.
+        assert_eq!(scale_up_limit(10, &[(-10.0, 6)], up, 0.0), 8);
+        let mut controller = Controller::new(&hpa, &config);
+        // 1 pod at 30x the target: 5, then 10, then 20 (15 s apart).
+        assert_eq!(controller.sync(0.0, 1, &[per_pod(3.0, 1, 0)]).0, 5);
+        assert_eq!(controller.sync(15.0, 5, &[per_pod(0.6, 5, 0)]).0, 10);
+        assert_eq!(controller.sync(30.0, 10, &[per_pod(0.3, 10, 0)]).0, 20);
+    }
+
+    /// kubernetes.io, "Horizontal Pod Autoscaling", scaling policies:
+    /// Pods 4 and Percent 10 a minute, the larger: 80 replicas go to 72,
+    /// then 64 (10 % of 72 rounds the pods removed up to 8).
+    #[test]
+    fn the_documented_scale_down_policy_example() {
+        let config = config();
+        let hpa = hpa(
+            Some(Behavior {
+                scale_up: rules(Select::Max, vec![(PolicyKind::Pods, 4, 15.0)], 0.0),
+                scale_down: rules(
+                    Select::Max,
+                    vec![(PolicyKind::Pods, 4, 60.0), (PolicyKind::Percent, 10, 60.0)],
+                    0.0,
+                ),
+            }),
+            1,
+            100,
+        );
+        let mut controller = Controller::new(&hpa, &config);
+        let low = |pods| per_pod(0.0125, pods, 0);
+        assert_eq!(controller.sync(0.0, 80, &[low(80)]).0, 72);
+        // Within the same minute the 8 removed count: no more.
+        assert_eq!(controller.sync(15.0, 72, &[low(72)]).0, 72);
+        assert_eq!(controller.sync(60.0, 72, &[low(72)]).0, 64);
+        // With 40 or fewer the Pods policy (4) is the larger change.
+        assert_eq!(controller.sync(120.0, 40, &[low(40)]).0, 36);
+    }
+
+    #[test]
+    fn stabilization_windows_hold_recommendations() {
+        let config = config();
+        // Legacy: the highest recommendation of the last 300 s.
+        let legacy = hpa(None, 1, 10);
+        let mut controller = Controller::new(&legacy, &config);
+        assert_eq!(controller.sync(0.0, 5, &[per_pod(0.1, 5, 0)]).0, 5);
+        let (held, reason) = controller.sync(15.0, 5, &[per_pod(0.02, 5, 0)]);
+        assert_eq!(held, 5);
+        assert!(matches!(reason, Reason::Stabilized { .. }), "{reason}");
+        // 300 s after the last recommendation of 5, it counts no more.
+        assert_eq!(controller.sync(300.0, 5, &[per_pod(0.02, 5, 0)]).0, 5);
+        assert_eq!(controller.sync(316.0, 5, &[per_pod(0.02, 5, 0)]).0, 1);
+        // Legacy scale-up: at most twice the replicas, or 4.
+        let mut controller = Controller::new(&legacy, &config);
+        assert_eq!(controller.sync(0.0, 1, &[per_pod(1.0, 1, 0)]).0, 4);
+        assert_eq!(controller.sync(15.0, 4, &[per_pod(1.0, 4, 0)]).0, 8);
+        assert_eq!(controller.sync(30.0, 8, &[per_pod(1.0, 8, 0)]).0, 10);
+        // A scale-up window: the lowest recommendation of its span.
+        let windowed = hpa(
+            Some(Behavior {
+                scale_up: rules(Select::Max, vec![(PolicyKind::Pods, 100, 15.0)], 60.0),
+                scale_down: rules(Select::Max, vec![(PolicyKind::Percent, 100, 15.0)], 0.0),
+            }),
+            1,
+            10,
+        );
+        let mut controller = Controller::new(&windowed, &config);
+        assert_eq!(controller.sync(0.0, 2, &[per_pod(0.1, 2, 0)]).0, 2);
+        assert_eq!(controller.sync(15.0, 2, &[per_pod(0.3, 2, 0)]).0, 2);
+        assert_eq!(controller.sync(75.0, 2, &[per_pod(0.3, 2, 0)]).0, 6);
+    }
+
+    #[test]
+    fn a_disabled_direction_never_moves() {
+        let config = config();
+        let hpa = hpa(
+            Some(Behavior {
+                scale_up: rules(Select::Disabled, vec![(PolicyKind::Pods, 4, 15.0)], 0.0),
+                scale_down: rules(Select::Max, vec![(PolicyKind::Percent, 100, 15.0)], 0.0),
+            }),
+            1,
+            10,
+        );
+        let mut controller = Controller::new(&hpa, &config);
+        let (replicas, reason) = controller.sync(0.0, 2, &[per_pod(1.0, 2, 0)]);
+        assert_eq!(replicas, 2);
+        assert!(matches!(reason, Reason::Disabled { .. }), "{reason}");
+        // Min selects the smaller change: Pods 1 against Percent 100 -> +1.
+        let hpa_min = super::tests::hpa(
+            Some(Behavior {
+                scale_up: rules(
+                    Select::Min,
+                    vec![
+                        (PolicyKind::Pods, 1, 15.0),
+                        (PolicyKind::Percent, 100, 15.0),
+                    ],
+                    0.0,
+                ),
+                scale_down: rules(Select::Max, vec![(PolicyKind::Percent, 100, 15.0)], 0.0),
+            }),
+            1,
+            10,
+        );
+        let mut controller = Controller::new(&hpa_min, &config);
+        assert_eq!(controller.sync(0.0, 2, &[per_pod(1.0, 2, 0)]).0, 3);
+    }
+
+    #[test]
+    fn bounds_and_unreadable_metrics() {
+        let config = config();
+        let bounded = hpa(None, 2, 5);
+        let mut controller = Controller::new(&bounded, &config);
+        assert_eq!(controller.sync(0.0, 7, &[per_pod(0.0, 7, 0)]).0, 5);
+        assert_eq!(controller.sync(15.0, 1, &[per_pod(0.0, 1, 0)]).0, 2);
+        let (kept, reason) = controller.sync(30.0, 3, &[per_pod(0.5, 0, 3)]);
+        assert_eq!((kept, reason), (3, Reason::NoMetrics));
+    }
+}

@@ -1,0 +1,144 @@
+//! `infergate simulate`: replay the Kubernetes HPA controller on a recorded
+//! metric trace and show the replicas it would have set.
+//!
+//! [`hpa`] reads the autoscaler as the controller sees it, [`controller`]
+//! is the controller's decision each sync period, [`trace`] reads CSV and
+//! Prometheus traces, [`run`] drives the replay under the load model, and
+//! [`render`] / [`plot`] present it. The CLI is a thin adapter.
+
+pub mod controller;
+pub mod hpa;
+pub mod plot;
+pub mod render;
+pub mod run;
+pub mod trace;
+
+use serde_json::Value;
+
+use crate::engine::{ClusterFacts, Engine};
+use crate::finding::Applicability;
+use crate::loader::Loaded;
+use crate::object::{Object, PositionMap};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    #[error("{0}")]
+    Hpa(String),
+    #[error("{origin}: {message}")]
+    Trace { origin: String, message: String },
+}
+
+/// The autoscaler to simulate: the one named, else the only one.
+pub fn find_autoscaler(loaded: &Loaded, name: Option<&str>) -> Result<usize, SimulateError> {
+    let autoscalers: Vec<usize> = loaded
+        .objects
+        .iter()
+        .enumerate()
+        .filter(|(_, object)| crate::autoscaler::is_autoscaler(object))
+        .filter(|(_, object)| !crate::autoscaler::is_keda_owned(object))
+        .map(|(index, _)| index)
+        .collect();
+    let label = |index: &usize| {
+        let object = &loaded.objects[*index];
+        format!("{} {}", object.kind(), object.name().unwrap_or("unnamed"))
+    };
+    match name {
+        Some(name) => autoscalers
+            .iter()
+            .copied()
+            .find(|index| loaded.objects[*index].name() == Some(name))
+            .ok_or_else(|| {
+                SimulateError::Hpa(format!(
+                    "no HPA or ScaledObject named `{name}`; the file has {}",
+                    if autoscalers.is_empty() {
+                        "none".to_string()
+                    } else {
+                        autoscalers.iter().map(label).collect::<Vec<_>>().join(", ")
+                    }
+                ))
+            }),
+        None => match autoscalers.as_slice() {
+            [only] => Ok(*only),
+            [] => Err(SimulateError::Hpa(
+                "the file holds no HPA or ScaledObject".to_string(),
+            )),
+            many => Err(SimulateError::Hpa(format!(
+                "the file holds {} autoscalers ({}); pick one with --hpa NAME",
+                many.len(),
+                many.iter().map(label).collect::<Vec<_>>().join(", ")
+            ))),
+        },
+    }
+}
+
+/// How long the autoscaler's workload takes to become Ready: the slowest
+/// model-load estimate of its serving containers (as
+/// model-server-startup-probe computes it), with how it was found.
+pub fn startup_estimate(engine: &Engine, loaded: &Loaded, index: usize) -> Option<(f64, String)> {
+    let facts = ClusterFacts::default();
+    let index_of = crate::engine::Index::new(&loaded.objects, engine.policy());
+    let cx = crate::engine::Context {
+        policy: engine.policy(),
+        objects: &loaded.objects,
+        documents: &loaded.documents,
+        index: &index_of,
+        facts: &facts,
+    };
+    let autoscaler = loaded.objects.get(index)?;
+    let workload = cx.hpa_target(autoscaler)?;
+    let load = crate::serving::slowest_load(workload, engine.policy())?;
+    Some((
+        load.seconds,
+        format!(
+            "model-load estimate of `{}` ({:.0} GB {} at {:.0} MB/s, plus the server's start)",
+            load.model_id,
+            load.bytes / 1e9,
+            load.how(),
+            load.throughput / 1e6
+        ),
+    ))
+}
+
+/// The autoscaler as `lint --fix` would leave it: the safe fixes of the
+/// findings on it, applied round after round until none is left.
+pub fn fixed_autoscaler(engine: &Engine, loaded: &Loaded, index: usize) -> Option<Object> {
+    const ROUNDS: usize = 8;
+    let original = loaded.objects.get(index)?;
+    let mut value = original.value.clone();
+    let mut changed = false;
+    for _ in 0..ROUNDS {
+        let mut round = Loaded {
+            files: loaded.files.clone(),
+            objects: loaded.objects.clone(),
+            documents: Vec::new(),
+            problems: Vec::new(),
+        };
+        round.objects[index] = with_value(original, value.clone())?;
+        let outcome = engine.run(&round, &ClusterFacts::default());
+        let fix = outcome.findings.iter().find_map(|finding| {
+            let fix = finding.fix.as_ref()?;
+            (finding.object_index == Some(index)
+                && finding.suppressed.is_none()
+                && fix.applicability == Applicability::Safe)
+                .then_some(fix)
+        });
+        let Some(fix) = fix else { break };
+        let mut next = value.clone();
+        if json_patch::patch(&mut next, &fix.patch.0).is_err() || next == value {
+            break;
+        }
+        value = next;
+        changed = true;
+    }
+    changed.then(|| with_value(original, value)).flatten()
+}
+
+fn with_value(object: &Object, value: Value) -> Option<Object> {
+    Object::from_value(
+        value,
+        object.source.clone(),
+        object.document,
+        object.base_pointer.clone(),
+        PositionMap::default(),
+    )
+}

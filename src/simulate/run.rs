@@ -1,0 +1,348 @@
+//! The replay: the load a trace carries, pods that take `startup` seconds
+//! to become Ready, and the controller every sync period.
+//!
+//! The load model: a trace recorded at `recorded` pods carries a total
+//! load. A per-pod metric (Pods, Resource, External or Object with an
+//! AverageValue target) read `value` per pod then, so the total is
+//! `value x recorded`; at `n` Ready pods each reports `total / n`. A
+//! Value target (External or Object) is the metric's own total and is
+//! replayed as recorded. A new pod reports nothing until it is Ready; the
+//! controller then treats it as the HPA controller treats a pod with no
+//! metric.
+
+use serde_json::{json, Value};
+
+use super::controller::{Controller, Reading, Reason};
+use super::hpa::{SimulatedHpa, TargetKind};
+use super::trace::{Series, Trace};
+use crate::policy::HpaController;
+
+/// How a replay is set up.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Seconds from a pod's creation to Ready.
+    pub startup: f64,
+    /// Pods at the start (all Ready).
+    pub initial_replicas: i64,
+    /// The pods the trace was recorded at when the trace does not say.
+    pub recorded_replicas: Option<f64>,
+}
+
+/// One sync period of the replay.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// Seconds from the trace's start.
+    pub t: f64,
+    pub desired: i64,
+    pub ready: i64,
+    /// What the controller read for each metric: the per-pod value (the
+    /// total for a Value target); `None` while no pod reports.
+    pub metrics: Vec<Option<f64>>,
+    /// The replicas the load needs with every pod Ready (the largest over
+    /// the metrics, within minReplicas and maxReplicas).
+    pub needed: i64,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub scale_ups: usize,
+    pub scale_downs: usize,
+    pub max_replicas: i64,
+    /// Pod-hours of the pods that existed (Ready or starting).
+    pub replica_hours: f64,
+    /// Minutes a metric read above its target x (1 + tolerance).
+    pub minutes_above_target: f64,
+    /// Seconds from each rise of the needed replicas until that many were
+    /// Ready, or the need fell back to the Ready pods (a rise never met
+    /// counts to the end).
+    pub time_to_needed: Vec<f64>,
+    /// Direction changes within the scale-down stabilization window.
+    pub flaps: usize,
+    pub duration: f64,
+}
+
+pub struct Replay {
+    pub points: Vec<Point>,
+    pub summary: Summary,
+    pub notes: Vec<String>,
+}
+
+/// The series of the HPA's metrics, in its order, found in the trace by
+/// name, by the name without an adapter's prefix and suffix
+/// (`prometheus.googleapis.com|vllm:num_requests_waiting|gauge`), or by
+/// `map` (HPA metric name -> trace series name).
+pub fn match_series<'t>(
+    hpa: &SimulatedHpa,
+    trace: &'t Trace,
+    map: &[(String, String)],
+) -> Result<Vec<&'t Series>, super::SimulateError> {
+    let mut found = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
+    for metric in &hpa.metrics {
+        let mapped = map
+            .iter()
+            .find(|(name, _)| {
+                *name == metric.name || *name == crate::metrics::base_name(&metric.name)
+            })
+            .map(|(_, series)| series.as_str());
+        let base = crate::metrics::base_name(&metric.name);
+        let candidates = [mapped, Some(metric.name.as_str()), Some(base)];
+        let Some((name, series)) = candidates
+            .into_iter()
+            .flatten()
+            .find_map(|name| trace.series.get_key_value(name))
+        else {
+            let known: Vec<&str> = trace.series.keys().map(String::as_str).collect();
+            return Err(super::SimulateError::Trace {
+                origin: "the trace".to_string(),
+                message: format!(
+                    "no series for the HPA's metric `{}`; the trace has {}; name it with --map {}=SERIES",
+                    metric.name,
+                    known.join(", "),
+                    base
+                ),
+            });
+        };
+        used.insert(name.clone());
+        found.push(series);
+    }
+    let replicas_series = map
+        .iter()
+        .find(|(name, _)| name == "replicas")
+        .map(|(_, series)| series.clone());
+    for (name, origin) in &trace.origin {
+        if !used.contains(name) && replicas_series.as_deref() != Some(name.as_str()) {
+            let wanted: Vec<&str> = hpa
+                .metrics
+                .iter()
+                .map(|metric| metric.name.as_str())
+                .collect();
+            return Err(super::SimulateError::Trace {
+                origin: origin.clone(),
+                message: format!(
+                    "`{name}` is none of the HPA's metrics ({}); drop it, or --map it to one",
+                    wanted.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// A pod of the replay: when it was created and when it is Ready.
+#[derive(Debug, Clone, Copy)]
+struct Pod {
+    created: f64,
+    ready_at: f64,
+}
+
+pub fn replay(
+    hpa: &SimulatedHpa,
+    config: &HpaController,
+    trace: &Trace,
+    series: &[&Series],
+    recorded: Option<&Series>,
+    setup: &Setup,
+) -> Replay {
+    let mut notes = hpa.notes.clone();
+    let start = trace.start().unwrap_or(0.0);
+    let end = trace.end().unwrap_or(start);
+    let period = config.sync_period_seconds;
+    let initial = setup
+        .initial_replicas
+        .clamp(hpa.min_replicas, hpa.max_replicas.max(hpa.min_replicas));
+    let default_recorded = setup.recorded_replicas.unwrap_or(initial as f64);
+    if recorded.is_none()
+        && setup.recorded_replicas.is_none()
+        && hpa.metrics.iter().any(|metric| metric.kind.is_per_pod())
+    {
+        notes.push(format!(
+            "the trace gives no replicas column: assumed recorded at {initial} pods (--recorded-replicas sets it)"
+        ));
+    }
+    let mut pods: Vec<Pod> = (0..initial)
+        .map(|_| Pod {
+            created: start - setup.startup,
+            ready_at: start,
+        })
+        .collect();
+    let mut controller = Controller::new(hpa, config);
+    let mut points = Vec::new();
+    let (_, scale_up_tolerance) = hpa.tolerances();
+    let mut summary = Summary::default();
+    let mut step = 0u64;
+    loop {
+        let now = start + step as f64 * period;
+        if now > end {
+            break;
+        }
+        let ready = pods.iter().filter(|pod| pod.ready_at <= now).count() as i64;
+        let current = pods.len() as i64;
+        let recorded_now = recorded
+            .and_then(|series| series.at(now))
+            .unwrap_or(default_recorded)
+            .max(0.0);
+        let mut readings = Vec::new();
+        let mut shown = Vec::new();
+        let mut needed = hpa.min_replicas;
+        let mut above = false;
+        for (metric, samples) in hpa.metrics.iter().zip(series) {
+            let value = samples.at(now).unwrap_or(0.0);
+            let (reading, seen, need) = if metric.kind.is_per_pod() {
+                let total = value * recorded_now;
+                let need = (total / metric.target).ceil() as i64;
+                match metric.kind {
+                    TargetKind::AverageValue => (
+                        Reading::Total {
+                            value: total,
+                            ready,
+                        },
+                        Some(total / current.max(1) as f64),
+                        need,
+                    ),
+                    _ => {
+                        let per_pod = if ready > 0 { total / ready as f64 } else { 0.0 };
+                        (
+                            Reading::PerPod {
+                                value: per_pod,
+                                reporting: ready,
+                                missing: current - ready,
+                            },
+                            (ready > 0).then_some(per_pod),
+                            need,
+                        )
+                    }
+                }
+            } else {
+                // A total that does not follow the pods: the replicas that
+                // bring it to target are unknown, so the current ones
+                // scaled by its ratio.
+                let need = ((value / metric.target) * ready.max(1) as f64).ceil() as i64;
+                (Reading::Total { value, ready }, Some(value), need)
+            };
+            if seen.is_some_and(|seen| seen > metric.target * (1.0 + scale_up_tolerance)) {
+                above = true;
+            }
+            needed = needed.max(need);
+            readings.push(reading);
+            shown.push(seen);
+        }
+        let needed = needed.clamp(hpa.min_replicas, hpa.max_replicas);
+        let (desired, reason) = controller.sync(now, current, &readings);
+        if desired > current {
+            summary.scale_ups += 1;
+            for _ in current..desired {
+                pods.push(Pod {
+                    created: now,
+                    ready_at: now + setup.startup,
+                });
+            }
+        } else if desired < current {
+            summary.scale_downs += 1;
+            // The ReplicaSet controller deletes pods that are not Ready
+            // first, then the newest.
+            pods.sort_by(|a, b| {
+                let ready_a = a.ready_at <= now;
+                let ready_b = b.ready_at <= now;
+                ready_b.cmp(&ready_a).then(a.created.total_cmp(&b.created))
+            });
+            pods.truncate(desired.max(0) as usize);
+        }
+        if above {
+            summary.minutes_above_target += period / 60.0;
+        }
+        summary.replica_hours += pods.len() as f64 * period / 3600.0;
+        summary.max_replicas = summary.max_replicas.max(pods.len() as i64);
+        points.push(Point {
+            t: now - start,
+            desired,
+            ready,
+            metrics: shown,
+            needed,
+            reason,
+        });
+        step += 1;
+    }
+    summary.duration = end - start;
+    summary.time_to_needed = time_to_needed(&points, period);
+    summary.flaps = flaps(&points, hpa, config);
+    Replay {
+        points,
+        summary,
+        notes,
+    }
+}
+
+/// From each rise of `needed` above the Ready pods, the seconds until
+/// that many pods are Ready (or until the end).
+fn time_to_needed(points: &[Point], period: f64) -> Vec<f64> {
+    let mut waits = Vec::new();
+    let mut previous_needed = points.first().map_or(0, |point| point.needed);
+    for (index, point) in points.iter().enumerate() {
+        if point.needed > previous_needed && point.needed > point.ready {
+            let met = points[index..]
+                .iter()
+                // Met, or the need fell back to what is Ready.
+                .find(|later| later.ready >= point.needed.min(later.needed))
+                .map_or_else(
+                    || points.last().map_or(0.0, |last| last.t + period),
+                    |later| later.t,
+                );
+            waits.push(met - point.t);
+        }
+        previous_needed = point.needed;
+    }
+    waits
+}
+
+/// Changes of direction (an increase then a decrease, or the reverse)
+/// closer together than the scale-down stabilization window.
+fn flaps(points: &[Point], hpa: &SimulatedHpa, config: &HpaController) -> usize {
+    let window = hpa
+        .behavior
+        .as_ref()
+        .map_or(config.downscale_stabilization_seconds, |behavior| {
+            behavior.scale_down.stabilization_seconds
+        });
+    let mut last: Option<(f64, i64)> = None;
+    let mut count = 0;
+    let mut previous = points.first().map_or(0, |point| point.desired);
+    for point in points {
+        let direction = (point.desired - previous).signum();
+        if direction != 0 {
+            if let Some((at, last_direction)) = last {
+                if last_direction != direction && point.t - at < window {
+                    count += 1;
+                }
+            }
+            last = Some((point.t, direction));
+        }
+        previous = point.desired;
+    }
+    count
+}
+
+impl Summary {
+    pub fn to_json(&self) -> Value {
+        let mean = if self.time_to_needed.is_empty() {
+            Value::Null
+        } else {
+            json!(self.time_to_needed.iter().sum::<f64>() / self.time_to_needed.len() as f64)
+        };
+        json!({
+            "scaleUps": self.scale_ups,
+            "scaleDowns": self.scale_downs,
+            "maxReplicas": self.max_replicas,
+            "replicaHours": (self.replica_hours * 1000.0).round() / 1000.0,
+            "minutesAboveTarget": (self.minutes_above_target * 100.0).round() / 100.0,
+            "secondsToNeededReplicas": {
+                "each": self.time_to_needed,
+                "mean": mean,
+                "max": self.time_to_needed.iter().copied().reduce(f64::max),
+            },
+            "flaps": self.flaps,
+            "durationSeconds": self.duration,
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! `infergate simulate` as users run it: golden replays of the traces in
+//! testdata/simulate/, comparisons, charts, and bad traces.
+
+mod common;
+
+use std::process::Output;
+
+use serde_json::Value;
+
+fn simulate(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .arg("simulate")
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .expect("run infergate")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut full = args.to_vec();
+    full.push("--format=json");
+    let output = simulate(&full);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+/// (t, desired) at each change of the desired replicas.
+fn changes(series: &Value) -> Vec<(f64, i64)> {
+    let mut found = Vec::new();
+    let mut previous = None;
+    for point in series.as_array().expect("series") {
+        let desired = point["desired"].as_i64().expect("desired");
+        if previous != Some(desired) {
+            found.push((point["t"].as_f64().expect("t"), desired));
+        }
+        previous = Some(desired);
+    }
+    found
+}
+
+const SEED_002: [&str; 4] = [
+    "testdata/simulate/seed-002-gpu-cache.yaml",
+    "--trace",
+    "testdata/simulate/seed-002-gpu-cache.csv",
+    "--startup=30s",
+];
+
+/// Seed 002's `kubectl get hpa -w`: 208m against 100m on one pod at 6m46s
+/// made 3 replicas by 7m1s; 293m at 7m16s, with the two new pods not yet
+/// Ready, changed nothing (the missing pods count as using nothing, and
+/// the ratio they give reverses the direction); the guide's scale-down to
+/// one pod followed the 5-minute downscale window. The replay's syncs run
+/// on a 15 s grid from the first sample (3m37s), so 1 -> 3 lands at 6m52s
+/// and 3 -> 1 at 12m52s: 300 s after the last recommendation of 3 (at
+/// 7m52s, when the new pods' readings brought the average within the
+/// tolerance).
+#[test]
+fn seed_002_replays_as_its_table_shows() {
+    let replay = json(&SEED_002);
+    assert_eq!(
+        changes(&replay["series"]),
+        vec![(0.0, 1), (195.0, 3), (555.0, 1)]
+    );
+    let series = replay["series"].as_array().expect("series");
+    // At 7m16s (t = 219..234) only one pod reports: no overshoot.
+    let at = |t: f64| series.iter().find(|point| point["t"] == t).expect("point");
+    assert_eq!(at(225.0)["desired"], 3);
+    assert_eq!(at(210.0)["ready"], 1);
+    assert_eq!(at(225.0)["ready"], 3);
+    assert_eq!(replay["summary"]["maxReplicas"], 3);
+    assert_eq!(replay["summary"]["scaleUps"], 1);
+    assert_eq!(replay["summary"]["scaleDowns"], 1);
+    assert_eq!(replay["hpa"]["name"], "gpu-hpa-cache");
+    assert_eq!(replay["version"], 1);
+    assert!(at(195.0)["reason"]
+        .as_str()
+        .is_some_and(|reason| reason.contains("gpu_cache_usage_perc")));
+}
+
+#[test]
+fn the_csv_series_is_pinned() {
+    let output = simulate(&[
+        SEED_002[0],
+        SEED_002[1],
+        SEED_002[2],
+        SEED_002[3],
+        "--format=csv",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    insta::assert_snapshot!("seed-002-csv", text(&output.stdout));
+}
+
+const QUEUE: [&str; 3] = [
+    "testdata/simulate/queue-spike.yaml",
+    "--trace",
+    "testdata/simulate/queue-spike.csv",
+];
+
+/// Seed 004's queue target below 10: the defaults chase the spike (12
+/// replicas on the burst) while tuned scale-up policies (2 pods a minute)
+/// cost fewer replica-hours and leave the queue above target longer.
+#[test]
+fn queue_targets_with_and_without_scale_up_policies() {
+    let mut args = QUEUE.to_vec();
+    args.extend(["--compare", "testdata/simulate/queue-spike-tuned.yaml"]);
+    let replay = json(&args);
+    let (original, tuned) = (&replay["summary"], &replay["compare"]["summary"]);
+    assert_eq!(original["maxReplicas"], 12);
+    assert!(tuned["maxReplicas"].as_i64() < original["maxReplicas"].as_i64());
+    assert!(tuned["replicaHours"].as_f64() < original["replicaHours"].as_f64());
+    assert!(tuned["minutesAboveTarget"].as_f64() > original["minutesAboveTarget"].as_f64());
+    // The tuned policy adds at most 2 pods a minute.
+    let steps = changes(&replay["compare"]["series"]);
+    for pair in steps.windows(2) {
+        let ((_, before), (_, after)) = (pair[0], pair[1]);
+        assert!(after - before <= 2, "{steps:?}");
+    }
+    // The start-up is the model-load estimate of the bundle's workload.
+    assert!(replay["loadModel"]
+        .as_str()
+        .is_some_and(|model| model.contains("model-load estimate")));
+}
+
+#[test]
+fn compare_fix_replays_the_fixed_hpa_beside_the_original() {
+    let mut args = QUEUE.to_vec();
+    args.push("--compare-fix");
+    let output = simulate(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let human = text(&output.stdout);
+    for wanted in [
+        "original",
+        "fixed",
+        "replica-hours",
+        "minutes above target",
+        "█",
+    ] {
+        assert!(human.contains(wanted), "{wanted}: {human}");
+    }
+    // The fixed HPA has the behavior hpa-stabilization-defaults writes.
+    assert!(human.contains("scale-down window 300 s"), "{human}");
+    args.push("--format=json");
+    let replay: Value = serde_json::from_slice(&simulate(&args).stdout).expect("JSON");
+    assert_eq!(replay["compare"]["label"], "fixed");
+    assert!(replay["compare"]["summary"]["replicaHours"].is_number());
+}
+
+fn png_size(path: &std::path::Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let image = image::open(path).expect("a PNG").to_rgb8();
+    let pixels = image.pixels().map(|pixel| pixel.0).collect();
+    (image.width(), image.height(), pixels)
+}
+
+#[test]
+fn charts_are_drawn_with_every_series() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let png = directory.path().join("replay.png");
+    let mut args = QUEUE.to_vec();
+    let png_arg = png.display().to_string();
+    args.extend(["--compare-fix", "--format=png", "-o", &png_arg]);
+    let output = simulate(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (width, height, pixels) = png_size(&png);
+    assert_eq!((width, height), (1000, 640));
+    // Both replays' colours are drawn (plotters' first two palette entries).
+    let count = |rgb: [u8; 3]| pixels.iter().filter(|pixel| **pixel == rgb).count();
+    assert!(count([31, 119, 180]) > 500, "the original's line");
+    assert!(count([214, 39, 40]) > 500, "the fixed one's line");
+    // Text is drawn: dark pixels beyond the axes.
+    assert!(count([0, 0, 0]) > 2000);
+    let svg = simulate(&[
+        QUEUE[0],
+        QUEUE[1],
+        QUEUE[2],
+        "--compare-fix",
+        "--format=svg",
+    ]);
+    let svg = text(&svg.stdout);
+    assert!(
+        svg.starts_with("<svg") && svg.contains("width=\"1000\"") && svg.contains("height=\"640\"")
+    );
+    for label in [
+        "original: desired",
+        "fixed: desired",
+        "original: Ready",
+        "target 3",
+        "vllm:num_requests_waiting",
+    ] {
+        assert!(svg.contains(label), "{label}");
+    }
+    assert!(svg.matches("<polyline").count() >= 6, "series lines");
+}
+
+#[test]
+fn prometheus_ranges_replay_like_csv() {
+    // The queue trace as a query_range response, with the replicas as a
+    // second series.
+    let csv = std::fs::read_to_string(common::root().join(QUEUE[2])).expect("trace");
+    let mut values = Vec::new();
+    let mut replicas = Vec::new();
+    for line in csv.lines().filter(|line| line.starts_with("2026")) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let time = infergate::simulate::trace::parse_rfc3339(fields[0]).expect("time");
+        values.push(serde_json::json!([time, fields[2]]));
+        replicas.push(serde_json::json!([time, fields[3]]));
+    }
+    let response = serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "vllm:num_requests_waiting", "namespace": "serving"}, "values": values},
+        {"metric": {}, "values": replicas}]}});
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("range.json");
+    std::fs::write(&path, response.to_string()).expect("write");
+    let from_json = json(&[
+        QUEUE[0],
+        "--trace",
+        &path.display().to_string(),
+        "--map",
+        "replicas=#1",
+    ]);
+    let from_csv = json(&QUEUE);
+    assert_eq!(from_json["series"], from_csv["series"]);
+}
+
+#[test]
+fn bad_traces_name_the_line_or_series() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, body: &str| {
+        let path = directory.path().join(name);
+        std::fs::write(&path, body).expect("write");
+        path.display().to_string()
+    };
+    let unknown = write(
+        "unknown.csv",
+        "0,vllm:num_requests_waiting,1,2\n0,tgi_queue_size,3,2\n",
+    );
+    let output = simulate(&[QUEUE[0], "--trace", &unknown]);
+    assert_eq!(output.status.code(), Some(2));
+    let errors = text(&output.stderr);
+    assert!(
+        errors.contains("unknown.csv:2") && errors.contains("tgi_queue_size"),
+        "{errors}"
+    );
+    let missing = write(
+        "missing.csv",
+        "0,tgi_queue_size,3,2\n15,tgi_queue_size,3,2\n",
+    );
+    let errors = text(&simulate(&[QUEUE[0], "--trace", &missing]).stderr);
+    assert!(
+        errors.contains("no series for the HPA's metric `vllm:num_requests_waiting`")
+            && errors.contains("--map"),
+        "{errors}"
+    );
+    let nan = write(
+        "nan.csv",
+        "0,vllm:num_requests_waiting,1,2\n15,vllm:num_requests_waiting,NaN,2\n",
+    );
+    let errors = text(&simulate(&[QUEUE[0], "--trace", &nan]).stderr);
+    assert!(
+        errors.contains("nan.csv:2") && errors.contains("finite"),
+        "{errors}"
+    );
+    let unsorted = write(
+        "unsorted.csv",
+        "30,vllm:num_requests_waiting,1,2\n15,vllm:num_requests_waiting,1,2\n",
+    );
+    let errors = text(&simulate(&[QUEUE[0], "--trace", &unsorted]).stderr);
+    assert!(
+        errors.contains("unsorted.csv:2") && errors.contains("sort"),
+        "{errors}"
+    );
+    // A mapped series that is not there, and the HPA that is not in the file.
+    let errors = text(&simulate(&[QUEUE[0], "--trace", QUEUE[2], "--hpa", "nope"]).stderr);
+    assert!(
+        errors.contains("no HPA or ScaledObject named `nope`") && errors.contains("vllm-llama-8b"),
+        "{errors}"
+    );
+}
