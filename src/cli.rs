@@ -1038,13 +1038,21 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
     let mut others: Vec<(String, SimulatedHpa)> = Vec::new();
     if let Some(path) = &args.compare {
         let other = load_manifest(path).and_then(|other| {
-            let index = simulate::find_autoscaler(&other, args.hpa.as_deref().filter(|_| false))
+            // --hpa names the autoscaler of HPA_FILE; the other file's
+            // is its only one.
+            let index = simulate::find_autoscaler(&other, None)
                 .map_err(|error| usage_error(format!("{}: {error}", path.display()), hpa_help))?;
             SimulatedHpa::from_object(&other.objects[index], engine.policy())
                 .map_err(|error| usage_error(format!("{}: {error}", path.display()), hpa_help))
         });
         match other {
-            Ok(other) => others.push(("compared".to_string(), other)),
+            // Labelled by its file name, as the user named it.
+            Ok(other) => others.push((
+                path.file_stem().map_or("compared".to_string(), |stem| {
+                    stem.to_string_lossy().into_owned()
+                }),
+                other,
+            )),
             Err(exit) => return exit,
         }
     }

@@ -279,3 +279,27 @@ fn bad_traces_name_the_line_or_series() {
         "{errors}"
     );
 }
+
+/// A ScaledObject replays as the HPA KEDA makes of it: an External
+/// AverageValue metric per trigger, its bounds, and a note that scaling
+/// from zero is not simulated.
+#[test]
+fn a_scaled_object_replays_as_its_hpa() {
+    let replay = json(&[
+        "testdata/simulate/queue-scaledobject.yaml",
+        "--trace",
+        QUEUE[2],
+        "--startup=2m",
+    ]);
+    assert_eq!(replay["hpa"]["name"], "vllm-so");
+    assert_eq!(replay["targets"][0]["type"], "External");
+    assert_eq!(replay["targets"][0]["name"], "vllm:num_requests_waiting");
+    assert_eq!(replay["summary"]["maxReplicas"], 6);
+    let series = replay["series"].as_array().expect("series");
+    assert!(series
+        .iter()
+        .all(|point| point["desired"].as_i64() >= Some(1)));
+    assert!(replay["notes"]
+        .to_string()
+        .contains("between 0 and 1 is not simulated"));
+}

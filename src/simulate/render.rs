@@ -144,15 +144,19 @@ pub fn human(shown: &[Shown<'_>], load_model: &str, width: usize) -> String {
         }
     }
     out.push('\n');
+    let column = shown
+        .iter()
+        .map(|item| item.label.chars().count() + 2)
+        .fold(14, usize::max);
     let _ = write!(out, "{:<34}", "");
     for item in shown {
-        let _ = write!(out, "{:>14}", item.label);
+        let _ = write!(out, "{:>column$}", item.label);
     }
     out.push('\n');
     for (name, value) in &ROWS {
         let _ = write!(out, "{name:<34}");
         for item in shown {
-            let _ = write!(out, "{:>14}", value(item.replay));
+            let _ = write!(out, "{:>column$}", value(item.replay));
         }
         out.push('\n');
     }
