@@ -988,6 +988,9 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
         Ok(trace) => trace,
         Err(error) => return usage_error(error, trace_help),
     };
+    if let Err(error) = run::check_span(&trace, &engine.policy().hpa_controller) {
+        return usage_error(error, "split the trace, or export a coarser step");
+    }
     let mut map = Vec::new();
     for entry in &args.map {
         match entry.split_once('=') {

@@ -489,3 +489,25 @@ async fn every_format_carries_the_objects_identity() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_never_ends_is_an_error_not_a_hang() {
+    let store = apiserver::store(cluster_objects(), &[]);
+    store.lock().expect("store").endless = true;
+    let output = audit(&store, &["-A", "--format=json"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("same continue token twice") && errors.contains("incomplete"),
+        "{errors}"
+    );
+    // Each kind stopped at its second page.
+    let pages = store
+        .lock()
+        .expect("store")
+        .requests
+        .iter()
+        .filter(|request| request.starts_with("GET /apis/apps/v1/deployments?"))
+        .count();
+    assert_eq!(pages, 2);
+}

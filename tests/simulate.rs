@@ -303,3 +303,27 @@ fn a_scaled_object_replays_as_its_hpa() {
         .to_string()
         .contains("between 0 and 1 is not simulated"));
 }
+
+#[test]
+fn a_trace_longer_than_a_year_is_refused() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("long.csv");
+    // Two samples two years apart (allowed by --max-gap, refused by span).
+    std::fs::write(
+        &path,
+        "0,vllm:num_requests_waiting,1,2\n63072000,vllm:num_requests_waiting,1,2\n",
+    )
+    .expect("write");
+    let output = simulate(&[
+        QUEUE[0],
+        "--trace",
+        &path.display().to_string(),
+        "--max-gap=1000d",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let errors = text(&output.stderr);
+    assert!(
+        errors.contains("spans 730 days") && errors.contains("at most a year"),
+        "{errors}"
+    );
+}

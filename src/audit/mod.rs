@@ -114,6 +114,10 @@ pub const OPT_OUT_SELECTOR: &str = "infergate.dev/webhook=exclude";
 /// Objects per page of a list, the apiserver's chunking (`limit`).
 pub const PAGE_SIZE: u32 = 500;
 
+/// At most this many pages of one kind (5 million objects): a server
+/// that keeps handing out continue tokens does not keep the audit forever.
+pub const MAX_PAGES: usize = 10_000;
+
 /// How long one request (a page, a discovery document) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -246,7 +250,9 @@ async fn list_kind(
     };
     let mut found = Vec::new();
     let mut token: Option<String> = None;
+    let mut pages_of_kind = 0;
     loop {
+        pages_of_kind += 1;
         let mut params = ListParams::default().limit(PAGE_SIZE);
         if let Some(selector) = kind.label_selector {
             params = params.labels(selector);
@@ -271,6 +277,16 @@ async fn list_kind(
                 .filter_map(|item| as_object(item, kind)),
         );
         match page.metadata.continue_.filter(|next| !next.is_empty()) {
+            Some(next) if token.as_deref() == Some(next.as_str()) => {
+                return Err(format!(
+                    "the apiserver returned the same continue token twice ({next}); the list never ends"
+                ))
+            }
+            Some(_) if found.len() >= MAX_PAGES * PAGE_SIZE as usize || pages_of_kind >= MAX_PAGES => {
+                return Err(format!(
+                    "more than {MAX_PAGES} pages of {PAGE_SIZE}; audit one namespace at a time (-n)"
+                ))
+            }
             Some(next) => token = Some(next),
             None => return Ok(found),
         }

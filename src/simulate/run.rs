@@ -130,6 +130,29 @@ pub fn match_series<'t>(
     Ok(found)
 }
 
+/// The most sync periods one replay runs: a year of 15 s syncs (the
+/// series is held in memory).
+pub const MAX_SYNCS: f64 = 2_200_000.0;
+
+/// Refuse a trace that spans more sync periods than [`MAX_SYNCS`].
+pub fn check_span(trace: &Trace, config: &HpaController) -> Result<(), super::SimulateError> {
+    let (Some(start), Some(end)) = (trace.start(), trace.end()) else {
+        return Ok(());
+    };
+    let syncs = (end - start) / config.sync_period_seconds;
+    if syncs > MAX_SYNCS {
+        return Err(super::SimulateError::Trace {
+            origin: "the trace".to_string(),
+            message: format!(
+                "it spans {:.0} days, {syncs:.0} syncs of {} s; replay at most a year at a time",
+                (end - start) / 86_400.0,
+                config.sync_period_seconds
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A pod of the replay: when it was created and when it is Ready.
 #[derive(Debug, Clone, Copy)]
 struct Pod {

@@ -88,6 +88,8 @@ pub struct Store {
     pub requests: Vec<String>,
     /// Field managers of the applies.
     pub field_managers: Vec<String>,
+    /// Answer every list with the same continue token (a broken server).
+    pub endless: bool,
 }
 
 pub type Shared = Arc<Mutex<Store>>;
@@ -288,7 +290,9 @@ fn handle(
                 })
                 .collect();
             let mut metadata = json!({"resourceVersion": "1"});
-            if end < matching.len() {
+            if store.endless {
+                metadata["continue"] = json!("again");
+            } else if end < matching.len() {
                 metadata["continue"] = json!(end.to_string());
                 metadata["remainingItemCount"] = json!(matching.len() - end);
             }
