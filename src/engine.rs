@@ -217,6 +217,13 @@ impl<'a> Context<'a> {
         item
     }
 
+    /// The object at a bundle index, counted as a candidate handed out.
+    fn handed_out(&self, index: usize) -> Option<(usize, &'a Object)> {
+        self.objects
+            .get(index)
+            .map(|object| self.counted((index, object)))
+    }
+
     /// The namespace an object lives in: its own, or the one the cluster
     /// facts give. `None` offline for objects without one.
     pub fn namespace_of<'o>(&'o self, object: &'o Object) -> Option<&'o str> {
@@ -225,17 +232,12 @@ impl<'a> Context<'a> {
 
     /// Objects with this name (any kind), with their bundle indices.
     pub fn named(&self, name: &str) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
-        let objects = self.objects;
         self.index
             .by_name
             .get(name)
             .into_iter()
             .flatten()
-            .filter_map(move |index| {
-                objects
-                    .get(*index)
-                    .map(|object| self.counted((*index, object)))
-            })
+            .filter_map(move |index| self.handed_out(*index))
     }
 
     /// Objects of one of these kinds, with their bundle indices, in input
@@ -248,12 +250,9 @@ impl<'a> Context<'a> {
             .copied()
             .collect();
         indices.sort_unstable();
-        let objects = self.objects;
-        indices.into_iter().filter_map(move |index| {
-            objects
-                .get(index)
-                .map(|object| self.counted((index, object)))
-        })
+        indices
+            .into_iter()
+            .filter_map(move |index| self.handed_out(index))
     }
 
     /// The PodMonitorings that may scrape the exporter of `series`: those
@@ -283,12 +282,9 @@ impl<'a> Context<'a> {
             .collect();
         indices.sort_unstable();
         indices.dedup();
-        let objects = self.objects;
-        indices.into_iter().filter_map(move |index| {
-            objects
-                .get(index)
-                .map(|object| self.counted((index, object)))
-        })
+        indices
+            .into_iter()
+            .filter_map(move |index| self.handed_out(index))
     }
 
     /// The workloads whose files are in the same directory as this object's.
@@ -296,17 +292,12 @@ impl<'a> Context<'a> {
         &self,
         object: &Object,
     ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
-        let objects = self.objects;
         self.index
             .workloads_by_directory
             .get(&directory_of(object))
             .into_iter()
             .flatten()
-            .filter_map(move |index| {
-                objects
-                    .get(*index)
-                    .map(|object| self.counted((*index, object)))
-            })
+            .filter_map(move |index| self.handed_out(*index))
     }
 
     /// The workloads (Deployments, StatefulSets, LeaderWorkerSets) a label
@@ -340,12 +331,9 @@ impl<'a> Context<'a> {
                 .map(|(index, _)| index)
                 .collect(),
         };
-        let objects = self.objects;
-        indices.into_iter().filter_map(move |index| {
-            objects
-                .get(index)
-                .map(|object| self.counted((index, object)))
-        })
+        indices
+            .into_iter()
+            .filter_map(move |index| self.handed_out(index))
     }
 
     /// Whether two objects belong to one application, so that a rule may
@@ -394,17 +382,12 @@ impl<'a> Context<'a> {
         &'o self,
         workload: &'o Object,
     ) -> impl Iterator<Item = (usize, &'a Object)> + 'o {
-        let objects = self.objects;
         workload
             .name()
             .and_then(|name| self.index.autoscalers_by_target.get(name))
             .into_iter()
             .flatten()
-            .filter_map(move |index| {
-                objects
-                    .get(*index)
-                    .map(|object| self.counted((*index, object)))
-            })
+            .filter_map(move |index| self.handed_out(*index))
             .filter(move |(_, autoscaler)| {
                 !autoscaler::is_keda_owned(autoscaler)
                     && autoscaler::scale_target(autoscaler)
@@ -419,18 +402,13 @@ impl<'a> Context<'a> {
         &'o self,
         autoscaler: &'o Object,
     ) -> impl Iterator<Item = (usize, &'a Object)> + 'o {
-        let objects = self.objects;
         let target = autoscaler::scale_target(autoscaler);
         target
             .as_ref()
             .and_then(|target| self.index.autoscalers_by_target.get(target.name))
             .into_iter()
             .flatten()
-            .filter_map(move |index| {
-                objects
-                    .get(*index)
-                    .map(|object| self.counted((*index, object)))
-            })
+            .filter_map(move |index| self.handed_out(*index))
             .filter(move |(_, other)| {
                 !std::ptr::eq(*other, autoscaler)
                     && !autoscaler::is_keda_owned(other)
