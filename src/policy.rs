@@ -678,12 +678,19 @@ fn config_only_key(layer: &Layer<'_>, key: &str) -> PolicyError {
     }
 }
 
-static BUILT_IN_POLICY: LazyLock<Result<Arc<Policy>, String>> = LazyLock::new(|| {
+/// The built-in layers of `rules/` merged, read once: the built-in policy
+/// and every user policy start from it.
+static BUILT_IN_MERGED: LazyLock<Result<Value, String>> = LazyLock::new(|| {
     let mut merged = Value::Object(serde_json::Map::new());
     for (name, text) in BUILT_IN {
         let layer = read_layer(name, text).map_err(|error| error.to_string())?;
         merge(&mut merged, layer);
     }
+    Ok(merged)
+});
+
+static BUILT_IN_POLICY: LazyLock<Result<Arc<Policy>, String>> = LazyLock::new(|| {
+    let merged = BUILT_IN_MERGED.clone()?;
     serde_json::from_value::<Policy>(merged)
         .map(Arc::new)
         .map_err(|error| error.to_string())
@@ -712,10 +719,7 @@ impl Policy {
     /// The built-in policy with user layers merged over it in order (a
     /// repository's `.infergate.yaml`, then a `--policy` file).
     pub fn with_layers(layers: &[Layer<'_>]) -> Result<Arc<Policy>, PolicyError> {
-        let mut merged = Value::Object(serde_json::Map::new());
-        for (built_in_name, built_in_text) in BUILT_IN {
-            merge(&mut merged, read_layer(built_in_name, built_in_text)?);
-        }
+        let mut merged = BUILT_IN_MERGED.clone().map_err(PolicyError::Shape)?;
         let mut last_name = "the built-in policy";
         for layer in layers {
             let mut value = read_layer(layer.name, layer.text)?;
