@@ -131,6 +131,31 @@ fn parse_time(text: &str) -> Option<f64> {
     }
 }
 
+/// 9999-12-31T23:59:59Z in Unix seconds: the last instant RFC 3339 can
+/// write. A larger timestamp is not a time in seconds, and far enough out an
+/// `f64` can no longer tell one 15 s sync from the next.
+const LATEST_SECONDS: f64 = 253_402_300_799.0;
+
+/// Refuse a timestamp outside years 0–9999, with the likely cause: Grafana
+/// and some exporters write milliseconds.
+fn check_time(origin: &str, text: &str, seconds: f64) -> Result<f64, SimulateError> {
+    if seconds.abs() <= LATEST_SECONDS {
+        return Ok(seconds);
+    }
+    let hint = if (seconds / 1000.0).abs() <= LATEST_SECONDS {
+        "; it looks like milliseconds: divide by 1000"
+    } else {
+        ""
+    };
+    Err(bad(
+        origin.to_string(),
+        format!("timestamp `{text}` is outside years 0-9999 in seconds{hint}"),
+    ))
+}
+
+/// The Kubernetes API holds replica counts as int32.
+const MAX_REPLICAS: f64 = i32::MAX as f64;
+
 fn bad(origin: String, message: impl Into<String>) -> SimulateError {
     SimulateError::Trace {
         origin,
@@ -216,6 +241,7 @@ pub fn parse_csv(name: &str, text: &str, max_gap: f64) -> Result<Trace, Simulate
                 ),
             )
         })?;
+        let time = check_time(&origin, fields[0], time)?;
         let metric = fields[1];
         if metric.is_empty() {
             return Err(bad(origin, "the metric name is empty"));
@@ -236,8 +262,13 @@ pub fn parse_csv(name: &str, text: &str, max_gap: f64) -> Result<Trace, Simulate
             let count: f64 = count
                 .parse()
                 .ok()
-                .filter(|count: &f64| count.is_finite() && *count >= 0.0)
-                .ok_or_else(|| bad(origin.clone(), format!("replicas `{count}` is not a count")))?;
+                .filter(|count: &f64| (0.0..=MAX_REPLICAS).contains(count))
+                .ok_or_else(|| {
+                    bad(
+                        origin.clone(),
+                        format!("replicas `{count}` is not a count (0 to {MAX_REPLICAS})"),
+                    )
+                })?;
             if replicas.last().is_none_or(|(at, _)| *at != time) {
                 replicas.push((time, count));
                 replica_origins.push(origin.clone());
@@ -320,6 +351,7 @@ pub fn parse_prometheus(name: &str, text: &str, max_gap: f64) -> Result<Trace, S
                     format!("expected [time, \"value\"], got {pair}"),
                 ));
             };
+            let time = check_time(&sample_origin, &pair[0].to_string(), time)?;
             let value: f64 = value
                 .parse()
                 .map_err(|_| bad(sample_origin.clone(), format!("`{value}` is not a number")))?;
@@ -405,6 +437,46 @@ mod tests {
             .to_string();
         assert!(
             error.contains("t.csv:1") && error.contains("2 fields"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn timestamps_beyond_year_9999_and_replicas_beyond_int32_are_refused() {
+        let milliseconds = "1764497700000,q,1\n1764497715000,q,1\n";
+        let error = parse_csv("t.csv", milliseconds, 300.0)
+            .expect_err("milliseconds")
+            .to_string();
+        assert!(
+            error.contains("t.csv:1") && error.contains("divide by 1000"),
+            "{error}"
+        );
+        let huge = "0,q,1\n99999999999999999999,q,1\n";
+        let error = parse_csv("t.csv", huge, 300.0)
+            .expect_err("huge")
+            .to_string();
+        assert!(
+            error.contains("t.csv:2") && error.contains("years 0-9999") && !error.contains("milli"),
+            "{error}"
+        );
+        let replicas = "0,q,1,3\n15,q,1,1e12\n";
+        let error = parse_csv("t.csv", replicas, 300.0)
+            .expect_err("replicas")
+            .to_string();
+        assert!(
+            error.contains("t.csv:2") && error.contains("not a count"),
+            "{error}"
+        );
+        let latest = "253402300784,q,1\n9999-12-31T23:59:59Z,q,1,2147483647\n";
+        let trace = parse_csv("t.csv", latest, 300.0).expect("the last instant is a time");
+        assert_eq!(trace.end(), Some(LATEST_SECONDS));
+        let prometheus = r#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"__name__":"q"},"values":[[1764497700000,"1"]]}]}}"#;
+        let error = parse_prometheus("p.json", prometheus, 300.0)
+            .expect_err("milliseconds")
+            .to_string();
+        assert!(
+            error.contains("series 0 (q), sample 0") && error.contains("divide by 1000"),
             "{error}"
         );
     }
