@@ -131,18 +131,19 @@ fn parse_time(text: &str) -> Option<f64> {
     }
 }
 
-/// 9999-12-31T23:59:59Z in Unix seconds: the last instant RFC 3339 can
-/// write. A larger timestamp is not a time in seconds, and far enough out an
-/// `f64` can no longer tell one 15 s sync from the next.
-const LATEST_SECONDS: f64 = 253_402_300_799.0;
+/// Unix seconds from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z, the
+/// instants RFC 3339 can write. A timestamp outside is not a time in
+/// seconds, and far enough out an `f64` can no longer tell one 15 s sync
+/// from the next.
+const SECONDS: std::ops::RangeInclusive<f64> = -62_167_219_200.0..=253_402_300_799.0;
 
 /// Refuse a timestamp outside years 0–9999, with the likely cause: Grafana
 /// and some exporters write milliseconds.
 fn check_time(origin: &str, text: &str, seconds: f64) -> Result<f64, SimulateError> {
-    if seconds.abs() <= LATEST_SECONDS {
+    if SECONDS.contains(&seconds) {
         return Ok(seconds);
     }
-    let hint = if (seconds / 1000.0).abs() <= LATEST_SECONDS {
+    let hint = if SECONDS.contains(&(seconds / 1000.0)) {
         "; it looks like milliseconds: divide by 1000"
     } else {
         ""
@@ -469,7 +470,17 @@ mod tests {
         );
         let latest = "253402300784,q,1\n9999-12-31T23:59:59Z,q,1,2147483647\n";
         let trace = parse_csv("t.csv", latest, 300.0).expect("the last instant is a time");
-        assert_eq!(trace.end(), Some(LATEST_SECONDS));
+        assert_eq!(trace.end(), Some(*SECONDS.end()));
+        let earliest = "0000-01-01T00:00:00Z,q,1\n-62167219185,q,1\n";
+        let trace = parse_csv("t.csv", earliest, 300.0).expect("year 0 is a time");
+        assert_eq!(trace.start(), Some(*SECONDS.start()));
+        let before = parse_csv("t.csv", "-62167219201,q,1\n", 300.0)
+            .expect_err("before year 0")
+            .to_string();
+        assert!(
+            before.contains("t.csv:1") && before.contains("years 0-9999"),
+            "{before}"
+        );
         let prometheus = r#"{"status":"success","data":{"resultType":"matrix","result":[
             {"metric":{"__name__":"q"},"values":[[1764497700000,"1"]]}]}}"#;
         let error = parse_prometheus("p.json", prometheus, 300.0)
