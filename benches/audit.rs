@@ -24,10 +24,12 @@ mod support;
 fn cluster(objects: usize) -> Vec<Value> {
     let mut values = Vec::new();
     for index in 0..objects.div_ceil(3) {
-        let source =
-            infergate::source::SourceFile::new(format!("bundle-{index}"), support::bundle(index));
+        let source = infergate::input::source::SourceFile::new(
+            format!("bundle-{index}"),
+            support::bundle(index),
+        );
         values.extend(
-            infergate::loader::parse_source(source)
+            infergate::input::loader::parse_source(source)
                 .objects
                 .into_iter()
                 .map(|object| object.value),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use infergate::engine::{ClusterFacts, Engine};
-use infergate::loader::{self, Input};
+use infergate::input::loader::{self, Input};
 use infergate::policy::Policy;
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {

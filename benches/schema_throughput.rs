@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use infergate::loader::{self, Input};
-use infergate::schema;
+use infergate::engine::schema;
+use infergate::input::loader::{self, Input};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = std::env::args()

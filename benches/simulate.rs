@@ -58,7 +58,7 @@ fn week() -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = infergate::policy::Policy::built_in()?;
-    let loaded = infergate::loader::parse_source(infergate::source::SourceFile::new(
+    let loaded = infergate::input::loader::parse_source(infergate::input::source::SourceFile::new(
         "hpa.yaml",
         HPA.to_string(),
     ));

@@ -328,10 +328,9 @@ fn reviews() -> Result<Vec<Bytes>, Box<dyn std::error::Error>> {
     paths.sort();
     for path in paths {
         let text = std::fs::read_to_string(&path)?;
-        let loaded = infergate::loader::parse_source(infergate::source::SourceFile::new(
-            path.display().to_string(),
-            text,
-        ));
+        let loaded = infergate::input::loader::parse_source(
+            infergate::input::source::SourceFile::new(path.display().to_string(), text),
+        );
         for (index, object) in loaded.objects.iter().enumerate() {
             let api_version = object.id.api_version.as_str();
             let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));

@@ -1,36 +1,27 @@
 //! infergate: one rule engine for LLM inference workloads on Kubernetes,
-//! served as an offline linter and as an admission webhook.
+//! served as an offline linter, an admission webhook, an audit of a live
+//! cluster and an HPA simulator.
+//!
+//! The folders are layers, each importing only those listed before it
+//! (`engine` and `rules` know each other, as a registry and its engine do):
+//!
+//! - [`input`]: files and documents read with positions (no Kubernetes meaning);
+//! - [`policy`]: facts as data, a user's policy and config;
+//! - [`k8s`]: what Kubernetes objects mean (workloads, autoscalers, metrics, models);
+//! - [`engine`]: objects, policy and cluster facts in, findings out;
+//! - [`rules`]: one file a rule;
+//! - [`fix`], [`output`], [`webhook`], [`audit`], [`simulate`]: the ways
+//!   findings are served, each an adapter over the engine;
+//! - [`cli`]: the command line over all of them.
 
-pub mod adapter;
 pub mod audit;
-pub mod autoscaler;
 pub mod cli;
-pub mod config;
-pub mod duration;
-pub mod embedded;
 pub mod engine;
-pub mod finding;
 pub mod fix;
-pub mod kube_api;
-pub mod loader;
-pub mod metrics;
-pub mod model;
-pub mod monitor;
-pub mod nesting;
-pub mod object;
+pub mod input;
+pub mod k8s;
 pub mod output;
-pub mod placeholder;
-pub mod pointer;
 pub mod policy;
-pub mod pools;
-pub mod promql;
-pub mod quantity;
 pub mod rules;
-pub mod schema;
-pub mod selection;
-pub mod serving;
 pub mod simulate;
-pub mod source;
-pub mod suggest;
 pub mod webhook;
-pub mod workload;

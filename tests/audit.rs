@@ -65,8 +65,8 @@ fn rules_on(findings: &[Value], kind: &str, name: &str) -> Vec<String> {
 
 /// The YAML documents of a PolicyReport stream.
 fn documents(text: &str) -> Vec<Value> {
-    let source = infergate::source::SourceFile::new("reports.yaml", text.to_string());
-    infergate::loader::parse_source(source)
+    let source = infergate::input::source::SourceFile::new("reports.yaml", text.to_string());
+    infergate::input::loader::parse_source(source)
         .objects
         .into_iter()
         .map(|object| object.value)

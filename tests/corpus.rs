@@ -128,8 +128,8 @@ fn damaged_corpus_files_do_not_panic() {
                 text[..cut].to_string(),
                 format!("{}\t: [{{\n{}", &text[..cut], &text[cut..]),
             ] {
-                let source = infergate::source::SourceFile::new("damaged.yaml", variant);
-                let loaded = infergate::loader::parse_all(vec![source]);
+                let source = infergate::input::source::SourceFile::new("damaged.yaml", variant);
+                let loaded = infergate::input::loader::parse_all(vec![source]);
                 let _ = common::run(&loaded);
                 damaged += 1;
             }
@@ -234,7 +234,7 @@ fn admission_warnings_fit_without_being_cut() {
     let mut long = Vec::new();
     for finding in &outcome.findings {
         let mut texts = Vec::new();
-        if finding.severity == infergate::finding::Severity::Warning {
+        if finding.severity == infergate::engine::finding::Severity::Warning {
             texts.push(finding.warning());
         }
         if let Some(fix) = &finding.fix {

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use infergate::engine::{ClusterFacts, Engine};
 use infergate::fix::{self, FixOptions};
-use infergate::loader;
+use infergate::input::loader;
+use infergate::input::source::SourceFile;
 use infergate::policy::Policy;
-use infergate::source::SourceFile;
 
 fn triples() -> Vec<(String, PathBuf, PathBuf)> {
     let directory = common::root().join("testdata/fix");
@@ -374,7 +374,7 @@ fn assert_only_edited_lines_change(
                     if let Some(span) = object.positions.get(current) {
                         break span;
                     }
-                    match infergate::pointer::parent(current) {
+                    match infergate::input::pointer::parent(current) {
                         Some(parent) => current = parent,
                         None => panic!("{path}: no ancestor in the file"),
                     }
@@ -451,7 +451,7 @@ fn a_fix_edits_every_file_it_touches() {
 
 /// What a finding is about, stable across fixes that move fields: its rule
 /// and the object (kind, namespace, name) it is on.
-fn finding_subject(finding: &infergate::finding::Finding) -> (String, String) {
+fn finding_subject(finding: &infergate::engine::finding::Finding) -> (String, String) {
     let object = finding
         .object
         .as_ref()

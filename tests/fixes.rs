@@ -3,8 +3,8 @@
 
 mod common;
 
-use infergate::finding::Finding;
-use infergate::loader::Loaded;
+use infergate::engine::finding::Finding;
+use infergate::input::loader::Loaded;
 use infergate::rules;
 
 /// Apply every fix of `rule` to a copy of the input.
@@ -29,7 +29,7 @@ fn apply_fixes(loaded: &Loaded, findings: &[&Finding]) -> Loaded {
     let objects = objects
         .into_iter()
         .map(|object| {
-            infergate::object::Object::from_value(
+            infergate::input::object::Object::from_value(
                 object.value,
                 object.source,
                 object.document,
@@ -97,7 +97,7 @@ fn fixes_apply_and_resolve_their_findings() {
 }
 
 /// The fix of the first metric-name-lowercase finding in a fixture.
-fn lowercase_fix(path: &str) -> infergate::finding::Fix {
+fn lowercase_fix(path: &str) -> infergate::engine::finding::Fix {
     common::lint(&[path])
         .findings
         .into_iter()
@@ -109,7 +109,10 @@ fn lowercase_fix(path: &str) -> infergate::finding::Fix {
 #[test]
 fn the_dcgm_fix_relabels_the_exporter_and_is_safe() {
     let fix = lowercase_fix("testdata/rules/metric-name-lowercase/fires-with-podmonitoring.yaml");
-    assert_eq!(fix.applicability, infergate::finding::Applicability::Safe);
+    assert_eq!(
+        fix.applicability,
+        infergate::engine::finding::Applicability::Safe
+    );
     assert_eq!(fix.related.len(), 1);
     let patch = serde_json::to_value(&fix.related[0].patch).expect("patch serialises");
     assert_eq!(
@@ -131,6 +134,9 @@ fn the_dcgm_fix_relabels_the_exporter_and_is_safe() {
 #[test]
 fn without_the_exporter_the_rename_is_unsafe() {
     let fix = lowercase_fix("testdata/rules/metric-name-lowercase/fires.yaml");
-    assert_eq!(fix.applicability, infergate::finding::Applicability::Unsafe);
+    assert_eq!(
+        fix.applicability,
+        infergate::engine::finding::Applicability::Unsafe
+    );
     assert!(fix.related.is_empty());
 }

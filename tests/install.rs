@@ -27,8 +27,9 @@ fn render(directory: &str) -> Vec<Value> {
         ),
         Err(error) => panic!("kubectl is needed to render {directory}: {error}"),
     };
-    let loaded =
-        infergate::loader::parse_source(infergate::source::SourceFile::new("rendered", text));
+    let loaded = infergate::input::loader::parse_source(infergate::input::source::SourceFile::new(
+        "rendered", text,
+    ));
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     loaded
         .objects
@@ -365,10 +366,9 @@ fn match_conditions_agree_with_the_inference_test() {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
-        let loaded = infergate::loader::parse_source(infergate::source::SourceFile::new(
-            file.display().to_string(),
-            text,
-        ));
+        let loaded = infergate::input::loader::parse_source(
+            infergate::input::source::SourceFile::new(file.display().to_string(), text),
+        );
         for object in &loaded.objects {
             if !matches!(
                 object.kind(),
@@ -376,7 +376,7 @@ fn match_conditions_agree_with_the_inference_test() {
             ) {
                 continue;
             }
-            let expected = infergate::workload::inference_reason(object, &policy).is_some();
+            let expected = infergate::k8s::workload::inference_reason(object, &policy).is_some();
             let verdict = evaluate(&program, &object.value, &request_for(&object.value));
             assert_eq!(
                 verdict,

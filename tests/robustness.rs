@@ -90,7 +90,11 @@ fn a_policy_nested_past_the_limit_is_a_usage_error_naming_its_line() {
 fn nesting_at_the_limit_is_read_checked_and_fixed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let deep = dir.path().join("deep.yaml");
-    std::fs::write(&deep, deep_but_readable(infergate::nesting::MAX_DEPTH)).expect("write");
+    std::fs::write(
+        &deep,
+        deep_but_readable(infergate::input::nesting::MAX_DEPTH),
+    )
+    .expect("write");
     std::fs::write(dir.path().join("plain.yaml"), VALID).expect("write");
     let dir_arg = dir.path().display().to_string();
     let output = infergate(&["lint", "--format", "json", &dir_arg], None);

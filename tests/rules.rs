@@ -138,14 +138,14 @@ fn application(index: usize) -> String {
 /// other, as in a repository's manifests folder).
 fn candidates_for(applications: usize) -> (usize, usize) {
     let directory = tempfile::tempdir().expect("tempdir");
-    let inputs: Vec<infergate::loader::Input> = (0..applications)
+    let inputs: Vec<infergate::input::loader::Input> = (0..applications)
         .map(|index| {
             let path = directory.path().join(format!("app-{index:04}.yaml"));
             std::fs::write(&path, application(index)).expect("write");
-            infergate::loader::Input::File(path)
+            infergate::input::loader::Input::File(path)
         })
         .collect();
-    let loaded = infergate::loader::load(&inputs).expect("readable");
+    let loaded = infergate::input::loader::load(&inputs).expect("readable");
     let outcome = common::run(&loaded);
     assert!(
         outcome

@@ -1170,7 +1170,7 @@ async fn a_stale_hpa_status_does_not_deny_the_write_that_fixes_it() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/rules/hpa-status-unhealthy/fires-scale.yaml");
     let text = std::fs::read_to_string(&path).expect("fixture");
-    let loaded = infergate::loader::parse_source(infergate::source::SourceFile::new(
+    let loaded = infergate::input::loader::parse_source(infergate::input::source::SourceFile::new(
         path.display().to_string(),
         text,
     ));
@@ -1963,7 +1963,7 @@ async fn tls_stream(server: &Server) -> tokio_rustls::client::TlsStream<TcpStrea
 /// (infergate's own namespace carries the label).
 #[test]
 fn the_opt_out_label_excludes_a_namespace_from_every_webhook() {
-    let loaded = infergate::loader::load(&[infergate::loader::Input::File(
+    let loaded = infergate::input::loader::load(&[infergate::input::loader::Input::File(
         "webhook-deploy/webhooks.yaml".into(),
     )])
     .expect("webhooks.yaml");

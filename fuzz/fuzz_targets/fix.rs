@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use infergate::engine::{ClusterFacts, Engine};
 use infergate::fix::{self, FixOptions};
 use infergate::policy::Policy;
-use infergate::source::SourceFile;
+use infergate::input::source::SourceFile;
 use libfuzzer_sys::fuzz_target;
 
 static ENGINE: LazyLock<Engine> =

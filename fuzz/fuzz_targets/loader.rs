@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use infergate::engine::{ClusterFacts, Engine};
 use infergate::policy::Policy;
-use infergate::source::SourceFile;
+use infergate::input::source::SourceFile;
 use libfuzzer_sys::fuzz_target;
 
 static ENGINE: LazyLock<Engine> =
@@ -16,6 +16,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let loaded = infergate::loader::parse_source(SourceFile::new("fuzz.yaml", text.to_string()));
+    let loaded = infergate::input::loader::parse_source(SourceFile::new("fuzz.yaml", text.to_string()));
     let _ = ENGINE.run(&loaded, &ClusterFacts::default());
 });

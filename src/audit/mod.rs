@@ -16,10 +16,10 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::{json, Value};
 
 use crate::engine::{ClusterFacts, Engine, Outcome};
-use crate::kube_api::{describe, is_not_found};
-use crate::loader::Loaded;
-use crate::object::{Object, PositionMap};
-use crate::source::SourceFile;
+use crate::input::loader::Loaded;
+use crate::input::object::{Object, PositionMap};
+use crate::input::source::SourceFile;
+use crate::k8s::kube_api::{describe, is_not_found};
 
 /// A kind the audit lists.
 #[derive(Debug, Clone, Copy)]
@@ -415,9 +415,9 @@ pub fn facts(engine: &Engine, listing: &Listing) -> ClusterFacts {
             .get("kind")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        for template in crate::workload::template_pointers(kind) {
+        for template in crate::k8s::workload::template_pointers(kind) {
             if let Some(spec) = object.pointer(&format!("{template}/spec")) {
-                let labels = crate::pools::required_labels(spec);
+                let labels = crate::engine::pools::required_labels(spec);
                 if !labels.is_empty() {
                     label_sets.insert(labels);
                 }
@@ -426,7 +426,7 @@ pub fn facts(engine: &Engine, listing: &Listing) -> ClusterFacts {
     }
     let pools = label_sets
         .iter()
-        .filter_map(|labels| crate::pools::pool_of_nodes(labels, &listing.nodes, resources))
+        .filter_map(|labels| crate::engine::pools::pool_of_nodes(labels, &listing.nodes, resources))
         .collect();
     ClusterFacts {
         namespace: None,

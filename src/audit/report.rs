@@ -12,8 +12,8 @@ use kube::api::{
 use serde_json::{json, Map, Value};
 
 use super::Audited;
-use crate::finding::{Finding, Severity};
-use crate::kube_api::describe;
+use crate::engine::finding::{Finding, Severity};
+use crate::k8s::kube_api::describe;
 
 pub const GROUP_VERSION: &str = "wgpolicyk8s.io/v1alpha2";
 /// The report's name in every namespace, the policy and source of every result.
@@ -54,7 +54,7 @@ fn result_json(finding: &Finding, object: &Value, seconds: i64) -> Option<Value>
     let mut properties = Map::new();
     properties.insert(
         "field".into(),
-        json!(crate::pointer::display(&finding.pointer)),
+        json!(crate::input::pointer::display(&finding.pointer)),
     );
     properties.insert("pointer".into(), json!(finding.pointer));
     if let Some(fix) = &finding.fix {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::loader::resolve_scalar;
+use crate::input::loader::resolve_scalar;
 
 /// How the file lays out what it already has.
 #[derive(Debug, Clone, Copy)]

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use json_patch::PatchOperation;
 use serde_json::Value;
 
+use crate::engine::finding::{Applicability, Finding};
 use crate::engine::{ClusterFacts, Engine, Outcome};
-use crate::finding::{Applicability, Finding};
-use crate::loader::{self, Loaded};
-use crate::source::SourceFile;
+use crate::input::loader::{self, Loaded};
+use crate::input::source::SourceFile;
 use text_edit::TextEdit;
 
 /// At most this many lint-and-edit passes.

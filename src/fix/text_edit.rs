@@ -5,8 +5,8 @@ use json_patch::PatchOperation;
 use serde_json::Value;
 
 use super::emit::{self, Layout};
-use crate::object::Object;
-use crate::pointer;
+use crate::input::object::Object;
+use crate::input::pointer;
 
 /// Replace `start..end` of the text with `text` (an insertion when the range
 /// is empty).

@@ -1,8 +1,8 @@
 //! GitHub Actions workflow commands: one annotation per finding.
 
 use super::Visibility;
+use crate::engine::finding::Severity;
 use crate::engine::Outcome;
-use crate::finding::Severity;
 
 /// Escape the message part of a workflow command.
 fn escape_data(text: &str) -> String {
@@ -50,7 +50,7 @@ pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
                 escape_data(&format!(
                     "{} at {}: {message}",
                     finding.file(),
-                    crate::pointer::display(&finding.pointer)
+                    crate::input::pointer::display(&finding.pointer)
                 )),
             ));
             continue;

@@ -7,8 +7,8 @@ use miette::{
 };
 
 use super::Visibility;
+use crate::engine::finding::{Applicability, Finding, Severity};
 use crate::engine::Outcome;
-use crate::finding::{Applicability, Finding, Severity};
 
 /// How the human format is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +122,7 @@ fn live_report(finding: &Finding, style: Style) -> String {
         out,
         "\n  --> {} at {}",
         finding.file(),
-        crate::pointer::display(&finding.pointer)
+        crate::input::pointer::display(&finding.pointer)
     );
     if let Some(fix) = &finding.fix {
         let kind = match fix.applicability {

@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use super::Visibility;
+use crate::engine::finding::Finding;
 use crate::engine::Outcome;
-use crate::finding::Finding;
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -106,7 +106,7 @@ pub fn finding_json(finding: &Finding) -> Value {
         "line": line,
         "column": column,
         "pointer": finding.pointer,
-        "field": crate::pointer::display(&finding.pointer),
+        "field": crate::input::pointer::display(&finding.pointer),
         "object": object,
         "inference": finding.inference,
         "fix": fix,

@@ -6,7 +6,7 @@ pub mod human;
 pub mod json;
 pub mod sarif;
 
-use crate::finding::{Finding, Severity};
+use crate::engine::finding::{Finding, Severity};
 
 /// Which findings a format shows.
 #[derive(Debug, Clone, Copy, Default)]

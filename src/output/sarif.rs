@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use crate::engine::finding::{Finding, Severity};
 use crate::engine::Outcome;
-use crate::finding::{Finding, Severity};
 use crate::rules::{self, RuleMeta};
 
 const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -172,7 +172,7 @@ fn result_json(finding: &Finding, rule_index: Option<usize>, artifact: &Value) -
         result["locations"] = json!([{
             "logicalLocations": [{
                 "name": finding.object.as_ref().and_then(|object| object.name.clone()),
-                "fullyQualifiedName": format!("{}/{}", finding.file(), crate::pointer::display(&finding.pointer)),
+                "fullyQualifiedName": format!("{}/{}", finding.file(), crate::input::pointer::display(&finding.pointer)),
                 "kind": "resource",
             }]
         }]);

@@ -5,13 +5,13 @@ use promql_parser::parser::{self, VectorSelector};
 use regex::Regex;
 use serde_json::Value;
 
-use crate::adapter::adapter_rules;
 use crate::engine::{Context, Sink};
-use crate::loader::Document;
-use crate::object::Object;
+use crate::input::loader::Document;
+use crate::input::object::Object;
+use crate::input::source::Location;
+use crate::k8s::adapter::adapter_rules;
 use crate::policy::AdapterBackend;
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::source::Location;
 
 declare_rule! {
     /// ## What it does
@@ -115,7 +115,7 @@ fn substitute_markers(query: &str) -> String {
 }
 
 fn display_selector(selector: &VectorSelector) -> String {
-    crate::promql::selector_name(selector)
+    crate::k8s::promql::selector_name(selector)
         .map(|name| name.replace("infergate_series", "<<.Series>>"))
         .unwrap_or_else(|| "{…}".to_string())
 }
@@ -152,7 +152,7 @@ fn check_config(
             if let Some(series) = rule.value.get("seriesQuery").and_then(Value::as_str) {
                 let series_pointer = format!("{}/seriesQuery", rule.pointer);
                 if let Ok(expr) = parser::parse(&substitute_markers(series)) {
-                    let selectors = crate::promql::selectors(&expr);
+                    let selectors = crate::k8s::promql::selectors(&expr);
                     let regex_on_name = selectors.iter().any(|selector| {
                         selector.matchers.matchers.iter().any(|matcher| {
                             matcher.name == "__name__"
@@ -191,7 +191,7 @@ fn check_config(
                 continue;
             }
         };
-        let selectors = crate::promql::selectors(&expr);
+        let selectors = crate::k8s::promql::selectors(&expr);
         let pins = |selector: &VectorSelector, labels: &[String]| {
             selector.matchers.matchers.iter().any(|matcher| {
                 labels.contains(&matcher.name) && matches!(matcher.op, MatchOp::Equal)

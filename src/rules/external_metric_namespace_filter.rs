@@ -1,10 +1,10 @@
 use serde_json::{json, Value};
 
+use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix};
-use crate::metrics::{hpa_metrics, is_adapter_form};
-use crate::object::Object;
-use crate::pointer;
+use crate::input::object::Object;
+use crate::input::pointer;
+use crate::k8s::metrics::{hpa_metrics, is_adapter_form};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -75,7 +75,7 @@ impl Rule for ExternalMetricNamespaceFilter {
         let namespace = cx.namespace_of(object);
         for metric in hpa_metrics(object) {
             // KEDA names and selects its own External metrics.
-            if metric.version == crate::metrics::HpaVersion::Keda {
+            if metric.version == crate::k8s::metrics::HpaVersion::Keda {
                 continue;
             }
             if metric.metric_type != "External" {

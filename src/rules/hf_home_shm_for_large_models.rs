@@ -1,12 +1,12 @@
 use serde_json::{json, Value};
 
+use crate::engine::finding::{op, Applicability, Fix};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Applicability, Fix};
-use crate::model::{self, CacheSetting};
-use crate::object::Object;
-use crate::quantity;
+use crate::input::object::Object;
+use crate::input::quantity;
+use crate::k8s::model::{self, CacheSetting};
+use crate::k8s::workload::{self, mount_for, mounts, pod_templates, Storage};
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::workload::{self, mount_for, mounts, pod_templates, Storage};
 
 declare_rule! {
     /// ## What it does

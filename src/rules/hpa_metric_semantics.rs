@@ -1,9 +1,9 @@
 use serde_json::Value;
 
-use crate::adapter::{self, AdapterRule};
 use crate::engine::{Context, Sink};
-use crate::metrics::{self, HpaMetric};
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::adapter::{self, AdapterRule};
+use crate::k8s::metrics::{self, HpaMetric};
 use crate::policy::Policy;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
@@ -107,7 +107,7 @@ impl Rule for HpaMetricSemantics {
 /// The prometheus-adapter rules that may serve this HPA: Helm values or
 /// configuration documents and ConfigMaps of the same scope.
 fn adapter_rules_for<'a>(cx: &Context<'a>, hpa: &Object) -> Vec<AdapterRule<'a>> {
-    let documents: &'a [crate::loader::Document] = cx.documents;
+    let documents: &'a [crate::input::loader::Document] = cx.documents;
     let in_scope = documents.iter().filter(|document| {
         std::sync::Arc::ptr_eq(&document.source, &hpa.source)
             || document.source.scope == hpa.source.scope
@@ -236,9 +236,9 @@ fn check_keda_query(policy: &Policy, metric: &HpaMetric<'_>, sink: &mut Sink) {
         return;
     };
     let semantics = &policy.metric_semantics;
-    let counter = crate::promql::instant_selectors(&expr)
+    let counter = crate::k8s::promql::instant_selectors(&expr)
         .iter()
-        .filter_map(|selector| crate::promql::selector_name(selector).map(str::to_string))
+        .filter_map(|selector| crate::k8s::promql::selector_name(selector).map(str::to_string))
         .find(|name| {
             semantics
                 .counter_suffixes

@@ -1,8 +1,8 @@
 use serde_json::{json, Value};
 
+use crate::engine::finding::{op, Fix, Severity};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix, Severity};
-use crate::object::Object;
+use crate::input::object::Object;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -55,7 +55,7 @@ impl Rule for HpaScaleTargetResolves {
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
         // A ScaledObject's reference defaults to an apps/v1 Deployment.
-        let Some(target) = crate::autoscaler::scale_target(object) else {
+        let Some(target) = crate::k8s::autoscaler::scale_target(object) else {
             return;
         };
         let Some(reference) = object.value.pointer(target.pointer) else {

@@ -1,12 +1,12 @@
 use serde_json::{json, Value};
 
-use crate::autoscaler;
+use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix};
-use crate::metrics::{classify, hpa_metrics, HpaVersion};
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::input::quantity;
+use crate::k8s::autoscaler;
+use crate::k8s::metrics::{classify, hpa_metrics, HpaVersion};
 use crate::policy::{HpaBehavior, MetricFamily};
-use crate::quantity;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {

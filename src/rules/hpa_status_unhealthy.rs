@@ -1,10 +1,10 @@
 use serde_json::Value;
 
-use crate::autoscaler;
+use crate::engine::finding::Severity;
 use crate::engine::{Context, Sink};
-use crate::finding::Severity;
-use crate::metrics::{base_name, hpa_metrics, HpaMetric};
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::autoscaler;
+use crate::k8s::metrics::{base_name, hpa_metrics, HpaMetric};
 use crate::policy::Policy;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
@@ -130,8 +130,8 @@ fn pinned_in_pool(cx: &Context<'_>, hpa: &Object, index: usize, sink: &mut Sink)
     let Some(target) = cx.hpa_target(hpa) else {
         return;
     };
-    let pools = crate::pools::known(cx);
-    let Some((chips, pool)) = crate::pools::of_workload(cx, target, &pools) else {
+    let pools = crate::engine::pools::known(cx);
+    let Some((chips, pool)) = crate::engine::pools::of_workload(cx, target, &pools) else {
         return;
     };
     let (_, Some(max)) = autoscaler::replica_range(hpa, cx.policy) else {

@@ -1,13 +1,13 @@
 use serde_json::Value;
 
-use crate::autoscaler;
+use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix};
-use crate::metrics::{classify, hpa_metrics, value_field, HpaMetric, HpaVersion, TargetValue};
-use crate::object::Object;
-use crate::placeholder::{self, Field};
+use crate::input::object::Object;
+use crate::input::quantity;
+use crate::k8s::autoscaler;
+use crate::k8s::metrics::{classify, hpa_metrics, value_field, HpaMetric, HpaVersion, TargetValue};
+use crate::k8s::placeholder::{self, Field};
 use crate::policy::MetricScale;
-use crate::quantity;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {

@@ -1,12 +1,12 @@
 use promql_parser::parser;
 use serde_json::{json, Value};
 
-use crate::autoscaler;
+use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix};
-use crate::metrics::{hpa_metrics, HpaMetric};
-use crate::object::Object;
-use crate::promql::{self, Series};
+use crate::input::object::Object;
+use crate::k8s::autoscaler;
+use crate::k8s::metrics::{hpa_metrics, HpaMetric};
+use crate::k8s::promql::{self, Series};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {

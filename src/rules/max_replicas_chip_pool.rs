@@ -1,9 +1,9 @@
 use serde_json::{json, Value};
 
-use crate::autoscaler;
+use crate::engine::finding::{op, Fix, Severity};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix, Severity};
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::autoscaler;
 use crate::policy::AcceleratorPool;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
@@ -69,11 +69,11 @@ impl Rule for MaxReplicasChipPool {
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
         // Pools of the policy first, then those the cluster's Nodes describe.
-        let pools = crate::pools::known(cx);
+        let pools = crate::engine::pools::known(cx);
         if pools.is_empty() {
             return;
         }
-        if crate::workload::is_workload_kind(object.kind()) {
+        if crate::k8s::workload::is_workload_kind(object.kind()) {
             check_replicas(cx, object, &pools, sink);
             return;
         }
@@ -83,7 +83,7 @@ impl Rule for MaxReplicasChipPool {
         let Some(target) = cx.hpa_target(object) else {
             return;
         };
-        let Some((chips, pool)) = crate::pools::of_workload(cx, target, &pools) else {
+        let Some((chips, pool)) = crate::engine::pools::of_workload(cx, target, &pools) else {
             return;
         };
         // A ScaledObject's fields, with KEDA's defaults, read like an HPA's.
@@ -150,7 +150,7 @@ fn check_replicas(
     if cx.autoscalers_of(workload).next().is_some() {
         return;
     }
-    let Some((chips, pool)) = crate::pools::of_workload(cx, workload, pools) else {
+    let Some((chips, pool)) = crate::engine::pools::of_workload(cx, workload, pools) else {
         return;
     };
     let Some(replicas) = workload

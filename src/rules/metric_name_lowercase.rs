@@ -1,11 +1,11 @@
 use serde_json::{json, Value};
 
+use crate::engine::finding::{op, Applicability, Fix, RelatedPatch};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Applicability, Fix, RelatedPatch};
-use crate::metrics::{base_name, hpa_metrics};
-use crate::monitor;
-use crate::object::Object;
-use crate::pointer;
+use crate::input::object::Object;
+use crate::input::pointer;
+use crate::k8s::metrics::{base_name, hpa_metrics};
+use crate::k8s::monitor;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -72,7 +72,7 @@ impl Rule for MetricNameLowercase {
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
         for metric in hpa_metrics(object) {
             // KEDA names and selects its own External metrics.
-            if metric.version == crate::metrics::HpaVersion::Keda {
+            if metric.version == crate::k8s::metrics::HpaVersion::Keda {
                 continue;
             }
             if !matches!(metric.metric_type, "External" | "Pods" | "Object") {

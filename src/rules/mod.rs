@@ -3,10 +3,10 @@
 //! A rule's doc comment is its user documentation: `infergate explain`,
 //! the SARIF rule table and the README read it from [`RuleMeta::doc`].
 
+use crate::engine::finding::Severity;
 use crate::engine::{Context, Sink};
-use crate::finding::Severity;
-use crate::loader::Document;
-use crate::object::Object;
+use crate::input::loader::Document;
+use crate::input::object::Object;
 
 mod adapter_query_namespace_filter;
 mod external_metric_namespace_filter;
@@ -84,7 +84,7 @@ macro_rules! declare_rule {
         impl $name {
             pub const META: $crate::rules::RuleMeta = $crate::rules::RuleMeta {
                 id: $id,
-                default_severity: $crate::finding::Severity::$severity,
+                default_severity: $crate::engine::finding::Severity::$severity,
                 summary: $summary,
                 doc: concat!($($doc, "\n"),*),
                 fixable: $fixable,
@@ -177,10 +177,37 @@ pub fn all_meta() -> Vec<&'static RuleMeta> {
 
 /// The rule id a misspelt `given` most likely meant.
 pub fn closest_id(given: &str) -> Option<&'static str> {
-    crate::suggest::closest(given, all_meta().into_iter().map(|meta| meta.id))
+    crate::policy::suggest::closest(given, all_meta().into_iter().map(|meta| meta.id))
 }
 
 /// Find a rule's metadata by id.
 pub fn meta(id: &str) -> Option<&'static RuleMeta> {
     all_meta().into_iter().find(|meta| meta.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Policy, SeverityLevel};
+
+    /// The policy layer checks a user's rule ids against the built-in
+    /// policy's (it cannot see this registry), so the two must agree, and
+    /// the built-in severity of each rule is its documented default.
+    #[test]
+    fn built_in_policy_names_every_rule_at_its_default_severity() {
+        let policy = Policy::built_in().expect("built-in policy");
+        let mut registered: Vec<&str> = all_meta().iter().map(|meta| meta.id).collect();
+        registered.sort_unstable();
+        let mut named: Vec<&str> = policy.rules.keys().map(String::as_str).collect();
+        named.sort_unstable();
+        assert_eq!(registered, named);
+        for meta in all_meta() {
+            let expected = match meta.default_severity {
+                Severity::Error => SeverityLevel::Error,
+                Severity::Warning => SeverityLevel::Warning,
+                Severity::Info => SeverityLevel::Info,
+            };
+            assert_eq!(policy.level(meta.id), Some(expected), "{}", meta.id);
+        }
+    }
 }

@@ -1,12 +1,12 @@
 use serde_json::{json, Map, Value};
 
+use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix};
-use crate::model;
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::model;
+use crate::k8s::serving;
+use crate::k8s::workload::{self, accelerator_chips, pod_templates, Container};
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::serving;
-use crate::workload::{self, accelerator_chips, pod_templates, Container};
 
 /// The handlers a probe may have; the startup probe the fix adds uses the
 /// liveness probe's.

@@ -1,6 +1,6 @@
 use crate::engine::{Context, Sink};
-use crate::metrics::{classify, hpa_metrics};
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::metrics::{classify, hpa_metrics};
 use crate::policy::MetricFamily;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
@@ -63,7 +63,7 @@ impl Rule for NoQueueAndHbmMix {
         else {
             return;
         };
-        let who = if crate::autoscaler::is_scaled_object(object) {
+        let who = if crate::k8s::autoscaler::is_scaled_object(object) {
             "ScaledObject"
         } else {
             "HPA"
@@ -76,8 +76,8 @@ impl Rule for NoQueueAndHbmMix {
                 hbm.name_pointer(),
                 format!(
                     "{who} scales on HBM `{}` and queue size `{}`; HBM triggers first, so the queue target never governs",
-                    crate::metrics::base_name(hbm.name.unwrap_or_default()),
-                    crate::metrics::base_name(queue.name.unwrap_or_default())
+                    crate::k8s::metrics::base_name(hbm.name.unwrap_or_default()),
+                    crate::k8s::metrics::base_name(queue.name.unwrap_or_default())
                 ),
             )
             .help(format!(

@@ -1,12 +1,12 @@
 use serde_json::Value;
 
+use crate::engine::finding::Severity;
 use crate::engine::{Context, Sink};
-use crate::finding::Severity;
-use crate::object::Object;
-use crate::pointer;
+use crate::input::object::Object;
+use crate::input::pointer;
+use crate::k8s::serving::{self, Degree, Reading};
+use crate::k8s::workload::{self, accelerator_chips, chips_per_replica, pod_templates, Container};
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::serving::{self, Degree, Reading};
-use crate::workload::{self, accelerator_chips, chips_per_replica, pod_templates, Container};
 
 declare_rule! {
     /// ## What it does

@@ -1,13 +1,13 @@
 use serde_json::Value;
 
-use crate::duration;
+use crate::engine::finding::Severity;
 use crate::engine::{Context, Sink};
-use crate::finding::Severity;
-use crate::object::Object;
-use crate::pointer;
+use crate::input::duration;
+use crate::input::object::Object;
+use crate::input::pointer;
+use crate::k8s::selection::{self, PodLabels};
+use crate::k8s::workload::{self, pod_templates, Container, PodTemplate};
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::selection::{self, PodLabels};
-use crate::workload::{self, pod_templates, Container, PodTemplate};
 
 declare_rule! {
     /// ## What it does

@@ -1,12 +1,12 @@
 use serde_json::{json, Value};
 
-use crate::autoscaler;
+use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix};
-use crate::model;
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::autoscaler;
+use crate::k8s::model;
+use crate::k8s::serving;
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::serving;
 
 declare_rule! {
     /// ## What it does

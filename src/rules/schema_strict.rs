@@ -1,14 +1,14 @@
 use jsonschema::error::ValidationErrorKind;
 use serde_json::{json, Value};
 
+use crate::engine::finding::{op, Fix, Severity};
+use crate::engine::schema;
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix, Severity};
-use crate::metrics;
-use crate::object::Object;
-use crate::placeholder::{self, Field};
-use crate::pointer;
+use crate::input::object::Object;
+use crate::input::pointer;
+use crate::k8s::metrics;
+use crate::k8s::placeholder::{self, Field};
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::schema;
 
 declare_rule! {
     /// ## What it does
@@ -135,7 +135,7 @@ impl Rule for SchemaStrict {
             return;
         };
         let (definitions, root) = (&schema.definitions, &schema.root);
-        let partial = crate::workload::is_fragment(object);
+        let partial = crate::k8s::workload::is_fragment(object);
         let newest = schema::newest();
         // Custom resources have one schema for every Kubernetes version.
         let newer = (!schema.custom && target != newest)

@@ -1,11 +1,11 @@
 use serde_json::Value;
 
-use crate::autoscaler;
 use crate::engine::{Context, Sink};
-use crate::model;
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::autoscaler;
+use crate::k8s::model;
+use crate::k8s::workload::{env_value, mount_for, mounts, pod_templates, PodTemplate};
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::workload::{env_value, mount_for, mounts, pod_templates, PodTemplate};
 
 declare_rule! {
     /// ## What it does

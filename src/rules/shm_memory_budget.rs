@@ -1,12 +1,12 @@
 use serde_json::json;
 
+use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix};
-use crate::model;
-use crate::object::Object;
-use crate::quantity;
+use crate::input::object::Object;
+use crate::input::quantity;
+use crate::k8s::model;
+use crate::k8s::workload::{mount_for, mounts, pod_templates, Storage};
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::workload::{mount_for, mounts, pod_templates, Storage};
 
 declare_rule! {
     /// ## What it does

@@ -1,6 +1,6 @@
-use crate::autoscaler;
 use crate::engine::{Context, Sink};
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::autoscaler;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {

@@ -1,13 +1,13 @@
 use serde_json::Value;
 
+use crate::engine::finding::Fix;
 use crate::engine::{Context, Sink};
-use crate::finding::Fix;
-use crate::object::Object;
-use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::serving::{self, Reading};
-use crate::workload::{
+use crate::input::object::Object;
+use crate::k8s::serving::{self, Reading};
+use crate::k8s::workload::{
     self, accelerator_chips, mounts, pod_templates, Container, PodTemplate, Storage,
 };
+use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
     /// ## What it does

@@ -1,11 +1,11 @@
 use serde_json::Value;
 
+use crate::engine::finding::Severity;
 use crate::engine::{Context, Sink};
-use crate::finding::Severity;
-use crate::loader::Document;
-use crate::object::Object;
-use crate::placeholder::{self, Field, Grammar};
-use crate::pointer;
+use crate::input::loader::Document;
+use crate::input::object::Object;
+use crate::input::pointer;
+use crate::k8s::placeholder::{self, Field, Grammar};
 use crate::policy::{GrammarFields, Placeholders};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
@@ -86,7 +86,7 @@ impl Rule for UnresolvedPlaceholder {
     fn check_document(&self, cx: &Context<'_>, document: &Document, sink: &mut Sink) {
         // Only documents a rule knows the shape of: a compose file or a CI
         // workflow has `${VAR}`s of its own tools.
-        if !crate::adapter::is_adapter_config(&document.value) {
+        if !crate::k8s::adapter::is_adapter_config(&document.value) {
             return;
         }
         let kind = FieldKind {

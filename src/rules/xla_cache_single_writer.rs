@@ -1,10 +1,10 @@
 use serde_json::{json, Value};
 
+use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
-use crate::finding::{op, Fix};
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::workload::{env_value, mount_for, mounts, pod_templates, Storage};
 use crate::rules::{declare_rule, Rule, RuleMeta};
-use crate::workload::{env_value, mount_for, mounts, pod_templates, Storage};
 
 declare_rule! {
     /// ## What it does
@@ -93,11 +93,11 @@ impl Rule for XlaCacheSingleWriter {
         // The HPA is where its minReplicas is written: the finding about the
         // relationship goes on it, so that a webhook reviewing the HPA (with
         // its target fetched as context) reports it too.
-        if crate::autoscaler::is_autoscaler(object) {
+        if crate::k8s::autoscaler::is_autoscaler(object) {
             check_hpa(cx, object, sink);
             return;
         }
-        if !crate::workload::is_workload_kind(object.kind()) {
+        if !crate::k8s::workload::is_workload_kind(object.kind()) {
             return;
         }
         // The shared cache is rare; look for it before the replicas.
@@ -131,7 +131,7 @@ impl Rule for XlaCacheSingleWriter {
 
 fn check_hpa(cx: &Context<'_>, hpa: &Object, sink: &mut Sink) {
     // A ScaledObject's minReplicaCount is its HPA's minReplicas.
-    let field = crate::autoscaler::min_pointer(hpa);
+    let field = crate::k8s::autoscaler::min_pointer(hpa);
     let name_of_field = field.rsplit('/').next().unwrap_or(field);
     let Some(min) = hpa
         .value

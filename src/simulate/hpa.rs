@@ -5,9 +5,9 @@
 use serde_json::Value;
 
 use super::SimulateError;
-use crate::autoscaler;
-use crate::metrics::hpa_metrics;
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::autoscaler;
+use crate::k8s::metrics::hpa_metrics;
 use crate::policy::{HpaController, Policy, ScalingRules};
 
 /// How the controller turns a metric into replicas
@@ -99,7 +99,7 @@ pub struct SimulatedHpa {
 fn number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(number) => number.as_f64(),
-        Value::String(text) => crate::quantity::parse(text),
+        Value::String(text) => crate::input::quantity::parse(text),
         _ => None,
     }
 }
@@ -318,10 +318,11 @@ impl SimulatedHpa {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SourceFile;
+    use crate::input::source::SourceFile;
 
     fn read(yaml: &str) -> SimulatedHpa {
-        let loaded = crate::loader::parse_source(SourceFile::new("hpa.yaml", yaml.to_string()));
+        let loaded =
+            crate::input::loader::parse_source(SourceFile::new("hpa.yaml", yaml.to_string()));
         let policy = Policy::built_in().expect("policy");
         SimulatedHpa::from_object(&loaded.objects[0], &policy).expect("an HPA")
     }

@@ -15,10 +15,10 @@ pub mod trace;
 
 use serde_json::Value;
 
+use crate::engine::finding::Applicability;
 use crate::engine::{ClusterFacts, Engine};
-use crate::finding::Applicability;
-use crate::loader::Loaded;
-use crate::object::{Object, PositionMap};
+use crate::input::loader::Loaded;
+use crate::input::object::{Object, PositionMap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {
@@ -34,8 +34,8 @@ pub fn find_autoscaler(loaded: &Loaded, name: Option<&str>) -> Result<usize, Sim
         .objects
         .iter()
         .enumerate()
-        .filter(|(_, object)| crate::autoscaler::is_autoscaler(object))
-        .filter(|(_, object)| !crate::autoscaler::is_keda_owned(object))
+        .filter(|(_, object)| crate::k8s::autoscaler::is_autoscaler(object))
+        .filter(|(_, object)| !crate::k8s::autoscaler::is_keda_owned(object))
         .map(|(index, _)| index)
         .collect();
     let label = |index: &usize| {
@@ -86,7 +86,7 @@ pub fn startup_estimate(engine: &Engine, loaded: &Loaded, index: usize) -> Optio
     };
     let autoscaler = loaded.objects.get(index)?;
     let workload = cx.hpa_target(autoscaler)?;
-    let load = crate::serving::slowest_load(workload, engine.policy())?;
+    let load = crate::k8s::serving::slowest_load(workload, engine.policy())?;
     Some((
         load.seconds,
         format!(

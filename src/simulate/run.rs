@@ -83,10 +83,10 @@ pub fn match_series<'t>(
         let mapped = map
             .iter()
             .find(|(name, _)| {
-                *name == metric.name || *name == crate::metrics::base_name(&metric.name)
+                *name == metric.name || *name == crate::k8s::metrics::base_name(&metric.name)
             })
             .map(|(_, series)| series.as_str());
-        let base = crate::metrics::base_name(&metric.name);
+        let base = crate::k8s::metrics::base_name(&metric.name);
         let candidates = [mapped, Some(metric.name.as_str()), Some(base)];
         let Some((name, series)) = candidates
             .into_iter()

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-use crate::finding::Severity;
+use crate::engine::finding::Severity;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: &[f64] = &[

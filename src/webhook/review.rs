@@ -8,13 +8,13 @@ use kube::core::DynamicObject;
 use serde_json::{json, Value};
 
 use super::metrics::Outcome;
+use crate::engine::finding::{op, Applicability, Finding, Severity};
 use crate::engine::{ClusterFacts, Engine};
-use crate::finding::{op, Applicability, Finding, Severity};
-use crate::loader::Loaded;
-use crate::object::{Object, PositionMap};
-use crate::pointer::display as field;
+use crate::input::loader::Loaded;
+use crate::input::object::{Object, PositionMap};
+use crate::input::pointer::display as field;
+use crate::input::source::SourceFile;
 use crate::rules::xla_cache_single_writer;
-use crate::source::SourceFile;
 
 /// What a request asks of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub fn claim_names(workload: &Value) -> Vec<String> {
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut names: Vec<String> = crate::workload::template_pointers(kind)
+    let mut names: Vec<String> = crate::k8s::workload::template_pointers(kind)
         .iter()
         .filter_map(|template| {
             workload
@@ -173,7 +173,7 @@ impl Review {
             if error.to_string().starts_with("recursion limit exceeded") {
                 BadRequest::NotJson(format!(
                     "{error}: the body nests deeper than {} levels, which infergate does not read",
-                    crate::nesting::MAX_DEPTH
+                    crate::input::nesting::MAX_DEPTH
                 ))
             } else {
                 BadRequest::NotJson(error.to_string())
@@ -469,7 +469,7 @@ pub fn decide(
     };
     // The HPA KEDA makes of a ScaledObject was reviewed as the ScaledObject.
     if review.kind() == ("autoscaling", "HorizontalPodAutoscaler")
-        && crate::autoscaler::owned_by_scaled_object(object)
+        && crate::k8s::autoscaler::owned_by_scaled_object(object)
     {
         return Decision::allow();
     }

@@ -199,7 +199,7 @@ impl Cluster {
             Ok(Ok(None)) => ScaleTarget::NotFound,
             // A 404 without a Status body: the resource type itself is not
             // served (the LeaderWorkerSet CRD is absent), so neither is it.
-            Ok(Err(error)) if crate::kube_api::is_not_found(&error) => ScaleTarget::NotFound,
+            Ok(Err(error)) if crate::k8s::kube_api::is_not_found(&error) => ScaleTarget::NotFound,
             Ok(Err(error)) => ScaleTarget::Unknown(format!("lookup failed: {error}")),
             Err(_) => ScaleTarget::Unknown("lookup timed out".to_string()),
         };
@@ -273,19 +273,19 @@ impl Cluster {
 
 impl Cluster {
     /// The Nodes a workload's pods select (the node labels its first pod
-    /// template requires, [`crate::pools::required_labels`]) as a pool:
+    /// template requires, [`crate::engine::pools::required_labels`]) as a pool:
     /// their allocatable accelerator chips. Cached like workloads.
     async fn pool_for(&self, workload: &Value, resources: &[String]) -> Option<AcceleratorPool> {
         let kind = workload
             .get("kind")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let labels = crate::workload::template_pointers(kind)
+        let labels = crate::k8s::workload::template_pointers(kind)
             .iter()
             .filter_map(|template| workload.pointer(&format!("{template}/spec")))
-            .map(crate::pools::required_labels)
+            .map(crate::engine::pools::required_labels)
             .find(|labels| !labels.is_empty())?;
-        let query = crate::pools::selector_text(&labels);
+        let query = crate::engine::pools::selector_text(&labels);
         let cached = self.pools.lock().ok().and_then(|cache| {
             cache
                 .get(&query)
@@ -306,7 +306,7 @@ impl Cluster {
                     .items
                     .iter()
                     .filter_map(|node| serde_json::to_value(node).ok())
-                    .map(|node| crate::pools::node_chips(&node, resources))
+                    .map(|node| crate::engine::pools::node_chips(&node, resources))
                     .sum();
                 if let Ok(mut cache) = self.pools.lock() {
                     cache.insert(query.clone(), (Instant::now(), chips));
@@ -636,7 +636,7 @@ async fn add_autoscaling_context(
     else {
         return;
     };
-    let reviewed = crate::autoscaler::Reference::of_value(object);
+    let reviewed = crate::k8s::autoscaler::Reference::of_value(object);
     let workload = review.reviewed_workload();
     if reviewed.is_none() && workload.is_none() {
         return;
@@ -647,7 +647,7 @@ async fn add_autoscaling_context(
         (None, None) => return,
     };
     for autoscaler in cluster.autoscalers_in(namespace).await {
-        let target = crate::autoscaler::Reference::of_value(&autoscaler);
+        let target = crate::k8s::autoscaler::Reference::of_value(&autoscaler);
         if target.is_some_and(|target| target.kind == kind && target.name == name) {
             context.objects.push(autoscaler);
         }
@@ -673,21 +673,21 @@ async fn add_autoscaling_context(
 /// Whether a label selector matches the pods of a workload read from the
 /// cluster (its templates' labels and those its controller adds).
 fn selects_pods_of(workload: &Value, selector: &Value, policy: &crate::policy::Policy) -> bool {
-    let Some(object) = crate::object::Object::from_value(
+    let Some(object) = crate::input::object::Object::from_value(
         workload.clone(),
-        crate::source::SourceFile::new("cluster", String::new()),
+        crate::input::source::SourceFile::new("cluster", String::new()),
         0,
         String::new(),
         Default::default(),
     ) else {
         return false;
     };
-    crate::workload::pod_templates(&object)
+    crate::k8s::workload::pod_templates(&object)
         .iter()
         .any(|template| {
-            crate::selection::selects(
+            crate::k8s::selection::selects(
                 selector,
-                &crate::selection::PodLabels::of(&object, template, policy),
+                &crate::k8s::selection::PodLabels::of(&object, template, policy),
             )
         })
 }

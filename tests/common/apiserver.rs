@@ -397,8 +397,8 @@ pub fn kubeconfig_for(apiserver: SocketAddr) -> tempfile::NamedTempFile {
 /// The objects of a YAML file, as the loader reads them.
 pub fn objects_of(path: &std::path::Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("fixture");
-    let source = infergate::source::SourceFile::new(path.display().to_string(), text);
-    infergate::loader::parse_source(source)
+    let source = infergate::input::source::SourceFile::new(path.display().to_string(), text);
+    infergate::input::loader::parse_source(source)
         .objects
         .into_iter()
         .map(|object| object.value)

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use infergate::engine::{ClusterFacts, Engine, Outcome};
-use infergate::loader::{self, Input, Loaded};
+use infergate::input::loader::{self, Input, Loaded};
 use infergate::policy::Policy;
 
 pub fn root() -> PathBuf {

@@ -10,23 +10,23 @@ use serde_json::{json, Value};
 const SCHEMAS: &[(&str, &str)] = &[
     (
         "1.33",
-        include_str!("../rules/schemas/kubernetes-v1.33.json"),
+        include_str!("../../rules/schemas/kubernetes-v1.33.json"),
     ),
     (
         "1.34",
-        include_str!("../rules/schemas/kubernetes-v1.34.json"),
+        include_str!("../../rules/schemas/kubernetes-v1.34.json"),
     ),
     (
         "1.35",
-        include_str!("../rules/schemas/kubernetes-v1.35.json"),
+        include_str!("../../rules/schemas/kubernetes-v1.35.json"),
     ),
     (
         "1.36",
-        include_str!("../rules/schemas/kubernetes-v1.36.json"),
+        include_str!("../../rules/schemas/kubernetes-v1.36.json"),
     ),
     (
         "1.37",
-        include_str!("../rules/schemas/kubernetes-v1.37.json"),
+        include_str!("../../rules/schemas/kubernetes-v1.37.json"),
     ),
 ];
 
@@ -42,7 +42,7 @@ pub fn newest() -> &'static str {
 /// Custom resources, the same for every Kubernetes version
 /// (rules/schemas/custom-resources.json, from crates.io; see
 /// scripts/update-crd-schemas.py).
-const CUSTOM_RESOURCES: &str = include_str!("../rules/schemas/custom-resources.json");
+const CUSTOM_RESOURCES: &str = include_str!("../../rules/schemas/custom-resources.json");
 
 /// One schema document's definitions and the root definition of each kind.
 pub struct Definitions {

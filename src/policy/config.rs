@@ -16,8 +16,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::input::source::SourceFile;
 use crate::policy::{glob_match, Layer, PolicyError};
-use crate::source::SourceFile;
 
 /// The names a config file may have, in the order they are looked for.
 pub const FILE_NAMES: &[&str] = &[".infergate.yaml", ".infergate.yml"];
@@ -61,7 +61,8 @@ impl Config {
             source,
         })?;
         let name = path.display().to_string();
-        let loaded = crate::loader::parse_source(SourceFile::new(name.as_str(), text.clone()));
+        let loaded =
+            crate::input::loader::parse_source(SourceFile::new(name.as_str(), text.clone()));
         let document = loaded.documents.first().map(|document| &document.value);
         let globs = |key: &str| -> Vec<String> {
             document

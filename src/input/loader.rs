@@ -15,10 +15,10 @@ use regex::Regex;
 use saphyr::{MarkedYaml, ScalarStyle, YamlData, YamlLoader};
 use serde_json::{Map, Number, Value};
 
-use crate::nesting;
-use crate::object::{NodeSpan, Object, PositionMap};
-use crate::pointer;
-use crate::source::{Location, SourceFile};
+use crate::input::nesting;
+use crate::input::object::{NodeSpan, Object, PositionMap};
+use crate::input::pointer;
+use crate::input::source::{Location, SourceFile};
 
 /// An input named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,9 +268,7 @@ pub fn read_sources_where(
 
 const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// The prefix of a scope found from a kustomization file: its objects are
-/// applied together (see [`crate::source::SourceFile::applied_together`]).
-pub const KUSTOMIZATION_SCOPE: &str = "kustomization:";
+pub use crate::input::source::KUSTOMIZATION_SCOPE;
 
 /// The application a file belongs to: the nearest directory at or above it
 /// with a kustomization file, looked for up to `root` (the directory named
@@ -678,7 +676,7 @@ fn push_value(
     mut positions: PositionMap,
 ) {
     positions.seal();
-    if crate::object::object_id(&value).is_some() {
+    if crate::input::object::object_id(&value).is_some() {
         if let Some(object) =
             Object::from_value(value, source.clone(), index, base_pointer, positions)
         {

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use crate::object::Object;
-use crate::pointer;
+use crate::input::object::Object;
+use crate::input::pointer;
 use crate::policy::Policy;
 
 /// A pod template inside a workload, with its pointer.
@@ -292,7 +292,7 @@ pub fn storage_of(volume: &Value) -> Storage {
         let memory = empty_dir.get("medium").and_then(Value::as_str) == Some("Memory");
         let size_limit = empty_dir
             .get("sizeLimit")
-            .and_then(crate::quantity::from_value);
+            .and_then(crate::input::quantity::from_value);
         return if memory {
             Storage::Memory { size_limit }
         } else {
@@ -367,7 +367,7 @@ pub fn accelerator_chips(container: &Container<'_>, resources: &[String]) -> f64
     resources
         .iter()
         .filter_map(|resource| container.resource(resource))
-        .filter_map(crate::quantity::from_value)
+        .filter_map(crate::input::quantity::from_value)
         .sum()
 }
 
@@ -412,7 +412,7 @@ pub fn mount_new_volume(
     source: (&str, Value),
     mount_path: &str,
 ) -> Option<Vec<json_patch::PatchOperation>> {
-    use crate::finding::op;
+    use crate::input::pointer::op;
     let spec_pointer = format!("{}/spec", template.pointer);
     let volumes = template
         .spec()
@@ -468,7 +468,7 @@ pub fn add_mount(
     volume: &str,
     mount_path: &str,
 ) -> Option<json_patch::PatchOperation> {
-    use crate::finding::op;
+    use crate::input::pointer::op;
     let mount = serde_json::json!({"name": volume, "mountPath": mount_path});
     match container.value.get("volumeMounts") {
         Some(Value::Array(_)) => op::add(&format!("{}/volumeMounts/-", container.pointer), mount),
@@ -506,7 +506,7 @@ mod tests {
             Object::from_value(
                 json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
                     "spec": {"template": {"spec": {"containers": [container]}}}}),
-                crate::source::SourceFile::new("t", String::new()),
+                crate::input::source::SourceFile::new("t", String::new()),
                 0,
                 String::new(),
                 Default::default(),

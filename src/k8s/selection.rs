@@ -8,9 +8,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::workload::PodTemplate;
 use crate::policy::Policy;
-use crate::workload::PodTemplate;
 
 /// The labels of the pods a template makes: (key, value), `None` for a
 /// value the controller sets at run time.
@@ -155,12 +155,12 @@ mod tests {
     #[test]
     fn controller_labels_are_present() {
         let policy = Policy::built_in().expect("policy");
-        let loaded = crate::loader::parse_source(crate::source::SourceFile::new(
+        let loaded = crate::input::loader::parse_source(crate::input::source::SourceFile::new(
             "lws.yaml",
             "apiVersion: leaderworkerset.x-k8s.io/v1\nkind: LeaderWorkerSet\nmetadata: {name: vllm}\nspec:\n  leaderWorkerTemplate:\n    leaderTemplate:\n      metadata: {labels: {role: leader}}\n      spec: {containers: [{name: a, image: x}]}\n    workerTemplate:\n      spec: {containers: [{name: a, image: x}]}\n".to_string(),
         ));
         let lws = &loaded.objects[0];
-        let templates = crate::workload::pod_templates(lws);
+        let templates = crate::k8s::workload::pod_templates(lws);
         let leader = PodLabels::of(lws, &templates[0], &policy);
         let by_name =
             json!({"matchLabels": {"leaderworkerset.sigs.k8s.io/name": "vllm", "role": "leader"}});

@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use crate::model::command_words;
+use crate::k8s::model::command_words;
+use crate::k8s::workload::{env_value, expand_references, Container};
 use crate::policy::{ParallelFactor, ServerParallelism, Serving};
-use crate::workload::{env_value, expand_references, Container};
 
 /// One factor of the degree as the manifest states it.
 #[derive(Debug, Clone)]
@@ -410,10 +410,10 @@ impl LoadEstimate {
 /// The slowest load estimate of a workload's serving containers: how long
 /// its pods take to become Ready.
 pub fn slowest_load(
-    workload: &crate::object::Object,
+    workload: &crate::input::object::Object,
     policy: &crate::policy::Policy,
 ) -> Option<LoadEstimate> {
-    crate::workload::pod_templates(workload)
+    crate::k8s::workload::pod_templates(workload)
         .iter()
         .flat_map(|template| {
             template
@@ -432,13 +432,13 @@ pub fn slowest_load(
 /// storage that outlives the pod) load faster than a download; a memory
 /// or disk emptyDir starts empty.
 pub fn load_estimate(
-    object: &crate::object::Object,
-    template: &crate::workload::PodTemplate<'_>,
+    object: &crate::input::object::Object,
+    template: &crate::k8s::workload::PodTemplate<'_>,
     container: &Container<'_>,
     policy: &crate::policy::Policy,
 ) -> Option<LoadEstimate> {
-    use crate::model;
-    use crate::workload::{mount_for, mounts, Storage};
+    use crate::k8s::model;
+    use crate::k8s::workload::{mount_for, mounts, Storage};
     let models = &policy.models;
     let startup = &policy.serving.startup;
     let model_ref = model::model_of(container, models)?;

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::loader::{self, Loaded};
-use crate::object::Object;
-use crate::pointer;
-use crate::source::{Location, SourceFile};
+use crate::input::loader::{self, Loaded};
+use crate::input::object::Object;
+use crate::input::pointer;
+use crate::input::source::{Location, SourceFile};
 
 /// One embedded document: the data key that holds it and what it parsed to.
 #[derive(Debug)]

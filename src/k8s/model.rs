@@ -5,9 +5,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::workload::{env_value, expand_references, Container};
 use crate::policy::Models;
-use crate::workload::{env_value, expand_references, Container};
 
 /// Where the model id was found.
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ static PARAMETERS: LazyLock<Regex> = LazyLock::new(|| {
 /// annotation, the catalogue, or an estimate from the name.
 pub fn size_of(object: &Object, id: &str, models: &Models) -> Option<ModelSize> {
     if let Some(annotated) = object.annotation("infergate.dev/model-size") {
-        if let Some(bytes) = crate::quantity::parse(annotated) {
+        if let Some(bytes) = crate::input::quantity::parse(annotated) {
             return Some(ModelSize {
                 bytes,
                 source: format!("annotation infergate.dev/model-size: {annotated}"),
@@ -165,8 +165,8 @@ pub fn gib(bytes: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::source::SourceFile;
     use crate::policy::Policy;
-    use crate::source::SourceFile;
     use serde_json::json;
 
     fn object(annotation: Option<&str>) -> Object {

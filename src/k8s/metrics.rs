@@ -3,10 +3,10 @@
 use json_patch::PatchOperation;
 use serde_json::{json, Map, Value};
 
-use crate::finding::op;
+use crate::input::pointer::op;
 
-use crate::object::Object;
-use crate::pointer;
+use crate::input::object::Object;
+use crate::input::pointer;
 use crate::policy::{MetricFamily, MetricScale, Policy};
 
 /// The shape an HPA is written in. `autoscaling/v2beta2` is v2's shape
@@ -24,7 +24,7 @@ pub enum HpaVersion {
 
 impl HpaVersion {
     pub fn of(hpa: &Object) -> Self {
-        if crate::autoscaler::is_scaled_object(hpa) {
+        if crate::k8s::autoscaler::is_scaled_object(hpa) {
             return Self::Keda;
         }
         match hpa.id.api_version.as_str() {
@@ -113,7 +113,7 @@ pub fn value_field(target_type: &str) -> Option<&'static str> {
 /// The metrics of an HPA in any version, or of the HPA a KEDA
 /// ScaledObject generates (one per trigger); empty for anything else.
 pub fn hpa_metrics(hpa: &Object) -> Vec<HpaMetric<'_>> {
-    if crate::autoscaler::is_scaled_object(hpa) {
+    if crate::k8s::autoscaler::is_scaled_object(hpa) {
         return keda_metrics(hpa);
     }
     if hpa.kind() != "HorizontalPodAutoscaler" {
@@ -288,7 +288,7 @@ fn keda_metrics(scaled: &Object) -> Vec<HpaMetric<'_>> {
             let name = (scaler == "prometheus")
                 .then(|| trigger.pointer("/metadata/query").and_then(Value::as_str))
                 .flatten()
-                .and_then(crate::promql::first_metric_name);
+                .and_then(crate::k8s::promql::first_metric_name);
             HpaMetric {
                 name,
                 name_pointer: format!("{pointer}/metadata/query"),
@@ -433,16 +433,7 @@ pub fn is_adapter_form(name: &str) -> bool {
     name.contains('|')
 }
 
-/// The Prometheus metric inside an adapter name
-/// (`prometheus.googleapis.com|tgi_queue_size|gauge` -> `tgi_queue_size`),
-/// or the name itself.
-pub fn base_name(name: &str) -> &str {
-    let mut parts = name.split('|');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("prometheus.googleapis.com"), Some(metric), Some(_), None) => metric,
-        _ => name,
-    }
-}
+pub use crate::policy::base_name;
 
 /// The family and scale of a metric name, if it is a known inference metric.
 pub fn classify(name: &str, policy: &Policy) -> Option<(MetricFamily, Option<MetricScale>)> {

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::engine::Context;
-use crate::object::Object;
+use crate::input::object::Object;
+use crate::k8s::workload::{chips_per_replica, pod_templates, PodTemplate};
 use crate::policy::AcceleratorPool;
-use crate::workload::{chips_per_replica, pod_templates, PodTemplate};
 
 /// The node labels a pod spec requires: its `nodeSelector`, and the
 /// required node affinity's `In` expressions with a single value (the
@@ -109,7 +109,7 @@ pub fn node_chips(node: &Value, resources: &[String]) -> f64 {
     resources
         .iter()
         .filter_map(|resource| allocatable.get(resource)?.as_str())
-        .filter_map(crate::quantity::parse)
+        .filter_map(crate::input::quantity::parse)
         .sum()
 }
 

@@ -52,3 +52,33 @@ mod tests {
         assert_eq!(parent(""), None);
     }
 }
+
+fn operation(value: serde_json::Value) -> Option<json_patch::PatchOperation> {
+    serde_json::from_value(value).ok()
+}
+
+/// RFC 6902 operations built from pointers the rules construct. A pointer
+/// that does not parse (never produced by [`join`]) yields no
+/// operation rather than a panic; `ops!` callers then get a shorter patch,
+/// which tests catch.
+pub mod op {
+    use super::operation;
+    use json_patch::PatchOperation;
+    use serde_json::{json, Value};
+
+    pub fn add(path: &str, value: Value) -> Option<PatchOperation> {
+        operation(json!({"op": "add", "path": path, "value": value}))
+    }
+
+    pub fn replace(path: &str, value: Value) -> Option<PatchOperation> {
+        operation(json!({"op": "replace", "path": path, "value": value}))
+    }
+
+    pub fn remove(path: &str) -> Option<PatchOperation> {
+        operation(json!({"op": "remove", "path": path}))
+    }
+
+    pub fn move_(from: &str, path: &str) -> Option<PatchOperation> {
+        operation(json!({"op": "move", "from": from, "path": path}))
+    }
+}

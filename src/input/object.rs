@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::pointer;
-use crate::source::{Location, SourceFile};
+use crate::input::pointer;
+use crate::input::source::{Location, SourceFile};
 
 /// What identifies an object to a user: apiVersion, kind, namespace, name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

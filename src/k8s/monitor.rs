@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::object::Object;
+use crate::input::object::Object;
 
 /// The monitor kinds whose endpoints carry `metricRelabeling` (Google
 /// Cloud Managed Service for Prometheus).

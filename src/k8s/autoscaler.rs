@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::object::Object;
+use crate::input::object::Object;
 
 /// Where an autoscaler names its workload, with KEDA's defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub fn behavior_pointer(object: &Object) -> &'static str {
 /// ScaledObject's `advanced.horizontalPodAutoscalerConfig` as needed.
 pub fn add_behavior(object: &Object, behavior: Value) -> Option<json_patch::PatchOperation> {
     if !is_scaled_object(object) {
-        return crate::finding::op::add("/spec/behavior", behavior);
+        return crate::input::pointer::op::add("/spec/behavior", behavior);
     }
     let mut value = behavior;
     let mut pointer = KEDA_BEHAVIOR;
@@ -130,7 +130,7 @@ pub fn add_behavior(object: &Object, behavior: Value) -> Option<json_patch::Patc
         value = Value::Object(wrapper);
         pointer = parent;
     }
-    crate::finding::op::add(pointer, value)
+    crate::input::pointer::op::add(pointer, value)
 }
 
 /// The replicas an autoscaler may set: (minimum, maximum), with the

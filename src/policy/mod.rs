@@ -1,6 +1,12 @@
 //! The policy: severities, scope, detection patterns and thresholds, read
 //! from the YAML files in `rules/` (embedded in the binary) and optionally
 //! merged with a user's file.
+//!
+//! The policy layer: facts as data and the user's policy and config.
+//! Imports `input` only.
+
+pub mod config;
+pub mod suggest;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,38 +16,43 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::finding::Severity;
-use crate::loader;
-use crate::source::SourceFile;
+use crate::input::loader;
+use crate::input::source::SourceFile;
 
 /// The files of `rules/` that make up the built-in policy, merged in order.
 const BUILT_IN: &[(&str, &str)] = &[
-    ("rules/policy.yaml", include_str!("../rules/policy.yaml")),
+    ("rules/policy.yaml", include_str!("../../rules/policy.yaml")),
     (
         "rules/inference.yaml",
-        include_str!("../rules/inference.yaml"),
+        include_str!("../../rules/inference.yaml"),
     ),
-    ("rules/metrics.yaml", include_str!("../rules/metrics.yaml")),
-    ("rules/hpa.yaml", include_str!("../rules/hpa.yaml")),
-    ("rules/models.yaml", include_str!("../rules/models.yaml")),
+    (
+        "rules/metrics.yaml",
+        include_str!("../../rules/metrics.yaml"),
+    ),
+    ("rules/hpa.yaml", include_str!("../../rules/hpa.yaml")),
+    ("rules/models.yaml", include_str!("../../rules/models.yaml")),
     (
         "rules/capacity.yaml",
-        include_str!("../rules/capacity.yaml"),
+        include_str!("../../rules/capacity.yaml"),
     ),
     (
         "rules/monitoring.yaml",
-        include_str!("../rules/monitoring.yaml"),
+        include_str!("../../rules/monitoring.yaml"),
     ),
     (
         "rules/kubernetes.yaml",
-        include_str!("../rules/kubernetes.yaml"),
+        include_str!("../../rules/kubernetes.yaml"),
     ),
-    ("rules/serving.yaml", include_str!("../rules/serving.yaml")),
-    ("rules/keda.yaml", include_str!("../rules/keda.yaml")),
+    (
+        "rules/serving.yaml",
+        include_str!("../../rules/serving.yaml"),
+    ),
+    ("rules/keda.yaml", include_str!("../../rules/keda.yaml")),
 ];
 
 /// The JSON Schema of the policy format.
-pub const SCHEMA: &str = include_str!("../rules/policy.schema.json");
+pub const SCHEMA: &str = include_str!("../../rules/policy.schema.json");
 
 /// A policy that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +75,31 @@ pub enum PolicyError {
     },
     #[error("the policy does not match its schema: {0}")]
     Shape(String),
+}
+
+/// How much a finding matters: what a rule reports at, as the policy sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,11 +228,22 @@ pub struct MetricSemantics {
     pub exporter_series: Vec<ExporterSeries>,
 }
 
+/// The Prometheus metric inside an adapter name
+/// (`prometheus.googleapis.com|tgi_queue_size|gauge` -> `tgi_queue_size`),
+/// or the name itself.
+pub fn base_name(name: &str) -> &str {
+    let mut parts = name.split('|');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("prometheus.googleapis.com"), Some(metric), Some(_), None) => metric,
+        _ => name,
+    }
+}
+
 impl MetricSemantics {
     /// The exporter whose series `name` is (matched on the whole name and
     /// on the bare name of the adapter form), if any.
     pub fn exporter_of(&self, name: &str) -> Option<&ExporterSeries> {
-        let base = crate::metrics::base_name(name);
+        let base = base_name(name);
         self.exporter_series
             .iter()
             .find(|series| series.pattern.is_match(name) || series.pattern.is_match(base))
@@ -303,7 +350,7 @@ pub struct Quantity(pub f64);
 impl<'de> Deserialize<'de> for Quantity {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
-        crate::quantity::from_value(&value)
+        crate::input::quantity::from_value(&value)
             .map(Quantity)
             .ok_or_else(|| serde::de::Error::custom(format!("`{value}` is not a quantity")))
     }
@@ -316,7 +363,7 @@ pub struct Seconds(pub f64);
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        crate::duration::parse(&text)
+        crate::input::duration::parse(&text)
             .map(Seconds)
             .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a duration")))
     }
@@ -664,7 +711,7 @@ fn config_only_key(layer: &Layer<'_>, key: &str) -> PolicyError {
     let location = loaded.documents.first().and_then(|document| {
         document
             .positions
-            .locate_key(&crate::pointer::join("", key))
+            .locate_key(&crate::input::pointer::join("", key))
     });
     let (line, column) = location.map_or((1, 1), |location| (location.line, location.column));
     PolicyError::Invalid {
@@ -683,7 +730,7 @@ fn config_only_key(layer: &Layer<'_>, key: &str) -> PolicyError {
 static BUILT_IN_MERGED: LazyLock<Result<Value, String>> = LazyLock::new(|| {
     let mut merged = Value::Object(serde_json::Map::new());
     for (name, text) in BUILT_IN {
-        let layer = read_layer(name, text).map_err(|error| error.to_string())?;
+        let layer = read_layer(name, text, None).map_err(|error| error.to_string())?;
         merge(&mut merged, layer);
     }
     Ok(merged)
@@ -720,9 +767,16 @@ impl Policy {
     /// repository's `.infergate.yaml`, then a `--policy` file).
     pub fn with_layers(layers: &[Layer<'_>]) -> Result<Arc<Policy>, PolicyError> {
         let mut merged = BUILT_IN_MERGED.clone().map_err(PolicyError::Shape)?;
+        // The built-in policy names every rule (a test in rules/ holds it to
+        // the registry), so a user's rule ids are checked against it.
+        let rule_ids: Vec<String> = merged
+            .get("rules")
+            .and_then(Value::as_object)
+            .map(|rules| rules.keys().cloned().collect())
+            .unwrap_or_default();
         let mut last_name = "the built-in policy";
         for layer in layers {
-            let mut value = read_layer(layer.name, layer.text)?;
+            let mut value = read_layer(layer.name, layer.text, Some(&rule_ids))?;
             if let Some(map) = value.as_object_mut() {
                 for key in CONFIG_ONLY_KEYS {
                     if map.remove(*key).is_some() && !layer.config {
@@ -756,7 +810,7 @@ impl Policy {
 
     /// Whether `object` is a tool's configuration file (a kustomization, a
     /// skaffold.yaml), which is never applied to a cluster.
-    pub fn is_tool_configuration(&self, object: &crate::object::Object) -> bool {
+    pub fn is_tool_configuration(&self, object: &crate::input::object::Object) -> bool {
         // `skaffold/v4beta11` reads as group `skaffold`.
         let group = object.group();
         self.kubernetes
@@ -785,9 +839,10 @@ impl Policy {
     }
 }
 
-/// Parse one policy layer and check it against the schema, naming the
-/// offending key and its line on failure.
-fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
+/// Parse one policy layer and check it against the schema (and its rule ids
+/// against `rule_ids`, when given), naming the offending key and its line on
+/// failure.
+fn read_layer(name: &str, text: &str, rule_ids: Option<&[String]>) -> Result<Value, PolicyError> {
     let source = SourceFile::new(name, text.to_string());
     let loaded = loader::parse_source(source.clone());
     if let Some(problem) = loaded.problems.first() {
@@ -797,7 +852,7 @@ fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
             }
             loader::ProblemKind::TooDeep => format!(
                 "{} (line {}, column {})",
-                crate::nesting::too_deep_message(),
+                crate::input::nesting::too_deep_message(),
                 problem.location.line,
                 problem.location.column
             ),
@@ -831,18 +886,20 @@ fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
         }
     };
     // A misspelt rule id gets the id it most likely meant, at its key.
-    let rule_ids = value
+    let known_ids = rule_ids.unwrap_or_default();
+    let given_ids = value
         .get("rules")
         .and_then(Value::as_object)
         .into_iter()
-        .flat_map(|rules| rules.keys());
-    for id in rule_ids {
-        if crate::rules::meta(id).is_some() {
+        .flat_map(|rules| rules.keys())
+        .filter(|_| rule_ids.is_some());
+    for id in given_ids {
+        if known_ids.iter().any(|known| known == id) {
             continue;
         }
-        let location = positions.locate_key(&crate::pointer::join("/rules", id));
+        let location = positions.locate_key(&crate::input::pointer::join("/rules", id));
         let (line, column) = location.map_or((1, 1), |location| (location.line, location.column));
-        let message = match crate::rules::closest_id(id) {
+        let message = match suggest::closest(id, known_ids.iter().map(String::as_str)) {
             Some(close) => format!("no rule is named `{id}`; did you mean `{close}`?"),
             None => format!("no rule is named `{id}`; `infergate rules` lists the rule ids"),
         };
@@ -861,7 +918,7 @@ fn read_layer(name: &str, text: &str) -> Result<Value, PolicyError> {
         let (key_pointer, key) = match error.kind() {
             jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let key = unexpected.first().cloned().unwrap_or_default();
-                (crate::pointer::join(&pointer, &key), key)
+                (crate::input::pointer::join(&pointer, &key), key)
             }
             _ => (pointer.clone(), pointer_to_dotted(&pointer)),
         };

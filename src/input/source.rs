@@ -2,6 +2,10 @@
 
 use std::sync::Arc;
 
+/// The prefix of a scope found from a kustomization file: its objects are
+/// applied together (see [`SourceFile::scope_is_applied_together`]).
+pub const KUSTOMIZATION_SCOPE: &str = "kustomization:";
+
 /// One input file (or standard input) as read from disk.
 #[derive(Debug)]
 pub struct SourceFile {
@@ -11,7 +15,7 @@ pub struct SourceFile {
     /// Byte offset of the first character of every line.
     line_starts: Vec<usize>,
     /// The application this file belongs to, for pairing objects across
-    /// files (see [`crate::engine::Context::paired`]): the directory of the
+    /// files (the engine pairs objects of one scope): the directory of the
     /// nearest `kustomization.yaml`, else the top directory under the path
     /// given on the command line. Empty where there is no file tree (the
     /// webhook, whose objects are all one application).
@@ -50,7 +54,7 @@ impl SourceFile {
     pub fn scope_is_applied_together(&self) -> bool {
         self.scope.is_empty()
             || self.scope == "<stdin>"
-            || self.scope.starts_with(crate::loader::KUSTOMIZATION_SCOPE)
+            || self.scope.starts_with(KUSTOMIZATION_SCOPE)
     }
 
     /// The same file with another text (a fix pass), in the same scope.

@@ -1,38 +1,14 @@
 //! What the engine reports: findings, their severity and their fixes.
 
-use std::fmt;
 use std::sync::Arc;
 
 use json_patch::{Patch, PatchOperation};
 use serde::Serialize;
-use serde_json::{json, Value};
 
-use crate::object::ObjectId;
-use crate::source::{Location, SourceFile};
+use crate::input::object::ObjectId;
+use crate::input::source::{Location, SourceFile};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Error => "error",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::policy::Severity;
 
 /// Whether a fix may be applied without a person looking at it (ruff's
 /// model): the webhook mutates and `lint --fix` writes only `Safe` fixes.
@@ -88,33 +64,7 @@ impl Fix {
     }
 }
 
-fn operation(value: Value) -> Option<PatchOperation> {
-    serde_json::from_value(value).ok()
-}
-
-/// RFC 6902 operations built from pointers the rules construct. A pointer
-/// that does not parse (never produced by [`crate::pointer`]) yields no
-/// operation rather than a panic; `ops!` callers then get a shorter patch,
-/// which tests catch.
-pub mod op {
-    use super::*;
-
-    pub fn add(path: &str, value: Value) -> Option<PatchOperation> {
-        operation(json!({"op": "add", "path": path, "value": value}))
-    }
-
-    pub fn replace(path: &str, value: Value) -> Option<PatchOperation> {
-        operation(json!({"op": "replace", "path": path, "value": value}))
-    }
-
-    pub fn remove(path: &str) -> Option<PatchOperation> {
-        operation(json!({"op": "remove", "path": path}))
-    }
-
-    pub fn move_(from: &str, path: &str) -> Option<PatchOperation> {
-        operation(json!({"op": "move", "from": from, "path": path}))
-    }
-}
+pub use crate::input::pointer::op;
 
 /// One reported problem.
 #[derive(Debug, Clone)]

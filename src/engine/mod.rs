@@ -2,6 +2,13 @@
 //!
 //! Pure and synchronous. The linter and the webhook are adapters that build
 //! the input and present the output.
+//!
+//! The engine layer imports `input`, `policy`, `k8s` and the rule registry
+//! (`rules`), which imports it back: a registry and its engine.
+
+pub mod finding;
+pub mod pools;
+pub mod schema;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,17 +17,17 @@ use rayon::prelude::*;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::autoscaler;
-use crate::embedded::{self, Embedded};
-use crate::finding::{Finding, Fix, Severity};
-use crate::loader::{Document, Loaded, ProblemKind};
-use crate::monitor;
-use crate::object::{Object, PositionMap};
+use crate::engine::finding::{Finding, Fix, Severity};
+use crate::input::embedded::{self, Embedded};
+use crate::input::loader::{Document, Loaded, ProblemKind};
+use crate::input::object::{Object, PositionMap};
+use crate::input::source::{Location, SourceFile};
+use crate::k8s::autoscaler;
+use crate::k8s::monitor;
+use crate::k8s::selection::PodLabels;
+use crate::k8s::workload::{self, InferenceReason};
 use crate::policy::Policy;
 use crate::rules;
-use crate::selection::PodLabels;
-use crate::source::{Location, SourceFile};
-use crate::workload::{self, InferenceReason};
 
 /// The annotation that suppresses rules on one object.
 pub const IGNORE_ANNOTATION: &str = "infergate.dev/ignore";
@@ -304,7 +311,7 @@ impl<'a> Context<'a> {
     /// selector may select: those whose pods carry the first of its
     /// `matchLabels` (or a controller label of that key set at run time);
     /// every workload when it has no `matchLabels`. A superset: the caller
-    /// still asks [`crate::selection::selects`].
+    /// still asks [`crate::k8s::selection::selects`].
     pub fn workloads_selectable_by(
         &self,
         selector: &Value,
@@ -338,7 +345,7 @@ impl<'a> Context<'a> {
 
     /// Whether two objects belong to one application, so that a rule may
     /// pair them (an HPA and its target, a monitor and its pods): they come
-    /// from the same scope (see [`crate::source::SourceFile::scope`]) and
+    /// from the same scope (see [`crate::input::source::SourceFile::scope`]) and
     /// their namespaces may be the same one (equal when both state one).
     /// Unrelated directories linted together are never paired, even when
     /// they share a namespace name (`default`, a `replaced-by-kustomize`
@@ -464,10 +471,10 @@ impl<'a> Context<'a> {
         }
         match self.hpa_target(hpa) {
             Some(target) => self.inference_reason(target).is_some(),
-            None => crate::metrics::hpa_metrics(hpa).iter().any(|metric| {
+            None => crate::k8s::metrics::hpa_metrics(hpa).iter().any(|metric| {
                 metric
                     .name
-                    .is_some_and(|name| crate::metrics::classify(name, self.policy).is_some())
+                    .is_some_and(|name| crate::k8s::metrics::classify(name, self.policy).is_some())
             }),
         }
     }
@@ -784,7 +791,7 @@ impl Engine {
         };
         let pointer = format!(
             "/metadata/annotations/{}",
-            crate::pointer::escape(IGNORE_ANNOTATION)
+            crate::input::pointer::escape(IGNORE_ANNOTATION)
         );
         unknown_suppressions(suppressions)
             .into_iter()
@@ -907,7 +914,7 @@ impl Engine {
         within: Option<&str>,
     ) -> Option<(&'static rules::RuleMeta, Severity, String, String)> {
         let place = within
-            .map(|pointer| format!(" in `{}`", crate::pointer::display(pointer)))
+            .map(|pointer| format!(" in `{}`", crate::input::pointer::display(pointer)))
             .unwrap_or_default();
         let (meta, message, help) = match kind {
             ProblemKind::InvalidYaml(message) => (
@@ -918,12 +925,12 @@ impl Engine {
             ),
             ProblemKind::TooDeep => (
                 &rules::INVALID_YAML,
-                format!("{place}{}", crate::nesting::too_deep_message())
+                format!("{place}{}", crate::input::nesting::too_deep_message())
                     .trim_start()
                     .to_string(),
                 format!(
                     "no Kubernetes object nests this deep; flatten the data or split it (the limit, {}, is documented under Limits in the README)",
-                    crate::nesting::MAX_DEPTH
+                    crate::input::nesting::MAX_DEPTH
                 ),
             ),
             ProblemKind::DuplicateKey {

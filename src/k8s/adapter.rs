@@ -6,7 +6,7 @@
 use regex::Regex;
 use serde_json::Value;
 
-use crate::pointer;
+use crate::input::pointer;
 
 /// A rule of the adapter configuration.
 pub struct AdapterRule<'a> {
@@ -167,8 +167,8 @@ fn series_metric(series: &str) -> Option<&str> {
 /// Every prometheus-adapter rule of the input: in Helm values or config
 /// documents, and in ConfigMaps' embedded configuration.
 pub fn rules_of_input<'a>(
-    documents: &'a [crate::loader::Document],
-    embedded: impl Iterator<Item = &'a crate::embedded::Embedded>,
+    documents: &'a [crate::input::loader::Document],
+    embedded: impl Iterator<Item = &'a crate::input::embedded::Embedded>,
 ) -> Vec<AdapterRule<'a>> {
     let mut found: Vec<AdapterRule<'a>> = documents
         .iter()

@@ -1,0 +1,311 @@
+//! `infergate simulate`: replay an HPA on a recorded metric trace.
+
+use super::*;
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("comparison").args(["compare", "compare_fix"])))]
+pub struct SimulateArgs {
+    /// A manifest holding the HPA or ScaledObject (a whole bundle: its
+    /// workload gives the start-up estimate).
+    #[arg(value_name = "HPA_FILE")]
+    pub hpa_file: PathBuf,
+    /// The recorded trace: CSV `timestamp,metric,value[,replicas]`
+    /// (seconds or RFC 3339), or the JSON of a Prometheus query_range.
+    #[arg(long, value_name = "FILE")]
+    pub trace: PathBuf,
+    /// The autoscaler to replay, when the file holds several.
+    #[arg(long, value_name = "NAME")]
+    pub hpa: Option<String>,
+    /// A manifest with the workload, when HPA_FILE does not hold it.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
+    /// Time from a pod's creation to Ready (default: the workload's
+    /// model-load estimate, else 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub startup: Option<String>,
+    /// Pods at the start, all Ready (default: the trace's first replicas,
+    /// else minReplicas).
+    #[arg(long, value_name = "N")]
+    pub initial_replicas: Option<i64>,
+    /// The pods the trace was recorded at, when it has no replicas column.
+    #[arg(long, value_name = "N")]
+    pub recorded_replicas: Option<f64>,
+    /// Replay this HPA too, on the same trace, and show both.
+    #[arg(long, value_name = "OTHER_HPA_FILE")]
+    pub compare: Option<PathBuf>,
+    /// Replay the HPA as `lint --fix` would leave it too, and show both.
+    #[arg(long)]
+    pub compare_fix: bool,
+    /// The trace's series for an HPA metric (`NAME=SERIES`; SERIES is a
+    /// name, or `#N` for a Prometheus result without one); `replicas=SERIES`
+    /// names the recorded replicas.
+    #[arg(long, value_name = "NAME=SERIES")]
+    pub map: Vec<String>,
+    /// The longest gap allowed between two samples of a series.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub max_gap: String,
+    /// A policy file merged over the built-in policy.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SimulateFormat::Human)]
+    pub format: SimulateFormat,
+    /// Write the output to FILE (required for png).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimulateFormat {
+    Human,
+    Json,
+    Csv,
+    Svg,
+    Png,
+}
+
+/// A manifest read and parsed, or a usage error naming it.
+fn load_manifest(path: &std::path::Path) -> Result<loader::Loaded, ExitCode> {
+    let loaded = loader::load(&[Input::File(path.to_path_buf())]).map_err(|error| {
+        usage_error(
+            error,
+            "give the YAML file that holds the HPA (or ScaledObject)",
+        )
+    })?;
+    use loader::ProblemKind;
+    for problem in &loaded.problems {
+        let what = match &problem.kind {
+            ProblemKind::InvalidYaml(message) => format!("invalid YAML: {message}"),
+            ProblemKind::TooDeep => "the YAML nests too deep".to_string(),
+            ProblemKind::Unread(reason) => reason.clone(),
+            ProblemKind::HelmTemplate => {
+                "a Helm template: render it first (helm template)".to_string()
+            }
+            // The object is still read as the apiserver would read it.
+            ProblemKind::DuplicateKey { .. } | ProblemKind::IncompleteObject { .. } => continue,
+        };
+        return Err(usage_error(
+            format!(
+                "{}:{}:{}: {what}",
+                problem.source.name, problem.location.line, problem.location.column
+            ),
+            "fix the manifest (`infergate lint` shows every problem)",
+        ));
+    }
+    Ok(loaded)
+}
+
+pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
+    use crate::simulate::{self, hpa::SimulatedHpa, render::Shown, run};
+    let policy = match load_policy(args.policy.as_deref()) {
+        Ok(policy) => policy,
+        Err(exit) => return exit,
+    };
+    let engine = Engine::new(policy);
+    let hpa_help = "name an HPA (autoscaling/v2) or a ScaledObject with numeric targets";
+    let mut loaded = match load_manifest(&args.hpa_file) {
+        Ok(loaded) => loaded,
+        Err(exit) => return exit,
+    };
+    if let Some(workload) = &args.workload {
+        match load_manifest(workload) {
+            Ok(extra) => {
+                loaded.files.extend(extra.files);
+                loaded.objects.extend(extra.objects);
+            }
+            Err(exit) => return exit,
+        }
+    }
+    let index = match simulate::find_autoscaler(&loaded, args.hpa.as_deref()) {
+        Ok(index) => index,
+        Err(error) => {
+            return usage_error(format!("{}: {error}", args.hpa_file.display()), hpa_help)
+        }
+    };
+    let hpa = match SimulatedHpa::from_object(&loaded.objects[index], engine.policy()) {
+        Ok(hpa) => hpa,
+        Err(error) => {
+            return usage_error(format!("{}: {error}", args.hpa_file.display()), hpa_help)
+        }
+    };
+    let Some(max_gap) = crate::input::duration::parse(&args.max_gap) else {
+        return usage_error(
+            format!("--max-gap `{}` is not a duration", args.max_gap),
+            "write it like 5m or 90s",
+        );
+    };
+    let trace_name = args.trace.display().to_string();
+    let text = match std::fs::read_to_string(&args.trace) {
+        Ok(text) => text,
+        Err(error) => {
+            return usage_error(
+                format!("cannot read {trace_name}: {error}"),
+                "check that the trace exists and is readable",
+            )
+        }
+    };
+    let trace_help = "fix the trace; `infergate simulate --help` gives its formats";
+    let trace = match simulate::trace::parse(&trace_name, &text, max_gap) {
+        Ok(trace) => trace,
+        Err(error) => return usage_error(error, trace_help),
+    };
+    if let Err(error) = run::check_span(&trace, &engine.policy().hpa_controller) {
+        return usage_error(error, "split the trace, or export a coarser step");
+    }
+    let mut map = Vec::new();
+    for entry in &args.map {
+        match entry.split_once('=') {
+            Some((name, series)) if !name.is_empty() && !series.is_empty() => {
+                map.push((name.to_string(), series.to_string()))
+            }
+            _ => {
+                return usage_error(
+                    format!("--map `{entry}` is not NAME=SERIES"),
+                    "for example --map vllm:num_requests_waiting=#0",
+                )
+            }
+        }
+    }
+    let recorded = map
+        .iter()
+        .find(|(name, _)| name == "replicas")
+        .and_then(|(_, series)| trace.series.get(series))
+        .or(trace.replicas.as_ref());
+    let (startup, startup_source) = match args.startup.as_deref() {
+        Some(text) => match crate::input::duration::parse(text) {
+            Some(seconds) => (seconds, "--startup".to_string()),
+            None => {
+                return usage_error(
+                    format!("--startup `{text}` is not a duration"),
+                    "write it like 90s or 5m",
+                )
+            }
+        },
+        None => simulate::startup_estimate(&engine, &loaded, index).unwrap_or((
+            60.0,
+            "the default (no model-load estimate for the workload)".to_string(),
+        )),
+    };
+    let initial = args
+        .initial_replicas
+        .or_else(|| {
+            recorded
+                .and_then(|series| series.samples.first())
+                .map(|(_, count)| count.round() as i64)
+        })
+        .unwrap_or(hpa.min_replicas);
+    let setup = run::Setup {
+        startup,
+        initial_replicas: initial,
+        recorded_replicas: args.recorded_replicas,
+    };
+    let mut others: Vec<(String, SimulatedHpa)> = Vec::new();
+    if let Some(path) = &args.compare {
+        let other = load_manifest(path).and_then(|other| {
+            // --hpa names the autoscaler of HPA_FILE; the other file's
+            // is its only one.
+            let index = simulate::find_autoscaler(&other, None)
+                .map_err(|error| usage_error(format!("{}: {error}", path.display()), hpa_help))?;
+            SimulatedHpa::from_object(&other.objects[index], engine.policy())
+                .map_err(|error| usage_error(format!("{}: {error}", path.display()), hpa_help))
+        });
+        match other {
+            // Labelled by its file name, as the user named it.
+            Ok(other) => others.push((
+                path.file_stem().map_or("compared".to_string(), |stem| {
+                    stem.to_string_lossy().into_owned()
+                }),
+                other,
+            )),
+            Err(exit) => return exit,
+        }
+    }
+    if args.compare_fix {
+        match simulate::fixed_autoscaler(&engine, &loaded, index) {
+            Some(fixed) => match SimulatedHpa::from_object(&fixed, engine.policy()) {
+                Ok(fixed) => others.push(("fixed".to_string(), fixed)),
+                Err(error) => return usage_error(error, hpa_help),
+            },
+            None => eprintln!(
+                "note: `lint --fix` changes nothing in this autoscaler; replaying it alone"
+            ),
+        }
+    }
+    let mut replays = Vec::new();
+    for candidate in std::iter::once(&hpa).chain(others.iter().map(|(_, other)| other)) {
+        let series = match run::match_series(candidate, &trace, &map) {
+            Ok(series) => series,
+            Err(error) => return usage_error(error, trace_help),
+        };
+        replays.push(run::replay(
+            candidate,
+            &engine.policy().hpa_controller,
+            &trace,
+            &series,
+            recorded,
+            &setup,
+        ));
+    }
+    let labels: Vec<&str> = std::iter::once("original")
+        .chain(others.iter().map(|(label, _)| label.as_str()))
+        .collect();
+    let hpas: Vec<&SimulatedHpa> = std::iter::once(&hpa)
+        .chain(others.iter().map(|(_, other)| other))
+        .collect();
+    let shown: Vec<Shown<'_>> = labels
+        .iter()
+        .zip(&hpas)
+        .zip(&replays)
+        .map(|((label, hpa), replay)| Shown { label, hpa, replay })
+        .collect();
+    let recorded_text = match (recorded, args.recorded_replicas) {
+        (Some(_), _) => "the trace's replicas column".to_string(),
+        (None, Some(count)) => format!("{count} pods (--recorded-replicas)"),
+        (None, None) => format!("{initial} pods (assumed: no replicas column)"),
+    };
+    let load_model = format!(
+        "per-pod metrics carry the load recorded at {recorded_text} and divide it over the Ready pods; Value targets replay as recorded; a new pod is Ready {startup:.0} s after it is created ({startup_source}) and reports nothing before"
+    );
+    let rendered = match args.format {
+        SimulateFormat::Human => Ok(simulate::render::human(
+            &shown,
+            &load_model,
+            terminal_style(ColorChoice::Never).width,
+        )),
+        SimulateFormat::Json => Ok(simulate::render::json(&shown, &load_model)),
+        SimulateFormat::Csv => Ok(simulate::render::csv(&shown)),
+        SimulateFormat::Svg => simulate::plot::svg(&shown),
+        SimulateFormat::Png => {
+            let Some(path) = &args.output else {
+                return usage_error("--format png needs -o FILE", "for example -o replay.png");
+            };
+            return match simulate::plot::png(&shown, path) {
+                Ok(()) => {
+                    eprintln!("wrote {}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => usage_error(
+                    error,
+                    "check that the output directory exists and is writable",
+                ),
+            };
+        }
+    };
+    let text = match rendered {
+        Ok(text) => text,
+        Err(error) => return usage_error(error, "report a bug"),
+    };
+    match &args.output {
+        Some(path) => match std::fs::write(path, &text) {
+            Ok(()) => {
+                eprintln!("wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => usage_error(
+                format!("cannot write {}: {error}", path.display()),
+                "check that the output directory exists and is writable",
+            ),
+        },
+        None => print(&text),
+    }
+}
