@@ -323,17 +323,36 @@ fn yaml_files(directory: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-/// The request of an admission review for `object`, as the apiserver gives
-/// it to a matchCondition.
+/// The request of an admission review for `object`, shaped as the
+/// apiserver gives it to a matchCondition: AdmissionRequest's JSON, whose
+/// `omitempty` fields (`subResource`, `name`, `dryRun`...) are left out when
+/// empty rather than sent as "" (k8s.io/api/admission/v1 types.go).
 fn request_for(object: &Value) -> Value {
-    let resource = match object["kind"].as_str() {
-        Some("Deployment") => "deployments",
-        Some("StatefulSet") => "statefulsets",
-        Some("LeaderWorkerSet") => "leaderworkersets",
-        Some("HorizontalPodAutoscaler") => "horizontalpodautoscalers",
-        _ => "other",
+    let (group, resource) = match object["kind"].as_str() {
+        Some("Deployment") => ("apps", "deployments"),
+        Some("StatefulSet") => ("apps", "statefulsets"),
+        Some("LeaderWorkerSet") => ("leaderworkerset.x-k8s.io", "leaderworkersets"),
+        Some("HorizontalPodAutoscaler") => ("autoscaling", "horizontalpodautoscalers"),
+        _ => ("", "configmaps"),
     };
-    json!({"resource": {"resource": resource}, "subResource": ""})
+    let version = if group == "autoscaling" { "v2" } else { "v1" };
+    let kind = json!({"group": group, "version": version, "kind": object["kind"]});
+    let resource = json!({"group": group, "version": version, "resource": resource});
+    let mut request = json!({
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": kind,
+        "resource": resource,
+        "requestKind": kind,
+        "requestResource": resource,
+        "namespace": "team-a",
+        "operation": "CREATE",
+        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+    });
+    if let Some(name) = object["metadata"]["name"].as_str() {
+        request["name"] = json!(name);
+    }
+    request
 }
 
 fn evaluate(program: &cel::Program, object: &Value, request: &Value) -> bool {
@@ -405,7 +424,9 @@ fn match_conditions_pass_autoscalers_scale_writes_and_partial_objects() {
     let hpa = json!({"kind": "HorizontalPodAutoscaler", "spec": {}});
     assert!(evaluate(&program, &hpa, &request_for(&hpa)));
     let scale = json!({"kind": "Scale", "spec": {"replicas": 3}});
-    let scale_request = json!({"resource": {"resource": "deployments"}, "subResource": "scale"});
+    let mut scale_request = request_for(&json!({"kind": "Deployment"}));
+    scale_request["subResource"] = json!("scale");
+    scale_request["operation"] = json!("UPDATE");
     assert!(evaluate(&program, &scale, &scale_request));
     // A Deployment as a mutating webhook may see it: no template yet, no
     // containers, a template without spec. No error, and not inference.

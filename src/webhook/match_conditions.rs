@@ -11,9 +11,11 @@
 //! autoscalers and the XLA gate are reviewed as before.
 //!
 //! Kubernetes evaluates matchConditions with CEL (admissionregistration
-//! v1, GA in 1.30). A field that may be absent is guarded with `has()`: an
-//! evaluation error under `failurePolicy: Ignore` skips the webhook, so a
-//! missing guard would quietly admit the workload unreviewed.
+//! v1, GA in 1.30). A field that may be absent is guarded with `has()`,
+//! in the object and in the request alike (the apiserver leaves out the
+//! request's empty `omitempty` fields, such as `subResource`): an evaluation
+//! error skips the webhook under `failurePolicy: Ignore`, quietly admitting
+//! the workload unreviewed, and rejects the write under `Fail`.
 
 use crate::policy::Policy;
 
@@ -55,7 +57,10 @@ pub fn expression(policy: &Policy) -> String {
         format!("  (has(object.spec) && has({lws}) && has({lws}.workerTemplate) ? [{lws}.workerTemplate] : [])"),
     ];
     [
-        "request.subResource != '' ||".to_string(),
+        // The apiserver omits an empty subResource from the request (it is
+        // `omitempty`), and reading an absent key is an evaluation error, not
+        // false: under failurePolicy Fail that rejected every plain workload.
+        "(has(request.subResource) && request.subResource != '') ||".to_string(),
         format!("!(request.resource.resource in {resources}) ||"),
         "object == null ||".to_string(),
         format!("{} ||", marked("object")),
