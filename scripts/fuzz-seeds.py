@@ -45,8 +45,61 @@ def yaml_files():
             yield from sorted(base.rglob("*.yml"))
 
 
+def alias_bombs(documents):
+    """`documents` small billion-laughs documents (tests/common/mod.rs has
+    the same): each stays under a per-document alias bound, together they
+    ask for millions of nodes, as the input that took the server to 1.3 GB."""
+    one = (
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+        "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        "e: &e [*d, *d, *d, *d, *d, *d, *d]\n"
+    )
+    return "---\n".join([one] * documents)
+
+
+def adapter_config_map(config):
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "adapter-config",
+            "namespace": "monitoring",
+            "labels": {"app.kubernetes.io/name": "prometheus-adapter"},
+        },
+        "data": {"config.yaml": config},
+    }
+
+
+def hostile_seeds(counts):
+    """Inputs of attack classes found before, so the fuzzers start there."""
+    config = alias_bombs(100)
+    as_yaml = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: adapter-config\n"
+        "  labels:\n    app.kubernetes.io/name: prometheus-adapter\ndata:\n  config.yaml: |\n"
+        + "".join(f"    {line}\n" for line in config.splitlines())
+    )
+    for target in ["loader", "fix"]:
+        counts[target] += write(target, as_yaml.encode())
+        counts[target] += write(target, alias_bombs(100).encode())
+    request = {
+        "uid": "seed-alias-bombs",
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "name": "adapter-config",
+        "namespace": "monitoring",
+        "operation": "CREATE",
+        "userInfo": {"username": "fuzz"},
+        "object": adapter_config_map(config),
+    }
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    counts["admission"] += write("admission", json.dumps(review).encode())
+
+
 def main():
     counts = {"loader": 0, "fix": 0, "policy": 0, "admission": 0}
+    hostile_seeds(counts)
     for path in yaml_files():
         try:
             data = path.read_bytes()

@@ -438,3 +438,63 @@ fn related_patches_stay_bounded_when_many_monitors_look_alike() {
         findings[0]
     );
 }
+
+/// 100 alias bombs in one embedded config.yaml (23 KB) took lint to 1.3 GB
+/// and 21 s: every document got a fresh alias budget. The budget is the
+/// input's now: one finding, and the documents past it are not expanded.
+#[test]
+fn aliases_are_budgeted_per_input_across_documents() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("adapter.yaml");
+    let text = common::adapter_config_map_yaml(&common::alias_bomb_documents(100));
+    std::fs::write(&path, &text).expect("write");
+    let output = infergate(
+        &["lint", "--format", "json", path.to_str().expect("utf-8")],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let findings = json_findings(&output);
+    let refused: Vec<&Value> = findings
+        .iter()
+        .filter(|finding| {
+            finding["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("aliases of this input expand"))
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{findings:#?}");
+    assert_eq!(refused[0]["rule"], "invalid-yaml");
+
+    // What was expanded stays within the budget: count every node the
+    // embedded documents were read into.
+    let loaded = infergate::input::loader::parse_source(infergate::input::source::SourceFile::new(
+        "adapter.yaml",
+        text,
+    ));
+    let object = &loaded.objects[0];
+    let budget = std::cell::Cell::new(
+        infergate::input::nesting::MAX_ALIAS_NODES - object.source.aliased_nodes(),
+    );
+    let embedded = infergate::input::embedded::of(object, &budget);
+    fn nodes(value: &Value) -> usize {
+        1 + match value {
+            Value::Array(items) => items.iter().map(nodes).sum(),
+            Value::Object(map) => map.values().map(nodes).sum(),
+            _ => 0,
+        }
+    }
+    let read: usize = embedded
+        .iter()
+        .flat_map(|document| &document.loaded.documents)
+        .map(|document| nodes(&document.value))
+        .sum();
+    assert!(
+        read <= infergate::input::nesting::MAX_ALIAS_NODES + text_nodes(100),
+        "{read} nodes read"
+    );
+}
+
+/// The nodes 100 bomb documents hold as written (anchors, not copies).
+fn text_nodes(documents: usize) -> usize {
+    documents * 60
+}

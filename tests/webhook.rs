@@ -1986,3 +1986,79 @@ fn the_opt_out_label_excludes_a_namespace_from_every_webhook() {
     }
     assert!(webhooks >= 4, "{webhooks} webhooks");
 }
+
+/// Peak resident memory of the server so far, from /proc (Linux).
+fn peak_rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .expect("the server's /proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// Twelve reviews of a ConfigMap whose config.yaml holds 100 small alias
+/// bombs took the server past 1.3 GB (its Deployment's limit is 256 Mi:
+/// an OOM kill, and under failurePolicy Ignore everything admitted) and
+/// made legitimate reviews wait into 429s. With the alias budget per
+/// review, each is denied with one finding, the server stays small, and
+/// the legitimate reviews sent alongside are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alias_bombs_across_documents_are_denied_within_the_memory_limit() {
+    let server = Server::start(&[]);
+    let bomb = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "adapter-config",
+            "namespace": "monitoring",
+            "labels": {"app.kubernetes.io/name": "prometheus-adapter"},
+        },
+        "data": {"config.yaml": common::alias_bomb_documents(100)},
+    });
+    let bomb =
+        serde_json::to_vec(&review(CONFIG_MAP, "configmaps", "CREATE", &bomb, None)).expect("json");
+    let quiet = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "plain", "namespace": "default"}, "data": {"a": "b"}});
+    let quiet = serde_json::to_vec(&review(CONFIG_MAP, "configmaps", "CREATE", &quiet, None))
+        .expect("json");
+    let cas = server.ca_paths();
+    let mut reviews = tokio::task::JoinSet::new();
+    for index in 0..20 {
+        let body = if index % 5 < 3 {
+            bomb.clone()
+        } else {
+            quiet.clone()
+        };
+        let is_bomb = index % 5 < 3;
+        let (addr, cas) = (server.addr, cas.clone());
+        reviews.spawn(async move { (is_bomb, post(addr, &cas, "/validate", body).await) });
+    }
+    let (mut denied, mut allowed) = (0, 0);
+    while let Some(joined) = reviews.join_next().await {
+        let (is_bomb, (status, body, _)) = joined.expect("task");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let answer: Value = serde_json::from_slice(&body).expect("JSON answer");
+        let response = &answer["response"];
+        if is_bomb {
+            assert_eq!(response["allowed"], false, "{response}");
+            let message = response["status"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("aliases of this input expand"),
+                "{message}"
+            );
+            denied += 1;
+        } else {
+            assert_eq!(response["allowed"], true, "{response}");
+            allowed += 1;
+        }
+    }
+    assert_eq!((denied, allowed), (12, 8));
+    let peak = peak_rss_kib(&server);
+    assert!(
+        peak < 256 * 1024,
+        "the server's peak RSS, {peak} KiB, passed the Deployment's 256 Mi limit"
+    );
+    assert_eq!(http_get(server.metrics, "/healthz").await, "ok");
+}

@@ -77,6 +77,7 @@ fn load_manifest(path: &std::path::Path) -> Result<loader::Loaded, ExitCode> {
         let what = match &problem.kind {
             ProblemKind::InvalidYaml(message) => format!("invalid YAML: {message}"),
             ProblemKind::TooDeep => "the YAML nests too deep".to_string(),
+            ProblemKind::TooManyAliases => crate::input::nesting::alias_budget_message(),
             ProblemKind::Unread(reason) => reason.clone(),
             ProblemKind::HelmTemplate => {
                 "a Helm template: render it first (helm template)".to_string()

@@ -10,6 +10,7 @@ pub mod finding;
 pub mod pools;
 pub mod schema;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::engine::finding::{Finding, Fix, Severity};
 use crate::input::embedded::{self, Embedded};
 use crate::input::loader::{Document, Loaded, ProblemKind};
+use crate::input::nesting::MAX_ALIAS_NODES;
 use crate::input::object::{Object, PositionMap};
 use crate::input::source::{Location, SourceFile};
 use crate::k8s::autoscaler;
@@ -99,17 +101,29 @@ impl Index {
             }
         }
         let reason = |object| workload::inference_reason(object, policy);
-        let (inference, embedded) = if in_parallel(objects.len()) {
-            (
-                objects.par_iter().map(reason).collect(),
-                objects.par_iter().map(embedded::of).collect(),
-            )
+        let inference = if in_parallel(objects.len()) {
+            objects.par_iter().map(reason).collect()
         } else {
-            (
-                objects.iter().map(reason).collect(),
-                objects.iter().map(embedded::of).collect(),
-            )
+            objects.iter().map(reason).collect()
         };
+        // The YAML embedded in a file's objects draws on what the file's own
+        // aliases left of the input's budget, object after object (so the
+        // same object is refused whatever the thread count).
+        let mut alias_budgets: HashMap<*const SourceFile, Cell<usize>> = HashMap::new();
+        let embedded = objects
+            .iter()
+            .map(|object| {
+                if !embedded::may_embed(object) {
+                    return Vec::new();
+                }
+                let budget = alias_budgets
+                    .entry(Arc::as_ptr(&object.source))
+                    .or_insert_with(|| {
+                        Cell::new(MAX_ALIAS_NODES.saturating_sub(object.source.aliased_nodes()))
+                    });
+                embedded::of(object, budget)
+            })
+            .collect();
         let mut autoscalers_by_target: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, object) in objects.iter().enumerate() {
             if let Some(target) = autoscaler::scale_target(object) {
@@ -925,13 +939,32 @@ impl Engine {
             ),
             ProblemKind::TooDeep => (
                 &rules::INVALID_YAML,
-                format!("{place}{}", crate::input::nesting::too_deep_message())
-                    .trim_start()
-                    .to_string(),
+                match within {
+                    Some(pointer) => format!(
+                        "in `{}`: {}",
+                        crate::input::pointer::display(pointer),
+                        crate::input::nesting::too_deep_message()
+                    ),
+                    None => crate::input::nesting::too_deep_message(),
+                },
                 format!(
                     "no Kubernetes object nests this deep; flatten the data or split it (the limit, {}, is documented under Limits in the README)",
                     crate::input::nesting::MAX_DEPTH
                 ),
+            ),
+            ProblemKind::TooManyAliases => (
+                &rules::INVALID_YAML,
+                match within {
+                    Some(pointer) => format!(
+                        "in `{}`: {}",
+                        crate::input::pointer::display(pointer),
+                        crate::input::nesting::alias_budget_message()
+                    ),
+                    None => crate::input::nesting::alias_budget_message(),
+                },
+                "the documents of this input that use aliases from here on are not read; \
+                 the limit is documented under Limits in the README"
+                    .to_string(),
             ),
             ProblemKind::DuplicateKey {
                 key,

@@ -5,6 +5,7 @@
 //! loader as files, so they get the same bounds, and a problem in one is
 //! reported as `invalid-yaml` at its line in the outer file.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -33,9 +34,16 @@ impl Embedded {
     }
 }
 
-/// The embedded YAML documents of an object (none for most kinds).
-pub fn of(object: &Object) -> Vec<Embedded> {
-    if object.kind() != "ConfigMap" {
+/// Whether an object may embed YAML documents (a ConfigMap).
+pub fn may_embed(object: &Object) -> bool {
+    object.kind() == "ConfigMap"
+}
+
+/// The embedded YAML documents of an object (none for most kinds). Their
+/// aliases draw on `alias_budget`: what the object's input has left (see
+/// [`crate::input::nesting::MAX_ALIAS_NODES`]).
+pub fn of(object: &Object, alias_budget: &Cell<usize>) -> Vec<Embedded> {
+    if !may_embed(object) {
         return Vec::new();
     }
     let Some(data) = object.value.get("data").and_then(Value::as_object) else {
@@ -46,10 +54,10 @@ pub fn of(object: &Object) -> Vec<Embedded> {
         .filter_map(|(key, text)| {
             let text = text.as_str()?;
             let data_pointer = pointer::join("/data", key);
-            let loaded = loader::parse_source(SourceFile::new(
-                format!("{}:{key}", object.source.name),
-                text.to_string(),
-            ));
+            let loaded = loader::parse_source_within(
+                SourceFile::new(format!("{}:{key}", object.source.name), text.to_string()),
+                alias_budget,
+            );
             Some(Embedded {
                 placement: Placement::new(object, &data_pointer),
                 pointer: data_pointer,

@@ -6,6 +6,7 @@
 //! reads YAML (YAML 1.1 rules of go-yaml v2, used by sigs.k8s.io/yaml):
 //! an unquoted `yes`, `on` or `y` is a boolean, `0755` is octal.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -64,6 +65,9 @@ pub enum ProblemKind {
     InvalidYaml(String),
     /// The text nests deeper than [`nesting::MAX_DEPTH`].
     TooDeep,
+    /// The input's aliases expand past [`nesting::MAX_ALIAS_NODES`]; the
+    /// documents from this one on that use aliases are not read.
+    TooManyAliases,
     /// A mapping writes a key twice; the later value is kept.
     DuplicateKey {
         key: String,
@@ -412,8 +416,19 @@ pub fn helm_marker(text: &str) -> Option<usize> {
     None
 }
 
-/// Parse one file into objects, other documents and problems.
+/// Parse one file into objects, other documents and problems, its aliases
+/// bounded by [`nesting::MAX_ALIAS_NODES`] for the whole file.
 pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
+    let budget = Cell::new(nesting::MAX_ALIAS_NODES);
+    let loaded = parse_source_within(source.clone(), &budget);
+    source.set_aliased_nodes(nesting::MAX_ALIAS_NODES - budget.get());
+    loaded
+}
+
+/// Parse one text of an input whose aliases draw on `alias_budget`, shared
+/// with the input's other texts (the YAML documents embedded in an object
+/// draw on what the object's file left).
+pub fn parse_source_within(source: Arc<SourceFile>, alias_budget: &Cell<usize>) -> Loaded {
     let mut loaded = Loaded {
         files: vec![source.clone()],
         ..Loaded::default()
@@ -443,7 +458,8 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
     // Each document is converted as soon as it is parsed, so that only one
     // document's YAML tree is in memory at a time.
     let mut streamed = Loaded::default();
-    let outcome = stream_documents(&parsed_text, |index, document| {
+    let budget_at_start = alias_budget.get();
+    let outcome = stream_documents(&parsed_text, alias_budget, |index, document| {
         add_document(&mut streamed, &source, index, document, 0);
     });
     match outcome {
@@ -455,11 +471,14 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
         }
         Err(_) => {
             drop(streamed);
+            // The documents are read again: what they expand is taken again.
+            alias_budget.set(budget_at_start);
             // One broken document should not hide the others: parse each
             // document alone, its positions shifted by the lines before it.
+            let mut aliases_refused = false;
             for (index, (first_line, chunk)) in split_documents(&parsed_text).iter().enumerate() {
                 let line_offset = first_line - 1;
-                let outcome = stream_documents(chunk, |_, document| {
+                let outcome = stream_documents(chunk, alias_budget, |_, document| {
                     add_document(&mut loaded, &source, index, document, line_offset);
                 });
                 match outcome {
@@ -471,6 +490,14 @@ pub fn parse_source(source: Arc<SourceFile>) -> Loaded {
                             source.location((line, marker.col()), (line, marker.col() + 1));
                         let kind = if error.info() == nesting::too_deep_message() {
                             ProblemKind::TooDeep
+                        } else if error.info() == nesting::alias_budget_message() {
+                            // Once the budget is spent every later alias is
+                            // refused too: one finding says it.
+                            if aliases_refused {
+                                continue;
+                            }
+                            aliases_refused = true;
+                            ProblemKind::TooManyAliases
                         } else {
                             ProblemKind::InvalidYaml(error.info().to_string())
                         };
@@ -571,6 +598,7 @@ impl<'input, F: FnMut(usize, &MarkedYaml<'input>)> saphyr_parser::SpannedEventRe
 /// documents before it have been handed out already.
 fn stream_documents<'input>(
     text: &'input str,
+    alias_budget: &Cell<usize>,
     each: impl FnMut(usize, &MarkedYaml<'input>),
 ) -> Result<Vec<nesting::DuplicateKey>, saphyr::ScanError> {
     let receiver = Streamed {
@@ -579,7 +607,7 @@ fn stream_documents<'input>(
         each,
         error: None,
     };
-    let (receiver, duplicates) = nesting::load(text, receiver)?;
+    let (receiver, duplicates) = nesting::load(text, receiver, alias_budget)?;
     match receiver.error {
         Some(error) => Err(error),
         None => Ok(duplicates),

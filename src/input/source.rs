@@ -1,5 +1,6 @@
 //! Source files and the mapping between YAML positions and byte offsets.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The prefix of a scope found from a kustomization file: its objects are
@@ -28,6 +29,10 @@ pub struct SourceFile {
     /// An object read from a live cluster (`infergate audit`): there is no
     /// text, and findings are placed by object and field path.
     pub live: bool,
+    /// Nodes that aliases added when the file was parsed: the YAML
+    /// embedded in its objects may add only what is left of the input's
+    /// budget ([`crate::input::nesting::MAX_ALIAS_NODES`]).
+    aliased_nodes: AtomicUsize,
 }
 
 /// A position in a source file. `line` and `column` are 1-based; `column`
@@ -75,6 +80,7 @@ impl SourceFile {
             ascii: true,
             unread: Some(reason),
             live: false,
+            aliased_nodes: AtomicUsize::new(0),
         })
     }
 
@@ -90,6 +96,7 @@ impl SourceFile {
             ascii: true,
             unread: None,
             live: true,
+            aliased_nodes: AtomicUsize::new(0),
         })
     }
 
@@ -109,7 +116,18 @@ impl SourceFile {
             scope,
             unread: None,
             live: false,
+            aliased_nodes: AtomicUsize::new(0),
         })
+    }
+
+    /// Nodes that aliases added when this file was parsed.
+    pub fn aliased_nodes(&self) -> usize {
+        self.aliased_nodes.load(Ordering::Relaxed)
+    }
+
+    /// Record what aliases added when this file was parsed.
+    pub fn set_aliased_nodes(&self, nodes: usize) {
+        self.aliased_nodes.store(nodes, Ordering::Relaxed);
     }
 
     /// Byte offset of a 1-based line and a 0-based character column, clamped

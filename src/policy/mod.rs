@@ -850,6 +850,12 @@ fn read_layer(name: &str, text: &str, rule_ids: Option<&[String]>) -> Result<Val
             loader::ProblemKind::InvalidYaml(message) => {
                 format!("{message} (line {})", problem.location.line)
             }
+            loader::ProblemKind::TooManyAliases => format!(
+                "{} (line {}, column {})",
+                crate::input::nesting::alias_budget_message(),
+                problem.location.line,
+                problem.location.column
+            ),
             loader::ProblemKind::TooDeep => format!(
                 "{} (line {}, column {})",
                 crate::input::nesting::too_deep_message(),

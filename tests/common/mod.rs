@@ -118,3 +118,30 @@ pub fn rule_fixtures(rule: &str) -> Vec<(String, bool)> {
     found.sort();
     found
 }
+
+/// `documents` YAML documents, each a small billion-laughs: 230 bytes whose
+/// aliases stand for 70,000 nodes apiece (more than a tenth of a million
+/// with the anchors), so that no one document passes a per-document bound
+/// by much but together they ask for millions of nodes.
+pub fn alias_bomb_documents(documents: usize) -> String {
+    let one = "a: &a [x, x, x, x, x, x, x, x, x, x]\n\
+               b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n\
+               c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n\
+               d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n\
+               e: &e [*d, *d, *d, *d, *d, *d, *d]\n";
+    vec![one; documents].join("---\n")
+}
+
+/// A prometheus-adapter ConfigMap whose `config.yaml` is `text`, as YAML
+/// with the text in a literal block.
+pub fn adapter_config_map_yaml(text: &str) -> String {
+    let mut out = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: adapter-config\n  namespace: monitoring\n  labels:\n    app.kubernetes.io/name: prometheus-adapter\ndata:\n  config.yaml: |\n",
+    );
+    for line in text.lines() {
+        out.push_str("    ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
