@@ -498,3 +498,84 @@ fn aliases_are_budgeted_per_input_across_documents() {
 fn text_nodes(documents: usize) -> usize {
     documents * 60
 }
+
+/// Whether this process may give files away (root): the ownership tests
+/// need it. Elsewhere they say so and check nothing.
+#[cfg(unix)]
+fn may_chown(path: &std::path::Path) -> bool {
+    let probe = path.join("probe");
+    std::fs::write(&probe, "").expect("write");
+    let able = std::os::unix::fs::chown(&probe, Some(65534), Some(65534)).is_ok();
+    std::fs::remove_file(&probe).expect("remove");
+    if !able {
+        eprintln!("skipped: changing a file's owner needs root (CI runs as root)");
+    }
+    able
+}
+
+/// A privileged fix in a directory another user can write is refused
+/// before anything is written: that user could swap the temporary file for
+/// a link between its writing and its rename. A sticky directory (as /tmp)
+/// is safe, since only the temporary file's owner may rename it.
+#[cfg(unix)]
+#[test]
+fn fix_refuses_a_directory_another_user_can_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    if !may_chown(dir.path()) {
+        return;
+    }
+    for (mode, owner, fixed) in [
+        (0o777, 0, false),     // every user may write
+        (0o755, 65534, false), // another user owns the directory
+        (0o775, 0, false),     // its group may write, and the file is not ours
+        (0o1777, 65534, true), // sticky: only the temporary file's owner renames it
+        (0o755, 0, true),      // only root writes
+    ] {
+        let shared = dir.path().join(format!("d{mode:o}-{owner}"));
+        std::fs::create_dir(&shared).expect("mkdir");
+        let path = shared.join("hpa.yaml");
+        std::fs::write(&path, FIXABLE).expect("write");
+        std::os::unix::fs::chown(&path, Some(1000), Some(1000)).expect("chown file");
+        std::os::unix::fs::chown(&shared, Some(owner), Some(65534)).expect("chown dir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let output = infergate(&["lint", "--fix", &path.display().to_string()], None);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text != FIXABLE, fixed, "mode {mode:o}: {}", stderr(&output));
+        if !fixed {
+            assert!(
+                stderr(&output).contains("who could swap the file"),
+                "{}",
+                stderr(&output)
+            );
+            let left: Vec<_> = std::fs::read_dir(&shared).expect("list").collect();
+            assert_eq!(left.len(), 1, "no temporary file left behind");
+        }
+    }
+}
+
+/// A fix keeps setuid and setgid: the owner is set before the mode, since
+/// changing the owner clears them.
+#[cfg(unix)]
+#[test]
+fn fix_keeps_setuid_and_setgid_bits() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let dir = tempfile::tempdir().expect("temp dir");
+    if !may_chown(dir.path()) {
+        return;
+    }
+    let path = dir.path().join("odd.yaml");
+    std::fs::write(&path, FIXABLE).expect("write");
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).expect("chown");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o6754)).expect("chmod");
+    let output = infergate(&["lint", "--fix", &path.display().to_string()], None);
+    assert_ne!(
+        std::fs::read_to_string(&path).expect("read"),
+        FIXABLE,
+        "{}",
+        stderr(&output)
+    );
+    let after = std::fs::metadata(&path).expect("metadata");
+    assert_eq!(after.mode() & 0o7777, 0o6754);
+    assert_eq!((after.uid(), after.gid()), (65534, 65534));
+}

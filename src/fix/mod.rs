@@ -357,14 +357,23 @@ pub fn write_atomically(path: &Path, original: &str, text: &str) -> std::io::Res
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // The temporary file is created anew (O_CREAT|O_EXCL, which never
+    // follows a link), and from here on only its descriptor is used: its
+    // owner, mode and text are set on the open file, and the one use of its
+    // path is the rename, in a directory where no other user can swap it.
     let mut temporary = tempfile::NamedTempFile::new_in(directory)?;
+    refuse_shared_directory(directory, &metadata, temporary.as_file())?;
     if on_disk.starts_with('\u{feff}') {
         temporary.write_all("\u{feff}".as_bytes())?;
     }
     temporary.write_all(text.as_bytes())?;
-    temporary.as_file().sync_all()?;
-    std::fs::set_permissions(temporary.path(), metadata.permissions())?;
+    // Owner first: changing it clears the setuid and setgid bits, which the
+    // mode set after it restores.
     keep_owner(temporary.as_file(), &metadata)?;
+    temporary
+        .as_file()
+        .set_permissions(metadata.permissions())?;
+    temporary.as_file().sync_all()?;
     // Another writer may have changed the file while the new text was
     // written: look again just before the rename. (What remains is the
     // moment between this look and the rename.)
@@ -378,6 +387,63 @@ pub fn write_atomically(path: &Path, original: &str, text: &str) -> std::io::Res
         ));
     }
     temporary.persist(&target).map_err(|error| error.error)?;
+    Ok(())
+}
+
+/// Refuse to fix in a directory where a user other than the file's owner
+/// could swap the temporary file between its writing and its rename, and
+/// so have a privileged fix leave a link to a file of their choosing in
+/// place of the one fixed. Safe are: a sticky directory (only the owner of
+/// an entry may rename it, and the temporary file is ours); a directory
+/// only its owner can write, when that owner is the file's owner, the user
+/// fixing or root; and a group-writable one when the user fixing owns the
+/// file (the group's members could change that file anyway, so nothing is
+/// gained by swapping). `us` is the temporary file, created as the user
+/// fixing.
+#[cfg(unix)]
+fn refuse_shared_directory(
+    directory: &Path,
+    file: &std::fs::Metadata,
+    us: &std::fs::File,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let fixer = us.metadata()?.uid();
+    let shared = std::fs::metadata(directory)?;
+    let mode = shared.mode();
+    if mode & 0o1000 != 0 {
+        return Ok(());
+    }
+    let trusted = |uid: u32| uid == 0 || uid == fixer || uid == file.uid();
+    let writers = if mode & 0o002 != 0 {
+        Some("every user")
+    } else if !trusted(shared.uid()) {
+        Some("its owner")
+    } else if mode & 0o020 != 0 && fixer != file.uid() {
+        Some("its group")
+    } else {
+        None
+    };
+    match writers {
+        None => Ok(()),
+        Some(writers) => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "not fixed: {} can be written by {writers} (mode {:o}, owner uid {}), who could swap the file while it is replaced; run the fix as the file's owner (uid {}), or make the directory sticky or writable by its owner only",
+                directory.display(),
+                mode & 0o7777,
+                shared.uid(),
+                file.uid()
+            ),
+        )),
+    }
+}
+
+#[cfg(not(unix))]
+fn refuse_shared_directory(
+    _directory: &Path,
+    _file: &std::fs::Metadata,
+    _us: &std::fs::File,
+) -> std::io::Result<()> {
     Ok(())
 }
 
