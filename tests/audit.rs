@@ -137,6 +137,21 @@ async fn the_webhooks_exclusions_apply_by_default() {
     // The namespace labelled to opt out is left out too.
     assert!(rules_on(&found, "Deployment", "vllm-llama-405b").is_empty());
     assert!(!rules_on(&found, "HorizontalPodAutoscaler", "gemma-hpa").is_empty());
+    // ... and named, so that an opt-out is never invisible.
+    assert!(
+        stderr(&output).contains(
+            "note: namespaces opted out of the webhook (infergate.dev/webhook=exclude, not audited; -A audits them): serving"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let output = audit(&store, &["-A", "--format=json"]).await;
+    assert!(!rules_on(&findings(&output), "Deployment", "vllm-llama-405b").is_empty());
+    assert!(
+        stderr(&output).contains("infergate.dev/webhook=exclude, audited here): serving"),
+        "{}",
+        stderr(&output)
+    );
     // One namespace: only its objects.
     let output = audit(&store, &["-n", "serving", "--format=json"]).await;
     let found = findings(&output);
@@ -510,4 +525,43 @@ async fn a_list_that_never_ends_is_an_error_not_a_hang() {
         .filter(|request| request.starts_with("GET /apis/apps/v1/deployments?"))
         .count();
     assert_eq!(pages, 2);
+}
+
+/// What an object suppresses on itself is listed as skipped, with who
+/// suppressed it and why: the annotation needs no right to write, so the
+/// audit must show what it hides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppressed_findings_are_reported_as_skipped() {
+    let mut objects = cluster_objects();
+    for object in &mut objects {
+        if object["metadata"]["name"] == "gemma-hpa" {
+            object["metadata"]["annotations"] =
+                json!({"infergate.dev/ignore": "*=relabelled upstream"});
+        }
+    }
+    let store = apiserver::store(objects, &[]);
+    let output = audit(&store, &["--format=policyreport"]).await;
+    let reports = documents(&stdout(&output));
+    let results: Vec<&Value> = reports
+        .iter()
+        .flat_map(|report| report["results"].as_array().into_iter().flatten())
+        .filter(|result| result["resources"][0]["name"] == "gemma-hpa")
+        .collect();
+    assert!(!results.is_empty(), "{}", stdout(&output));
+    for result in &results {
+        assert_eq!(result["result"], "skip", "{result}");
+        assert_eq!(
+            result["properties"]["suppressedBy"],
+            "infergate.dev/ignore annotation"
+        );
+        assert_eq!(
+            result["properties"]["suppressionReason"],
+            "relabelled upstream"
+        );
+    }
+    let skipped: u64 = reports
+        .iter()
+        .filter_map(|report| report["summary"]["skip"].as_u64())
+        .sum();
+    assert_eq!(skipped as usize, results.len());
 }

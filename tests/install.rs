@@ -55,14 +55,32 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
     let objects = render("webhook-deploy/");
     let mut served: Vec<(String, String)> = Vec::new();
     let all = webhooks(&objects);
-    assert_eq!(all.len(), 4);
+    assert_eq!(all.len(), 5);
     for webhook in all {
         assert_eq!(webhook["sideEffects"], "None");
         assert_eq!(webhook["timeoutSeconds"], 3);
         assert_eq!(webhook["admissionReviewVersions"], json!(["v1"]));
         let excluded = webhook["namespaceSelector"].to_string();
-        for namespace in ["kube-system", "kube-node-lease", "infergate", "exclude"] {
+        // The guard of the opt-out label reviews namespaces by that label:
+        // it excludes infergate's own namespace only.
+        let guard = webhook["name"] == "namespace-opt-out.validate.infergate.dev";
+        let expected: &[&str] = if guard {
+            &["infergate"]
+        } else {
+            &["kube-system", "kube-node-lease", "infergate", "exclude"]
+        };
+        for namespace in expected {
             assert!(excluded.contains(namespace), "{namespace} not excluded");
+        }
+        if guard {
+            assert!(
+                !excluded.contains("exclude"),
+                "the guard must see the label"
+            );
+            assert_eq!(
+                webhook["objectSelector"]["matchLabels"]["infergate.dev/webhook"],
+                "exclude"
+            );
         }
         for rule in webhook["rules"].as_array().expect("rules") {
             for group in rule["apiGroups"].as_array().expect("groups") {
@@ -88,6 +106,7 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
         "ServiceMonitor" => "servicemonitors",
         "PodMonitor" => "podmonitors",
         "ConfigMap" => "configmaps",
+        "Namespace" => "namespaces",
         other => panic!("unmapped kind {other}"),
     };
     let mut handled: Vec<(String, String)> = infergate::webhook::review::HANDLED_KINDS

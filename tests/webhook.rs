@@ -1959,7 +1959,8 @@ async fn tls_stream(server: &Server) -> tokio_rustls::client::TlsStream<TcpStrea
         .expect("TLS handshake")
 }
 
-/// Every webhook skips namespaces labelled `infergate.dev/webhook: exclude`
+/// Every webhook but the guard of the label itself skips namespaces
+/// labelled `infergate.dev/webhook: exclude`
 /// (infergate's own namespace carries the label).
 #[test]
 fn the_opt_out_label_excludes_a_namespace_from_every_webhook() {
@@ -1974,6 +1975,10 @@ fn the_opt_out_label_excludes_a_namespace_from_every_webhook() {
             .expect("webhooks")
         {
             webhooks += 1;
+            // The guard of the label itself must see the labelled namespaces.
+            if webhook["name"] == "namespace-opt-out.validate.infergate.dev" {
+                continue;
+            }
             let expressions = webhook["namespaceSelector"]["matchExpressions"]
                 .as_array()
                 .expect("matchExpressions");
@@ -2061,4 +2066,168 @@ async fn alias_bombs_across_documents_are_denied_within_the_memory_limit() {
         "the server's peak RSS, {peak} KiB, passed the Deployment's 256 Mi limit"
     );
     assert_eq!(http_get(server.metrics, "/healthz").await, "ok");
+}
+
+/// An object's own `infergate.dev/ignore` needs no right to write, so at
+/// admission it turns a denial into a warning that names it and its
+/// reason, counted in infergate_suppressed_total; it used to let the
+/// object in silently. Only an exception in the server's policy (the
+/// cluster admins') lets a denied object in without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_cannot_exempt_itself_from_a_denial() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "exceptions:\n- rules: ['*']\n  namespaces: [granted]\n  kinds: [HorizontalPodAutoscaler]\n  reason: upstream exporter, TICKET-7\n",
+    )
+    .expect("write");
+    let server = Server::start(&[&format!("--policy={}", policy.display())]);
+    let mut hpa = fixture(
+        "testdata/rules/metric-name-lowercase/fires.yaml",
+        "HorizontalPodAutoscaler",
+    );
+    hpa["metadata"]["annotations"] = json!({"infergate.dev/ignore": "*=we know"});
+    let response = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None),
+    )
+    .await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let warnings: Vec<&str> = response["warnings"]
+        .as_array()
+        .map(|warnings| warnings.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        warnings.iter().any(|warning| warning
+            .starts_with("metric-name-lowercase: denial suppressed")
+            && warning.contains("infergate.dev/ignore (we know)")),
+        "{warnings:?}"
+    );
+    assert!(warnings
+        .iter()
+        .all(|warning| warning.chars().count() <= 120));
+    // Nothing is mutated for the object against its annotation.
+    let mutated = send(
+        &server,
+        "/mutate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None),
+    )
+    .await;
+    assert!(mutated.get("patch").is_none(), "{mutated}");
+    let metrics = http_get(server.metrics, "/metrics").await;
+    assert!(
+        metrics.contains("infergate_suppressed_total{rule=\"metric-name-lowercase\"} 1"),
+        "{metrics}"
+    );
+
+    // The admins' exception, in the server's policy: allowed, no warning.
+    let mut granted = fixture(
+        "testdata/rules/metric-name-lowercase/fires.yaml",
+        "HorizontalPodAutoscaler",
+    );
+    granted["metadata"]["namespace"] = json!("granted");
+    let response = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &granted, None),
+    )
+    .await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let quiet = response["warnings"].as_array().is_none_or(|warnings| {
+        !warnings.iter().any(|warning| {
+            warning
+                .as_str()
+                .is_some_and(|text| text.contains("metric-name-lowercase"))
+        })
+    });
+    assert!(quiet, "{response}");
+    // Elsewhere the exception does not reach.
+    granted["metadata"]["namespace"] = json!("other");
+    let response = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &granted, None),
+    )
+    .await;
+    assert_eq!(response["allowed"], false, "{response}");
+}
+
+/// The namespace opt-out label is honoured only when set by whom the
+/// policy allows (webhook.optOut): any user allowed to edit a namespace
+/// could otherwise take it out of every review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_allowed_may_opt_a_namespace_out() {
+    const NAMESPACE: (&str, &str, &str) = ("", "v1", "Namespace");
+    let server = Server::start(&[]);
+    let labelled = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "team-a", "labels": {"infergate.dev/webhook": "exclude"}}});
+    let plain = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "team-a", "labels": {"team": "a"}}});
+    let as_user = |mut review: Value, user: &str, groups: &[&str]| {
+        review["request"]["userInfo"] = json!({"username": user, "groups": groups});
+        review
+    };
+    let cases = [
+        // (operation, new, old, user, groups, allowed)
+        (
+            "UPDATE",
+            &labelled,
+            Some(&plain),
+            "dev",
+            vec!["system:authenticated"],
+            false,
+        ),
+        (
+            "CREATE",
+            &labelled,
+            None,
+            "dev",
+            vec!["system:authenticated"],
+            false,
+        ),
+        (
+            "UPDATE",
+            &labelled,
+            Some(&plain),
+            "admin",
+            vec!["system:masters"],
+            true,
+        ),
+        // Already opted out: keeping the label (another edit) is allowed.
+        (
+            "UPDATE",
+            &labelled,
+            Some(&labelled),
+            "dev",
+            vec!["system:authenticated"],
+            true,
+        ),
+        // Removing it brings the namespace back under review.
+        (
+            "UPDATE",
+            &plain,
+            Some(&labelled),
+            "dev",
+            vec!["system:authenticated"],
+            true,
+        ),
+    ];
+    for (operation, new, old, user, groups, allowed) in cases {
+        let request = as_user(
+            review(NAMESPACE, "namespaces", operation, new, old),
+            user,
+            &groups,
+        );
+        let response = send(&server, "/validate", &request).await;
+        assert_eq!(
+            response["allowed"], allowed,
+            "{operation} by {user}: {response}"
+        );
+        if !allowed {
+            let message = response["status"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("webhook.optOut"), "{message}");
+        }
+    }
 }

@@ -108,7 +108,7 @@ pub const AUDITED_KINDS: &[AuditedKind] = &[
 ];
 
 /// The label that opts a namespace out of the webhook, and of the default
-/// audit.
+/// audit ([`crate::policy::OPT_OUT_LABEL`] as a selector).
 pub const OPT_OUT_SELECTOR: &str = "infergate.dev/webhook=exclude";
 
 /// Objects per page of a list, the apiserver's chunking (`limit`).
@@ -153,6 +153,10 @@ pub struct Listing {
     pub failed: Vec<(AuditedKind, String)>,
     /// Namespaces left out (the webhook's exclusions, the opt-out label).
     pub left_out: BTreeSet<String>,
+    /// Namespaces labelled out of the webhook (listed whether or not they
+    /// hold audited objects, and shown by every audit: a namespace that
+    /// opts out is what a reviewer wants to see).
+    pub opted_out: BTreeSet<String>,
     /// Objects listed per kind.
     pub counts: Vec<(AuditedKind, usize)>,
     /// List requests made (pages).
@@ -332,11 +336,19 @@ pub async fn list(
     if let Namespaces::AllBut(names) = namespaces {
         excluded.extend(names.iter().cloned());
         match opted_out(client).await {
-            Ok(names) => excluded.extend(names),
+            Ok(names) => {
+                listing.opted_out.extend(names.iter().cloned());
+                excluded.extend(names);
+            }
             Err(error) => listing.failed.push((
                 kind("v1", "Namespace", "namespaces", false),
                 format!("cannot read which namespaces opt out ({OPT_OUT_SELECTOR}): {error}"),
             )),
+        }
+    }
+    if !matches!(namespaces, Namespaces::AllBut(_)) {
+        if let Ok(names) = opted_out(client).await {
+            listing.opted_out.extend(names);
         }
     }
     let only = match namespaces {

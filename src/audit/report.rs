@@ -33,7 +33,13 @@ fn result_of(severity: Severity) -> Option<(&'static str, &'static str)> {
 }
 
 fn result_json(finding: &Finding, object: &Value, seconds: i64) -> Option<Value> {
-    let (result, severity) = result_of(finding.severity)?;
+    let (mut result, severity) = result_of(finding.severity)?;
+    // A suppressed finding is listed as skipped with who suppressed it and
+    // why: the object's own annotation needs no right to write, so an
+    // audit must show what it hides.
+    if finding.suppressed.is_some() {
+        result = "skip";
+    }
     let metadata = object.get("metadata");
     let text = |key: &str| metadata.and_then(|metadata| metadata.get(key)).cloned();
     let mut resource = Map::new();
@@ -65,6 +71,15 @@ fn result_json(finding: &Finding, object: &Value, seconds: i64) -> Option<Value>
     }
     if let Some(inference) = &finding.inference {
         properties.insert("inference".into(), json!(inference));
+    }
+    if let Some(reason) = &finding.suppressed {
+        let by = if finding.exempted {
+            "policy exception"
+        } else {
+            "infergate.dev/ignore annotation"
+        };
+        properties.insert("suppressedBy".into(), json!(by));
+        properties.insert("suppressionReason".into(), json!(reason));
     }
     Some(json!({
         "source": NAME,
@@ -99,15 +114,16 @@ fn report(kind: &str, namespace: Option<&str>, results: Vec<Value>) -> Value {
         "apiVersion": GROUP_VERSION,
         "kind": kind,
         "metadata": metadata,
-        "summary": {"pass": 0, "fail": count("fail"), "warn": count("warn"), "error": 0, "skip": 0},
+        "summary": {"pass": 0, "fail": count("fail"), "warn": count("warn"), "error": 0, "skip": count("skip")},
         "results": results,
     })
 }
 
 /// One PolicyReport per namespace that holds an audited object (with no
 /// results where nothing is wrong, so that an earlier report is replaced)
-/// and one ClusterPolicyReport for cluster-scoped objects. Suppressed
-/// findings and infos are left out, as the human format leaves them out.
+/// and one ClusterPolicyReport for cluster-scoped objects. Infos are left
+/// out; suppressed errors and warnings are results `skip`, with who
+/// suppressed them (the object's annotation or a policy exception) and why.
 pub fn reports(audited: &Audited, seconds: i64) -> Vec<Value> {
     let mut by_namespace: BTreeMap<String, Vec<Value>> = audited
         .loaded
@@ -120,12 +136,7 @@ pub fn reports(audited: &Audited, seconds: i64) -> Vec<Value> {
         })
         .collect();
     let mut cluster = Vec::new();
-    for finding in audited
-        .outcome
-        .findings
-        .iter()
-        .filter(|finding| finding.suppressed.is_none())
-    {
+    for finding in &audited.outcome.findings {
         let Some(object) = finding
             .object_index
             .and_then(|index| audited.loaded.objects.get(index))

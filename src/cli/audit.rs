@@ -128,6 +128,19 @@ async fn audit_cluster(
             absent.join(", ")
         );
     }
+    if !listing.opted_out.is_empty() {
+        let opted_out: Vec<&str> = listing.opted_out.iter().map(String::as_str).collect();
+        let audited = if matches!(namespaces, crate::audit::Namespaces::AllBut(_)) {
+            "not audited; -A audits them"
+        } else {
+            "audited here"
+        };
+        eprintln!(
+            "note: namespaces opted out of the webhook ({}, {audited}): {}",
+            crate::audit::OPT_OUT_SELECTOR,
+            opted_out.join(", ")
+        );
+    }
     if !listing.left_out.is_empty() && args.verbose {
         let left_out: Vec<&str> = listing.left_out.iter().map(String::as_str).collect();
         eprintln!(

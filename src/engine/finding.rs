@@ -86,8 +86,12 @@ pub struct Finding {
     pub location: Location,
     pub fix: Option<Fix>,
     /// `Some(reason)` when an `infergate.dev/ignore` annotation covers it
-    /// (the reason may be empty).
+    /// (the reason may be empty), or the policy exempts it (`exempted`).
     pub suppressed: Option<String>,
+    /// Whether the suppression is the policy's `exceptions` (granted by
+    /// the policy's owner) rather than the object's own annotation: only
+    /// such an exemption lets a denied object in at admission.
+    pub exempted: bool,
     /// Why the object counts as an inference workload (`runs vLLM`,
     /// `requests nvidia.com/gpu`), for findings on such a workload.
     pub inference: Option<String>,

@@ -690,6 +690,7 @@ impl Engine {
                 .and_then(|object_index| index.inference.get(object_index))
                 .and_then(Option::as_ref)
                 .map(|reason| reason.describe(&self.policy));
+            self.apply_exception(&cx, finding);
         }
         findings.sort_by(|a, b| {
             (a.file(), a.location.offset, a.rule, &a.message).cmp(&(
@@ -728,6 +729,27 @@ impl Engine {
             findings,
             summary,
             candidates,
+        }
+    }
+
+    /// Suppress a finding the policy's `exceptions` cover, saying so; it
+    /// stands before the object's own annotation.
+    fn apply_exception(&self, cx: &Context<'_>, finding: &mut Finding) {
+        if self.policy.exceptions.is_empty() {
+            return;
+        }
+        let Some(object) = finding.object_index.and_then(|index| cx.objects.get(index)) else {
+            return;
+        };
+        let exception = self.policy.exception_for(
+            finding.rule,
+            object.kind(),
+            cx.namespace_of(object),
+            object.name(),
+        );
+        if let Some(exception) = exception {
+            finding.suppressed = Some(format!("policy exception: {}", exception.reason));
+            finding.exempted = true;
         }
     }
 
@@ -785,6 +807,7 @@ impl Engine {
                     fix: report.fix,
                     suppressed: suppression_for(&suppressions, meta.id),
                     inference: None,
+                    exempted: false,
                 }
             },
         ));
@@ -826,6 +849,7 @@ impl Engine {
                 fix: None,
                 suppressed: None,
                 inference: None,
+                exempted: false,
             })
             .collect()
     }
@@ -849,6 +873,7 @@ impl Engine {
                 fix: None,
                 suppressed: None,
                 inference: None,
+                exempted: false,
             },
         )
     }
@@ -873,6 +898,7 @@ impl Engine {
                     fix: None,
                     suppressed: None,
                     inference: None,
+                    exempted: false,
                 })
             })
             .collect()
@@ -912,6 +938,7 @@ impl Engine {
                         fix: None,
                         suppressed: suppression_for(&suppressions, meta.id),
                         inference: None,
+                        exempted: false,
                     });
                 }
             }

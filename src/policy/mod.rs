@@ -107,6 +107,8 @@ impl std::fmt::Display for Severity {
 pub struct Policy {
     pub rules: BTreeMap<String, RuleSetting>,
     pub namespaces: NamespaceScope,
+    pub exceptions: Vec<PolicyException>,
+    pub webhook: WebhookPolicy,
     pub inference: InferenceDetection,
     pub metric_families: MetricFamilies,
     pub external_metrics: ExternalMetrics,
@@ -122,6 +124,67 @@ pub struct Policy {
     pub kubernetes: Kubernetes,
     pub serving: Serving,
     pub keda: Keda,
+}
+
+/// The label that opts a namespace out of the webhook (its
+/// namespaceSelector) and of the default audit: (key, value).
+pub const OPT_OUT_LABEL: (&str, &str) = ("infergate.dev/webhook", "exclude");
+
+/// What only the webhook reads (rules/policy.yaml `webhook`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookPolicy {
+    pub opt_out: OptOutGrant,
+}
+
+/// The users and groups who may label a namespace out of the webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OptOutGrant {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl OptOutGrant {
+    /// Whether a user with these groups may set the opt-out label.
+    pub fn allows(&self, user: &str, groups: &[String]) -> bool {
+        self.users.iter().any(|allowed| allowed == user)
+            || groups
+                .iter()
+                .any(|group| self.groups.iter().any(|allowed| allowed == group))
+    }
+}
+
+/// An exemption the policy's owner grants (rules/policy.yaml
+/// `exceptions`): findings of `rules` on the objects it names are
+/// suppressed, at admission too.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyException {
+    pub rules: Vec<String>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    pub reason: String,
+}
+
+impl PolicyException {
+    fn covers(&self, rule: &str, kind: &str, namespace: Option<&str>, name: Option<&str>) -> bool {
+        let globs = |patterns: &[String], value: Option<&str>| {
+            patterns.is_empty()
+                || value
+                    .is_some_and(|value| patterns.iter().any(|pattern| glob_match(pattern, value)))
+        };
+        self.rules.iter().any(|id| id == rule || id == "*")
+            && (self.kinds.is_empty() || self.kinds.iter().any(|known| known == kind))
+            && globs(&self.namespaces, namespace)
+            && globs(&self.names, name)
+    }
 }
 
 /// KEDA's defaults and the aggregations keda-prometheus-query tells apart
@@ -790,6 +853,19 @@ impl Policy {
         with_patterns_built(|| serde_json::from_value::<Policy>(merged))
             .map(Arc::new)
             .map_err(|error| PolicyError::Shape(format!("{last_name}: {error}")))
+    }
+
+    /// The policy's exemption of `rule` on an object, if it grants one.
+    pub fn exception_for(
+        &self,
+        rule: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Option<&PolicyException> {
+        self.exceptions
+            .iter()
+            .find(|exception| exception.covers(rule, kind, namespace, name))
     }
 
     /// The configured level of a rule, `None` when the policy is silent.

@@ -40,6 +40,9 @@ pub enum Outcome {
     Mutated,
     /// Reported nowhere the user sees (an info).
     Noted,
+    /// Suppressed by the object's own `infergate.dev/ignore`: a denial
+    /// became a warning, a warning was not shown.
+    Suppressed,
 }
 
 impl Outcome {
@@ -49,6 +52,7 @@ impl Outcome {
             Self::Warned => "warned",
             Self::Mutated => "mutated",
             Self::Noted => "noted",
+            Self::Suppressed => "suppressed",
         }
     }
 }
@@ -189,7 +193,24 @@ impl Metrics {
                 latency.count
             );
         }
-        out.push_str("# HELP infergate_findings_total Findings of admission reviews, by rule, severity and outcome (denied, warned, mutated, noted).\n");
+        out.push_str("# HELP infergate_suppressed_total Findings of admission reviews that the object's own infergate.dev/ignore annotation suppressed, by rule (a denial so suppressed is a warning).\n");
+        out.push_str("# TYPE infergate_suppressed_total counter\n");
+        if let Ok(findings) = self.findings.lock() {
+            let mut by_rule: BTreeMap<&str, u64> = BTreeMap::new();
+            for ((rule, _, outcome), count) in findings.iter() {
+                if *outcome == Outcome::Suppressed.label() {
+                    *by_rule.entry(rule.as_str()).or_default() += count;
+                }
+            }
+            for (rule, count) in by_rule {
+                let _ = writeln!(
+                    out,
+                    "infergate_suppressed_total{{rule=\"{}\"}} {count}",
+                    escape(rule)
+                );
+            }
+        }
+        out.push_str("# HELP infergate_findings_total Findings of admission reviews, by rule, severity and outcome (denied, warned, mutated, noted, suppressed).\n");
         out.push_str("# TYPE infergate_findings_total counter\n");
         if let Ok(findings) = self.findings.lock() {
             for ((rule, severity, outcome), count) in findings.iter() {

@@ -48,6 +48,7 @@ pub const HANDLED_KINDS: &[(&str, &str)] = &[
     ("monitoring.coreos.com", "ServiceMonitor"),
     ("monitoring.coreos.com", "PodMonitor"),
     ("", "ConfigMap"),
+    ("", "Namespace"),
     ("autoscaling", "Scale"),
 ];
 
@@ -419,9 +420,12 @@ fn lint(
         .run(&loaded, &facts)
         .findings
         .into_iter()
-        .filter(|finding| finding.suppressed.is_none() && finding.object_index == Some(reviewed))
+        .filter(|finding| !finding.exempted && finding.object_index == Some(reviewed))
         .collect()
 }
+
+/// The annotation through which an object suppresses findings on itself.
+const IGNORE_ANNOTATION: &str = crate::engine::IGNORE_ANNOTATION;
 
 /// What the review of a `deployments/scale` request needs from the
 /// cluster: the Deployment, when it could be fetched.
@@ -442,6 +446,10 @@ pub fn decide(
     scale_target: Option<&ScaleTarget>,
     context: &ClusterContext,
 ) -> Decision {
+    // Checked before any exclusion: the label is what excludes.
+    if review.kind() == ("", "Namespace") {
+        return decide_opt_out(engine, review, mode);
+    }
     let namespace = review.request.namespace.as_deref();
     let excluded = namespace.is_some_and(|namespace| {
         scope
@@ -479,6 +487,46 @@ pub fn decide(
     }
 }
 
+/// The opt-out label set on a namespace that did not have it: only the
+/// users and groups the policy names (`webhook.optOut`) may do that, or
+/// any user allowed to edit a namespace could walk around every denial.
+/// Keeping or removing the label is always allowed.
+fn decide_opt_out(engine: &Engine, review: &Review, mode: Mode) -> Decision {
+    if mode == Mode::Mutate
+        || !matches!(
+            review.request.operation,
+            Operation::Create | Operation::Update
+        )
+    {
+        return Decision::allow();
+    }
+    let (key, value) = crate::policy::OPT_OUT_LABEL;
+    let opted_out = |object: Option<&Value>| {
+        object
+            .and_then(|object| object.pointer("/metadata/labels"))
+            .and_then(|labels| labels.get(key))
+            .and_then(Value::as_str)
+            == Some(value)
+    };
+    if !opted_out(review.object.as_ref()) || opted_out(review.old_object.as_ref()) {
+        return Decision::allow();
+    }
+    let user = &review.request.user_info;
+    let username = user.username.as_deref().unwrap_or_default();
+    let groups = user.groups.as_deref().unwrap_or_default();
+    if engine.policy().webhook.opt_out.allows(username, groups) {
+        return Decision::allow();
+    }
+    Decision {
+        allowed: false,
+        message: Some(format!(
+            "infergate denied this namespace:\n- [opt-out] metadata.labels.{key}: only the users and groups the webhook's policy names (webhook.optOut) may opt a namespace out of its review, and `{username}` is not one of them (fix: ask a cluster admin to set the label, or to name you in webhook.optOut)"
+        )),
+        findings: vec![("opt-out", Severity::Error, Outcome::Denied)],
+        ..Decision::default()
+    }
+}
+
 /// The old object had a Ready replica: the XLA cache has been written.
 fn was_ready(old: Option<&Value>) -> bool {
     old.and_then(|old| old.pointer("/status/readyReplicas"))
@@ -504,6 +552,27 @@ fn validate(
     let mut decision = Decision::allow();
     let mut denials = Vec::new();
     for finding in &findings {
+        // The object's own annotation needs no right at all to write, so at
+        // admission it cannot let a denied object in unseen: the denial is
+        // a warning naming the annotation and its reason, and is counted.
+        // Only the policy's exceptions (the cluster admins') skip it.
+        if let Some(reason) = &finding.suppressed {
+            decision
+                .findings
+                .push((finding.rule, finding.severity, Outcome::Suppressed));
+            if finding.severity == Severity::Error {
+                let reason = if reason.is_empty() {
+                    "no reason given"
+                } else {
+                    reason.as_str()
+                };
+                decision.warnings.push(short(&format!(
+                    "{}: denial suppressed by the object's {IGNORE_ANNOTATION} ({reason})",
+                    finding.rule
+                )));
+            }
+            continue;
+        }
         let mut severity = finding.severity;
         // The warm-up gate: once a replica has been Ready the XLA cache is
         // filled, and more replicas only read it.
@@ -614,7 +683,11 @@ fn mutate(
     for _ in 0..MUTATION_ROUNDS {
         let findings = lint(engine, &current, namespace, context);
         let mut touched: Vec<String> = Vec::new();
-        for finding in findings {
+        // What the object suppresses on itself is not changed for it.
+        for finding in findings
+            .into_iter()
+            .filter(|finding| finding.suppressed.is_none())
+        {
             let Some(fix) = &finding.fix else { continue };
             if fix.applicability != Applicability::Safe {
                 continue;
