@@ -28,9 +28,36 @@ fn within(ratio: f64, (down, up): (f64, f64)) -> bool {
     (1.0 - down) <= ratio && ratio <= (1.0 + up)
 }
 
-/// Quantities are compared as milli-values (`MilliValue()` rounds up).
-fn milli(value: f64) -> i64 {
-    (value * 1000.0).ceil() as i64
+/// Quantities are compared as milli-values (`MilliValue()` rounds up). A
+/// Quantity is decimal: 2.035 is exactly 2035m. The value is read as the
+/// shortest decimal that names the f64 (what Go's
+/// `strconv.FormatFloat(v, 'f', -1, 64)` and Rust's `Display` print), then
+/// rounded up exactly, so binary floating point never adds a milli
+/// (`2.035 * 1000.0` is 2035.0000000000002, whose ceiling is 2036).
+pub fn milli(value: f64) -> i64 {
+    if !value.is_finite() {
+        return if value > 0.0 { i64::MAX } else { 0 };
+    }
+    let text = format!("{}", value.abs());
+    let (whole, fraction) = text.split_once('.').unwrap_or((text.as_str(), ""));
+    let whole: i64 = whole.parse().unwrap_or(i64::MAX / 1000);
+    let digits: Vec<i64> = fraction
+        .bytes()
+        .map(|digit| i64::from(digit.saturating_sub(b'0')))
+        .collect();
+    let thousandths = digits
+        .iter()
+        .take(3)
+        .enumerate()
+        .fold(0, |sum, (place, digit)| sum + digit * [100, 10, 1][place]);
+    let remainder = digits.iter().skip(3).any(|digit| *digit != 0);
+    let magnitude = whole.saturating_mul(1000).saturating_add(thousandths);
+    if value < 0.0 {
+        // The ceiling of a negative value drops the remainder.
+        -magnitude
+    } else {
+        magnitude.saturating_add(i64::from(remainder))
+    }
 }
 
 /// `GetMetricUsageRatio`: the integer average of the milli-values over
@@ -82,6 +109,71 @@ pub fn plain_metric_replicas(
         return Some(current);
     }
     let proposed = (new_ratio * values.len() as f64).ceil() as i64;
+    if (new_ratio < 1.0 && proposed > current) || (new_ratio > 1.0 && proposed < current) {
+        return Some(current);
+    }
+    Some(proposed)
+}
+
+/// The request of every pod in the replay, in milli-units: Resource
+/// utilization is a percent of it, so only its rounding matters (the
+/// oracle in tests/hpa-oracle gives its pods the same request).
+pub const POD_REQUEST_MILLI: i64 = 1000;
+
+/// `GetResourceUtilizationRatio` (metrics/utilization.go): the pods'
+/// usage over their requests as a whole percent, truncated, against the
+/// target percent.
+fn utilization_ratio(usage_milli: &[i64], target_percent: f64) -> f64 {
+    let requests = POD_REQUEST_MILLI * usage_milli.len() as i64;
+    if requests == 0 {
+        return 0.0;
+    }
+    let utilization = usage_milli.iter().sum::<i64>() * 100 / requests;
+    utilization as f64 / target_percent
+}
+
+/// `GetResourceReplicas` (replica_calculator.go) for a Utilization
+/// target, pods alike: `value` is the Ready pods' average percent of
+/// their request. On a scale-down the pods without a metric count at
+/// max(100 %, target) of their request, on a scale-up at 0 %; a change
+/// they would reverse is none. `None`: no pod reports.
+pub fn utilization_replicas(
+    current: i64,
+    value: f64,
+    reporting: i64,
+    missing: i64,
+    target: f64,
+    tolerances: (f64, f64),
+) -> Option<i64> {
+    if reporting <= 0 {
+        return None;
+    }
+    let per_pod = milli(value / 100.0 * POD_REQUEST_MILLI as f64 / 1000.0);
+    let mut usage = vec![per_pod; reporting as usize];
+    let ratio = utilization_ratio(&usage, target);
+    if missing == 0 {
+        if within(ratio, tolerances) {
+            return Some(current);
+        }
+        return Some((ratio * reporting as f64).ceil() as i64);
+    }
+    if ratio < 1.0 {
+        let fallback = (target as i64).max(100);
+        usage.extend(std::iter::repeat_n(
+            POD_REQUEST_MILLI * fallback / 100,
+            missing as usize,
+        ));
+    } else if ratio > 1.0 {
+        usage.extend(std::iter::repeat_n(0, missing as usize));
+    }
+    let new_ratio = utilization_ratio(&usage, target);
+    if within(new_ratio, tolerances)
+        || (ratio < 1.0 && new_ratio > 1.0)
+        || (ratio > 1.0 && new_ratio < 1.0)
+    {
+        return Some(current);
+    }
+    let proposed = (new_ratio * usage.len() as f64).ceil() as i64;
     if (new_ratio < 1.0 && proposed > current) || (new_ratio > 1.0 && proposed < current) {
         return Some(current);
     }
@@ -188,14 +280,29 @@ impl std::fmt::Display for Reason {
     }
 }
 
+/// A scale event as horizontal.go keeps it (`timestampedScaleEvent`): when,
+/// how many replicas it added or removed, and whether it is outdated
+/// (older than its direction's longest policy period when the last event
+/// was stored; an outdated event is reused for the next one, and counted
+/// until then).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaleEvent {
+    pub at: f64,
+    pub change: i64,
+    pub outdated: bool,
+}
+
 /// The controller's memory of one HPA: its recommendations and scale
 /// events, as horizontal.go keeps them per HPA key.
 pub struct Controller<'a> {
     hpa: &'a SimulatedHpa,
     config: &'a HpaController,
+    /// Set once the first sync recorded the replicas it found
+    /// (`recordInitialRecommendation`).
+    initialized: bool,
     recommendations: Vec<(f64, i64)>,
-    scale_up_events: Vec<(f64, i64)>,
-    scale_down_events: Vec<(f64, i64)>,
+    scale_up_events: Vec<ScaleEvent>,
+    scale_down_events: Vec<ScaleEvent>,
 }
 
 impl<'a> Controller<'a> {
@@ -203,6 +310,7 @@ impl<'a> Controller<'a> {
         Self {
             hpa,
             config,
+            initialized: false,
             recommendations: Vec::new(),
             scale_up_events: Vec::new(),
             scale_down_events: Vec::new(),
@@ -219,7 +327,22 @@ impl<'a> Controller<'a> {
         for (metric, reading) in self.hpa.metrics.iter().zip(readings) {
             let proposal = match (metric.kind, *reading) {
                 (
-                    TargetKind::PodsAverage | TargetKind::Utilization,
+                    TargetKind::Utilization,
+                    Reading::PerPod {
+                        value,
+                        reporting,
+                        missing,
+                    },
+                ) => utilization_replicas(
+                    current,
+                    value,
+                    reporting,
+                    missing,
+                    metric.target,
+                    tolerances,
+                ),
+                (
+                    TargetKind::PodsAverage,
                     Reading::PerPod {
                         value,
                         reporting,
@@ -271,6 +394,13 @@ impl<'a> Controller<'a> {
     /// One sync (`reconcileAutoscaler`): the replicas to set, from the
     /// current ones and what the metrics read.
     pub fn sync(&mut self, now: f64, current: i64, readings: &[Reading]) -> (i64, Reason) {
+        // `recordInitialRecommendation`: the first sync of an HPA stores the
+        // replicas it finds as a recommendation, before anything else, so a
+        // scale-down window holds them from the start.
+        if !self.initialized {
+            self.initialized = true;
+            self.recommendations.push((now, current));
+        }
         let (min, max) = (self.hpa.min_replicas, self.hpa.max_replicas);
         if current > max {
             return self.record(now, current, max, Reason::MaxReplicas { from: current });
@@ -392,7 +522,14 @@ impl<'a> Controller<'a> {
         }
         if stabilized > current {
             let rules = &behavior.scale_up;
-            let limit = scale_up_limit(current, &self.scale_up_events, rules, now).max(current);
+            let limit = scale_up_limit(
+                current,
+                &self.scale_up_events,
+                &self.scale_down_events,
+                rules,
+                now,
+            )
+            .max(current);
             let (maximum, limiting) = if self.hpa.max_replicas > limit {
                 let limiting = if rules.select == Select::Disabled {
                     Reason::Disabled {
@@ -417,7 +554,14 @@ impl<'a> Controller<'a> {
             }
         } else if stabilized < current {
             let rules = &behavior.scale_down;
-            let limit = scale_down_limit(current, &self.scale_down_events, rules, now).min(current);
+            let limit = scale_down_limit(
+                current,
+                &self.scale_up_events,
+                &self.scale_down_events,
+                rules,
+                now,
+            )
+            .min(current);
             let (minimum, limiting) = if self.hpa.min_replicas < limit {
                 let limiting = if rules.select == Select::Disabled {
                     Reason::Disabled {
@@ -444,8 +588,12 @@ impl<'a> Controller<'a> {
         (stabilized, reason)
     }
 
-    /// `storeScaleEvent`: only with a behavior; events older than the
-    /// direction's longest policy period are dropped.
+    /// `storeScaleEvent`: only with a behavior. The events of the change's
+    /// direction older than its longest policy period are marked outdated
+    /// (`markScaleEventsOutdated`); the last outdated one is replaced by
+    /// the new event, or the new event is appended. Nothing is deleted: an
+    /// outdated event still counts wherever a period reaches it (the
+    /// other direction's, when longer).
     fn store_scale_event(&mut self, now: f64, previous: i64, new: i64) {
         let Some(behavior) = &self.hpa.behavior else {
             return;
@@ -457,43 +605,82 @@ impl<'a> Controller<'a> {
                 .map(|(_, _, period)| *period)
                 .fold(0.0, f64::max)
         };
-        if new > previous {
-            let keep = now - longest(&behavior.scale_up);
-            self.scale_up_events.retain(|(at, _)| *at > keep);
-            self.scale_up_events.push((now, new - previous));
+        let (events, period, change) = if new > previous {
+            (
+                &mut self.scale_up_events,
+                longest(&behavior.scale_up),
+                new - previous,
+            )
         } else {
-            let keep = now - longest(&behavior.scale_down);
-            self.scale_down_events.retain(|(at, _)| *at > keep);
-            self.scale_down_events.push((now, previous - new));
+            (
+                &mut self.scale_down_events,
+                longest(&behavior.scale_down),
+                previous - new,
+            )
+        };
+        let cutoff = now - period;
+        for event in events.iter_mut() {
+            if event.at < cutoff {
+                event.outdated = true;
+            }
+        }
+        let event = ScaleEvent {
+            at: now,
+            change,
+            outdated: false,
+        };
+        match events.iter().rposition(|event| event.outdated) {
+            Some(index) => events[index] = event,
+            None => events.push(event),
         }
     }
 }
 
 /// `getReplicasChangePerPeriod`: the replicas added (or removed) by the
-/// events within the last `period` seconds.
-fn change_in_period(events: &[(f64, i64)], period: f64, now: f64) -> i64 {
+/// events within the last `period` seconds, outdated or not.
+fn change_in_period(events: &[ScaleEvent], period: f64, now: f64) -> i64 {
     let cutoff = now - period;
     events
         .iter()
-        .filter(|(at, _)| *at > cutoff)
-        .map(|(_, change)| *change)
+        .filter(|event| event.at > cutoff)
+        .map(|event| event.change)
         .sum()
 }
 
+/// The replicas at the start of a policy's period: the current ones less
+/// what scale-ups added and plus what scale-downs removed within it (both
+/// directions count, as in `calculateScaleUpLimitWithScalingRules` and
+/// `calculateScaleDownLimitWithBehaviors`).
+fn period_start(
+    current: i64,
+    up: &[ScaleEvent],
+    down: &[ScaleEvent],
+    period: f64,
+    now: f64,
+) -> i64 {
+    current - change_in_period(up, period, now) + change_in_period(down, period, now)
+}
+
 /// `calculateScaleUpLimitWithScalingRules`.
-pub fn scale_up_limit(current: i64, events: &[(f64, i64)], rules: &Rules, now: f64) -> i64 {
+pub fn scale_up_limit(
+    current: i64,
+    up: &[ScaleEvent],
+    down: &[ScaleEvent],
+    rules: &Rules,
+    now: f64,
+) -> i64 {
     let pick: fn(i64, i64) -> i64 = match rules.select {
         Select::Disabled => return current,
         Select::Min => i64::min,
         Select::Max => i64::max,
     };
     let mut result = if rules.select == Select::Min {
-        i64::MAX
+        i64::from(i32::MAX)
     } else {
-        i64::MIN
+        i64::from(i32::MIN)
     };
     for (kind, value, period) in &rules.policies {
-        let start = current - change_in_period(events, *period, now);
+        let start = period_start(current, up, down, *period, now);
         let proposed = match kind {
             PolicyKind::Pods => start + value,
             // Rounded up, or a small count would never grow.
@@ -506,19 +693,25 @@ pub fn scale_up_limit(current: i64, events: &[(f64, i64)], rules: &Rules, now: f
 
 /// `calculateScaleDownLimitWithBehaviors`: the least change (`Min`)
 /// leaves the most replicas.
-pub fn scale_down_limit(current: i64, events: &[(f64, i64)], rules: &Rules, now: f64) -> i64 {
+pub fn scale_down_limit(
+    current: i64,
+    up: &[ScaleEvent],
+    down: &[ScaleEvent],
+    rules: &Rules,
+    now: f64,
+) -> i64 {
     let pick: fn(i64, i64) -> i64 = match rules.select {
         Select::Disabled => return current,
         Select::Min => i64::max,
         Select::Max => i64::min,
     };
     let mut result = if rules.select == Select::Min {
-        i64::MIN
+        i64::from(i32::MIN)
     } else {
-        i64::MAX
+        i64::from(i32::MAX)
     };
     for (kind, value, period) in &rules.policies {
-        let start = current + change_in_period(events, *period, now);
+        let start = period_start(current, up, down, *period, now);
         let proposed = match kind {
             PolicyKind::Pods => start - value,
             PolicyKind::Percent => (start as f64 * (1.0 - *value as f64 / 100.0)) as i64,
@@ -649,10 +842,15 @@ mod tests {
             100,
         );
         let up = &hpa.behavior.as_ref().expect("behavior").scale_up;
-        assert_eq!(scale_up_limit(1, &[], up, 0.0), 5);
-        assert_eq!(scale_up_limit(10, &[], up, 0.0), 20);
+        assert_eq!(scale_up_limit(1, &[], &[], up, 0.0), 5);
+        assert_eq!(scale_up_limit(10, &[], &[], up, 0.0), 20);
         // 6 added 10 s ago count against this period: from 4 -> 8.
-        assert_eq!(scale_up_limit(10, &[(-10.0, 6)], up, 0.0), 8);
+        let added = ScaleEvent {
+            at: -10.0,
+            change: 6,
+            outdated: false,
+        };
+        assert_eq!(scale_up_limit(10, &[added], &[], up, 0.0), 8);
         let mut controller = Controller::new(&hpa, &config);
         // 1 pod at 30x the target: 5, then 10, then 20 (15 s apart).
         assert_eq!(controller.sync(0.0, 1, &[per_pod(3.0, 1, 0)]).0, 5);
@@ -765,5 +963,160 @@ mod tests {
         assert_eq!(controller.sync(15.0, 1, &[per_pod(0.0, 1, 0)]).0, 2);
         let (kept, reason) = controller.sync(30.0, 3, &[per_pod(0.5, 0, 3)]);
         assert_eq!((kept, reason), (3, Reason::NoMetrics));
+    }
+
+    fn utilization_hpa(target: f64, behavior: Option<Behavior>) -> SimulatedHpa {
+        SimulatedHpa {
+            metrics: vec![MetricTarget {
+                name: "cpu".to_string(),
+                source: "Resource".to_string(),
+                kind: TargetKind::Utilization,
+                target,
+            }],
+            ..hpa(behavior, 1, 20)
+        }
+    }
+
+    /// horizontal.go, `recordInitialRecommendation`: the first sync stores
+    /// the replicas it finds, so the scale-down window holds them at t=0.
+    /// Simulate started with no history and scaled 5 -> 1 at once.
+    #[test]
+    fn the_first_sync_records_the_current_replicas() {
+        let config = config();
+        let legacy = hpa(None, 1, 10);
+        let mut controller = Controller::new(&legacy, &config);
+        let (replicas, reason) = controller.sync(0.0, 5, &[per_pod(0.02, 5, 0)]);
+        assert_eq!(replicas, 5);
+        assert!(matches!(reason, Reason::Stabilized { .. }), "{reason}");
+        let defaults = hpa(
+            Some(Behavior {
+                scale_up: rules(Select::Max, vec![(PolicyKind::Pods, 4, 15.0)], 0.0),
+                scale_down: rules(Select::Max, vec![(PolicyKind::Percent, 100, 15.0)], 300.0),
+            }),
+            1,
+            10,
+        );
+        let mut controller = Controller::new(&defaults, &config);
+        assert_eq!(controller.sync(0.0, 5, &[per_pod(0.02, 5, 0)]).0, 5);
+        // The window is 300 s from the first sync, its edge excluded.
+        assert_eq!(controller.sync(285.0, 5, &[per_pod(0.02, 5, 0)]).0, 5);
+        assert_eq!(controller.sync(300.0, 5, &[per_pod(0.02, 5, 0)]).0, 1);
+    }
+
+    /// `calculateScaleUpLimitWithScalingRules` starts the period from
+    /// `current - added + deleted`: replicas removed within the period
+    /// count too (and likewise for `calculateScaleDownLimitWithBehaviors`).
+    #[test]
+    fn policy_limits_count_both_directions_events() {
+        let up = rules(Select::Max, vec![(PolicyKind::Pods, 4, 60.0)], 0.0);
+        let down = rules(Select::Max, vec![(PolicyKind::Pods, 2, 60.0)], 0.0);
+        let event = |at, change| ScaleEvent {
+            at,
+            change,
+            outdated: false,
+        };
+        // 8 -> 5 thirty seconds ago: the period started at 8, so 12.
+        assert_eq!(scale_up_limit(5, &[], &[event(-30.0, 3)], &up, 0.0), 12);
+        // 4 -> 6 thirty seconds ago: the period started at 4, so 2.
+        assert_eq!(scale_down_limit(6, &[event(-30.0, 2)], &[], &down, 0.0), 2);
+    }
+
+    /// `storeScaleEvent` / `markScaleEventsOutdated`: events older than
+    /// their direction's longest period are only marked, and the last
+    /// marked one is reused; the others stay and count wherever a longer
+    /// period (the other direction's) reaches them.
+    #[test]
+    fn outdated_events_stay_until_reused() {
+        let config = config();
+        let hpa = hpa(
+            Some(Behavior {
+                scale_up: rules(Select::Max, vec![(PolicyKind::Pods, 1, 120.0)], 0.0),
+                scale_down: rules(Select::Max, vec![(PolicyKind::Pods, 10, 15.0)], 0.0),
+            }),
+            1,
+            100,
+        );
+        let mut controller = Controller::new(&hpa, &config);
+        controller.store_scale_event(0.0, 20, 16);
+        controller.store_scale_event(5.0, 16, 14);
+        controller.store_scale_event(30.0, 14, 13);
+        let kept: Vec<(f64, i64)> = controller
+            .scale_down_events
+            .iter()
+            .map(|event| (event.at, event.change))
+            .collect();
+        // The event at 5 s was reused for the one at 30 s; the one at 0 s stays.
+        assert_eq!(kept, [(0.0, 4), (30.0, 1)]);
+        let up = &hpa.behavior.as_ref().expect("behavior").scale_up;
+        // At 40 s the scale-up period (120 s) starts from 13 + 4 + 1 = 18.
+        assert_eq!(
+            scale_up_limit(
+                13,
+                &controller.scale_up_events,
+                &controller.scale_down_events,
+                up,
+                40.0
+            ),
+            19
+        );
+    }
+
+    /// `GetResourceUtilizationRatio` truncates the utilization to a whole
+    /// percent: 66.006 % against 60 % is a ratio of 1.1, within the
+    /// tolerance (the fraction made it 1.1001 and scaled 4 -> 5).
+    #[test]
+    fn cpu_utilization_is_a_whole_percent() {
+        let config = config();
+        let hpa = utilization_hpa(60.0, None);
+        let mut controller = Controller::new(&hpa, &config);
+        assert_eq!(controller.sync(0.0, 4, &[per_pod(66.006, 4, 0)]).0, 4);
+        assert_eq!(
+            utilization_replicas(4, 66.006, 4, 0, 60.0, TOLERANCE),
+            Some(4)
+        );
+        assert_eq!(
+            utilization_replicas(4, 67.0, 4, 0, 60.0, TOLERANCE),
+            Some(5)
+        );
+    }
+
+    /// `GetResourceReplicas`: on a scale-down, pods without a metric count
+    /// at max(100 %, target) of their request, not at the target (the
+    /// Pods-metric rule): one pod at 0 % and one missing against 50 %
+    /// holds 2 replicas (the target rule gave 25 % and scaled to 1).
+    #[test]
+    fn missing_pods_on_a_cpu_scale_down_count_at_full_request() {
+        assert_eq!(utilization_replicas(2, 0.0, 1, 1, 50.0, TOLERANCE), Some(2));
+        assert_eq!(
+            plain_metric_replicas(2, 0.0, 1, 1, 50.0, TOLERANCE),
+            Some(1)
+        );
+        // A target above 100 % is the fallback itself: 150 % of the request.
+        assert_eq!(
+            utilization_replicas(3, 30.0, 1, 2, 150.0, TOLERANCE),
+            Some(3)
+        );
+        // On a scale-up they count as 0 %, as for every metric.
+        assert_eq!(
+            utilization_replicas(2, 150.0, 1, 1, 50.0, TOLERANCE),
+            Some(3)
+        );
+    }
+
+    /// Quantities are decimal: 2.035 is 2035m, not the 2036m that
+    /// `ceil(2.035 * 1000.0)` gives in binary floating point; against
+    /// 1.85 that is a ratio of exactly 1.1, within the tolerance.
+    #[test]
+    fn quantities_are_decimal() {
+        assert_eq!(milli(2.035), 2035);
+        assert_eq!(milli(0.1), 100);
+        assert_eq!(milli(0.0001), 1);
+        assert_eq!(milli(7.0), 7000);
+        assert_eq!(milli(-1.5), -1500);
+        assert_eq!(milli(1e-9), 1);
+        assert_eq!(
+            plain_metric_replicas(10, 2.035, 10, 0, 1.85, TOLERANCE),
+            Some(10)
+        );
     }
 }

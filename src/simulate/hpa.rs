@@ -256,7 +256,7 @@ impl SimulatedHpa {
                 }
             };
             if kind == TargetKind::Utilization {
-                notes.push("Resource utilization is replayed like a Pods average: CPU's start-up grace period (--horizontal-pod-autoscaler-cpu-initialization-period) is not modelled".to_string());
+                notes.push("Resource utilization: CPU's start-up grace period (--horizontal-pod-autoscaler-cpu-initialization-period) is not modelled; each pod requests one unit".to_string());
             }
             let metric_name = match metric.metric_type {
                 "Resource" | "ContainerResource" => metric
