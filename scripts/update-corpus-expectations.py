@@ -6,8 +6,11 @@ which tests/corpus.rs refuses until a person has reviewed the row and
 written TP, FP or debatable.
 
     cargo build --release && python3 scripts/update-corpus-expectations.py
+
+INFERGATE names another binary (a debug build: target/debug/infergate).
 """
 import json
+import os
 import pathlib
 import subprocess
 
@@ -24,7 +27,7 @@ def main():
         columns = line.split("\t")
         reviewed[tuple(columns[:4])] = columns[4:]
     report = subprocess.run(
-        [str(ROOT / "target" / "release" / "infergate"), "lint", "--format", "json", "-v", PREFIX],
+        [os.environ.get("INFERGATE", str(ROOT / "target" / "release" / "infergate")), "lint", "--format", "json", "-v", PREFIX],
         cwd=ROOT, capture_output=True, text=True,
     ).stdout
     rows = []

@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::engine::finding::{op, Fix};
+use crate::engine::finding::{op, Fix, Severity};
 use crate::engine::{Context, Sink};
 use crate::input::object::Object;
 use crate::input::quantity;
@@ -11,15 +11,22 @@ use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
     /// ## What it does
-    /// Checks that an HPA of an inference workload states its scaling
-    /// `behavior`:
+    /// Checks the scaling `behavior` in force on an HPA of an inference
+    /// workload, and warns only where it hurts:
     ///
-    /// - no `spec.behavior` at all is a warning;
     /// - a scale-down stabilization window shorter than the policy minimum
     ///   (`hpaBehavior.minScaleDownStabilizationSeconds`, 300 s) is a warning;
     /// - a scale-up window above 0 on a queue-size metric is a warning;
-    /// - a queue-size target below `hpaBehavior.lowQueueTarget` (10) needs
-    ///   explicit scale-up policies.
+    /// - a queue-size target below `hpaBehavior.lowQueueTarget` (10) with
+    ///   the default scale-up policies is a warning, unless the default
+    ///   (4 pods or 100 % every 15 s) already reaches `maxReplicas` from
+    ///   `minReplicas` in one period;
+    /// - no `behavior` at all is an `info`: Kubernetes' defaults (300 s
+    ///   down, 0 s up) are what this rule recommends, so stating them only
+    ///   makes the choice visible; an `autoscaling/v1` HPA, which cannot
+    ///   state a behavior, gets an info that says to convert it.
+    ///
+    /// One finding per HPA and cause.
     ///
     /// A KEDA ScaledObject is read the same way: its
     /// `advanced.horizontalPodAutoscalerConfig.behavior` is the behavior of
@@ -105,10 +112,18 @@ impl Rule for HpaStabilizationDefaults {
                     .flatten()
             })
             .collect();
+        // The default scale-up (4 pods or 100 % every 15 s, the larger)
+        // already reaches maxReplicas from minReplicas in one period: no
+        // tuning of it follows a spike faster.
+        let (min, max) = autoscaler::replica_range(object, cx.policy);
+        let min = min.max(1);
+        let one_period_reaches_max =
+            max.is_some_and(|max| max - min <= DEFAULT_SCALE_UP_PODS || max <= 2 * min);
         let low_queue_target = queue_targets
             .iter()
             .copied()
-            .find(|target| *target < settings.low_queue_target);
+            .find(|target| *target < settings.low_queue_target)
+            .filter(|_| !one_period_reaches_max);
 
         let base = autoscaler::behavior_pointer(object);
         let Some(behavior) = object.value.pointer(base).filter(|value| value.is_object()) else {
@@ -116,37 +131,63 @@ impl Rule for HpaStabilizationDefaults {
                 "scaleDown": {"stabilizationWindowSeconds": settings.scale_down_stabilization_seconds},
                 "scaleUp": {"stabilizationWindowSeconds": settings.scale_up_stabilization_seconds},
             });
-            if let Some(target) = low_queue_target {
-                report_untuned_scale_up(sink, base, target, settings);
+            if !HpaVersion::of(object).has_behavior() {
+                // autoscaling/v1 cannot state a behavior at all, and the
+                // removed v2beta versions are converted first (schema-strict).
+                let api_version = &object.id.api_version;
+                let convert = "convert it to autoscaling/v2 (schema-strict's fix does) to state or tune its behavior";
+                match low_queue_target {
+                    Some(target) => {
+                        report_untuned_scale_up(sink, base, target, settings).help(format!(
+                            "{convert}, then state behavior.scaleUp.policies sized for a burst"
+                        ));
+                    }
+                    None => {
+                        sink.report(
+                            base,
+                            format!("{api_version} HPA: Kubernetes' default behavior applies (scale-down window {} s, scale-up {} s); it cannot state another", settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds),
+                        )
+                        .severity(Severity::Info)
+                        .help(convert);
+                    }
+                }
+                return;
             }
-            // Only autoscaling/v2 has `behavior`; an older HPA gets the fix
-            // once schema-strict has converted it. A ScaledObject's goes to
-            // advanced.horizontalPodAutoscalerConfig.
-            let fix = HpaVersion::of(object)
-                .has_behavior()
-                .then(|| autoscaler::add_behavior(object, value))
-                .flatten()
-                .map(|operation| {
-                    Fix::safe(
-                        "add explicit scale-down and scale-up behavior",
-                        vec![operation],
-                    )
-                });
+            // A ScaledObject's goes to advanced.horizontalPodAutoscalerConfig.
+            let fix = autoscaler::add_behavior(object, value).map(|operation| {
+                Fix::safe(
+                    "add explicit scale-down and scale-up behavior",
+                    vec![operation],
+                )
+            });
+            // One finding per HPA and cause: a low queue target that the
+            // default scale-up cannot follow is the one that matters.
+            if let Some(target) = low_queue_target {
+                report_untuned_scale_up(sink, base, target, settings).maybe_fix(fix);
+                return;
+            }
             let what = if autoscaler::is_scaled_object(object) {
                 "inference ScaledObject has no advanced.horizontalPodAutoscalerConfig.behavior"
             } else {
                 "inference HPA has no behavior"
             };
-            sink.report(base, format!("{what}; scale-down and scale-up stabilization are implicit"))
-                .short(format!(
-                    "no behavior: state scaleDown {} s and scaleUp {} s stabilization",
+            sink.report(
+                base,
+                format!(
+                    "{what}: Kubernetes' defaults apply (scale-down window {} s, scale-up {} s), which suit a model server",
                     settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds
-                ))
-                .help(format!(
-                    "state behavior.scaleDown.stabilizationWindowSeconds: {} and behavior.scaleUp.stabilizationWindowSeconds: {}",
-                    settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds
-                ))
-                .maybe_fix(fix);
+                ),
+            )
+            .severity(Severity::Info)
+            .short(format!(
+                "no behavior: the defaults apply (scaleDown {} s, scaleUp {} s); state them to make the choice visible",
+                settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds
+            ))
+            .help(format!(
+                "stating behavior.scaleDown.stabilizationWindowSeconds: {} and behavior.scaleUp.stabilizationWindowSeconds: {} changes nothing but makes the choice reviewable",
+                settings.scale_down_stabilization_seconds, settings.scale_up_stabilization_seconds
+            ))
+            .maybe_fix(fix);
             return;
         };
 
@@ -220,7 +261,12 @@ fn is_default_scale_up(policies: &[Value], select: Option<&Value>, settings: &Hp
             .all(|default| policies.contains(default))
 }
 
-fn report_untuned_scale_up(sink: &mut Sink, base: &str, target: f64, settings: &HpaBehavior) {
+fn report_untuned_scale_up<'s>(
+    sink: &'s mut Sink,
+    base: &str,
+    target: f64,
+    settings: &HpaBehavior,
+) -> &'s mut crate::engine::Report {
     sink.report(
         base,
         format!(
@@ -232,5 +278,9 @@ fn report_untuned_scale_up(sink: &mut Sink, base: &str, target: f64, settings: &
         "queue target {target} is below {}: tune behavior.scaleUp.policies for spikes",
         settings.low_queue_target
     ))
-    .help("state behavior.scaleUp.policies sized for a burst (the Kubernetes default is 4 pods or 100 % every 15 s, whichever is more) and check them under load");
+    .help("state behavior.scaleUp.policies sized for a burst (the Kubernetes default is 4 pods or 100 % every 15 s, whichever is more, and cannot reach maxReplicas in one period here) and check them under load (`infergate simulate`)")
 }
+
+/// Pods the default scale-up policy adds in one period (Kubernetes'
+/// default behavior: 4 pods or 100 %, the larger, every 15 s).
+const DEFAULT_SCALE_UP_PODS: i64 = 4;
