@@ -125,10 +125,29 @@ fn queue_targets_with_and_without_scale_up_policies() {
         .is_some_and(|model| model.contains("model-load estimate")));
 }
 
+/// queue-spike.yaml with a 30 s scale-down window.
+const JITTERY: [&str; 3] = [
+    "testdata/simulate/queue-spike-jittery.yaml",
+    "--trace",
+    "testdata/simulate/queue-spike.csv",
+];
+
 #[test]
 fn compare_fix_replays_the_fixed_hpa_beside_the_original() {
-    let mut args = QUEUE.to_vec();
-    args.push("--compare-fix");
+    // queue-spike.yaml's HPA has no fix (its low queue target needs tuned
+    // policies, which depend on the load): it is replayed alone.
+    let mut alone = QUEUE.to_vec();
+    alone.push("--compare-fix");
+    let output = simulate(&alone);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("`lint --fix` changes nothing in this autoscaler"),
+        "{}",
+        text(&output.stderr)
+    );
+    // The unsafe fix raises the jittery HPA's 30 s scale-down window.
+    let mut args = JITTERY.to_vec();
+    args.extend(["--compare-fix", "--unsafe-fixes"]);
     let output = simulate(&args);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let human = text(&output.stdout);
@@ -141,8 +160,9 @@ fn compare_fix_replays_the_fixed_hpa_beside_the_original() {
     ] {
         assert!(human.contains(wanted), "{wanted}: {human}");
     }
-    // The fixed HPA has the behavior hpa-stabilization-defaults writes.
+    // The fixed HPA has the window hpa-stabilization-defaults writes.
     assert!(human.contains("scale-down window 300 s"), "{human}");
+    assert!(human.contains("scale-down window 30 s"), "{human}");
     args.push("--format=json");
     let replay: Value = serde_json::from_slice(&simulate(&args).stdout).expect("JSON");
     assert_eq!(replay["compare"]["label"], "fixed");
@@ -159,9 +179,15 @@ fn png_size(path: &std::path::Path) -> (u32, u32, Vec<[u8; 3]>) {
 fn charts_are_drawn_with_every_series() {
     let directory = tempfile::tempdir().expect("tempdir");
     let png = directory.path().join("replay.png");
-    let mut args = QUEUE.to_vec();
+    let mut args = JITTERY.to_vec();
     let png_arg = png.display().to_string();
-    args.extend(["--compare-fix", "--format=png", "-o", &png_arg]);
+    args.extend([
+        "--compare-fix",
+        "--unsafe-fixes",
+        "--format=png",
+        "-o",
+        &png_arg,
+    ]);
     let output = simulate(&args);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let (width, height, pixels) = png_size(&png);
@@ -173,10 +199,11 @@ fn charts_are_drawn_with_every_series() {
     // Text is drawn: dark pixels beyond the axes.
     assert!(count([0, 0, 0]) > 2000);
     let svg = simulate(&[
-        QUEUE[0],
-        QUEUE[1],
-        QUEUE[2],
+        JITTERY[0],
+        JITTERY[1],
+        JITTERY[2],
         "--compare-fix",
+        "--unsafe-fixes",
         "--format=svg",
     ]);
     let svg = text(&svg.stdout);

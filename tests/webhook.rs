@@ -880,10 +880,11 @@ async fn scale_requests_consult_the_cluster() {
     )
     .await;
     assert_eq!(known["allowed"], true);
+    // Reviewed with the fetched Deployment: its 8 chips a replica.
     assert!(
         known["warnings"]
             .to_string()
-            .contains("hpa-stabilization-defaults"),
+            .contains("max-replicas-chip-pool: maxReplicas 3 x 8 chips"),
         "{known}"
     );
     let missing = send(
@@ -916,8 +917,10 @@ async fn scale_requests_consult_the_cluster() {
     )
     .await;
     let warnings = lws["warnings"].to_string();
-    assert!(warnings.contains("hpa-stabilization-defaults"), "{lws}");
-    assert!(warnings.contains("max-replicas-chip-pool"), "{lws}");
+    assert!(
+        warnings.contains("max-replicas-chip-pool: maxReplicas 3 x 16 chips"),
+        "{lws}"
+    );
     lws_hpa["spec"]["scaleTargetRef"]["name"] = json!("gone");
     let gone = send(
         &server,
@@ -1353,7 +1356,7 @@ async fn apiserver_default_policies_are_not_tuned_policies() {
     let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "lowq", "namespace": "default"},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tgi-gemma-deployment"},
-            "minReplicas": 1, "maxReplicas": 5,
+            "minReplicas": 1, "maxReplicas": 12,
             "behavior": {
                 "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
                     "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},
@@ -1840,18 +1843,12 @@ async fn scaled_objects_are_reviewed_and_mutated() {
     )
     .await;
     assert!(message.contains("[keda-prometheus-query]"), "{message}");
-    // A filtered query without behavior: allowed with a warning, and
-    // /mutate writes the behavior where KEDA reads it.
+    // A filtered query without behavior: allowed (the defaults apply: an
+    // info), and /mutate writes the behavior where KEDA reads it.
     let filtered = scaled_object("sum(vllm:num_requests_waiting{namespace=\"serving\"})");
     let request = review(SCALED_OBJECT, "scaledobjects", "CREATE", &filtered, None);
     let validated = send(&server, "/validate", &request).await;
     assert_eq!(validated["allowed"], true, "{validated}");
-    assert!(
-        validated["warnings"]
-            .to_string()
-            .contains("hpa-stabilization-defaults"),
-        "{validated}"
-    );
     let mutated = send(&server, "/mutate", &request).await;
     let patch = decode_patch(&mutated).expect("a patch");
     let mut patched = filtered.clone();

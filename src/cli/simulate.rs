@@ -36,6 +36,10 @@ pub struct SimulateArgs {
     /// Replay the HPA as `lint --fix` would leave it too, and show both.
     #[arg(long)]
     pub compare_fix: bool,
+    /// With --compare-fix: apply the unsafe fixes too, as `lint --fix
+    /// --unsafe-fixes` would (a raised scale-down window, for example).
+    #[arg(long, requires = "compare_fix")]
+    pub unsafe_fixes: bool,
     /// The trace's series for an HPA metric (`NAME=SERIES`; SERIES is a
     /// name, or `#N` for a Prometheus result without one); `replicas=SERIES`
     /// names the recorded replicas.
@@ -222,7 +226,7 @@ pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
         }
     }
     if args.compare_fix {
-        match simulate::fixed_autoscaler(&engine, &loaded, index) {
+        match simulate::fixed_autoscaler(&engine, &loaded, index, args.unsafe_fixes) {
             Some(fixed) => match SimulatedHpa::from_object(&fixed, engine.policy()) {
                 Ok(fixed) => others.push(("fixed".to_string(), fixed)),
                 Err(error) => return usage_error(error, hpa_help),

@@ -161,13 +161,14 @@ impl Rule for HpaStabilizationDefaults {
                 )
             });
             // One finding per HPA and cause: a low queue target that the
-            // default scale-up cannot follow is the one that matters.
+            // default scale-up cannot follow is the one that matters (its
+            // policies depend on the load: no fix).
             if let Some(target) = low_queue_target {
-                report_untuned_scale_up(sink, base, target, settings).maybe_fix(fix);
+                report_untuned_scale_up(sink, base, target, settings);
                 return;
             }
             let what = if autoscaler::is_scaled_object(object) {
-                "inference ScaledObject has no advanced.horizontalPodAutoscalerConfig.behavior"
+                "inference ScaledObject states no HPA behavior"
             } else {
                 "inference HPA has no behavior"
             };

@@ -100,8 +100,14 @@ pub fn startup_estimate(engine: &Engine, loaded: &Loaded, index: usize) -> Optio
 }
 
 /// The autoscaler as `lint --fix` would leave it: the safe fixes of the
-/// findings on it, applied round after round until none is left.
-pub fn fixed_autoscaler(engine: &Engine, loaded: &Loaded, index: usize) -> Option<Object> {
+/// findings on it (and the unsafe ones with `unsafe_fixes`, as `lint --fix
+/// --unsafe-fixes`), applied round after round until none is left.
+pub fn fixed_autoscaler(
+    engine: &Engine,
+    loaded: &Loaded,
+    index: usize,
+    unsafe_fixes: bool,
+) -> Option<Object> {
     const ROUNDS: usize = 8;
     let original = loaded.objects.get(index)?;
     let mut value = original.value.clone();
@@ -119,7 +125,7 @@ pub fn fixed_autoscaler(engine: &Engine, loaded: &Loaded, index: usize) -> Optio
             let fix = finding.fix.as_ref()?;
             (finding.object_index == Some(index)
                 && finding.suppressed.is_none()
-                && fix.applicability == Applicability::Safe)
+                && (unsafe_fixes || fix.applicability == Applicability::Safe))
                 .then_some(fix)
         });
         let Some(fix) = fix else { break };
