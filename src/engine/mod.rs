@@ -997,10 +997,14 @@ impl Engine {
                 key,
                 first_line,
                 second_line,
+                dropped,
             } => (
                 &rules::INVALID_YAML,
-                format!("`{key}` is written twice{place} (lines {first_line} and {second_line}); kubectl apply rejects the file"),
-                "keep one of them: kubectl's YAML reader refuses a key defined twice (\"mapping key already defined\"), and strict field validation, kubectl's default since 1.27, rejects duplicate fields; the rest is linted with the later value".to_string(),
+                match dropped {
+                    Some(dropped) => format!("`{key}` is written twice{place} (lines {first_line} and {second_line}): the later value wins and `{dropped}` is dropped"),
+                    None => format!("`{key}` is written twice{place} (lines {first_line} and {second_line}): the later value wins and the first is dropped"),
+                },
+                "keep one of them: depending on the client and its version, strict field validation warns about the duplicate or rejects the object, and where it is accepted the apiserver keeps the later value; the rest is linted with the later value".to_string(),
             ),
             ProblemKind::IncompleteObject { missing } => (
                 rules::SCHEMA_STRICT_PROBLEM,

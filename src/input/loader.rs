@@ -73,6 +73,9 @@ pub enum ProblemKind {
         key: String,
         first_line: usize,
         second_line: usize,
+        /// The value written first, which is dropped, when it is a scalar
+        /// on the key's line.
+        dropped: Option<String>,
     },
     /// A document has metadata or spec and `kind` without `apiVersion`, or
     /// the reverse: the apiserver rejects it.
@@ -544,12 +547,33 @@ fn add_duplicates(
             ),
             source: source.clone(),
             kind: ProblemKind::DuplicateKey {
+                dropped: inline_value(
+                    source.line_text(duplicate.first.line() + line_offset),
+                    duplicate.first.col(),
+                    &duplicate.key,
+                ),
                 key: duplicate.key,
                 first_line: duplicate.first.line() + line_offset,
                 second_line: line,
             },
         });
     }
+}
+
+/// The scalar written after `key:` on a line (its comment dropped), if
+/// the value is on that line: `replicas: 3  # old` gives `3`.
+fn inline_value(line: &str, key_column: usize, key: &str) -> Option<String> {
+    let rest: String = line.chars().skip(key_column).collect();
+    let rest = rest.trim_start_matches(['"', '\'']);
+    let after_key = rest.strip_prefix(key)?.trim_start_matches(['"', '\'']);
+    let value = after_key.trim_start().strip_prefix(':')?;
+    let value = match value.find(" #") {
+        Some(comment) => &value[..comment],
+        None => value,
+    };
+    let value = value.trim();
+    (!value.is_empty() && !matches!(value, "|" | ">" | "|-" | ">-" | "|+" | ">+"))
+        .then(|| value.to_string())
 }
 
 fn fresh_loader<'input>() -> YamlLoader<'input, MarkedYaml<'input>> {
@@ -1057,7 +1081,8 @@ mod tests {
             ProblemKind::DuplicateKey {
                 key: "name".into(),
                 first_line: 4,
-                second_line: 5
+                second_line: 5,
+                dropped: Some("a".into()),
             }
         );
         assert_eq!((problem.location.line, problem.location.column), (5, 3));

@@ -63,13 +63,14 @@ fn pattern(text: &str) -> Regex {
     Regex::new(text).unwrap_or_else(|error| unreachable!("static pattern {text}: {error}"))
 }
 
-/// `${name}`: a shell's or a template's (Terraform's templatefile) variable.
-const BRACED_VARIABLE: &str = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}";
 /// `${name}`, `${a.b}` and the shell's and envsubst's defaults and checks:
 /// `${VAR:-default}`, `${VAR:=x}`, `${VAR-x}`, `${VAR:?}`, `${VAR:+x}`.
 const SHELL_FORMS: &str = r"\$\{[A-Za-z_][A-Za-z0-9_.]*(?::?[-=?+][^}]*)?\}|\$[A-Z_][A-Z0-9_]*\b";
 static SHELL_VARIABLE: LazyLock<Regex> = LazyLock::new(|| pattern(SHELL_FORMS));
-static TEMPLATE_VARIABLE: LazyLock<Regex> = LazyLock::new(|| pattern(BRACED_VARIABLE));
+/// `${…}` of a template: Terraform interpolates any expression there
+/// (`${var.name}`, `${rule.x}`, `${model-id}`, `${lower(x)}`), so a
+/// template's variable is whatever the braces hold.
+static TEMPLATE_VARIABLE: LazyLock<Regex> = LazyLock::new(|| pattern(r"\$\{[^{}\n]+\}"));
 /// A run of capitals (an `ALL_CAPS` word or part of one) inside a value.
 static CAPITAL_RUN: LazyLock<Regex> =
     LazyLock::new(|| pattern(r"[A-Z][A-Z0-9_]*(?:-[A-Z][A-Z0-9_]*)*"));

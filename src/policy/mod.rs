@@ -720,9 +720,20 @@ pub struct Placeholders {
     /// File name parts that mark a template (`x.tftpl.yaml`): its `${…}`
     /// variables are reported once per object, as a template to render.
     pub template_extensions: Vec<String>,
+    /// API groups whose objects hold another tool's `${…}` expressions.
+    #[serde(default)]
+    pub tool_expressions: Vec<ToolExpressions>,
     pub grammar: GrammarFields,
     pub secret_names: Pattern,
     pub vendor_key_stand_ins: Pattern,
+}
+
+/// An API group whose objects another tool evaluates (`${…}` of kro).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolExpressions {
+    pub group: String,
+    pub tool: String,
 }
 
 /// Where values follow a grammar that an uppercase placeholder breaks.
@@ -942,6 +953,7 @@ fn read_layer(name: &str, text: &str, rule_ids: Option<&[String]>) -> Result<Val
                 key,
                 first_line,
                 second_line,
+                ..
             } => format!("`{key}` is written twice (lines {first_line} and {second_line})"),
             loader::ProblemKind::IncompleteObject { .. } => {
                 "the policy must be a plain mapping, not an object".to_string()

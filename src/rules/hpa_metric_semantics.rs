@@ -21,7 +21,11 @@ declare_rule! {
     ///   applies no `rate`, `irate`, `increase`…, or with no adapter rule in
     ///   the input that renames it. The adapter form's CUMULATIVE kinds
     ///   (`|counter`, `|unknown:counter`, `|summary:counter`) are fine: the
-    ///   Custom Metrics Stackdriver Adapter aligns them to a rate.
+    ///   Custom Metrics Stackdriver Adapter aligns them to a rate, as it
+    ///   does every DELTA and CUMULATIVE metric of another Cloud Monitoring
+    ///   domain (`workload.googleapis.com|requests_total`, OpenTelemetry
+    ///   counters): only a raw path (prometheus-adapter without `rate`,
+    ///   KEDA without `rate`, GMP's GAUGE kinds) is reported.
     /// - **an exporter's series as a `Pods` metric**: DCGM (`DCGM_FI_*`),
     ///   the GKE TPU device plugin's `memory_used`/`duty_cycle`, node
     ///   metrics (`kubernetes.io|node|…`). Unless a prometheus-adapter rule
@@ -190,6 +194,12 @@ fn check_metric(
             "`{base}` is a counter (`{suffix}`) passed on raw as `|{kind}`; it only grows, so the HPA ratchets to maxReplicas"
         ),
         Some(_) => return,
+        // A Cloud Monitoring metric type in the Stackdriver adapter's form
+        // (`workload.googleapis.com|requests_total`,
+        // `custom.googleapis.com|…`): the adapter serves DELTA and
+        // CUMULATIVE metrics as a per-second rate over five minutes,
+        // whatever the name says (its README, "Metric kinds").
+        None if metrics::is_adapter_form(name) => return,
         None => {
             let serving: Vec<&AdapterRule<'_>> = rules
                 .iter()

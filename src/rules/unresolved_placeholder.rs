@@ -29,9 +29,15 @@ declare_rule! {
     ///
     /// A file named as a template (`placeholders.templateExtensions`:
     /// `app.tftpl.yaml`, `job.tpl.yaml`) is filled in by Terraform's
-    /// `templatefile()` or a script before it is applied: its `${var}`s
-    /// make one warning per object that says so and names them, instead of
-    /// an error each. Other placeholders in it are still errors.
+    /// `templatefile()` or a script before it is applied: its `${…}`s (any
+    /// Terraform expression: `${var.name}`, `${model-id}`) make one warning
+    /// per object that says so and names them, instead of an error each.
+    /// Other placeholders in it are still errors.
+    ///
+    /// Objects of tools that evaluate `${…}` themselves
+    /// (`placeholders.toolExpressions`: kro's ResourceGraphDefinition,
+    /// Crossplane, Argo CD, Flux) are written that way on purpose: their
+    /// `${…}`s are not reported.
     ///
     /// `$(VAR)` in container `command`/`args` is Kubernetes' own expansion
     /// and `$VAR` there may be a shell's, so only the placeholder words are
@@ -77,6 +83,12 @@ impl Rule for UnresolvedPlaceholder {
         let kind = FieldKind {
             data: matches!(object.kind(), "ConfigMap" | "Secret"),
             autoscaler: object.kind() == "HorizontalPodAutoscaler",
+            tool_expressions: cx
+                .policy
+                .placeholders
+                .tool_expressions
+                .iter()
+                .any(|tool| tool.group == object.group()),
         };
         scan(cx, &object.value, &object.source.name, kind, sink);
     }
@@ -92,6 +104,7 @@ impl Rule for UnresolvedPlaceholder {
         let kind = FieldKind {
             data: false,
             autoscaler: false,
+            tool_expressions: false,
         };
         scan(cx, &document.value, &document.source.name, kind, sink);
     }
@@ -121,13 +134,17 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
             return;
         }
         let mut masked = None;
-        if template {
+        // A template's `${…}` are filled in when it is rendered; another
+        // tool's (kro, Crossplane, Argo CD, Flux) are its expressions.
+        if template || kind.tool_expressions {
             let variables = placeholder::template_variables(text);
-            if let Some(variable) = variables.first() {
+            if let Some(variable) = variables.first().filter(|_| template) {
                 first.get_or_insert_with(|| {
                     (pointer.to_string(), text.to_string(), variable.clone())
                 });
                 names.extend(variables.iter().map(|variable| variable.text.clone()));
+            }
+            if !variables.is_empty() {
                 // other placeholders of the string are still looked for,
                 // at the same offsets
                 let mut blanked = text.to_string();
@@ -165,11 +182,13 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
                 _ => format!("{subject} in `{field_name}` {verb}"),
             };
             let message = if message.chars().count() > 160 {
-                format!(
-                    "{} placeholders in `{field_name}`, first {}",
-                    names.len(),
-                    names[0]
-                )
+                match names.len() {
+                    1 => format!("an unresolved placeholder in `{field_name}`"),
+                    count => format!(
+                        "{count} unresolved placeholders in `{field_name}`, the first {}",
+                        names[0]
+                    ),
+                }
             } else {
                 message
             };
@@ -197,7 +216,7 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
             ))
             .within(&text, found.start, found.end - found.start)
             .severity(Severity::Warning)
-            .help(format!("`{file}` is a template: render it (Terraform templatefile(), envsubst) and lint the output; the other rules checked it as written"));
+            .help(format!("`{file}` is a template: render it (Terraform's templatefile()) and lint the output; the other rules checked it as written"));
     }
 }
 
@@ -252,6 +271,9 @@ struct FieldKind {
     data: bool,
     /// An HPA, whose numeric fields are listed in the policy.
     autoscaler: bool,
+    /// An object of a tool that evaluates `${…}` itself (kro, Crossplane,
+    /// Argo CD, Flux: `placeholders.toolExpressions`).
+    tool_expressions: bool,
 }
 
 /// How a string at `pointer` is read, or `None` to skip it.
