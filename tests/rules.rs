@@ -173,3 +173,14 @@ fn cross_object_lookups_per_object_do_not_grow_with_the_input() {
         "{per_object_small:.2} candidates per object at {small_objects} objects, {per_object_large:.2} at {large_objects}"
     );
 }
+
+/// The README's rules table lists every rule and loader check the
+/// registry knows, with its default severity.
+#[test]
+fn the_readme_rules_table_lists_every_rule() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README.md");
+    for meta in rules::all_meta() {
+        let row = format!("| `{}` | {} |", meta.id, meta.default_severity.as_str());
+        assert!(readme.contains(&row), "README rules table lacks {row}");
+    }
+}

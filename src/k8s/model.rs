@@ -147,6 +147,27 @@ pub fn size_of(object: &Object, id: &str, models: &Models) -> Option<ModelSize> 
     })
 }
 
+/// The parameter count of a model (in billions), from the catalogue or
+/// its name, when either says it.
+pub fn parameters(id: &str, models: &Models) -> Option<f64> {
+    let lookup = id.trim_end_matches('/');
+    if let Some(entry) = models
+        .catalogue
+        .iter()
+        .find(|entry| entry.id.eq_ignore_ascii_case(lookup))
+    {
+        return Some(entry.parameters);
+    }
+    let name = lookup.rsplit('/').next().unwrap_or(lookup);
+    let captures = PARAMETERS.captures(name)?;
+    let experts: f64 = captures
+        .get(1)
+        .and_then(|count| count.as_str().parse().ok())
+        .unwrap_or(1.0);
+    let billions: f64 = captures.get(2)?.as_str().parse().ok()?;
+    Some(experts * billions)
+}
+
 fn bytes_per_parameter(text: &str, models: &Models) -> f64 {
     models
         .precisions

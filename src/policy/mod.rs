@@ -49,6 +49,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../rules/serving.yaml"),
     ),
     ("rules/keda.yaml", include_str!("../../rules/keda.yaml")),
+    (
+        "rules/accelerators.yaml",
+        include_str!("../../rules/accelerators.yaml"),
+    ),
 ];
 
 /// The JSON Schema of the policy format.
@@ -124,6 +128,52 @@ pub struct Policy {
     pub kubernetes: Kubernetes,
     pub serving: Serving,
     pub keda: Keda,
+    pub accelerators: Accelerators,
+}
+
+/// Accelerator memory and how servers use it (rules/accelerators.yaml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accelerators {
+    pub labels: Vec<String>,
+    pub catalogue: Vec<AcceleratorKind>,
+    pub memory_fraction: Vec<MemoryFraction>,
+    pub kv_cache_minimum_fraction: f64,
+    pub quantization: Quantization,
+}
+
+/// One accelerator: the node label values that name it and its memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceleratorKind {
+    pub name: String,
+    /// The label values that name it (anchored in the data).
+    #[serde(rename = "match")]
+    pub pattern: Pattern,
+    pub memory: Quantity,
+    pub source: String,
+}
+
+/// The share of accelerator memory a server uses, and its flag.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryFraction {
+    pub server: String,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    pub default: f64,
+    pub source: String,
+}
+
+/// Bytes per parameter that quantization flags load weights at.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quantization {
+    pub flags: Vec<String>,
+    pub bytes_per_parameter: BTreeMap<String, f64>,
+    pub source: String,
 }
 
 /// The label that opts a namespace out of the webhook (its

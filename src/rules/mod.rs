@@ -19,6 +19,7 @@ mod hpa_target_sanity;
 mod keda_prometheus_query;
 mod max_replicas_chip_pool;
 mod metric_name_lowercase;
+mod model_fits_accelerator_memory;
 mod model_server_startup_probe;
 mod no_queue_and_hbm_mix;
 mod parallelism_matches_accelerators;
@@ -150,6 +151,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &podmonitoring_scrape::PodmonitoringScrape,
         &adapter_query_namespace_filter::AdapterQueryNamespaceFilter,
         &parallelism_matches_accelerators::ParallelismMatchesAccelerators,
+        &model_fits_accelerator_memory::ModelFitsAcceleratorMemory,
         &tensor_parallel_needs_shm::TensorParallelNeedsShm,
         &model_server_startup_probe::ModelServerStartupProbe,
         &single_autoscaler_per_workload::SingleAutoscalerPerWorkload,
