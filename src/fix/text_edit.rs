@@ -421,11 +421,18 @@ fn reindent(lines: &str, from: usize, to: usize) -> Option<String> {
 }
 
 fn remove_entry(object: &Object, text: &str, path: &str) -> Result<Vec<TextEdit>, Unsupported> {
-    let key = object
+    let span = object
         .positions
         .get(path)
-        .and_then(|span| span.key)
-        .ok_or_else(|| unsupported(path, "only mapping entries are removed"))?;
+        .ok_or_else(|| unsupported(path, "the node has no position"))?;
+    let Some(key) = span.key else {
+        return remove_item(
+            text,
+            path,
+            span.value.offset,
+            span.end.max(span.value.offset + span.value.len),
+        );
+    };
     let start = line_start(text, key.offset);
     if !text[start..key.offset].chars().all(|ch| ch == ' ') {
         return Err(unsupported(path, "the key does not start its line"));
@@ -437,6 +444,68 @@ fn remove_entry(object: &Object, text: &str, path: &str) -> Result<Vec<TextEdit>
         end,
         text: String::new(),
     }])
+}
+
+/// Remove a sequence item whose value spans `start..end`: in block style
+/// the item's lines (`- x` and what is indented under it), in flow style
+/// the item and the comma that separates it from its neighbour.
+fn remove_item(
+    text: &str,
+    path: &str,
+    start: usize,
+    end: usize,
+) -> Result<Vec<TextEdit>, Unsupported> {
+    let end = end.min(text.len());
+    if !text.is_char_boundary(start) || !text.is_char_boundary(end) || start > end {
+        return Err(unsupported(path, "the item's span is not in the text"));
+    }
+    let line = line_start(text, start);
+    let before = &text[line..start];
+    let dash = before.trim_end();
+    if dash.trim_start() == "-" {
+        // Block style: `  - item`, the dash first on its line.
+        let dash_offset = line + dash.len() - 1;
+        let column = column_of(text, dash_offset);
+        let item_end = block_end(text, dash_offset, Block::Item(column));
+        return Ok(vec![TextEdit {
+            start: line,
+            end: item_end,
+            text: String::new(),
+        }]);
+    }
+    // Flow style: `[a, b, c]`.
+    let after = &text[end..];
+    let skipped = after.len() - after.trim_start_matches([' ', '\t']).len();
+    if after[skipped..].starts_with(',') {
+        let rest = &after[skipped + 1..];
+        let spaces = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+        return Ok(vec![TextEdit {
+            start,
+            end: end + skipped + 1 + spaces,
+            text: String::new(),
+        }]);
+    }
+    let head = &text[..start];
+    let trimmed = head.trim_end_matches([' ', '\t']);
+    if trimmed.ends_with(',') {
+        return Ok(vec![TextEdit {
+            start: trimmed.len() - 1,
+            end,
+            text: String::new(),
+        }]);
+    }
+    if trimmed.ends_with('[') {
+        // The only item.
+        return Ok(vec![TextEdit {
+            start,
+            end,
+            text: String::new(),
+        }]);
+    }
+    Err(unsupported(
+        path,
+        "the item is neither a block item nor a flow item",
+    ))
 }
 
 /// Apply edits (non-overlapping) to a text. Insertions at the same offset

@@ -78,12 +78,60 @@ pub fn model_of(container: &Container<'_>, models: &Models) -> Option<ModelRef> 
             }
         }
     }
+    // `args: [MODEL, …]` after an entrypoint that takes the model first
+    // (`vllm serve`, the vllm-openai image's ENTRYPOINT).
+    if let Some(entrypoint) = image_entrypoint(container, models) {
+        let first = container
+            .value
+            .get("args")
+            .and_then(Value::as_array)
+            .and_then(|args| args.first())
+            .and_then(Value::as_str)
+            .map(|text| expand_references(container, text));
+        if let Some(first) = first {
+            let repeats = entrypoint
+                .repeats
+                .iter()
+                .any(|repeat| repeat.first().is_some_and(|word| *word == first));
+            if entrypoint.positional_model
+                && !first.is_empty()
+                && !first.starts_with('-')
+                && !repeats
+                && !first.contains(char::is_whitespace)
+            {
+                return Some(ModelRef {
+                    id: first,
+                    pointer: format!("{}/args/0", container.pointer),
+                });
+            }
+        }
+    }
     models.model_env.iter().find_map(|name| {
         env_value(container, name).map(|(index, value)| ModelRef {
             id: expand_references(container, value),
             pointer: format!("{}/env/{index}/value", container.pointer),
         })
     })
+}
+
+/// The ENTRYPOINT a container's `args` are appended to: its image's, when
+/// the container sets no `command` and the image is one the policy knows.
+pub fn image_entrypoint<'m>(
+    container: &Container<'_>,
+    models: &'m Models,
+) -> Option<&'m crate::policy::ImageEntrypoint> {
+    if container
+        .value
+        .get("command")
+        .is_some_and(|command| !command.is_null())
+    {
+        return None;
+    }
+    let image = container.image()?;
+    models
+        .image_entrypoints
+        .iter()
+        .find(|entrypoint| entrypoint.image.is_match(image))
 }
 
 /// Whether a model id names weights that are not downloaded from the

@@ -414,6 +414,9 @@ pub struct Models {
     pub cache_flags: Vec<String>,
     pub default_cache_dir: String,
     pub server_caches: Vec<ServerCache>,
+    /// What an image runs when a container sets only `args`.
+    #[serde(default)]
+    pub image_entrypoints: Vec<ImageEntrypoint>,
     pub precisions: Vec<Precision>,
     pub default_bytes_per_parameter: f64,
     pub catalogue: Vec<CatalogueEntry>,
@@ -424,6 +427,19 @@ impl Models {
     pub fn disk_budget(&self) -> f64 {
         self.boot_disk_size.0 * (1.0 - self.boot_disk_reserved_fraction)
     }
+}
+
+/// An image's ENTRYPOINT, which a container's `args` are appended to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageEntrypoint {
+    pub image: Pattern,
+    pub entrypoint: Vec<String>,
+    /// Leading args that spell the entrypoint again.
+    pub repeats: Vec<Vec<String>>,
+    /// Whether the entrypoint takes the model as its first argument.
+    pub positional_model: bool,
+    pub source: String,
 }
 
 /// Where the server of an image caches downloads by default.

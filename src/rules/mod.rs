@@ -26,6 +26,7 @@ mod parallelism_matches_accelerators;
 mod podmonitoring_scrape;
 mod scale_to_zero_cold_start;
 mod schema_strict;
+mod server_command_valid;
 mod shared_cache_access_mode;
 mod shm_memory_budget;
 mod single_autoscaler_per_workload;
@@ -152,6 +153,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &adapter_query_namespace_filter::AdapterQueryNamespaceFilter,
         &parallelism_matches_accelerators::ParallelismMatchesAccelerators,
         &model_fits_accelerator_memory::ModelFitsAcceleratorMemory,
+        &server_command_valid::ServerCommandValid,
         &tensor_parallel_needs_shm::TensorParallelNeedsShm,
         &model_server_startup_probe::ModelServerStartupProbe,
         &single_autoscaler_per_workload::SingleAutoscalerPerWorkload,
