@@ -267,6 +267,18 @@ pub struct Serving {
     pub shared_memory: SharedMemory,
     pub startup: Startup,
     pub single_node_access_modes: Vec<String>,
+    /// Variables a server reads as its own settings (service-env-collision).
+    #[serde(default)]
+    pub reads_env: Vec<ServerEnv>,
+}
+
+/// The environment variables a server reads as its own settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerEnv {
+    pub server: String,
+    pub variables: Vec<String>,
+    pub source: String,
 }
 
 /// Where a server states its parallel degree.

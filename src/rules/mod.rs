@@ -27,6 +27,7 @@ mod podmonitoring_scrape;
 mod scale_to_zero_cold_start;
 mod schema_strict;
 mod server_command_valid;
+mod service_env_collision;
 mod shared_cache_access_mode;
 mod shm_memory_budget;
 mod single_autoscaler_per_workload;
@@ -154,6 +155,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &parallelism_matches_accelerators::ParallelismMatchesAccelerators,
         &model_fits_accelerator_memory::ModelFitsAcceleratorMemory,
         &server_command_valid::ServerCommandValid,
+        &service_env_collision::ServiceEnvCollision,
         &tensor_parallel_needs_shm::TensorParallelNeedsShm,
         &model_server_startup_probe::ModelServerStartupProbe,
         &single_autoscaler_per_workload::SingleAutoscalerPerWorkload,
