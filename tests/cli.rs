@@ -334,7 +334,7 @@ fn sarif_is_valid_with_and_without_results() {
                 "lint",
                 "--format",
                 "sarif",
-                "testdata/rules/hpa-scale-target-resolves/quiet.yaml",
+                "testdata/rules/model-server-readiness/quiet.yaml",
             ],
             false,
         ),

@@ -270,6 +270,26 @@ pub struct Serving {
     /// Variables a server reads as its own settings (service-env-collision).
     #[serde(default)]
     pub reads_env: Vec<ServerEnv>,
+    /// Where each server says it is ready (model-server-readiness).
+    #[serde(default)]
+    pub health: Vec<ServerHealth>,
+}
+
+/// A server's readiness endpoint and the port it listens on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerHealth {
+    pub server: String,
+    pub path: String,
+    #[serde(default)]
+    pub port_flags: Vec<String>,
+    #[serde(default)]
+    pub port_env: Vec<String>,
+    pub default_port: Option<u16>,
+    /// The image is the model (NIM): it loads one without naming it.
+    #[serde(default)]
+    pub image_is_model: bool,
+    pub source: String,
 }
 
 /// The environment variables a server reads as its own settings.

@@ -20,6 +20,7 @@ mod keda_prometheus_query;
 mod max_replicas_chip_pool;
 mod metric_name_lowercase;
 mod model_fits_accelerator_memory;
+mod model_server_readiness;
 mod model_server_startup_probe;
 mod no_queue_and_hbm_mix;
 mod parallelism_matches_accelerators;
@@ -158,6 +159,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &service_env_collision::ServiceEnvCollision,
         &tensor_parallel_needs_shm::TensorParallelNeedsShm,
         &model_server_startup_probe::ModelServerStartupProbe,
+        &model_server_readiness::ModelServerReadiness,
         &single_autoscaler_per_workload::SingleAutoscalerPerWorkload,
         &hpa_metric_semantics::HpaMetricSemantics,
         &shared_cache_access_mode::SharedCacheAccessMode,
