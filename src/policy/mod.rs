@@ -273,6 +273,17 @@ pub struct Serving {
     /// Where each server says it is ready (model-server-readiness).
     #[serde(default)]
     pub health: Vec<ServerHealth>,
+    /// How multi-node servers name their rendezvous peer (host-network-dns).
+    pub rendezvous: Rendezvous,
+}
+
+/// The flags and variables that name a multi-node rendezvous peer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rendezvous {
+    pub flags: Vec<String>,
+    pub env: Vec<String>,
+    pub source: String,
 }
 
 /// A server's readiness endpoint and the port it listens on.

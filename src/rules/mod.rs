@@ -11,6 +11,7 @@ use crate::input::object::Object;
 mod adapter_query_namespace_filter;
 mod external_metric_namespace_filter;
 mod hf_home_shm_for_large_models;
+mod host_network_dns;
 mod hpa_metric_semantics;
 mod hpa_scale_target_resolves;
 mod hpa_stabilization_defaults;
@@ -160,6 +161,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &tensor_parallel_needs_shm::TensorParallelNeedsShm,
         &model_server_startup_probe::ModelServerStartupProbe,
         &model_server_readiness::ModelServerReadiness,
+        &host_network_dns::HostNetworkDns,
         &single_autoscaler_per_workload::SingleAutoscalerPerWorkload,
         &hpa_metric_semantics::HpaMetricSemantics,
         &shared_cache_access_mode::SharedCacheAccessMode,
