@@ -26,8 +26,10 @@ declare_rule! {
     ///   their controller adds (`leaderworkerset.sigs.k8s.io/name`,
     ///   `pod-template-hash`…);
     /// - a named endpoint port must be a named container port of the pods
-    ///   it selects (a warning); a numeric port is scraped as given, so it
-    ///   only gets an `info` when no container declares it and no port flag
+    ///   it selects (a warning); a numeric port is scraped as given: a
+    ///   warning when no container declares it and the server's port flag
+    ///   names another (nothing answers there), else only an `info` when
+    ///   no container declares it and no port flag
     ///   or variable of the server names it.
     ///
     /// A monitor scrapes system metrics when its name or selector mentions
@@ -282,13 +284,28 @@ fn check_port(
                 }) || server_port(container, &scraping.port_flags, &scraping.port_env)
                     == Some(number)
             });
-            if !listens {
-                sink.report(
-                    port_pointer,
-                    format!("port {number} is neither declared nor given to the server of the selected pods"),
-                )
-                .severity(Severity::Info)
-                .help("check that the model server serves /metrics on this port; declaring it as a containerPort documents it");
+            // The server told to listen elsewhere: nothing answers there.
+            let elsewhere = containers.iter().find_map(|container| {
+                server_port(container, &scraping.port_flags, &scraping.port_env)
+            });
+            match (listens, elsewhere) {
+                (true, _) => {}
+                (false, Some(other)) => {
+                    sink.report(
+                        port_pointer,
+                        format!("port {number} is scraped, but the selected pods' server listens on {other} and declares no {number}: no target, so no metric"),
+                    )
+                    .short(format!("scrapes port {number}, the server listens on {other}: the HPA gets no metric"))
+                    .help(format!("scrape port {other} (the server's port flag), or declare {number} if a sidecar serves metrics there"));
+                }
+                (false, None) => {
+                    sink.report(
+                        port_pointer,
+                        format!("port {number} is neither declared nor given to the server of the selected pods"),
+                    )
+                    .severity(Severity::Info)
+                    .help("check that the model server serves /metrics on this port; declaring it as a containerPort documents it");
+                }
             }
         }
         _ => {}
