@@ -140,3 +140,55 @@ fn without_the_exporter_the_rename_is_unsafe() {
     );
     assert!(fix.related.is_empty());
 }
+
+/// A namespace filter that names a label the series do not carry matches
+/// nothing: an HPA with no metric. For every External-metric finding of
+/// the fixtures, the label the fix adds is the one rules/metrics.yaml
+/// names for that series, and a fix on a series not known to carry the
+/// workload's namespace there is never safe.
+#[test]
+fn namespace_filter_fixes_use_the_series_own_label() {
+    use infergate::engine::finding::Applicability;
+    let policy = infergate::policy::Policy::built_in().expect("policy");
+    let mut checked = 0;
+    for (path, _) in common::all_rule_fixtures() {
+        let loaded = common::load(&[&path]);
+        let outcome = common::run_fixture(&path, &loaded);
+        for finding in outcome
+            .findings
+            .iter()
+            .filter(|finding| finding.rule == "external-metric-namespace-filter")
+        {
+            let Some(fix) = &finding.fix else { continue };
+            let object = &loaded.objects[finding.object_index.expect("object")];
+            let name_pointer = format!("{}/name", finding.pointer.trim_end_matches("/name"));
+            let Some(name) = object.value.pointer(&name_pointer).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let mapping = policy
+                .external_metrics
+                .namespace_labels
+                .iter()
+                .find(|mapping| mapping.pattern.is_match(name))
+                .expect("a mapping for the series");
+            let patch = serde_json::to_string(&fix.patch).expect("json");
+            if fix.description.starts_with("add `") {
+                assert!(
+                    patch.contains(&mapping.label.replace('/', "~1")),
+                    "{path}: {name}: {patch} does not add {}",
+                    mapping.label
+                );
+                let known = !mapping.scraped_from_pod
+                    || infergate::k8s::metrics::classify(name, &policy).is_some();
+                if !known {
+                    assert_eq!(fix.applicability, Applicability::Unsafe, "{path}: {name}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 3,
+        "only {checked} namespace filter fixes checked"
+    );
+}

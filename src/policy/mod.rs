@@ -755,6 +755,11 @@ pub struct NamespaceLabel {
     #[serde(rename = "match")]
     pub pattern: Pattern,
     pub label: String,
+    /// The label is that of the pod the series were scraped from: the
+    /// workload's own only for a server metric (an exporter's series carry
+    /// the exporter's namespace there).
+    #[serde(default, rename = "scrapedFromPod")]
+    pub scraped_from_pod: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

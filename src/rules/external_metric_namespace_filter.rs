@@ -4,7 +4,7 @@ use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
 use crate::input::object::Object;
 use crate::input::pointer;
-use crate::k8s::metrics::{hpa_metrics, is_adapter_form};
+use crate::k8s::metrics::{classify, hpa_metrics, is_adapter_form};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -87,13 +87,17 @@ impl Rule for ExternalMetricNamespaceFilter {
             // Only sources known to carry a namespace label are checked: a
             // Pub/Sub backlog (`pubsub.googleapis.com|subscription|…`) has no
             // namespace and is scoped by its subscription instead.
-            let Some(label) = labels
-                .iter()
-                .find(|mapping| mapping.pattern.is_match(name))
-                .map(|mapping| mapping.label.as_str())
-            else {
+            let Some(mapping) = labels.iter().find(|mapping| mapping.pattern.is_match(name)) else {
                 continue;
             };
+            let label = mapping.label.as_str();
+            // Whether the series are known to carry the workload's
+            // namespace in that label: a source the policy names for its
+            // own series (GKE's, an exporter's), or a server metric scraped
+            // from the workload's pods. Another Prometheus series may come
+            // from an exporter in its own namespace, where the label names
+            // the exporter's: a filter on it would match nothing.
+            let label_known = !mapping.scraped_from_pod || classify(name, cx.policy).is_some();
             let selector_pointer = metric.selector_pointer.clone();
             let selector = metric.selector;
             let known_keys: Vec<&str> = labels
@@ -124,7 +128,13 @@ impl Rule for ExternalMetricNamespaceFilter {
                         "add `{label}: {}` to the metric's selector.matchLabels",
                         namespace.unwrap_or("<the HPA's namespace>")
                     ));
-                    report.maybe_fix(pin_fix(selector, &selector_pointer, label, namespace));
+                    report.maybe_fix(pin_fix(
+                        selector,
+                        &selector_pointer,
+                        label,
+                        namespace,
+                        label_known,
+                    ));
                 }
             }
         }
@@ -172,6 +182,7 @@ fn pin_fix(
     selector_pointer: &str,
     label: &str,
     namespace: Option<&str>,
+    label_known: bool,
 ) -> Option<Fix> {
     let value = namespace.unwrap_or("default");
     let operation = match selector {
@@ -188,9 +199,13 @@ fn pin_fix(
         ),
     }?;
     let description = format!("add `{label}: {value}` to the selector");
-    Some(match namespace {
-        Some(_) => Fix::safe(description, vec![operation]),
-        None => Fix::unsafe_(
+    Some(match (namespace, label_known) {
+        (Some(_), true) => Fix::safe(description, vec![operation]),
+        (Some(_), false) => Fix::unsafe_(
+            format!("{description} (check that the series carry the workload's namespace there, not an exporter's)"),
+            vec![operation],
+        ),
+        (None, _) => Fix::unsafe_(
             format!("{description} (the file gives no namespace; `default` assumed)"),
             vec![operation],
         ),

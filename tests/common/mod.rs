@@ -119,6 +119,14 @@ pub fn rule_fixtures(rule: &str) -> Vec<(String, bool)> {
     found
 }
 
+/// Every rule fixture of every rule, with whether it is a `fires` one.
+pub fn all_rule_fixtures() -> Vec<(String, bool)> {
+    infergate::rules::all_meta()
+        .iter()
+        .flat_map(|meta| rule_fixtures(meta.id))
+        .collect()
+}
+
 /// `documents` YAML documents, each a small billion-laughs: 230 bytes whose
 /// aliases stand for 70,000 nodes apiece (more than a tenth of a million
 /// with the anchors), so that no one document passes a per-document bound
