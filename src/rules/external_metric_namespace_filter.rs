@@ -124,8 +124,13 @@ impl Rule for ExternalMetricNamespaceFilter {
                         metric.name_pointer(),
                         format!("external metric `{name}` has no namespace filter; it averages the series of every namespace"),
                     );
+                    let caveat = if label_known {
+                        ""
+                    } else {
+                        ", once you have checked that these series carry the workload's namespace there (an exporter's carry its own, and the workload's as exported_namespace)"
+                    };
                     report.help(format!(
-                        "add `{label}: {}` to the metric's selector.matchLabels",
+                        "add `{label}: {}` to the metric's selector.matchLabels{caveat}",
                         namespace.unwrap_or("<the HPA's namespace>")
                     ));
                     report.maybe_fix(pin_fix(
@@ -201,10 +206,7 @@ fn pin_fix(
     let description = format!("add `{label}: {value}` to the selector");
     Some(match (namespace, label_known) {
         (Some(_), true) => Fix::safe(description, vec![operation]),
-        (Some(_), false) => Fix::unsafe_(
-            format!("{description} (check that the series carry the workload's namespace there, not an exporter's)"),
-            vec![operation],
-        ),
+        (Some(_), false) => Fix::unsafe_(description, vec![operation]),
         (None, _) => Fix::unsafe_(
             format!("{description} (the file gives no namespace; `default` assumed)"),
             vec![operation],
