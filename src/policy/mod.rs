@@ -451,6 +451,8 @@ pub struct Models {
     pub boot_disk_reserved_fraction: f64,
     pub shm_cache_path: String,
     pub headroom_fraction: f64,
+    /// Host memory a model server needs besides a cache in /dev/shm.
+    pub server_memory_overhead: Quantity,
     pub model_flags: Vec<String>,
     pub model_env: Vec<String>,
     pub cache_env: Vec<String>,

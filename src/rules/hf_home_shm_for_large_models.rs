@@ -77,7 +77,10 @@ declare_rule! {
     /// cache is then charged to the container's memory, so the fix is safe
     /// only when the container's memory limit and request already hold the
     /// model plus headroom and the manifest set no cache variable of its
-    /// own; otherwise it is unsafe and the help names the limit to raise.
+    /// own. Otherwise it is unsafe, and it also raises the memory request
+    /// and limit to the model, its headroom and the server's own memory
+    /// (`models.serverMemoryOverhead`, 16 GiB), which the help names: a
+    /// pod that asks for more memory may no longer fit its node.
     /// Either way the result satisfies `shm-memory-budget`'s sizeLimit
     /// check.
     pub struct HfHomeShmForLargeModels {
@@ -223,6 +226,52 @@ fn memory_blocker(container: &workload::Container<'_>, needed: f64) -> Option<St
     }
 }
 
+/// Bytes as a whole number of GiB, rounded up, as a quantity (`160Gi`).
+fn whole_gib(bytes: f64) -> String {
+    format!("{}Gi", (bytes / 1024f64.powi(3)).ceil())
+}
+
+/// The operations that raise a container's memory limit and request to
+/// `target` where they are below `needed` (or absent): a missing
+/// `resources` or section is added whole, an existing value replaced.
+fn raise_memory(
+    container: &workload::Container<'_>,
+    needed: f64,
+    target: f64,
+) -> Option<Vec<json_patch::PatchOperation>> {
+    let value = json!(whole_gib(target));
+    let resources = container
+        .value
+        .get("resources")
+        .filter(|value| value.is_object());
+    let Some(resources) = resources else {
+        return Some(vec![op::add(
+            &format!("{}/resources", container.pointer),
+            json!({"limits": {"memory": value}, "requests": {"memory": value}}),
+        )?]);
+    };
+    let mut operations = Vec::new();
+    for section in ["limits", "requests"] {
+        let current = resources
+            .pointer(&format!("/{section}/memory"))
+            .and_then(quantity::from_value);
+        if current.is_some_and(|current| current >= needed) {
+            continue;
+        }
+        let section_pointer = format!("{}/resources/{section}", container.pointer);
+        let operation = match (
+            resources.get(section).filter(|value| value.is_object()),
+            current,
+        ) {
+            (None, _) => op::add(&section_pointer, json!({"memory": value}))?,
+            (Some(_), Some(_)) => op::replace(&format!("{section_pointer}/memory"), value.clone())?,
+            (Some(_), None) => op::add(&format!("{section_pointer}/memory"), value.clone())?,
+        };
+        operations.push(operation);
+    }
+    Some(operations)
+}
+
 /// The fix, and what keeps it from being safe (a memory limit that cannot
 /// hold the model, or an explicit cache setting it overrides).
 fn shm_fix(
@@ -279,9 +328,19 @@ fn shm_fix(
     }
     // The cache is charged to the container's memory: the move is safe only
     // when its limit and request hold the model (shm-memory-budget's test).
+    // Otherwise the fix raises them to the model, its headroom and the
+    // server's own memory (`models.serverMemoryOverhead`), and is unsafe:
+    // a pod that asks for more memory may no longer fit its node.
     let needed = bytes * (1.0 + models.headroom_fraction);
     if let Some(memory) = memory_blocker(container, needed) {
-        blocker = Some(memory);
+        let target = needed + models.server_memory_overhead.0;
+        operations.extend(raise_memory(container, needed, target)?);
+        blocker = Some(format!(
+            "{memory}; the fix raises the container's memory request and limit to {} (the model, {:.0} % headroom and {} for the server itself, models.serverMemoryOverhead)",
+            whole_gib(target),
+            models.headroom_fraction * 100.0,
+            model::gib(models.server_memory_overhead.0)
+        ));
     }
     let applicability = if blocker.is_some() {
         Applicability::Unsafe

@@ -153,3 +153,23 @@ pub fn adapter_config_map_yaml(text: &str) -> String {
     }
     out
 }
+
+/// The YAML files under `directory`, recursively, sorted.
+pub fn yaml_files(directory: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if path.is_dir() {
+            yaml_files(&path, found);
+        } else if path
+            .extension()
+            .is_some_and(|extension| extension == "yaml" || extension == "yml")
+        {
+            found.push(path);
+        }
+    }
+}
