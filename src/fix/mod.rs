@@ -309,15 +309,102 @@ fn build_edits<'a>(
             .into_iter()
             .map(|object| object.value)
             .collect();
-        if !reparsed.problems.is_empty() || actual != expected {
-            return Err(fail(
-                "the edited file would not read back as the patched objects".to_string(),
-            )
+        if let Some(problem) = reparsed.problems.first() {
+            return Err(fail(format!(
+                "the edited file would not read back: line {} of the edit is {}",
+                problem.location.line,
+                describe_problem(&problem.kind)
+            ))
+            .unwrap_or_else(|| unreachable_blame(chosen)));
+        }
+        if actual != expected {
+            let why = match expected.len() == actual.len() {
+                true => expected
+                    .iter()
+                    .zip(&actual)
+                    .find_map(|(want, got)| first_difference(want, got, String::new()))
+                    .map_or_else(
+                        || "the objects differ".to_string(),
+                        |(pointer, difference)| {
+                            format!(
+                                "at {}: {difference}",
+                                crate::input::pointer::display(&pointer)
+                            )
+                        },
+                    ),
+                false => format!(
+                    "it reads {} object(s) where {} were patched",
+                    actual.len(),
+                    expected.len()
+                ),
+            };
+            return Err(fail(format!(
+                "the edited file would not read back as the patched objects ({why})"
+            ))
             .unwrap_or_else(|| unreachable_blame(chosen)));
         }
         texts.push((name, new_text));
     }
     Ok(texts)
+}
+
+/// A loader problem in a few words, for a refused fix.
+fn describe_problem(kind: &loader::ProblemKind) -> String {
+    match kind {
+        loader::ProblemKind::InvalidYaml(message) => format!("invalid YAML ({message})"),
+        loader::ProblemKind::DuplicateKey { key, .. } => format!("a second `{key}`"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The first place where `got` differs from `want`, with what each holds
+/// (values cut to a few dozen characters).
+fn first_difference(want: &Value, got: &Value, pointer: String) -> Option<(String, String)> {
+    let short = |value: &Value| {
+        let text = value.to_string();
+        match text.char_indices().nth(40) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        }
+    };
+    match (want, got) {
+        (Value::Object(want_map), Value::Object(got_map)) => {
+            for (key, want_value) in want_map {
+                let child = crate::input::pointer::join(&pointer, key);
+                match got_map.get(key) {
+                    None => return Some((child, format!("{} is missing", short(want_value)))),
+                    Some(got_value) => {
+                        if let Some(found) = first_difference(want_value, got_value, child) {
+                            return Some(found);
+                        }
+                    }
+                }
+            }
+            got_map
+                .keys()
+                .find(|key| !want_map.contains_key(*key))
+                .map(|key| {
+                    (
+                        crate::input::pointer::join(&pointer, key),
+                        "an extra key".to_string(),
+                    )
+                })
+        }
+        (Value::Array(want_items), Value::Array(got_items))
+            if want_items.len() == got_items.len() =>
+        {
+            want_items.iter().zip(got_items).enumerate().find_map(
+                |(index, (want_item, got_item))| {
+                    first_difference(want_item, got_item, format!("{pointer}/{index}"))
+                },
+            )
+        }
+        _ if want == got => None,
+        _ => Some((
+            pointer,
+            format!("expected {}, read {}", short(want), short(got)),
+        )),
+    }
 }
 
 /// Every edited file has an owner; this keeps the error path total.
@@ -467,4 +554,31 @@ fn keep_owner(file: &std::fs::File, original: &std::fs::Metadata) -> std::io::Re
 #[cfg(not(unix))]
 fn keep_owner(_file: &std::fs::File, _original: &std::fs::Metadata) -> std::io::Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A refused fix names the node that would not read back and what it
+    /// held (#31 item 9), not only that something differs.
+    #[test]
+    fn the_first_difference_is_named_with_both_values() {
+        let want = json!({"spec": {"args": ["--port", "8000"], "replicas": 2}});
+        let got = json!({"spec": {"args": ["--port", 8000], "replicas": 2}});
+        assert_eq!(
+            first_difference(&want, &got, String::new()),
+            Some((
+                "/spec/args/1".to_string(),
+                "expected \"8000\", read 8000".to_string()
+            ))
+        );
+        let missing = json!({"spec": {"replicas": 2}});
+        assert_eq!(
+            first_difference(&want, &missing, String::new()).map(|(pointer, _)| pointer),
+            Some("/spec/args".to_string())
+        );
+        assert_eq!(first_difference(&want, &want, String::new()), None);
+    }
 }

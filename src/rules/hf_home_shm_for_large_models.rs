@@ -32,7 +32,10 @@ declare_rule! {
     /// `rules/models.yaml`, or an estimate from the parameter count in the
     /// name and its precision hints (bf16 2 bytes per parameter, fp8/int8 1,
     /// int4/AWQ/GPTQ 0.5). The help says which source gave the size.
-    /// Models loaded from a path or a bucket are not at risk.
+    /// Models loaded from a path or a bucket are not at risk. A
+    /// LeaderWorkerSet's worker that asks for accelerators and names no model
+    /// loads the group's (the one its leader names) and is checked, and
+    /// fixed, too.
     ///
     /// ## Why is this bad?
     /// GKE nodes have a 100 GiB boot disk by default and GKE reserves 10 %
@@ -102,10 +105,37 @@ impl Rule for HfHomeShmForLargeModels {
         }
         let models = &cx.policy.models;
         let budget = models.disk_budget();
-        for template in pod_templates(object) {
+        let templates = pod_templates(object);
+        // A LeaderWorkerSet's workers load the model the leader names (with
+        // Ray each downloads its own shards): a worker container that asks
+        // for accelerators but names no model caches the group's.
+        let group_model = (object.kind() == "LeaderWorkerSet")
+            .then(|| {
+                templates.iter().find_map(|template| {
+                    template
+                        .main_containers()
+                        .iter()
+                        .find_map(|container| model::model_of(container, models))
+                })
+            })
+            .flatten();
+        for template in &templates {
             for container in &template.main_containers() {
-                let Some(model_ref) = model::model_of(container, models) else {
-                    continue;
+                let named = model::model_of(container, models);
+                let model_ref = match (named, &group_model) {
+                    (Some(named), _) => named,
+                    (None, Some(group))
+                        if workload::accelerator_chips(
+                            container,
+                            &cx.policy.inference.accelerator_resources,
+                        ) > 0.0 =>
+                    {
+                        model::ModelRef {
+                            id: group.id.clone(),
+                            pointer: container.pointer.clone(),
+                        }
+                    }
+                    _ => continue,
                 };
                 if model::is_local_or_bucket(&model_ref.id) {
                     continue;
@@ -116,7 +146,7 @@ impl Rule for HfHomeShmForLargeModels {
                 if size.bytes < budget {
                     continue;
                 }
-                let container_mounts = mounts(&template, container);
+                let container_mounts = mounts(template, container);
                 let cache = model::cache_dir(container, models);
                 let shm_mount = mount_for(&container_mounts, "/dev/shm/x")
                     .filter(|mount| mount.mount_path.trim_end_matches('/') == "/dev/shm");
@@ -156,7 +186,7 @@ impl Rule for HfHomeShmForLargeModels {
                     model::gib(size.bytes),
                     model::gib(budget)
                 );
-                let fix = shm_fix(cx, &template, container, &cache, shm_mount, size.bytes);
+                let fix = shm_fix(cx, template, container, &cache, shm_mount, size.bytes);
                 // The variable the fix changes: the one set, else the image's.
                 let variable = match &cache.setting {
                     CacheSetting::Env { name, .. } => name.as_str(),
