@@ -250,3 +250,48 @@ fn admission_warnings_fit_without_being_cut() {
     assert!(checked > 50, "only {checked} warnings");
     assert!(long.is_empty(), "warnings over 120 characters: {long:#?}");
 }
+
+/// The README's precision table is what the reviewed expectations say:
+/// per rule, the errors and warnings on the corpus and their verdicts.
+#[test]
+fn the_readme_states_the_precision_the_expectations_record() {
+    let text = std::fs::read_to_string(common::root().join("tests/corpus-expectations.tsv"))
+        .expect("tests/corpus-expectations.tsv");
+    let mut counts: std::collections::BTreeMap<&str, [usize; 3]> = Default::default();
+    for line in text.lines().filter(|line| !line.starts_with('#')).skip(1) {
+        let columns: Vec<&str> = line.split('\t').collect();
+        if !matches!(columns.get(3), Some(&"error" | &"warning")) {
+            continue;
+        }
+        let slot = match columns[4] {
+            "TP" => 0,
+            "FP" => 1,
+            _ => 2,
+        };
+        counts.entry(columns[1]).or_default()[slot] += 1;
+    }
+    let mut expected = vec![
+        "| rule | errors and warnings | TP | FP | debatable | precision |".to_string(),
+        "| --- | --- | --- | --- | --- | --- |".to_string(),
+    ];
+    for (rule, [tp, fp, debatable]) in &counts {
+        let total = tp + fp + debatable;
+        expected.push(format!(
+            "| `{rule}` | {total} | {tp} | {fp} | {debatable} | {} % |",
+            100 * tp / total
+        ));
+    }
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README.md");
+    let start = readme
+        .find("<!-- precision:start -->\n")
+        .expect("precision table start");
+    let end = readme
+        .find("\n<!-- precision:end -->")
+        .expect("precision table end");
+    let table = &readme[start + "<!-- precision:start -->\n".len()..end];
+    assert_eq!(
+        table,
+        expected.join("\n"),
+        "README precision table is stale: run python3 scripts/corpus-precision.py"
+    );
+}

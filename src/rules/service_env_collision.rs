@@ -21,8 +21,8 @@ declare_rule! {
     /// The variables each server reads are data (`serving.readsEnv`,
     /// sourced). A variable the container sets itself wins over the
     /// Service's and is not reported. The Services are those of the input
-    /// in the workload's namespace and application (in the webhook, the
-    /// reviewed object's).
+    /// in the workload's namespace applied with it: the same file, a
+    /// kustomization or one stream (in the webhook, the reviewed object's).
     ///
     /// ## Why is this bad?
     /// vLLM parses `VLLM_PORT` as an integer and stops at start with a
@@ -75,6 +75,13 @@ impl Rule for ServiceEnvCollision {
             .of_kind(&["Service"])
             .map(|(_, service)| service)
             .filter(|service| cx.paired(service, object))
+            // Applied beside the workload: the same file, or one stream
+            // (a kustomization, stdin, a review). Directories of examples
+            // hold alternatives that a namespace may never see together.
+            .filter(|service| {
+                std::sync::Arc::ptr_eq(&service.source, &object.source)
+                    || service.source.scope_is_applied_together()
+            })
             // The kubelet gives variables only for Services with a
             // cluster IP: not headless ones nor ExternalName.
             .filter(|service| {
