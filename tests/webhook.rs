@@ -2228,3 +2228,74 @@ async fn only_the_allowed_may_opt_a_namespace_out() {
         }
     }
 }
+
+/// Argo CD and `kubectl diff && kubectl apply` dry-run first: the HPA's
+/// dry-run looks up a Deployment not yet created. That absence must not be
+/// remembered, or the real create a second later warns that the target
+/// does not exist though it was created in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_target_is_not_remembered() {
+    use axum::routing::get;
+    let created = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let exists = created.clone();
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "late", "namespace": "serving"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "late"}},
+            "template": {"metadata": {"labels": {"app": "late"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}});
+    let app = axum::Router::new()
+        .route(
+            "/apis/apps/v1/namespaces/serving/deployments/late",
+            get(move || {
+                let found = exists.load(std::sync::atomic::Ordering::SeqCst);
+                let deployment = deployment.clone();
+                async move {
+                    if found {
+                        (axum::http::StatusCode::OK, axum::Json(deployment))
+                    } else {
+                        (
+                            axum::http::StatusCode::NOT_FOUND,
+                            axum::Json(json!({"kind": "Status", "apiVersion": "v1",
+                                "status": "Failure", "reason": "NotFound", "code": 404})),
+                        )
+                    }
+                }
+            }),
+        )
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "404 page not found\n") });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let kubeconfig = kubeconfig_for(addr);
+    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "late", "namespace": "serving"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "late"},
+            "minReplicas": 1, "maxReplicas": 3,
+            "metrics": [{"type": "Pods", "pods": {"metric": {"name": "vllm:num_requests_waiting"},
+                "target": {"type": "AverageValue", "averageValue": "5"}}}]}});
+    let mut dry_run = review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None);
+    dry_run["request"]["dryRun"] = json!(true);
+    let first = send(&server, "/validate", &dry_run).await;
+    assert!(
+        first["warnings"]
+            .to_string()
+            .contains("does not exist in the cluster"),
+        "{first}"
+    );
+    created.store(true, std::sync::atomic::Ordering::SeqCst);
+    let real = send(
+        &server,
+        "/validate",
+        &review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None),
+    )
+    .await;
+    assert!(
+        !real["warnings"].to_string().contains("does not exist"),
+        "{real}"
+    );
+}

@@ -74,6 +74,9 @@ impl Rule for HpaScaleTargetResolves {
                 "/spec/scaleTargetRef/name",
                 format!("scaleTargetRef {kind} `{name}` does not exist in the cluster; the HPA cannot scale it"),
             )
+            .short(format!(
+                "scaleTargetRef {kind} `{name}` does not exist in the cluster: create it first or fix the name"
+            ))
             .help("create the workload first, or fix the name in scaleTargetRef");
             return;
         }

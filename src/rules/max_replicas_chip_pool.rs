@@ -107,6 +107,10 @@ impl Rule for MaxReplicasChipPool {
                         min as f64 * chips, pool.name
                     ),
                 )
+                .short(format!(
+                    "{min_name} {min} needs {} chips, past the pool's maximum {max_chips}: lower it to {ceiling}",
+                    min as f64 * chips
+                ))
                 .help(format!("at most {ceiling} replicas fit the pool's autoscaling maximum"))
                 .severity(Severity::Error);
                 return;
@@ -119,6 +123,10 @@ impl Rule for MaxReplicasChipPool {
                         max as f64 * chips, pool.name
                     ),
                 )
+                .short(format!(
+                    "{max_name} {max} needs {} chips, past the pool's maximum {max_chips}: lower it to {ceiling}",
+                    max as f64 * chips
+                ))
                 .help(format!("set {max_name} to {ceiling} or less, or raise the pool's autoscaling maximum"))
                 .severity(Severity::Error)
                 .maybe_fix(lower_max(object, max_field, fits.max(min)));
@@ -133,6 +141,11 @@ impl Rule for MaxReplicasChipPool {
                     max as f64 * chips, pool.chips, pool.name
                 ),
             )
+            .short(format!(
+                "{max_name} {max} needs {} chips, the pool has {}: replicas past {fits} wait for nodes",
+                max as f64 * chips,
+                pool.chips
+            ))
             .help(format!("the largest {max_name} that fits the pool is {fits}"))
             .maybe_fix(lower_max(object, max_field, fits.max(min)));
         }
@@ -174,6 +187,9 @@ fn check_replicas(
                     pool.name
                 ),
             )
+            .short(format!(
+                "replicas {replicas} need {needed} chips, past the pool's maximum {max_chips}: use {ceiling}"
+            ))
             .help(format!("at most {ceiling} replicas fit the pool's autoscaling maximum"))
             .severity(Severity::Error)
             .maybe_fix(fix);
@@ -188,6 +204,10 @@ fn check_replicas(
                 pool.chips, pool.name
             ),
         )
+        .short(format!(
+            "replicas {replicas} need {needed} chips, the pool has {}: replicas past {fits} wait for nodes",
+            pool.chips
+        ))
         .help(format!("the most replicas that fit the pool is {fits}"))
         .maybe_fix(fix);
     }

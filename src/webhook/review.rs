@@ -355,13 +355,39 @@ pub struct Scope {
 /// Kubernetes advises warnings of at most 120 characters.
 pub const WARNING_LIMIT: usize = 120;
 
+/// A warning within [`WARNING_LIMIT`]: names in backticks (an object, a
+/// pool, a metric, which may be long) are shortened first, so that the
+/// advice at the end survives; only then is the text cut.
 fn short(text: &str) -> String {
+    let mut text = text.to_string();
+    while text.chars().count() > WARNING_LIMIT {
+        let Some((start, end)) = longest_quoted(&text) else {
+            break;
+        };
+        let inner: Vec<char> = text[start + 1..end].chars().collect();
+        let excess = text.chars().count() - WARNING_LIMIT;
+        let keep = inner.len().saturating_sub(excess + 1).max(8);
+        if keep + 1 >= inner.len() {
+            break;
+        }
+        let shortened: String = inner[..keep].iter().collect::<String>() + "…";
+        text.replace_range(start + 1..end, &shortened);
+    }
     if text.chars().count() <= WARNING_LIMIT {
-        return text.to_string();
+        return text;
     }
     let mut cut: String = text.chars().take(WARNING_LIMIT - 1).collect();
     cut.push('…');
     cut
+}
+
+/// Byte offsets of the backticks around the longest `quoted` span.
+fn longest_quoted(text: &str) -> Option<(usize, usize)> {
+    let ticks: Vec<usize> = text.match_indices('`').map(|(at, _)| at).collect();
+    ticks
+        .chunks_exact(2)
+        .map(|pair| (pair[0], pair[1]))
+        .max_by_key(|(start, end)| end - start)
 }
 
 fn to_object(value: &Value, label: &str) -> Option<Object> {
@@ -829,6 +855,25 @@ mod tests {
             "metadata.annotations.a/b"
         );
         assert_eq!(field(""), "object");
+    }
+
+    #[test]
+    fn long_names_are_shortened_before_the_advice_is_cut() {
+        let name = "a".repeat(200);
+        let warning = short(&format!(
+            "hpa-scale-target-resolves: scaleTargetRef Deployment `{name}` does not exist: create it first or fix the name"
+        ));
+        assert!(warning.chars().count() <= WARNING_LIMIT, "{warning}");
+        assert!(
+            warning.ends_with("create it first or fix the name"),
+            "{warning}"
+        );
+        let metric = format!("prometheus.googleapis.com|{}|gauge", "m".repeat(150));
+        let warning = short(&format!(
+            "metric-name-lowercase: `{metric}` is not lowercase: relabel it in the exporter"
+        ));
+        assert!(warning.chars().count() <= WARNING_LIMIT, "{warning}");
+        assert!(warning.ends_with("relabel it in the exporter"), "{warning}");
     }
 
     #[test]

@@ -203,8 +203,13 @@ impl Cluster {
             Ok(Err(error)) => ScaleTarget::Unknown(format!("lookup failed: {error}")),
             Err(_) => ScaleTarget::Unknown("lookup timed out".to_string()),
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(target.clone(), (Instant::now(), found.clone()));
+        // Only what exists is remembered. A dry-run (Argo CD, `kubectl diff`)
+        // of an HPA before its workload is created must not leave a "does
+        // not exist" that the real create a second later would read.
+        if matches!(found, ScaleTarget::Found(_)) {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.insert(target.clone(), (Instant::now(), found.clone()));
+            }
         }
         found
     }
