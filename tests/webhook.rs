@@ -884,7 +884,7 @@ async fn scale_requests_consult_the_cluster() {
     assert!(
         known["warnings"]
             .to_string()
-            .contains("max-replicas-chip-pool: maxReplicas 3 x 8 chips"),
+            .contains("max-replicas-chip-pool: maxReplicas 3 needs 24 chips"),
         "{known}"
     );
     let missing = send(
@@ -918,7 +918,7 @@ async fn scale_requests_consult_the_cluster() {
     .await;
     let warnings = lws["warnings"].to_string();
     assert!(
-        warnings.contains("max-replicas-chip-pool: maxReplicas 3 x 16 chips"),
+        warnings.contains("max-replicas-chip-pool: maxReplicas 3 needs 48 chips"),
         "{lws}"
     );
     lws_hpa["spec"]["scaleTargetRef"]["name"] = json!("gone");
