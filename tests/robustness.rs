@@ -579,3 +579,35 @@ fn fix_keeps_setuid_and_setgid_bits() {
     assert_eq!(after.mode() & 0o7777, 0o6754);
     assert_eq!((after.uid(), after.gid()), (65534, 65534));
 }
+
+/// Values from the input are printed with their control characters as
+/// escapes: an ESC or BEL cannot retitle or clear a terminal (even with
+/// `--color never`), a newline cannot start a line that GitHub Actions'
+/// runner reads as a workflow command, and `##[` (which its legacy parser
+/// matches anywhere) is broken up in the `github` format.
+#[test]
+fn control_characters_from_values_are_printed_as_escapes() {
+    let text = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: x, namespace: default}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 3\n  metrics:\n  - type: External\n    external:\n      metric: {name: \"prometheus.googleapis.com|DCGM\\e]0;owned\\u0007\\n::error::injected ##[error]x|gauge\"}\n      target: {type: AverageValue, averageValue: \"1\"}\n";
+    for format in ["human", "github"] {
+        let output = infergate(
+            &["lint", "--color", "never", "--format", format, "-"],
+            Some(text),
+        );
+        let printed = stdout(&output);
+        assert!(printed.contains("owned"), "{format}: {printed}");
+        assert!(
+            !printed.contains('\u{1b}') && !printed.contains('\u{7}'),
+            "{format}: raw control characters"
+        );
+        for line in printed.lines() {
+            assert!(
+                !line.trim_start().starts_with("::")
+                    || format == "github" && line.starts_with("::error file="),
+                "{format}: a line a runner would run: {line}"
+            );
+        }
+        if format == "github" {
+            assert!(!printed.contains("##["), "{printed}");
+        }
+    }
+}

@@ -4,11 +4,14 @@ use super::Visibility;
 use crate::engine::finding::Severity;
 use crate::engine::Outcome;
 
-/// Escape the message part of a workflow command.
+/// Escape the message part of a workflow command. `##[` is broken up
+/// wherever it stands: the runner's legacy parser reads `##[error]…` as a
+/// command anywhere in a line, and a value from the input may hold it.
 fn escape_data(text: &str) -> String {
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
+        .replace("##[", "# #[")
 }
 
 /// Escape a property value of a workflow command.
@@ -30,7 +33,7 @@ pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
             (Severity::Warning, None) => "warning",
             (Severity::Info, None) => "notice",
         };
-        let mut message = finding.message.clone();
+        let mut message = super::printable(&finding.message).into_owned();
         if let Some(reason) = &finding.suppressed {
             message = if reason.is_empty() {
                 format!("suppressed: {message}")
@@ -40,7 +43,7 @@ pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
         }
         if let Some(help) = &finding.help {
             message.push_str("\nhelp: ");
-            message.push_str(help);
+            message.push_str(&super::printable(help));
         }
         if finding.source.live {
             // No file to annotate: the object and field lead the message.

@@ -1,5 +1,6 @@
 //! rustc-style diagnostics rendered by miette.
 
+use super::printable;
 use std::fmt::Write as _;
 
 use miette::{
@@ -62,13 +63,14 @@ fn to_report(finding: &Finding) -> Report {
                 Applicability::Safe => "fix",
                 Applicability::Unsafe => "unsafe fix",
             };
-            format!("{kind}: {}", fix.description)
+            format!("{kind}: {}", printable(&fix.description))
         }
         (None, Some(object)) => object.to_string(),
         (None, None) => String::new(),
     };
-    let mut message = finding.message.clone();
+    let mut message = printable(&finding.message).into_owned();
     if let Some(reason) = &finding.suppressed {
+        let reason = printable(reason);
         message.push_str(
             if reason.is_empty() {
                 " (suppressed)".to_string()
@@ -88,7 +90,7 @@ fn to_report(finding: &Finding) -> Report {
             finding.location.len,
         ));
     if let Some(help) = &finding.help {
-        diagnostic = diagnostic.with_help(help.clone());
+        diagnostic = diagnostic.with_help(printable(help).into_owned());
     }
     Report::new(diagnostic)
         .with_source_code(NamedSource::new(finding.file(), finding.source.clone()))
@@ -105,9 +107,12 @@ fn live_report(finding: &Finding, style: Style) -> String {
     };
     let mut out = format!(
         "{start}{}[{}]{end}: {}",
-        finding.severity, finding.rule, finding.message
+        finding.severity,
+        finding.rule,
+        printable(&finding.message)
     );
     if let Some(reason) = &finding.suppressed {
+        let reason = printable(reason);
         let _ = write!(
             out,
             " (suppressed{})",
@@ -129,10 +134,10 @@ fn live_report(finding: &Finding, style: Style) -> String {
             Applicability::Safe => "fix",
             Applicability::Unsafe => "unsafe fix",
         };
-        let _ = write!(out, "\n  {kind}: {}", fix.description);
+        let _ = write!(out, "\n  {kind}: {}", printable(&fix.description));
     }
     if let Some(help) = &finding.help {
-        let _ = write!(out, "\n  help: {help}");
+        let _ = write!(out, "\n  help: {}", printable(help));
     }
     out.push('\n');
     out
@@ -147,7 +152,7 @@ pub fn plain_line(finding: &Finding) -> String {
         finding.location.column,
         finding.severity,
         finding.rule,
-        finding.message
+        printable(&finding.message)
     )
 }
 

@@ -21,3 +21,26 @@ impl Visibility {
         self.verbose || (finding.suppressed.is_none() && finding.severity > Severity::Info)
     }
 }
+
+/// A text from the input (a YAML value in a message) made safe to print:
+/// control characters are shown as escapes (`\e`, `\n`, `\u{7}`), so a
+/// value cannot retitle or clear a terminal, nor start a new line that a
+/// CI runner reads as a command (`::error::…`). Tabs stay.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |ch: char| ch != '\t' && (ch.is_control() || ch == '\u{2028}' || ch == '\u{2029}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        match ch {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{1b}' => out.push_str("\\e"),
+            ch if unsafe_char(ch) => out.push_str(&format!("\\u{{{:x}}}", ch as u32)),
+            ch => out.push(ch),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
