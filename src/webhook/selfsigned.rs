@@ -25,6 +25,8 @@ pub enum SelfSignedError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{dir} is not a safe place for keys: {why}; give a directory only the server's user can write (created 0700 when absent)")]
+    UnsafeDirectory { dir: String, why: String },
 }
 
 /// Names the serving certificate is valid for: local trials and the
@@ -46,16 +48,15 @@ pub fn ensure(dir: &Path) -> Result<SelfSigned, SelfSignedError> {
         key: dir.join("tls.key"),
         ca_bundle: dir.join("ca-bundle.b64"),
     };
+    prepare_directory(dir)?;
     if files.cert.is_file() && files.key.is_file() && files.ca_cert.is_file() {
         return Ok(files);
     }
     let write = |path: &Path, text: &str, secret: bool| {
-        std::fs::create_dir_all(dir)
-            .and_then(|()| write_file(path, text, secret))
-            .map_err(|source| SelfSignedError::Write {
-                path: path.display().to_string(),
-                source,
-            })
+        write_file(dir, path, text, secret).map_err(|source| SelfSignedError::Write {
+            path: path.display().to_string(),
+            source,
+        })
     };
     let pems = generate_with_ca_key(SERVING_NAMES)?;
     write(&files.ca_cert, &pems.ca_cert, false)?;
@@ -71,19 +72,80 @@ pub fn ensure(dir: &Path) -> Result<SelfSigned, SelfSignedError> {
     Ok(files)
 }
 
-/// Write a file; a secret one (a private key) readable by its owner only.
-fn write_file(path: &Path, text: &str, secret: bool) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+/// Make sure `dir` can hold keys: created 0700 when absent; otherwise a
+/// real directory (not a link), owned by the server's user and writable by
+/// no one else, so that nobody can plant a link or a CA of their own there
+/// (files found in it are then the server's own, and reused).
+fn prepare_directory(dir: &Path) -> Result<(), SelfSignedError> {
+    let refuse = |why: String| SelfSignedError::UnsafeDirectory {
+        dir: dir.display().to_string(),
+        why,
+    };
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder
+            .create(dir)
+            .map_err(|source| SelfSignedError::Write {
+                path: dir.display().to_string(),
+                source,
+            })?;
+    }
     #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let metadata = std::fs::symlink_metadata(dir).map_err(|error| refuse(error.to_string()))?;
+        if !metadata.is_dir() {
+            return Err(refuse("it is not a directory (a link?)".to_string()));
+        }
+        if metadata.mode() & 0o022 != 0 {
+            return Err(refuse(format!(
+                "others may write it (mode {:o})",
+                metadata.mode() & 0o777
+            )));
+        }
+        // The server's user: the owner of a file it creates there.
+        let probe = tempfile::tempfile_in(dir).map_err(|error| refuse(error.to_string()))?;
+        let server_uid = probe
+            .metadata()
+            .map_err(|error| refuse(error.to_string()))?
+            .uid();
+        if metadata.uid() != server_uid {
+            return Err(refuse(format!(
+                "it is owned by uid {}, not the server's uid {server_uid}",
+                metadata.uid()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Write a file through a new temporary file in `dir` (created anew, never
+/// through a link), its mode set on the open file (0600 for a private
+/// key), then renamed over `path`: a link planted at `path` is replaced,
+/// never followed.
+fn write_file(dir: &Path, path: &Path, text: &str, secret: bool) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = if secret { 0o600 } else { 0o644 };
+        temporary
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     #[cfg(not(unix))]
     let _ = secret;
-    options.open(path)?.write_all(text.as_bytes())
+    temporary.write_all(text.as_bytes())?;
+    temporary.as_file().sync_all()?;
+    temporary.persist(path).map_err(|error| error.error)?;
+    Ok(())
 }
 
 /// The PEM texts of a local CA and the serving pair it signed.
@@ -160,5 +222,44 @@ mod tests {
                 assert_eq!(mode & 0o777, 0o600, "{}", key.display());
             }
         }
+    }
+
+    /// A link planted at `ca.key` is replaced, never followed: the file it
+    /// pointed at keeps its text (it used to get the CA key, mode 0644).
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let victim = tempfile::NamedTempFile::new().expect("victim");
+        std::fs::write(victim.path(), "precious").expect("write");
+        std::os::unix::fs::symlink(victim.path(), dir.path().join("ca.key")).expect("link");
+        ensure(dir.path()).expect("certificates");
+        assert_eq!(
+            std::fs::read_to_string(victim.path()).expect("read"),
+            "precious"
+        );
+        let key = std::fs::symlink_metadata(dir.path().join("ca.key")).expect("ca.key");
+        assert!(key.is_file(), "ca.key is a file of its own now");
+    }
+
+    /// A directory others may write (where they could plant a link or a
+    /// CA) is refused; an absent one is created 0700.
+    #[cfg(unix)]
+    #[test]
+    fn only_a_private_directory_holds_keys() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().expect("temp dir");
+        let shared = parent.path().join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let Err(error) = ensure(&shared) else {
+            panic!("a directory others may write was used")
+        };
+        assert!(error.to_string().contains("others may write it"), "{error}");
+        assert!(!shared.join("tls.key").exists());
+        let fresh = parent.path().join("fresh");
+        ensure(&fresh).expect("certificates");
+        let mode = std::fs::metadata(&fresh).expect("dir").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }
