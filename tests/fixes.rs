@@ -224,9 +224,12 @@ fn fixing_everything_causes_no_new_finding() {
         .into_iter()
         .map(|(path, _)| path)
         .collect();
-    for directory in ["testdata/fix", "../shared/corpus"] {
+    let corpus = common::shared_corpus("fixing_everything_causes_no_new_finding");
+    let mut directories = vec![common::root().join("testdata/fix")];
+    directories.extend(corpus);
+    for directory in directories {
         let mut found = Vec::new();
-        common::yaml_files(&common::root().join(directory), &mut found);
+        common::yaml_files(&directory, &mut found);
         paths.extend(
             found
                 .into_iter()

@@ -173,3 +173,32 @@ pub fn yaml_files(directory: &Path, found: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// Whether a test that needs something outside the checkout may run:
+/// in CI (`CI` set, as `.ci/run` runs) its absence is a failure; in a fresh
+/// clone elsewhere the test says what it skips and why, and passes.
+pub fn available(test: &str, what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false");
+    assert!(!in_ci, "{test}: {what} is missing, and CI needs it");
+    eprintln!("skipped {test}: {what} is missing (CI runs it)");
+    false
+}
+
+/// ../shared/corpus, the real manifests beside the checkout, when present.
+pub fn shared_corpus(test: &str) -> Option<PathBuf> {
+    let path = root().join("../shared/corpus");
+    available(test, "../shared/corpus", path.is_dir()).then_some(path)
+}
+
+/// Whether kubectl runs here.
+pub fn kubectl(test: &str) -> bool {
+    let runs = Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    available(test, "kubectl", runs)
+}
