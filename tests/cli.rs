@@ -1040,3 +1040,34 @@ fn config_mistakes_are_usage_errors_at_their_line() {
         "{stderr}"
     );
 }
+
+/// A newcomer's repository: a kustomize base, overlays with a replicas
+/// patch, a strategic-merge resources patch and a JSON 6902 patch, a
+/// workflow, a compose file and another chart's Helm values. Patches are
+/// fragments (no "`selector` is required"), the rest is skipped, and only
+/// the deliberate mistake is reported, in the patch, at its line.
+#[test]
+fn a_repository_with_kustomize_overlays_reports_only_its_mistake() {
+    let output = infergate(&["lint", "--format", "json", "-v", "testdata/repo"], None);
+    let findings = json_findings(&output);
+    let placed: Vec<(String, String, u64)> = findings
+        .iter()
+        .map(|finding| {
+            (
+                finding["rule"].as_str().unwrap_or_default().to_string(),
+                finding["file"].as_str().unwrap_or_default().to_string(),
+                finding["line"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [(
+            "metric-name-lowercase".to_string(),
+            "testdata/repo/overlays/staging/hpa-max.yaml".to_string(),
+            13
+        )],
+        "{findings:#?}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+}

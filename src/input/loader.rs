@@ -389,7 +389,82 @@ fn read_input(input: &Input, scope: &str) -> Result<Arc<SourceFile>, LoadError> 
     if text.starts_with('\u{feff}') {
         text.drain(..'\u{feff}'.len_utf8());
     }
-    Ok(SourceFile::in_scope(name, text, scope.to_string()))
+    let patch = matches!(input, Input::File(path) if is_kustomize_patch(path));
+    Ok(SourceFile::in_scope_as(
+        name,
+        text,
+        scope.to_string(),
+        patch,
+    ))
+}
+
+/// Whether the nearest kustomization at or above `path` names it as a
+/// patch: under `patches:` (an entry's `path`) or `patchesStrategicMerge:`.
+/// Such a file is a fragment kustomize merges into an object of the base.
+fn is_kustomize_patch(path: &Path) -> bool {
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    let mut directory = target.parent();
+    while let Some(current) = directory {
+        if let Some(file) = KUSTOMIZATION_FILES
+            .iter()
+            .map(|name| current.join(name))
+            .find(|candidate| candidate.is_file())
+        {
+            return kustomization_patches(&file).contains(&target);
+        }
+        directory = current.parent();
+    }
+    false
+}
+
+/// The patch files a kustomization names, resolved and canonical. Read
+/// once per kustomization (a directory of many files asks often).
+fn kustomization_patches(file: &Path) -> Vec<PathBuf> {
+    static CACHE: LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<PathBuf>>>> =
+        LazyLock::new(Default::default);
+    if let Some(found) = CACHE.lock().ok().and_then(|cache| cache.get(file).cloned()) {
+        return found;
+    }
+    let base = file.parent().unwrap_or(Path::new("."));
+    let text = std::fs::File::open(file)
+        .and_then(|handle| {
+            let mut text = String::new();
+            handle.take(MAX_FILE_BYTES).read_to_string(&mut text)?;
+            Ok(text)
+        })
+        .unwrap_or_default();
+    let loaded = parse_source(SourceFile::new(file.display().to_string(), text));
+    let mut found = Vec::new();
+    for value in loaded
+        .objects
+        .iter()
+        .map(|object| &object.value)
+        .chain(loaded.documents.iter().map(|document| &document.value))
+    {
+        let listed = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        for entry in listed("patches").iter().chain(&listed("patchesJson6902")) {
+            if let Some(relative) = entry.get("path").and_then(Value::as_str) {
+                found.extend(std::fs::canonicalize(base.join(relative)));
+            }
+        }
+        for entry in listed("patchesStrategicMerge") {
+            if let Some(relative) = entry.as_str() {
+                found.extend(std::fs::canonicalize(base.join(relative)));
+            }
+        }
+    }
+    if let Ok(mut cache) = CACHE.lock() {
+        cache.insert(file.to_path_buf(), found.clone());
+    }
+    found
 }
 
 static HELM_MARKER: LazyLock<Regex> = LazyLock::new(|| {

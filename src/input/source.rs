@@ -29,6 +29,10 @@ pub struct SourceFile {
     /// An object read from a live cluster (`infergate audit`): there is no
     /// text, and findings are placed by object and field path.
     pub live: bool,
+    /// A file a kustomization names as a patch (`patches:` with `path`,
+    /// `patchesStrategicMerge:`): its objects are fragments merged into
+    /// others, not whole objects.
+    pub kustomize_patch: bool,
     /// Nodes that aliases added when the file was parsed: the YAML
     /// embedded in its objects may add only what is left of the input's
     /// budget ([`crate::input::nesting::MAX_ALIAS_NODES`]).
@@ -67,7 +71,12 @@ impl SourceFile {
         if let Some(reason) = &self.unread {
             return Self::unread(self.name.clone(), self.scope.clone(), reason.clone());
         }
-        Self::in_scope(self.name.clone(), text, self.scope.clone())
+        Self::in_scope_as(
+            self.name.clone(),
+            text,
+            self.scope.clone(),
+            self.kustomize_patch,
+        )
     }
 
     /// A file that was not read, and why; it is reported, never fixed.
@@ -80,6 +89,7 @@ impl SourceFile {
             ascii: true,
             unread: Some(reason),
             live: false,
+            kustomize_patch: false,
             aliased_nodes: AtomicUsize::new(0),
         })
     }
@@ -96,11 +106,22 @@ impl SourceFile {
             ascii: true,
             unread: None,
             live: true,
+            kustomize_patch: false,
             aliased_nodes: AtomicUsize::new(0),
         })
     }
 
     pub fn in_scope(name: impl Into<String>, text: String, scope: String) -> Arc<Self> {
+        Self::in_scope_as(name, text, scope, false)
+    }
+
+    /// A file of `scope`, marked as a kustomize patch or not.
+    pub fn in_scope_as(
+        name: impl Into<String>,
+        text: String,
+        scope: String,
+        kustomize_patch: bool,
+    ) -> Arc<Self> {
         let mut line_starts = vec![0];
         line_starts.extend(
             text.bytes()
@@ -116,6 +137,7 @@ impl SourceFile {
             scope,
             unread: None,
             live: false,
+            kustomize_patch,
             aliased_nodes: AtomicUsize::new(0),
         })
     }

@@ -94,10 +94,15 @@ impl<'a> Container<'a> {
 }
 
 /// Whether the object is a fragment for kustomize or `kubectl patch`
-/// rather than a whole object: a workload whose containers have no image,
-/// an HPA without scaleTargetRef. Missing fields are expected there, so
+/// rather than a whole object: an object of a file a kustomization names
+/// as a patch, a workload whose containers have no image, an HPA without
+/// scaleTargetRef. Missing fields are expected there, so
 /// rules that report what is absent (a volume, a probe) stay quiet on it.
 pub fn is_fragment(object: &Object) -> bool {
+    // A file a kustomization names as a patch holds only what it changes.
+    if object.source.kustomize_patch {
+        return true;
+    }
     if object.kind() == "HorizontalPodAutoscaler" {
         return object.value.pointer("/spec/scaleTargetRef").is_none();
     }

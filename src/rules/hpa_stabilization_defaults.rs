@@ -88,7 +88,8 @@ impl Rule for HpaStabilizationDefaults {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if !cx.is_inference_hpa(object) {
+        // A patch states only what it changes: its behavior is the base's.
+        if !cx.is_inference_hpa(object) || crate::k8s::workload::is_fragment(object) {
             return;
         }
         let settings = &cx.policy.hpa_behavior;
