@@ -354,3 +354,55 @@ fn a_trace_longer_than_a_year_is_refused() {
         "{errors}"
     );
 }
+
+/// Pods are counted by cohort, not kept one struct each: an HPA that may
+/// reach int32's maximum under a huge load replays in memory that follows
+/// the trace (it aborted on a 4 GB allocation), and so does a start at two
+/// billion replicas. Counts past int32, a NaN, and negative per-pod values
+/// are refused with the reason; a UTF-8 byte-order mark is read.
+#[test]
+fn replica_counts_are_bounded_by_int32_and_cost_nothing_per_replica() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let hpa = directory.path().join("hpa.yaml");
+    std::fs::write(
+        &hpa,
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: huge, namespace: default}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: app}\n  minReplicas: 1\n  maxReplicas: 2147483647\n  behavior:\n    scaleUp: {stabilizationWindowSeconds: 0, policies: [{type: Percent, value: 1000, periodSeconds: 15}]}\n  metrics:\n  - type: Pods\n    pods:\n      metric: {name: queue}\n      target: {type: AverageValue, averageValue: \"1\"}\n",
+    )
+    .expect("write");
+    let trace = directory.path().join("trace.csv");
+    let mut rows = String::from("\u{feff}timestamp,metric,value,replicas\n");
+    for step in 0..40 {
+        rows.push_str(&format!("{},queue,1000000000,1\n", step * 15));
+    }
+    std::fs::write(&trace, &rows).expect("write");
+    let (hpa, trace) = (hpa.display().to_string(), trace.display().to_string());
+    let replay = json(&[&hpa, "--trace", &trace, "--startup", "30s"]);
+    let most = replay["summary"]["maxReplicas"]
+        .as_i64()
+        .expect("max replicas");
+    assert!(most >= 500_000_000, "{most}");
+    let replay = json(&[&hpa, "--trace", &trace, "--initial-replicas", "2000000000"]);
+    assert!(replay["summary"]["maxReplicas"].as_i64() >= Some(2_000_000_000));
+
+    for (flag, value) in [
+        ("--initial-replicas", "99999999999999"),
+        ("--recorded-replicas", "NaN"),
+        ("--recorded-replicas", "-3"),
+    ] {
+        let output = simulate(&[&hpa, "--trace", &trace, flag, value]);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+    }
+    let negative = directory.path().join("negative.csv");
+    std::fs::write(
+        &negative,
+        "timestamp,metric,value\n0,queue,3\n15,queue,-2\n",
+    )
+    .expect("write");
+    let output = simulate(&[&hpa, "--trace", &negative.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("per-pod amount, never negative"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -24,11 +24,12 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "DURATION")]
     pub startup: Option<String>,
     /// Pods at the start, all Ready (default: the trace's first replicas,
-    /// else minReplicas).
-    #[arg(long, value_name = "N")]
+    /// else minReplicas); 0 to 2147483647, as Kubernetes' int32 replicas.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..=i64::from(i32::MAX)))]
     pub initial_replicas: Option<i64>,
-    /// The pods the trace was recorded at, when it has no replicas column.
-    #[arg(long, value_name = "N")]
+    /// The pods the trace was recorded at, when it has no replicas column
+    /// (a number from 0 to 2147483647).
+    #[arg(long, value_name = "N", value_parser = replica_count)]
     pub recorded_replicas: Option<f64>,
     /// Replay this HPA too, on the same trace, and show both.
     #[arg(long, value_name = "OTHER_HPA_FILE")]
@@ -313,4 +314,20 @@ pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
         },
         None => print(&text),
     }
+}
+
+/// A replica count given as a number: finite, from 0 to int32's maximum
+/// (NaN, infinities and negative counts are refused with the reason).
+fn replica_count(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if !value.is_finite() || !(0.0..=f64::from(i32::MAX)).contains(&value) {
+        return Err(format!(
+            "`{text}` is not a replica count: give a number from 0 to {}",
+            i32::MAX
+        ));
+    }
+    Ok(value)
 }

@@ -60,14 +60,33 @@ pub fn milli(value: f64) -> i64 {
     }
 }
 
+/// Pods that report alike: `count` pods each at `each` (milli-units).
+/// The pods of a replay are counted, never listed one by one, so a sum
+/// over two billion pods costs what one costs.
+#[derive(Debug, Clone, Copy)]
+struct Alike {
+    each: i64,
+    count: i64,
+}
+
+/// The sum and the number of pods of some groups of alike pods.
+fn total(groups: &[Alike]) -> (i128, i128) {
+    groups.iter().fold((0, 0), |(sum, count), group| {
+        (
+            sum + i128::from(group.each) * i128::from(group.count),
+            count + i128::from(group.count),
+        )
+    })
+}
+
 /// `GetMetricUsageRatio`: the integer average of the milli-values over
 /// their count, against the target.
-fn usage_ratio(values: &[i64], target_milli: i64) -> f64 {
-    if values.is_empty() {
+fn usage_ratio(groups: &[Alike], target_milli: i64) -> f64 {
+    let (sum, count) = total(groups);
+    if count == 0 {
         return 0.0;
     }
-    let average = values.iter().sum::<i64>() / values.len() as i64;
-    average as f64 / target_milli as f64
+    (sum / count) as f64 / target_milli as f64
 }
 
 /// `calcPlainMetricReplicas`, for pods that all see the same value: the
@@ -88,7 +107,10 @@ pub fn plain_metric_replicas(
         return None;
     }
     let target_milli = milli(target).max(1);
-    let mut values = vec![milli(value); reporting as usize];
+    let mut values = vec![Alike {
+        each: milli(value),
+        count: reporting,
+    }];
     let ratio = usage_ratio(&values, target_milli);
     if missing == 0 {
         if within(ratio, tolerances) {
@@ -97,9 +119,15 @@ pub fn plain_metric_replicas(
         return Some((ratio * reporting as f64).ceil() as i64);
     }
     if ratio < 1.0 {
-        values.extend(std::iter::repeat_n(target_milli, missing as usize));
+        values.push(Alike {
+            each: target_milli,
+            count: missing,
+        });
     } else if ratio > 1.0 {
-        values.extend(std::iter::repeat_n(0, missing as usize));
+        values.push(Alike {
+            each: 0,
+            count: missing,
+        });
     }
     let new_ratio = usage_ratio(&values, target_milli);
     if within(new_ratio, tolerances)
@@ -108,7 +136,7 @@ pub fn plain_metric_replicas(
     {
         return Some(current);
     }
-    let proposed = (new_ratio * values.len() as f64).ceil() as i64;
+    let proposed = (new_ratio * total(&values).1 as f64).ceil() as i64;
     if (new_ratio < 1.0 && proposed > current) || (new_ratio > 1.0 && proposed < current) {
         return Some(current);
     }
@@ -123,12 +151,13 @@ pub const POD_REQUEST_MILLI: i64 = 1000;
 /// `GetResourceUtilizationRatio` (metrics/utilization.go): the pods'
 /// usage over their requests as a whole percent, truncated, against the
 /// target percent.
-fn utilization_ratio(usage_milli: &[i64], target_percent: f64) -> f64 {
-    let requests = POD_REQUEST_MILLI * usage_milli.len() as i64;
+fn utilization_ratio(usage_milli: &[Alike], target_percent: f64) -> f64 {
+    let (sum, count) = total(usage_milli);
+    let requests = i128::from(POD_REQUEST_MILLI) * count;
     if requests == 0 {
         return 0.0;
     }
-    let utilization = usage_milli.iter().sum::<i64>() * 100 / requests;
+    let utilization = sum * 100 / requests;
     utilization as f64 / target_percent
 }
 
@@ -149,7 +178,10 @@ pub fn utilization_replicas(
         return None;
     }
     let per_pod = milli(value / 100.0 * POD_REQUEST_MILLI as f64 / 1000.0);
-    let mut usage = vec![per_pod; reporting as usize];
+    let mut usage = vec![Alike {
+        each: per_pod,
+        count: reporting,
+    }];
     let ratio = utilization_ratio(&usage, target);
     if missing == 0 {
         if within(ratio, tolerances) {
@@ -159,12 +191,15 @@ pub fn utilization_replicas(
     }
     if ratio < 1.0 {
         let fallback = (target as i64).max(100);
-        usage.extend(std::iter::repeat_n(
-            POD_REQUEST_MILLI * fallback / 100,
-            missing as usize,
-        ));
+        usage.push(Alike {
+            each: POD_REQUEST_MILLI * fallback / 100,
+            count: missing,
+        });
     } else if ratio > 1.0 {
-        usage.extend(std::iter::repeat_n(0, missing as usize));
+        usage.push(Alike {
+            each: 0,
+            count: missing,
+        });
     }
     let new_ratio = utilization_ratio(&usage, target);
     if within(new_ratio, tolerances)
@@ -173,7 +208,7 @@ pub fn utilization_replicas(
     {
         return Some(current);
     }
-    let proposed = (new_ratio * usage.len() as f64).ceil() as i64;
+    let proposed = (new_ratio * total(&usage).1 as f64).ceil() as i64;
     if (new_ratio < 1.0 && proposed > current) || (new_ratio > 1.0 && proposed < current) {
         return Some(current);
     }

@@ -104,6 +104,23 @@ pub fn match_series<'t>(
                 ),
             });
         };
+        // A per-pod value (a queue length, a utilization, a rate per pod)
+        // is never below zero: a negative one is a broken export.
+        if metric.kind.is_per_pod() {
+            if let Some((at, value)) = series.samples.iter().find(|(_, value)| *value < 0.0) {
+                return Err(super::SimulateError::Trace {
+                    origin: trace
+                        .origin
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| "the trace".to_string()),
+                    message: format!(
+                        "`{name}` is {value} at t={at}: the HPA's {} metric `{}` is a per-pod amount, never negative",
+                        metric.source, metric.name
+                    ),
+                });
+            }
+        }
         used.insert(name.clone());
         found.push(series);
     }
@@ -153,11 +170,67 @@ pub fn check_span(trace: &Trace, config: &HpaController) -> Result<(), super::Si
     Ok(())
 }
 
-/// A pod of the replay: when it was created and when it is Ready.
+/// Pods of the replay created at one sync: when, when they are Ready,
+/// and how many. Pods are kept as such cohorts, so memory follows the
+/// number of scale-ups in the trace, not the replica count (an HPA may
+/// allow 2^31 - 1 replicas).
 #[derive(Debug, Clone, Copy)]
-struct Pod {
+struct Cohort {
     created: f64,
     ready_at: f64,
+    count: i64,
+}
+
+/// The pods of the replay, as cohorts in order of creation.
+#[derive(Debug, Default)]
+struct Pods {
+    cohorts: Vec<Cohort>,
+}
+
+impl Pods {
+    fn total(&self) -> i64 {
+        self.cohorts.iter().map(|cohort| cohort.count).sum()
+    }
+
+    fn ready(&self, now: f64) -> i64 {
+        self.cohorts
+            .iter()
+            .filter(|cohort| cohort.ready_at <= now)
+            .map(|cohort| cohort.count)
+            .sum()
+    }
+
+    fn add(&mut self, created: f64, ready_at: f64, count: i64) {
+        if count > 0 {
+            self.cohorts.push(Cohort {
+                created,
+                ready_at,
+                count,
+            });
+        }
+    }
+
+    /// Remove `count` pods as the ReplicaSet controller picks them: pods
+    /// that are not Ready first, then the newest.
+    fn remove(&mut self, now: f64, mut count: i64) {
+        let mut order: Vec<usize> = (0..self.cohorts.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&self.cohorts[a], &self.cohorts[b]);
+            let ready = |cohort: &Cohort| cohort.ready_at <= now;
+            ready(a)
+                .cmp(&ready(b))
+                .then(b.created.total_cmp(&a.created))
+        });
+        for index in order {
+            if count <= 0 {
+                break;
+            }
+            let taken = self.cohorts[index].count.min(count);
+            self.cohorts[index].count -= taken;
+            count -= taken;
+        }
+        self.cohorts.retain(|cohort| cohort.count > 0);
+    }
 }
 
 pub fn replay(
@@ -184,12 +257,8 @@ pub fn replay(
             "the trace gives no replicas column: assumed recorded at {initial} pods (--recorded-replicas sets it)"
         ));
     }
-    let mut pods: Vec<Pod> = (0..initial)
-        .map(|_| Pod {
-            created: start - setup.startup,
-            ready_at: start,
-        })
-        .collect();
+    let mut pods = Pods::default();
+    pods.add(start - setup.startup, start, initial);
     let mut controller = Controller::new(hpa, config);
     let mut points = Vec::new();
     let (_, scale_up_tolerance) = hpa.tolerances();
@@ -200,8 +269,8 @@ pub fn replay(
         if now > end {
             break;
         }
-        let ready = pods.iter().filter(|pod| pod.ready_at <= now).count() as i64;
-        let current = pods.len() as i64;
+        let ready = pods.ready(now);
+        let current = pods.total();
         let recorded_now = recorded
             .and_then(|series| series.at(now))
             .unwrap_or(default_recorded)
@@ -255,28 +324,17 @@ pub fn replay(
         let (desired, reason) = controller.sync(now, current, &readings);
         if desired > current {
             summary.scale_ups += 1;
-            for _ in current..desired {
-                pods.push(Pod {
-                    created: now,
-                    ready_at: now + setup.startup,
-                });
-            }
+            pods.add(now, now + setup.startup, desired - current);
         } else if desired < current {
             summary.scale_downs += 1;
-            // The ReplicaSet controller deletes pods that are not Ready
-            // first, then the newest.
-            pods.sort_by(|a, b| {
-                let ready_a = a.ready_at <= now;
-                let ready_b = b.ready_at <= now;
-                ready_b.cmp(&ready_a).then(a.created.total_cmp(&b.created))
-            });
-            pods.truncate(desired.max(0) as usize);
+            pods.remove(now, current - desired.max(0));
         }
         if above {
             summary.minutes_above_target += period / 60.0;
         }
-        summary.replica_hours += pods.len() as f64 * period / 3600.0;
-        summary.max_replicas = summary.max_replicas.max(pods.len() as i64);
+        let total = pods.total();
+        summary.replica_hours += total as f64 * period / 3600.0;
+        summary.max_replicas = summary.max_replicas.max(total);
         points.push(Point {
             t: now - start,
             desired,

@@ -383,6 +383,8 @@ pub fn parse_prometheus(name: &str, text: &str, max_gap: f64) -> Result<Trace, S
 /// Read a trace, by its content: JSON for a Prometheus response, CSV
 /// otherwise.
 pub fn parse(name: &str, text: &str, max_gap: f64) -> Result<Trace, SimulateError> {
+    // Spreadsheets and Windows tools start UTF-8 with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{') {
         parse_prometheus(name, text, max_gap)
     } else {
