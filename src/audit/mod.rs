@@ -248,12 +248,9 @@ async fn list_kind(
     pages: &mut usize,
 ) -> Result<Vec<Value>, String> {
     let resource = api_resource(kind);
-    let api: kube::Api<DynamicObject> = match (kind.namespaced, namespace) {
-        (true, Some(namespace)) => kube::Api::namespaced_with(client.clone(), namespace, &resource),
-        _ => kube::Api::all_with(client.clone(), &resource),
-    };
     let mut found = Vec::new();
     let mut token: Option<String> = None;
+    let mut seen_tokens = std::collections::HashSet::new();
     let mut pages_of_kind = 0;
     loop {
         pages_of_kind += 1;
@@ -265,9 +262,14 @@ async fn list_kind(
             params = params.continue_token(token);
         }
         *pages += 1;
-        let page = match tokio::time::timeout(REQUEST_TIMEOUT, api.list(&params)).await {
+        let page = match tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            list_page(client, &resource, kind, namespace, &params),
+        )
+        .await
+        {
             Ok(Ok(page)) => page,
-            Ok(Err(error)) => return Err(describe(&error)),
+            Ok(Err(error)) => return Err(error),
             Err(_) => {
                 return Err(format!(
                     "a page took longer than {} s",
@@ -281,9 +283,11 @@ async fn list_kind(
                 .filter_map(|item| as_object(item, kind)),
         );
         match page.metadata.continue_.filter(|next| !next.is_empty()) {
-            Some(next) if token.as_deref() == Some(next.as_str()) => {
+            // Any token seen before (A, B, A…), not only the last one: the
+            // list would cycle for ever.
+            Some(next) if !seen_tokens.insert(next.clone()) => {
                 return Err(format!(
-                    "the apiserver returned the same continue token twice ({next}); the list never ends"
+                    "the apiserver returned a continue token it had returned before ({next}); the list never ends"
                 ))
             }
             Some(_) if found.len() >= MAX_PAGES * PAGE_SIZE as usize || pages_of_kind >= MAX_PAGES => {
@@ -295,6 +299,64 @@ async fn list_kind(
             None => return Ok(found),
         }
     }
+}
+
+/// The most bytes one page of a list may take: 500 objects of the
+/// apiserver's 3 MiB limit would be 1.5 GB, but audited objects are small
+/// (manifests, not Secrets), and a body past this is a server that never
+/// ends its answer. Past it: an error naming the kind, not an allocation.
+pub const MAX_PAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// One page of a list, its body read frame by frame up to
+/// [`MAX_PAGE_BYTES`].
+async fn list_page(
+    client: &kube::Client,
+    resource: &ApiResource,
+    kind: &AuditedKind,
+    namespace: Option<&str>,
+    params: &ListParams,
+) -> Result<kube::core::ObjectList<DynamicObject>, String> {
+    use http_body_util::BodyExt as _;
+    use kube::Resource as _;
+    let scope = if kind.namespaced { namespace } else { None };
+    let url = DynamicObject::url_path(resource, scope);
+    let request = kube::core::Request::new(url)
+        .list(params)
+        .map_err(|error| error.to_string())?;
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .map_err(|error| describe(&error))?;
+    let status = response.status();
+    let mut body = response.into_body();
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| format!("reading the list: {error}"))?;
+        if let Some(data) = frame.data_ref() {
+            if bytes.len() + data.len() > MAX_PAGE_BYTES {
+                return Err(format!(
+                    "a page of {} is larger than {} MiB, the most the audit reads; the apiserver's answer does not end",
+                    kind.plural,
+                    MAX_PAGE_BYTES / (1024 * 1024)
+                ));
+            }
+            bytes.extend_from_slice(data);
+        }
+    }
+    if !status.is_success() {
+        let message = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|status| {
+                status
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+        return Err(format!("{status}: {message}"));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|error| format!("the list is not what the apiserver sends: {error}"))
 }
 
 /// The namespaces labelled to opt out.

@@ -15,10 +15,24 @@ pub fn is_not_found(error: &kube::Error) -> bool {
 }
 
 /// An error in a few words: the Status message and code when the
-/// apiserver sent one.
+/// apiserver sent one; otherwise the error with its causes, so that a
+/// TLS failure says what failed ("invalid peer certificate: UnknownIssuer")
+/// rather than only "client error (Connect)".
 pub fn describe(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-        other => other.to_string(),
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            text
+        }
     }
 }

@@ -90,6 +90,9 @@ pub struct Store {
     pub field_managers: Vec<String>,
     /// Answer every list with the same continue token (a broken server).
     pub endless: bool,
+    /// Answer lists with continue tokens that cycle A, B, A… (a broken
+    /// server that never repeats a token twice in a row).
+    pub cycling: bool,
 }
 
 pub type Shared = Arc<Mutex<Store>>;
@@ -292,6 +295,12 @@ fn handle(
             let mut metadata = json!({"resourceVersion": "1"});
             if store.endless {
                 metadata["continue"] = json!("again");
+            } else if store.cycling {
+                let next = match query_value(query, "continue").as_deref() {
+                    Some("A") => "B",
+                    _ => "A",
+                };
+                metadata["continue"] = json!(next);
             } else if end < matching.len() {
                 metadata["continue"] = json!(end.to_string());
                 metadata["remainingItemCount"] = json!(matching.len() - end);
