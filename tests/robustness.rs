@@ -611,3 +611,69 @@ fn control_characters_from_values_are_printed_as_escapes() {
         }
     }
 }
+
+/// Config and policy files get the read cap manifests get: `--config
+/// /dev/zero` read until memory ran out. And a config is not looked for
+/// above the user's home when there is no repository.
+#[cfg(unix)]
+#[test]
+fn config_files_are_capped_and_not_found_above_home() {
+    for flag in ["--config", "--policy"] {
+        let output = infergate(&["lint", flag, "/dev/zero", "testdata/examples"], None);
+        assert_eq!(output.status.code(), Some(2), "{flag}");
+        assert!(
+            stderr(&output).contains("larger than 64 MiB"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let outer = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        outer.path().join(".infergate.yaml"),
+        "rules: {nonsense: 1}\n",
+    )
+    .expect("write");
+    let home = outer.path().join("home");
+    let project = home.join("project");
+    std::fs::create_dir_all(&project).expect("mkdir");
+    std::fs::write(project.join("cm.yaml"), VALID).expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .args(["lint", "-v", "cm.yaml"])
+        .current_dir(&project)
+        .env("HOME", &home)
+        .output()
+        .expect("run");
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{errors}");
+    assert!(errors.contains("config: none"), "{errors}");
+}
+
+/// prometheus-adapter `name.matches` patterns are compiled once each, in a
+/// size budget: twenty rules of `\w{300}` cost 6 s per HPA when each HPA
+/// compiled each pattern again (ten HPAs took a minute; now they answer
+/// at once; a hang here is the regression, no time is asserted).
+#[test]
+fn adapter_name_patterns_are_compiled_once() {
+    let mut rules = String::new();
+    for index in 0..20 {
+        rules.push_str(&format!(
+            "    - seriesQuery: 'queue_{index}'\n      name: {{matches: '\\w{{300}}', as: 'q{index}'}}\n      metricsQuery: sum(<<.Series>>{{<<.LabelMatchers>>}})\n"
+        ));
+    }
+    let mut text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: adapter\n  namespace: monitoring\n  labels: {{app.kubernetes.io/name: prometheus-adapter}}\ndata:\n  config.yaml: |\n    rules:\n{}",
+        rules
+    );
+    for index in 0..10 {
+        text.push_str(&format!(
+            "---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: h{index}, namespace: monitoring}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: d{index}}}\n  maxReplicas: 3\n  metrics:\n  - type: Pods\n    pods:\n      metric: {{name: requests_total}}\n      target: {{type: AverageValue, averageValue: '1'}}\n"
+        ));
+    }
+    let output = infergate(&["lint", "--format", "json", "-"], Some(&text));
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!json_findings(&output).is_empty());
+}

@@ -98,7 +98,7 @@ fn lint_config(args: &LintArgs) -> Result<Option<Config>, ExitCode> {
 fn lint_policy(args: &LintArgs, config: Option<&Config>) -> Result<Arc<Policy>, ExitCode> {
     let config_name = config.map(|config| config.path.display().to_string());
     let policy_text = match &args.policy {
-        Some(path) => match std::fs::read_to_string(path) {
+        Some(path) => match crate::policy::config::read_capped(path) {
             Ok(text) => Some((path.display().to_string(), text)),
             Err(error) => {
                 return Err(usage_error(

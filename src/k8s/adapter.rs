@@ -129,7 +129,7 @@ pub fn served_name(rule: &AdapterRule<'_>) -> Option<String> {
             .map(str::to_string)
             .or_else(|| Some(series_name.to_string()));
     };
-    let regex = Regex::new(pattern).ok()?;
+    let regex = name_pattern(pattern)?;
     let default = if regex.captures_len() > 1 { "$1" } else { "$0" };
     let replacement = naming
         .get("as")
@@ -140,6 +140,36 @@ pub fn served_name(rule: &AdapterRule<'_>) -> Option<String> {
     let mut served = String::new();
     captures.expand(replacement, &mut served);
     Some(served)
+}
+
+/// A rule's `name.matches`, compiled once per pattern for the process
+/// (every HPA asks about every rule: twenty `\w{300}` rules cost 6 s per
+/// HPA when compiled on each call), within a compiled-size budget so that
+/// a pattern too large to be a metric name matcher is refused, not built.
+fn name_pattern(pattern: &str) -> Option<Regex> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    /// Patterns remembered at most (a config has tens of rules).
+    const REMEMBERED: usize = 4096;
+    static COMPILED: LazyLock<Mutex<HashMap<String, Option<Regex>>>> =
+        LazyLock::new(Default::default);
+    if let Some(found) = COMPILED
+        .lock()
+        .ok()
+        .and_then(|cache| cache.get(pattern).cloned())
+    {
+        return found;
+    }
+    let compiled = regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .ok();
+    if let Ok(mut cache) = COMPILED.lock() {
+        if cache.len() < REMEMBERED {
+            cache.insert(pattern.to_string(), compiled.clone());
+        }
+    }
+    compiled
 }
 
 /// The one metric name of a series query, if it names exactly one.

@@ -36,7 +36,17 @@ pub struct Config {
 /// The config file for a run started in `start`, if there is one.
 pub fn discover(start: &Path) -> Option<PathBuf> {
     let start = std::fs::canonicalize(start).ok()?;
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .and_then(|home| std::fs::canonicalize(home).ok());
+    let device = device_of(&start);
     for directory in start.ancestors() {
+        // Outside a repository: not past the user's home, nor onto another
+        // filesystem (a config above them belongs to someone else, and `/`
+        // may be anyone's).
+        if device.is_some() && device_of(directory) != device {
+            return None;
+        }
         for name in FILE_NAMES {
             let candidate = directory.join(name);
             if candidate.is_file() {
@@ -45,18 +55,61 @@ pub fn discover(start: &Path) -> Option<PathBuf> {
         }
         // The repository root is as far as a config is looked for: a file
         // above it belongs to someone else.
-        if directory.join(".git").exists() {
+        if directory.join(".git").exists() || home.as_deref() == Some(directory) {
             return None;
         }
     }
     None
 }
 
+/// The filesystem a directory is on (Unix), for stopping at its boundary.
+fn device_of(directory: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(directory)
+            .ok()
+            .map(|metadata| metadata.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = directory;
+        None
+    }
+}
+
+/// Read a config or policy file under the cap manifests get
+/// ([`crate::input::loader::MAX_FILE_BYTES`]): `--config /dev/zero` is an
+/// error, not a read until memory runs out.
+pub fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let cap = crate::input::loader::MAX_FILE_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB, the most infergate reads",
+            cap / (1024 * 1024)
+        )));
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 (the byte at offset {} is not valid)",
+                error.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
 impl Config {
     /// Read a config file. Its policy part is checked when the policy is
     /// built ([`Config::layer`]); the path filters are checked here.
     pub fn read(path: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Unreadable {
+        let text = read_capped(path).map_err(|source| PolicyError::Unreadable {
             path: path.display().to_string(),
             source,
         })?;

@@ -941,7 +941,7 @@ impl Policy {
 
     /// The built-in policy with a user's file merged over it.
     pub fn with_file(path: &Path) -> Result<Arc<Policy>, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Unreadable {
+        let text = config::read_capped(path).map_err(|source| PolicyError::Unreadable {
             path: path.display().to_string(),
             source,
         })?;
