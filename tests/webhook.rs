@@ -739,6 +739,156 @@ async fn sigterm_drains_requests_and_exits_zero() {
     assert_eq!(exit, Some(0));
 }
 
+/// Like the apiserver's Go client, each client keeps one connection and
+/// sends request after request on it, opening a new one only when the
+/// server said `Connection: close` or the connection is closed before a
+/// request was sent. A request written on an open connection and never
+/// answered is lost; across three SIGTERMs none may be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_loses_no_request_on_kept_alive_connections() {
+    let deployment = fixture(
+        "testdata/fix/hf-home-shm-for-large-models.yaml",
+        "Deployment",
+    );
+    let body = serde_json::to_vec(&review(
+        DEPLOYMENT,
+        "deployments",
+        "CREATE",
+        &deployment,
+        None,
+    ))
+    .expect("json");
+    let mut closes_announced = 0;
+    for _restart in 0..3 {
+        let mut server = Server::start(&["--shutdown-delay-ms=600"]);
+        let cas = server.ca_paths();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let cas = cas.clone();
+            let body = body.clone();
+            let addr = server.addr;
+            tasks.push(tokio::spawn(keep_alive_client(
+                addr,
+                cas,
+                body,
+                Duration::from_millis(1800),
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pid = server.child.id().to_string();
+        let killed_at = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let mut answered = 0;
+        for task in tasks {
+            let outcome = task.await.expect("client task");
+            assert!(outcome.lost.is_empty(), "lost: {:?}", outcome.lost);
+            answered += outcome.answered;
+            closes_announced += outcome.closes_announced;
+            // Well inside the shutdown delay every answer tells the
+            // client to close, so none is kept alive into the drain.
+            for (sent_at, closes) in outcome.sent {
+                let since_kill = sent_at.saturating_duration_since(killed_at);
+                if sent_at > killed_at
+                    && since_kill > Duration::from_millis(100)
+                    && since_kill < Duration::from_millis(450)
+                {
+                    assert!(closes, "kept alive {since_kill:?} after SIGTERM");
+                }
+            }
+        }
+        assert!(answered > 10, "answered {answered}");
+        assert_eq!(
+            wait_for_exit(&mut server.child, Duration::from_secs(20)),
+            Some(0)
+        );
+    }
+    assert!(closes_announced >= 3, "Connection: close was never sent");
+}
+
+#[derive(Default)]
+struct KeepAliveOutcome {
+    answered: usize,
+    closes_announced: usize,
+    lost: Vec<String>,
+    /// When each answered request was sent, and whether its answer said
+    /// `Connection: close`.
+    sent: Vec<(Instant, bool)>,
+}
+
+async fn keep_alive_client(
+    addr: SocketAddr,
+    cas: Vec<PathBuf>,
+    body: Vec<u8>,
+    run_for: Duration,
+) -> KeepAliveOutcome {
+    let mut outcome = KeepAliveOutcome::default();
+    let started = Instant::now();
+    let mut sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> = None;
+    while started.elapsed() < run_for {
+        let mut current = match sender.take() {
+            Some(current) => current,
+            None => {
+                // Refused once the listener has closed: not a loss.
+                let Ok(tcp) = TcpStream::connect(addr).await else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let Ok(tls) = connector(&cas)
+                    .connect(ServerName::try_from("localhost").expect("name"), tcp)
+                    .await
+                else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let Ok((current, connection)) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(tls)).await
+                else {
+                    continue;
+                };
+                tokio::spawn(connection);
+                current
+            }
+        };
+        // Closed before anything was sent: reconnect, nothing is lost.
+        if current.ready().await.is_err() {
+            continue;
+        }
+        // A pause between requests, as an apiserver's traffic has.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let request = hyper::Request::post("/validate")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from(body.clone())))
+            .expect("request");
+        let sent_at = Instant::now();
+        match current.send_request(request).await {
+            Ok(response) => {
+                let closes = response
+                    .headers()
+                    .get("connection")
+                    .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
+                match response.into_body().collect().await {
+                    Ok(_) => {
+                        outcome.answered += 1;
+                        outcome.sent.push((sent_at, closes));
+                    }
+                    Err(error) => outcome.lost.push(format!("body: {error}")),
+                }
+                if closes {
+                    outcome.closes_announced += 1;
+                } else {
+                    sender = Some(current);
+                }
+            }
+            Err(error) => outcome.lost.push(format!("request: {error}")),
+        }
+    }
+    outcome
+}
+
 fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<i32> {
     let deadline = Instant::now() + limit;
     loop {

@@ -718,6 +718,25 @@ fn admission_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Adds `Connection: close` to every response once `closing` is set;
+/// hyper then also closes the connection after writing that response.
+fn announce_close_when(router: Router, closing: Arc<std::sync::atomic::AtomicBool>) -> Router {
+    router.layer(axum::middleware::map_response(
+        move |mut response: Response| {
+            let closing = Arc::clone(&closing);
+            async move {
+                if closing.load(std::sync::atomic::Ordering::Acquire) {
+                    response.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                }
+                response
+            }
+        },
+    ))
+}
+
 fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -853,7 +872,12 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
     );
     let metrics_server = serve_health_apart(metrics_listener, metrics)?;
 
-    let router = admission_router(state);
+    // From SIGTERM on, every answer says `Connection: close`: clients
+    // then open a fresh connection for their next review (to a pod still
+    // serving) instead of keeping this one alive into the drain, where a
+    // request written as the server closes an idle connection is lost.
+    let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let router = announce_close_when(admission_router(state), Arc::clone(&closing));
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let mut connections = JoinSet::new();
     let shutdown = shutdown_signal();
@@ -928,6 +952,7 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
             signal = &mut shutdown, if stop_at.is_none() => {
                 signal?;
                 eprintln!("infergate: SIGTERM; serving for {:?} more, then draining", options.shutdown_delay);
+                closing.store(true, std::sync::atomic::Ordering::Release);
                 stop_at = Some(tokio::time::Instant::now() + options.shutdown_delay);
             }
             () = deadline => break,
