@@ -263,6 +263,50 @@ fn a_file_changed_since_it_was_read_is_not_overwritten() {
     assert_eq!(std::fs::read_to_string(&path).expect("file"), "a: 2\n");
 }
 
+/// A document that does not parse (placed first, between and last) keeps
+/// its bytes, and the other documents of its file are still fixed; a
+/// duplicate key, whose line moves with the edit, does not block either.
+#[test]
+fn a_broken_document_does_not_block_the_fixes_of_the_others() {
+    let fixable = std::fs::read_to_string(
+        common::root().join("testdata/fix/hf-home-shm-for-large-models.yaml"),
+    )
+    .expect("fixture");
+    let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: broken\n";
+    let duplicate = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: twice\n  name: again\n";
+    let layouts = [
+        format!("{broken}---\n{fixable}"),
+        format!("{fixable}---\n{broken}---\n{fixable}"),
+        format!("{fixable}---\n{broken}"),
+        format!("{fixable}---\n{duplicate}"),
+    ];
+    for text in layouts {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let target = directory.path().join("mixed.yaml");
+        std::fs::write(&target, &text).expect("write");
+        let path = target.to_str().expect("utf-8");
+        let before = common::infergate(&["lint", "--format", "json", path], None);
+        let output = common::infergate(&["lint", "--fix", path], None);
+        let errors = String::from_utf8_lossy(&output.stderr);
+        assert!(!errors.contains("not applied"), "{errors}");
+        let fixed = std::fs::read_to_string(&target).expect("file");
+        assert_ne!(fixed, text, "the readable documents were fixed");
+        for piece in [broken, duplicate] {
+            assert_eq!(
+                text.contains(piece),
+                fixed.contains(piece),
+                "the unreadable document keeps its bytes"
+            );
+        }
+        let after = common::infergate(&["lint", "--format", "json", path], None);
+        let count = |output: &std::process::Output| {
+            let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+            json["findings"].as_array().map_or(0, Vec::len)
+        };
+        assert!(count(&after) < count(&before), "{errors}");
+    }
+}
+
 #[test]
 fn fix_refuses_stdin() {
     let output = common::infergate(&["lint", "--fix", "-"], Some("a: 1\n"));

@@ -309,7 +309,26 @@ fn build_edits<'a>(
             .into_iter()
             .map(|object| object.value)
             .collect();
-        if let Some(problem) = reparsed.problems.first() {
+        // A document the file already could not read (a broken one beside
+        // fixable ones) does not block the others' fixes; a problem the
+        // edit made does.
+        let mut had: Vec<String> = loaded
+            .problems
+            .iter()
+            .filter(|problem| problem.source.name == name)
+            .map(|problem| problem_signature(&problem.kind))
+            .collect();
+        let new_problem = reparsed.problems.iter().find(|problem| {
+            let signature = problem_signature(&problem.kind);
+            match had.iter().position(|known| *known == signature) {
+                Some(known) => {
+                    had.swap_remove(known);
+                    false
+                }
+                None => true,
+            }
+        });
+        if let Some(problem) = new_problem {
             return Err(fail(format!(
                 "the edited file would not read back: line {} of the edit is {}",
                 problem.location.line,
@@ -346,6 +365,17 @@ fn build_edits<'a>(
         texts.push((name, new_text));
     }
     Ok(texts)
+}
+
+/// A loader problem without its position: an edit that adds lines moves
+/// the problems after it, which are still the same problems.
+fn problem_signature(kind: &loader::ProblemKind) -> String {
+    match kind {
+        loader::ProblemKind::DuplicateKey { key, dropped, .. } => {
+            format!("a second `{key}` dropping {dropped:?}")
+        }
+        other => describe_problem(other),
+    }
 }
 
 /// A loader problem in a few words, for a refused fix.
