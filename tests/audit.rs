@@ -594,3 +594,73 @@ async fn continue_tokens_that_cycle_end_the_list() {
         .count();
     assert_eq!(pages, 3);
 }
+
+/// `--adapter-config-namespaces` reads prometheus-adapter's ConfigMaps in
+/// the named namespaces only (so a RoleBinding there is all the audit's
+/// account needs), and none when empty; the default reads them everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapter_configs_are_read_only_where_named() {
+    let adapter = |namespace: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "adapter-config", "namespace": namespace,
+                "labels": {"app.kubernetes.io/name": "prometheus-adapter"}},
+            "data": {"config.yaml": "rules:\n- seriesQuery: 'queue_size'\n  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>})\n"}})
+    };
+    let mut objects = cluster_objects();
+    objects.push(adapter("monitoring"));
+    objects.push(adapter("tenant"));
+    let configmap_requests = |store: &Shared| -> Vec<String> {
+        let mut store = store.lock().expect("store");
+        let found = store
+            .requests
+            .iter()
+            .filter(|request| request.contains("/configmaps"))
+            .cloned()
+            .collect();
+        store.requests.clear();
+        found
+    };
+    let objects_read = |output: &Output| -> u64 {
+        let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        report["summary"]["objects"].as_u64().expect("a count")
+    };
+    let store = apiserver::store(objects, &[]);
+
+    let everywhere = audit(&store, &["-A", "--format=json"]).await;
+    let requests = configmap_requests(&store);
+    assert!(
+        requests
+            .iter()
+            .all(|request| request.starts_with("GET /api/v1/configmaps?")),
+        "{requests:?}"
+    );
+
+    let named = audit(
+        &store,
+        &[
+            "-A",
+            "--format=json",
+            "--adapter-config-namespaces=monitoring",
+        ],
+    )
+    .await;
+    let requests = configmap_requests(&store);
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|request| request
+            .starts_with("GET /api/v1/namespaces/monitoring/configmaps?")
+            && request.contains("labelSelector=")),
+        "{requests:?}"
+    );
+    assert_eq!(objects_read(&named) + 1, objects_read(&everywhere));
+
+    let none = audit(
+        &store,
+        &["-A", "--format=json", "--adapter-config-namespaces="],
+    )
+    .await;
+    assert!(configmap_requests(&store).is_empty());
+    assert_eq!(objects_read(&none) + 2, objects_read(&everywhere));
+    assert!(stderr(&none).contains("not read"), "{}", stderr(&none));
+    assert_eq!(none.status.code(), everywhere.status.code());
+}

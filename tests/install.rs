@@ -535,7 +535,31 @@ fn the_audit_role_reads_exactly_the_audited_kinds() {
         })
         .collect();
     needed.insert("/namespaces".to_string());
+    // ConfigMaps only through adapter-config-access.yaml's RoleBinding in
+    // the adapter's namespace: the CronJob reads them nowhere else.
+    needed.remove("/configmaps");
     assert_eq!(granted, needed);
+    let access_text = std::fs::read_to_string(
+        common::root().join("webhook-deploy/audit/adapter-config-access.yaml"),
+    )
+    .expect("adapter-config-access.yaml");
+    let access: Vec<Value> = infergate::input::loader::parse_source(
+        infergate::input::source::SourceFile::new("adapter-config-access.yaml", access_text),
+    )
+    .objects
+    .into_iter()
+    .map(|object| object.value)
+    .collect();
+    let kinds: Vec<&str> = access
+        .iter()
+        .filter_map(|object| object["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["ClusterRole", "RoleBinding"]);
+    assert_eq!(
+        access[0]["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}])
+    );
+    assert_eq!(access[1]["subjects"][0]["name"], "infergate-audit");
     // The CronJob runs as that account and only reads.
     let cronjob = objects
         .iter()
@@ -548,6 +572,7 @@ fn the_audit_role_reads_exactly_the_audited_kinds() {
         args.contains("audit") && !args.contains("--write-reports"),
         "{args}"
     );
+    assert!(args.contains("\"--adapter-config-namespaces=\""), "{args}");
 }
 
 /// The reports overlay adds writes of PolicyReports only, and the flag.

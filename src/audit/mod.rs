@@ -384,11 +384,34 @@ fn namespace_of(value: &Value) -> Option<&str> {
     value.pointer("/metadata/namespace").and_then(Value::as_str)
 }
 
+/// Where the audit reads prometheus-adapter's ConfigMaps. RBAC cannot
+/// narrow a list to a label, so reading them everywhere takes a role that
+/// may list every ConfigMap of the cluster; naming the adapter's
+/// namespaces lets that grant be a RoleBinding there instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdapterConfigs {
+    /// In every namespace the audit reads (the default of `audit`).
+    Everywhere,
+    /// Only in these namespaces; none at all when empty.
+    In(Vec<String>),
+}
+
 /// Read the cluster: discovery, then every served kind in `namespaces`.
 /// `progress` is called after each kind.
 pub async fn list(
     client: &kube::Client,
     namespaces: &Namespaces,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Listing, AuditError> {
+    list_with(client, namespaces, &AdapterConfigs::Everywhere, progress).await
+}
+
+/// [`list`], reading prometheus-adapter's ConfigMaps where
+/// `adapter_configs` says.
+pub async fn list_with(
+    client: &kube::Client,
+    namespaces: &Namespaces,
+    adapter_configs: &AdapterConfigs,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Listing, AuditError> {
     let started = Instant::now();
@@ -425,7 +448,27 @@ pub async fn list(
             listing.absent.push(*kind);
             continue;
         }
-        match list_kind(client, kind, only, &mut listing.pages).await {
+        let listed = match (kind.kind, adapter_configs) {
+            ("ConfigMap", AdapterConfigs::In(names)) => {
+                let mut objects = Vec::new();
+                let mut outcome = Ok(());
+                for name in names {
+                    if only.is_some_and(|only| only != name) {
+                        continue;
+                    }
+                    match list_kind(client, kind, Some(name), &mut listing.pages).await {
+                        Ok(found) => objects.extend(found),
+                        Err(error) => {
+                            outcome = Err(format!("in namespace {name}: {error}"));
+                            break;
+                        }
+                    }
+                }
+                outcome.map(|()| objects)
+            }
+            _ => list_kind(client, kind, only, &mut listing.pages).await,
+        };
+        match listed {
             Ok(objects) => {
                 let before = objects.len();
                 let kept: Vec<Value> = objects

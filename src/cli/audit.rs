@@ -44,6 +44,13 @@ pub struct AuditArgs {
     /// $POD_NAMESPACE, else infergate).
     #[arg(long, value_name = "NS")]
     pub webhook_namespace: Option<String>,
+    /// Read prometheus-adapter's ConfigMaps (labelled
+    /// app.kubernetes.io/name=prometheus-adapter) only in these namespaces,
+    /// comma-separated; empty reads none. RBAC cannot narrow a list to a
+    /// label, so the default (every audited namespace) needs the right to
+    /// list every ConfigMap; with names, a RoleBinding in each suffices.
+    #[arg(long, value_name = "NS,...", value_delimiter = ',', num_args = 0..)]
+    pub adapter_config_namespaces: Option<Vec<String>>,
     /// Show infos and suppressed findings.
     #[arg(long, short)]
     pub verbose: bool,
@@ -113,10 +120,26 @@ async fn audit_cluster(
             eprintln!("listed {} {}", step.listed, step.kind.plural);
         }
     };
-    let listing = match crate::audit::list(&client, namespaces, &mut progress).await {
-        Ok(listing) => listing,
-        Err(error) => return usage_error(error, connect_help),
+    let adapter_configs = match &args.adapter_config_namespaces {
+        None => crate::audit::AdapterConfigs::Everywhere,
+        Some(names) => crate::audit::AdapterConfigs::In(
+            names
+                .iter()
+                .map(|name| name.trim().to_string())
+                .filter(|name| !name.is_empty())
+                .collect(),
+        ),
     };
+    if adapter_configs == crate::audit::AdapterConfigs::In(Vec::new()) {
+        eprintln!(
+            "note: prometheus-adapter's ConfigMaps are not read (--adapter-config-namespaces is empty): HPA metrics are not checked against its rules"
+        );
+    }
+    let listing =
+        match crate::audit::list_with(&client, namespaces, &adapter_configs, &mut progress).await {
+            Ok(listing) => listing,
+            Err(error) => return usage_error(error, connect_help),
+        };
     if !listing.absent.is_empty() {
         let absent: Vec<String> = listing
             .absent
