@@ -1783,6 +1783,53 @@ async fn slow_clients_are_disconnected() {
     assert_eq!(http_get(server.metrics, "/healthz").await, "ok");
 }
 
+/// One address that opens more idle connections than the server holds
+/// (no TLS handshake, as a tenant's pod could) takes at most its share:
+/// a review from another address is still answered, and the refusals are
+/// counted. Before the per-client bound, 1,024 idle sockets took every
+/// slot for the whole handshake timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_connection() {
+    let server = Server::start(&[]);
+    let mut idle = Vec::new();
+    for _ in 0..infergate::webhook::server::MAX_CONNECTIONS + 64 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.2:0".parse().expect("addr"))
+            .expect("bind 127.0.0.2");
+        idle.push(socket.connect(server.addr).await.expect("connect"));
+    }
+    // Let the server accept (or refuse) them all.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deployment = fixture(
+        "testdata/fix/hf-home-shm-for-large-models.yaml",
+        "Deployment",
+    );
+    let body = serde_json::to_vec(&review(
+        DEPLOYMENT,
+        "deployments",
+        "CREATE",
+        &deployment,
+        None,
+    ))
+    .expect("json");
+    let answered = try_post(server.addr, &server.ca_paths(), body).await;
+    assert_eq!(answered, Ok(200));
+    let metrics = http_get(server.metrics, "/metrics").await;
+    let refused = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("infergate_connections_refused_total{reason=\"per_client\"} ")
+        })
+        .and_then(|count| count.parse::<usize>().ok())
+        .unwrap_or(0);
+    assert!(
+        refused >= idle.len() - infergate::webhook::server::MAX_CONNECTIONS_PER_CLIENT,
+        "{metrics}"
+    );
+    drop(idle);
+}
+
 /// The denial message of a review that /validate must deny.
 async fn denial(server: &Server, review: &Value) -> String {
     let response = send(server, "/validate", review).await;

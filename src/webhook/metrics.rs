@@ -30,6 +30,29 @@ pub struct Metrics {
     bad_requests: Mutex<u64>,
     /// Requests answered without a review, by reason.
     unreviewed: Mutex<BTreeMap<&'static str, u64>>,
+    /// Connections closed before any request was read, by reason.
+    refused_connections: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// Why a connection was closed before a request was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedConnection {
+    /// MAX_CONNECTIONS were open.
+    Capacity,
+    /// The client's address had MAX_CONNECTIONS_PER_CLIENT open.
+    PerClient,
+    /// The TLS handshake did not finish in time.
+    HandshakeTimeout,
+}
+
+impl RefusedConnection {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Capacity => "capacity",
+            Self::PerClient => "per_client",
+            Self::HandshakeTimeout => "handshake_timeout",
+        }
+    }
 }
 
 /// What a review did with a finding.
@@ -130,6 +153,12 @@ impl Metrics {
         }
     }
 
+    pub fn record_refused_connection(&self, reason: RefusedConnection) {
+        if let Ok(mut counts) = self.refused_connections.lock() {
+            *counts.entry(reason.label()).or_default() += 1;
+        }
+    }
+
     pub fn record_unreviewed(&self, reason: Unreviewed) {
         if let Ok(mut counts) = self.unreviewed.lock() {
             *counts.entry(reason.label()).or_default() += 1;
@@ -164,6 +193,16 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "infergate_admission_unreviewed_total{{reason=\"{reason}\"}} {count}"
+                );
+            }
+        }
+        out.push_str("# HELP infergate_connections_refused_total Connections closed before a request was read, by reason (capacity, per_client, handshake_timeout).\n");
+        out.push_str("# TYPE infergate_connections_refused_total counter\n");
+        if let Ok(counts) = self.refused_connections.lock() {
+            for (reason, count) in counts.iter() {
+                let _ = writeln!(
+                    out,
+                    "infergate_connections_refused_total{{reason=\"{reason}\"}} {count}"
                 );
             }
         }

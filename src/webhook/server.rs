@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::metrics::{Metrics, Unreviewed};
+use super::metrics::{Metrics, RefusedConnection, Unreviewed};
 use super::review::{self, Decision, Mode, Review, ScaleTarget, Scope, WorkloadRef};
 use super::tls::{self, CertStore};
 use crate::engine::Engine;
@@ -30,13 +30,19 @@ use crate::policy::AcceleratorPool;
 /// the chance to send its first request.
 const FRESH_CONNECTION_GRACE: Duration = Duration::from_millis(1000);
 
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS handshake may take: an apiserver's takes milliseconds;
+/// a client that opens connections and never completes one holds a slot
+/// no longer than this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a client may take to send a request's headers, also after an
 /// idle keep-alive period.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections open at once; more are closed on accept.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections open at once from one client address: one pod that opens
+/// idle connections cannot take the slots the apiserver needs (whose
+/// reviews, --max-concurrent-reviews at a time, need far fewer).
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = MAX_CONNECTIONS / 4;
 /// The pause after a failed accept (no file descriptor left).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -809,6 +815,44 @@ fn serve_health_apart(
     })
 }
 
+/// Open connections per client address.
+type PerClient = Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// One of a client address's [`MAX_CONNECTIONS_PER_CLIENT`] slots, given
+/// back when the connection ends.
+struct ClientSlot {
+    clients: PerClient,
+    address: std::net::IpAddr,
+}
+
+impl ClientSlot {
+    fn take(clients: &PerClient, address: std::net::IpAddr) -> Option<Self> {
+        let mut open = clients.lock().ok()?;
+        let count = open.entry(address).or_default();
+        if *count >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            clients: Arc::clone(clients),
+            address,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.clients.lock() {
+            if let Some(count) = open.get_mut(&self.address) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&self.address);
+                }
+            }
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() -> Result<(), ServeError> {
     #[cfg(unix)]
@@ -870,6 +914,7 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
             .local_addr()
             .unwrap_or(options.metrics_addr)
     );
+    let state_metrics = Arc::clone(&metrics);
     let metrics_server = serve_health_apart(metrics_listener, metrics)?;
 
     // From SIGTERM on, every answer says `Connection: close`: clients
@@ -887,6 +932,7 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
     let mut stop_at: Option<tokio::time::Instant> = None;
     let mut accept_failing = false;
     let connection_slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_client: PerClient = Arc::default();
     loop {
         let deadline = async {
             match stop_at {
@@ -896,8 +942,8 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
         };
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _peer)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(error) => {
                         // Out of file descriptors (or another passing
                         // failure): wait instead of spinning on accept.
@@ -912,18 +958,32 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
                 accept_failing = false;
                 // At most MAX_CONNECTIONS at once: a further one is closed
                 // at once, so idle clients cannot hold the server's sockets.
-                let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
+                let Some(client_slot) = ClientSlot::take(&per_client, peer.ip()) else {
+                    state_metrics.record_refused_connection(RefusedConnection::PerClient);
                     drop(stream);
                     continue;
                 };
+                let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
+                    state_metrics.record_refused_connection(RefusedConnection::Capacity);
+                    drop(stream);
+                    continue;
+                };
+                let handshake_metrics = Arc::clone(&state_metrics);
                 let acceptor = acceptor.clone();
                 let service = TowerToHyperService::new(router.clone());
                 let mut stopping = stopping_rx.clone();
                 connections.spawn(async move {
-                    let _slot = slot;
+                    let _slots = (slot, client_slot);
                     let accepted_at = tokio::time::Instant::now();
                     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-                    let Ok(Ok(tls)) = handshake else { return };
+                    let tls = match handshake {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            handshake_metrics.record_refused_connection(RefusedConnection::HandshakeTimeout);
+                            return;
+                        }
+                    };
                     // A client that trickles its headers, or keeps an idle
                     // connection without sending the next request, is
                     // closed after HEADER_READ_TIMEOUT.
