@@ -102,6 +102,22 @@ impl Unreviewed {
     }
 }
 
+/// A counter with one `reason` label, in the text format.
+fn render_by_reason(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    counts: &Mutex<BTreeMap<&'static str, u64>>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    if let Ok(counts) = counts.lock() {
+        for (reason, count) in counts.iter() {
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
+        }
+    }
+}
+
 impl Metrics {
     pub fn record(
         &self,
@@ -186,26 +202,18 @@ impl Metrics {
         out.push_str("# TYPE infergate_admission_bad_requests_total counter\n");
         let bad = self.bad_requests.lock().map(|count| *count).unwrap_or(0);
         let _ = writeln!(out, "infergate_admission_bad_requests_total {bad}");
-        out.push_str("# HELP infergate_admission_unreviewed_total Requests answered without a finished review, by reason (timeout, busy, failed).\n");
-        out.push_str("# TYPE infergate_admission_unreviewed_total counter\n");
-        if let Ok(counts) = self.unreviewed.lock() {
-            for (reason, count) in counts.iter() {
-                let _ = writeln!(
-                    out,
-                    "infergate_admission_unreviewed_total{{reason=\"{reason}\"}} {count}"
-                );
-            }
-        }
-        out.push_str("# HELP infergate_connections_refused_total Connections closed before a request was read, by reason (capacity, per_client, handshake_timeout).\n");
-        out.push_str("# TYPE infergate_connections_refused_total counter\n");
-        if let Ok(counts) = self.refused_connections.lock() {
-            for (reason, count) in counts.iter() {
-                let _ = writeln!(
-                    out,
-                    "infergate_connections_refused_total{{reason=\"{reason}\"}} {count}"
-                );
-            }
-        }
+        render_by_reason(
+            &mut out,
+            "infergate_admission_unreviewed_total",
+            "Requests answered without a finished review, by reason (timeout, busy, failed).",
+            &self.unreviewed,
+        );
+        render_by_reason(
+            &mut out,
+            "infergate_connections_refused_total",
+            "Connections closed before a request was read, by reason (capacity, per_client, handshake_timeout).",
+            &self.refused_connections,
+        );
         out.push_str("# HELP infergate_admission_duration_seconds Time to review one request.\n");
         out.push_str("# TYPE infergate_admission_duration_seconds histogram\n");
         if let Ok(latency) = self.latency.lock() {
