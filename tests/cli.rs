@@ -1071,3 +1071,78 @@ fn a_repository_with_kustomize_overlays_reports_only_its_mistake() {
     );
     assert_eq!(output.status.code(), Some(1));
 }
+
+/// The README's GitHub Actions workflow (also
+/// testdata/repo/.github/workflows/infergate.yml), played as the runner
+/// plays it on manifests with errors: a step runs only while no earlier
+/// step failed unless its `if` is `always()`. The SARIF report is uploaded,
+/// the annotation step still runs and prints annotations, and the job
+/// fails. (The former example failed at the SARIF step, so the
+/// annotations were skipped exactly when there were errors.)
+#[test]
+fn the_readme_workflow_annotates_when_the_manifests_have_errors() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README");
+    let section = &readme[readme
+        .find("### GitHub Actions and code scanning")
+        .expect("the GitHub Actions section")..];
+    let start = section.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("block end")];
+    let shipped = std::fs::read_to_string(
+        common::root().join("testdata/repo/.github/workflows/infergate.yml"),
+    )
+    .expect("the workflow file");
+    assert_eq!(block, shipped, "the README's workflow and the file differ");
+
+    let loaded = infergate::input::loader::parse_source(infergate::input::source::SourceFile::new(
+        "infergate.yml",
+        shipped,
+    ));
+    let workflow = &loaded.documents.first().expect("a workflow").value;
+    let steps = workflow["jobs"]["lint"]["steps"].as_array().expect("steps");
+    let manifests = common::root().join("testdata/examples");
+    let mut failed = false;
+    let mut annotations = None;
+    let mut uploaded = false;
+    for step in steps {
+        let always = step["if"].as_str() == Some("always()");
+        if failed && !always {
+            continue;
+        }
+        if step["uses"]
+            .as_str()
+            .is_some_and(|uses| uses.starts_with("github/codeql-action/upload-sarif"))
+        {
+            uploaded = true;
+            continue;
+        }
+        let Some(run) = step["run"].as_str() else {
+            continue;
+        };
+        let Some(command) = run.trim().strip_prefix("infergate ") else {
+            continue; // checkout, install
+        };
+        let command = command.split(" > ").next().unwrap_or(command);
+        let args: Vec<String> = command
+            .split_whitespace()
+            .map(|arg| match arg {
+                "manifests/" => manifests.display().to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        let borrowed: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = common::infergate(&borrowed, None);
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if args.iter().any(|arg| arg == "github") {
+            annotations = Some(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        failed |= output.status.code() != Some(0);
+    }
+    assert!(uploaded, "the SARIF report was not uploaded");
+    let annotations = annotations.expect("the annotation step was skipped");
+    assert!(annotations.contains("::error"), "{annotations}");
+    assert!(failed, "the job must fail on errors");
+}

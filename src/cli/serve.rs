@@ -40,8 +40,9 @@ pub struct ServeArgs {
     /// Budget for one review, under the webhook's timeoutSeconds (3 s).
     #[arg(long, default_value_t = 2500)]
     pub request_timeout_ms: u64,
-    /// Reviews that may run at once; a request beyond them is answered
-    /// HTTP 429 at once, and the webhook's failurePolicy applies.
+    /// Reviews that may run at once; a request beyond them waits for a
+    /// place until its deadline, then is answered HTTP 429 and the
+    /// webhook's failurePolicy applies.
     #[arg(long, default_value_t = 8)]
     pub max_concurrent_reviews: usize,
     /// How often the certificate files are checked for rotation.
