@@ -1146,3 +1146,35 @@ fn the_readme_workflow_annotates_when_the_manifests_have_errors() {
     assert!(annotations.contains("::error"), "{annotations}");
     assert!(failed, "the job must fail on errors");
 }
+
+/// `lint .` and `lint ./a.yaml` name the file `a.yaml` (in every format,
+/// so fingerprints and config globs see one name), and `--fix .` still
+/// writes the file.
+#[test]
+fn paths_are_shown_without_a_leading_dot() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let fixture = common::root().join("testdata/fix/hpa-stabilization-defaults.yaml");
+    std::fs::copy(&fixture, directory.path().join("a.yaml")).expect("copy");
+    for target in [".", "./a.yaml", "./."] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+            .args(["lint", "--format", "json", target])
+            .current_dir(directory.path())
+            .output()
+            .expect("run");
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        let findings = json["findings"].as_array().expect("findings");
+        assert!(!findings.is_empty());
+        for finding in findings {
+            assert_eq!(finding["file"], "a.yaml", "{target}: {finding}");
+        }
+    }
+    let before = std::fs::read_to_string(directory.path().join("a.yaml")).expect("file");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .args(["lint", "--fix", "."])
+        .current_dir(directory.path())
+        .output()
+        .expect("run");
+    assert!(matches!(output.status.code(), Some(0 | 1)));
+    let after = std::fs::read_to_string(directory.path().join("a.yaml")).expect("file");
+    assert_ne!(before, after, "the fix was written");
+}

@@ -135,7 +135,28 @@ pub fn expand_inputs(inputs: &[Input]) -> Result<Vec<Input>, LoadError> {
             }
         }
     }
+    // `lint .` names `a.yaml`, not `./a.yaml`, as ruff and kube-linter do:
+    // the name is what reports, fingerprints and config globs see.
+    for input in &mut expanded {
+        match input {
+            Input::File(path) | Input::Skipped(path, _) => *path = without_leading_dot(path),
+            Input::Stdin => {}
+        }
+    }
     Ok(expanded)
+}
+
+/// `path` without leading `./` components (`.` itself stays).
+fn without_leading_dot(path: &Path) -> PathBuf {
+    let trimmed: PathBuf = path
+        .components()
+        .skip_while(|component| matches!(component, std::path::Component::CurDir))
+        .collect();
+    if trimmed.as_os_str().is_empty() {
+        path.to_path_buf()
+    } else {
+        trimmed
+    }
 }
 
 /// Walk a directory for YAML files. Only regular files are read: a FIFO
