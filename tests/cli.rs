@@ -1178,3 +1178,56 @@ fn paths_are_shown_without_a_leading_dot() {
     let after = std::fs::read_to_string(directory.path().join("a.yaml")).expect("file");
     assert_ne!(before, after, "the fix was written");
 }
+
+/// A directory walk skips what `.gitignore` (also a parent's, also outside
+/// a git work tree), `.git/info/exclude` and `.ignore` leave out, walks
+/// hidden directories such as `.github/` but never `.git/`, and a path
+/// named on the command line is linted even when ignored.
+#[test]
+fn directory_walks_honour_ignore_files() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let root = directory.path();
+    let object = std::fs::read_to_string(
+        common::root().join("testdata/fix/hpa-stabilization-defaults.yaml"),
+    )
+    .expect("fixture");
+    for (path, text) in [
+        (".gitignore", "rendered/\n*.generated.yaml\n"),
+        ("app/.ignore", "scratch.yaml\n"),
+        ("app/deploy.yaml", object.as_str()),
+        ("app/scratch.yaml", object.as_str()),
+        ("app/hpa.generated.yaml", object.as_str()),
+        ("rendered/all.yaml", object.as_str()),
+        (".github/workflows/ci.yaml", object.as_str()),
+        (".git/info/exclude", "app/local.yaml\n"),
+        (".git/hooks.yaml", object.as_str()),
+        ("app/local.yaml", object.as_str()),
+    ] {
+        let file = root.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&file, text).expect("write");
+    }
+    let files_of = |target: &str| -> Vec<String> {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+            .args(["lint", "-v", "--format", "json", target])
+            .current_dir(root)
+            .output()
+            .expect("run");
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        let mut files: Vec<String> = json["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter_map(|finding| finding["file"].as_str().map(str::to_string))
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    };
+    assert_eq!(
+        files_of("."),
+        [".github/workflows/ci.yaml", "app/deploy.yaml"]
+    );
+    assert_eq!(files_of("rendered"), ["rendered/all.yaml"]);
+    assert_eq!(files_of("app/scratch.yaml"), ["app/scratch.yaml"]);
+}

@@ -165,25 +165,46 @@ fn without_leading_dot(path: &Path) -> PathBuf {
 /// that is broken, or leads out of the tree (to `/proc/self/environ`, whose
 /// text the snippet would print into CI logs), is reported, not read.
 fn walk_directory(directory: &Path, root: &Path, found: &mut Vec<Input>) -> Result<(), LoadError> {
-    let unreadable = |source| LoadError::Unreadable {
-        path: directory.display().to_string(),
-        source,
-    };
-    let mut entries = std::fs::read_dir(directory)
-        .map_err(unreadable)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(unreadable)?;
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let Ok(file_type) = entry.file_type() else {
+    // What git would not commit is not linted: `.gitignore` (also outside a
+    // git work tree, and those of parent directories), `.git/info/exclude`
+    // and `.ignore`, as ripgrep and ruff read them. Hidden directories
+    // (`.github/`) are walked; `.git/` is not. A directory named on the
+    // command line is walked even when ignored.
+    let walker = ignore::WalkBuilder::new(directory)
+        .standard_filters(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .ignore(true)
+        .parents(true)
+        .require_git(false)
+        .follow_links(false)
+        .sort_by_file_name(|left, right| left.cmp(right))
+        .filter_entry(|entry| entry.file_name() != ".git")
+        .build();
+    for entry in walker {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => match error.into_io_error() {
+                Some(source) => {
+                    return Err(LoadError::Unreadable {
+                        path: directory.display().to_string(),
+                        source,
+                    })
+                }
+                // A malformed ignore file: its other lines still apply.
+                None => continue,
+            },
+        };
+        if entry.depth() == 0 {
+            continue;
+        }
+        let path = entry.path().to_path_buf();
+        let Some(file_type) = entry.file_type() else {
             continue;
         };
         // Symbolic links to directories are not followed, so a link cycle
         // cannot make the walk endless.
-        if file_type.is_dir() {
-            walk_directory(&path, root, found)?;
-        } else if !is_yaml_file(&path) {
+        if file_type.is_dir() || !is_yaml_file(&path) {
             continue;
         } else if file_type.is_file() {
             found.push(Input::File(path));
