@@ -1039,6 +1039,19 @@ fn config_mistakes_are_usage_errors_at_their_line() {
         stderr.contains("policy.yaml:2:1") && stderr.contains(".infergate.yaml"),
         "{stderr}"
     );
+    // A glob that cannot be compiled names its line, not a silent no-match.
+    std::fs::write(
+        root.join(".infergate.yaml"),
+        "include:\n  - deploy\n  - 'charts/[web'\n",
+    )
+    .expect("config");
+    let output = lint_in(root, &["deploy"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(".infergate.yaml:3:5") && stderr.contains("charts/[web"),
+        "{stderr}"
+    );
 }
 
 /// A newcomer's repository: a kustomize base, overlays with a replicas

@@ -9,15 +9,16 @@
 //! hook's included.
 //!
 //! Path globs are matched against a file's path relative to the config
-//! file's directory, segment by segment: `*` matches within a segment, `**`
-//! any number of segments, and a pattern without `/` matches a file or
+//! file's directory with globset: `*`, `?` and `[…]` match within a
+//! segment, `{a,b}` either, `**` any number of segments, and a pattern
+//! without `/` matches a file or
 //! directory name at any depth (as in `.gitignore`). A pattern that matches
 //! a directory matches everything under it.
 
 use std::path::{Component, Path, PathBuf};
 
 use crate::input::source::SourceFile;
-use crate::policy::{glob_match, Layer, PolicyError};
+use crate::policy::{Layer, PolicyError};
 
 /// The names a config file may have, in the order they are looked for.
 pub const FILE_NAMES: &[&str] = &[".infergate.yaml", ".infergate.yml"];
@@ -31,6 +32,53 @@ pub struct Config {
     pub text: String,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    include_globs: Vec<PathGlob>,
+    exclude_globs: Vec<PathGlob>,
+}
+
+/// A compiled `include`/`exclude` pattern.
+#[derive(Debug, Clone)]
+struct PathGlob {
+    /// A pattern with a `/` is matched against whole relative paths; one
+    /// without, against single names at any depth (as in `.gitignore`).
+    anchored: bool,
+    matcher: globset::GlobMatcher,
+}
+
+impl PathGlob {
+    /// `*`, `?` and `[…]` stay within a segment, `**` spans segments,
+    /// `{a,b}` is either: globset's syntax with a literal separator.
+    fn compile(pattern: &str) -> Result<Option<Self>, globset::Error> {
+        if pattern.is_empty() {
+            return Ok(None);
+        }
+        let anchored = pattern.contains('/');
+        let glob = globset::GlobBuilder::new(pattern.trim_start_matches('/'))
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()?;
+        Ok(Some(Self {
+            anchored,
+            matcher: glob.compile_matcher(),
+        }))
+    }
+
+    /// Whether the path of `segments`, or one of its parent directories,
+    /// matches.
+    fn matches_path_or_parent(&self, segments: &[String]) -> bool {
+        let mut prefix = String::new();
+        segments.iter().any(|segment| {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(segment);
+            if self.anchored {
+                self.matcher.is_match(&prefix)
+            } else {
+                self.matcher.is_match(segment)
+            }
+        })
+    }
 }
 
 /// The config file for a run started in `start`, if there is one.
@@ -129,6 +177,29 @@ impl Config {
         };
         let include = globs("include");
         let exclude = globs("exclude");
+        let compile = |key: &str, patterns: &[String]| -> Result<Vec<PathGlob>, PolicyError> {
+            let mut compiled = Vec::new();
+            for (index, pattern) in patterns.iter().enumerate() {
+                match PathGlob::compile(pattern) {
+                    Ok(glob) => compiled.extend(glob),
+                    Err(error) => {
+                        let location = loaded.documents.first().and_then(|document| {
+                            document.positions.locate(&format!("/{key}/{index}"))
+                        });
+                        return Err(PolicyError::Invalid {
+                            file: name.clone(),
+                            line: location.as_ref().map_or(1, |location| location.line),
+                            column: location.as_ref().map_or(1, |location| location.column),
+                            key: key.to_string(),
+                            message: format!("`{pattern}` is not a glob: {}", error.kind()),
+                        });
+                    }
+                }
+            }
+            Ok(compiled)
+        };
+        let include_globs = compile("include", &include)?;
+        let exclude_globs = compile("exclude", &exclude)?;
         let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let base = absolute
             .parent()
@@ -140,6 +211,8 @@ impl Config {
             text,
             include,
             exclude,
+            include_globs,
+            exclude_globs,
         })
     }
 
@@ -156,12 +229,12 @@ impl Config {
         let Some(segments) = self.relative_segments(file) else {
             return true;
         };
-        let matched = |patterns: &[String]| {
-            patterns
+        let matched = |globs: &[PathGlob]| {
+            globs
                 .iter()
-                .any(|pattern| matches_path_or_parent(pattern, &segments))
+                .any(|glob| glob.matches_path_or_parent(&segments))
         };
-        (self.include.is_empty() || matched(&self.include)) && !matched(&self.exclude)
+        (self.include.is_empty() || matched(&self.include_globs)) && !matched(&self.exclude_globs)
     }
 
     fn relative_segments(&self, file: &Path) -> Option<Vec<String>> {
@@ -194,62 +267,18 @@ fn normalise_pattern(pattern: &str) -> String {
         .to_string()
 }
 
-/// Whether `pattern` matches the path of `segments` or one of its parent
-/// directories.
-fn matches_path_or_parent(pattern: &str, segments: &[String]) -> bool {
-    if pattern.is_empty() {
-        return false;
-    }
-    let anchored = pattern.contains('/');
-    let pattern = pattern.trim_start_matches('/');
-    let parts: Vec<&str> = pattern.split('/').collect();
-    (1..=segments.len()).any(|length| {
-        let prefix = &segments[..length];
-        if anchored {
-            matches_segments(&parts, prefix)
-        } else {
-            // A bare name matches the last segment of any prefix: a file or
-            // a directory of that name anywhere.
-            prefix.last().is_some_and(|last| glob_match(pattern, last))
-        }
-    })
-}
-
-/// Segment-wise glob matching with `**` for any number of segments, by
-/// dynamic programming over (pattern part, path segment): linear in their
-/// product, where trying every split of each `**` in turn was exponential
-/// in the number of `**` (ten of them took 13 s on one path).
-fn matches_segments(parts: &[&str], segments: &[String]) -> bool {
-    // reachable[j]: the parts read so far can consume the first j segments.
-    let mut reachable = vec![false; segments.len() + 1];
-    reachable[0] = true;
-    for part in parts {
-        let mut next = vec![false; segments.len() + 1];
-        if *part == "**" {
-            // Any number of segments, from the first reachable point on.
-            let mut seen = false;
-            for (index, slot) in next.iter_mut().enumerate() {
-                seen |= reachable[index];
-                *slot = seen;
-            }
-        } else {
-            for (index, segment) in segments.iter().enumerate() {
-                if reachable[index] && glob_match(part, segment) {
-                    next[index + 1] = true;
-                }
-            }
-        }
-        reachable = next;
-    }
-    reachable[segments.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn segments(path: &str) -> Vec<String> {
         path.split('/').map(str::to_string).collect()
+    }
+
+    fn matches_path_or_parent(pattern: &str, segments: &[String]) -> bool {
+        PathGlob::compile(pattern)
+            .expect("a valid glob")
+            .is_some_and(|glob| glob.matches_path_or_parent(segments))
     }
 
     /// k `**` segments used to backtrack through every split of the path:
@@ -280,6 +309,13 @@ mod tests {
             ("*.generated.yaml", "deploy/app.generated.yaml", true),
             ("deploy/app.yaml", "deploy/app.yaml.bak", false),
             ("deploy", "deployments/app.yaml", false),
+            ("app-?.yaml", "deploy/app-1.yaml", true),
+            ("app-?.yaml", "deploy/app-10.yaml", false),
+            ("{dev,prod}/*.yaml", "prod/a.yaml", true),
+            ("{dev,prod}/*.yaml", "stage/a.yaml", false),
+            ("app-[0-9].yaml", "app-7.yaml", true),
+            ("app-[0-9].yaml", "app-x.yaml", false),
+            ("testdata/*", "testdata/rules/a.yaml", true),
         ];
         for (pattern, path, expected) in cases {
             assert_eq!(
