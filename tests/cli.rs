@@ -1244,3 +1244,70 @@ fn directory_walks_honour_ignore_files() {
     assert_eq!(files_of("rendered"), ["rendered/all.yaml"]);
     assert_eq!(files_of("app/scratch.yaml"), ["app/scratch.yaml"]);
 }
+
+/// `--stdin-filename` names what `-` reads: findings carry that path, the
+/// config's globs filter it as they filter the file, and without `-` it
+/// is a usage error.
+#[test]
+fn stdin_takes_the_name_it_is_given() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let root = directory.path();
+    std::fs::create_dir(root.join(".git")).expect("a repository root");
+    std::fs::write(root.join(".infergate.yaml"), "exclude: [testdata]\n").expect("config");
+    let text = std::fs::read_to_string(
+        common::root().join("testdata/fix/hpa-stabilization-defaults.yaml"),
+    )
+    .expect("fixture");
+    let run = |args: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+            .args(args)
+            .current_dir(root)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("output")
+    };
+    let named = run(&[
+        "lint",
+        "-v",
+        "--format",
+        "json",
+        "--stdin-filename",
+        "./deploy/hpa.yaml",
+        "-",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&named.stdout).expect("JSON");
+    let findings = json["findings"].as_array().expect("findings");
+    assert!(!findings.is_empty());
+    assert!(
+        findings
+            .iter()
+            .all(|finding| finding["file"] == "deploy/hpa.yaml"),
+        "{findings:?}"
+    );
+    let excluded = run(&[
+        "lint",
+        "--format",
+        "json",
+        "--stdin-filename",
+        "testdata/hpa.yaml",
+        "-",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&excluded.stdout).expect("JSON");
+    assert_eq!(json["summary"]["files"], 0, "{json}");
+    std::fs::create_dir(root.join("deploy")).expect("mkdir");
+    std::fs::write(root.join("deploy/hpa.yaml"), &text).expect("write");
+    let alone = run(&["lint", "--stdin-filename", "a.yaml", "deploy"]);
+    let errors = String::from_utf8_lossy(&alone.stderr);
+    assert_eq!(alone.status.code(), Some(2), "{errors}");
+    assert!(errors.contains("--stdin-filename"), "{errors}");
+}

@@ -53,6 +53,11 @@ pub struct LintArgs {
     /// unset), always or never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// The path standard input (`-`) stands for, as editors and hooks that
+    /// pipe a buffer give it: findings name it, the config's globs filter
+    /// it, and it joins that file's application.
+    #[arg(long, value_name = "PATH")]
+    pub stdin_filename: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -149,12 +154,21 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         .iter()
         .map(|path| {
             if path == "-" {
-                Input::Stdin
+                match &args.stdin_filename {
+                    Some(name) => Input::StdinAs(name.clone()),
+                    None => Input::Stdin,
+                }
             } else {
                 Input::File(PathBuf::from(path))
             }
         })
         .collect();
+    if args.stdin_filename.is_some() && stdin_count == 0 {
+        return usage_error(
+            "--stdin-filename names standard input, which is not read",
+            "add `-` to the paths",
+        );
+    }
     if args.fix && stdin_count > 0 {
         return usage_error(
             "--fix cannot write to standard input",

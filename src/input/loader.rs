@@ -25,6 +25,10 @@ use crate::input::source::{Location, SourceFile};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Stdin,
+    /// Standard input, named as this path (`--stdin-filename`): shown as
+    /// it, filtered by the config's globs and placed in its application
+    /// like the file it stands for.
+    StdinAs(PathBuf),
     File(PathBuf),
     /// A path a directory walk found but does not read, and why: it is
     /// reported as a finding, never read.
@@ -112,7 +116,7 @@ pub fn expand_inputs(inputs: &[Input]) -> Result<Vec<Input>, LoadError> {
     let mut expanded = Vec::new();
     for input in inputs {
         match input {
-            Input::Stdin => expanded.push(Input::Stdin),
+            Input::Stdin | Input::StdinAs(_) => expanded.push(input.clone()),
             Input::Skipped(..) => expanded.push(input.clone()),
             Input::File(path) => {
                 let metadata = std::fs::metadata(path).map_err(|source| LoadError::Unreadable {
@@ -139,7 +143,9 @@ pub fn expand_inputs(inputs: &[Input]) -> Result<Vec<Input>, LoadError> {
     // the name is what reports, fingerprints and config globs see.
     for input in &mut expanded {
         match input {
-            Input::File(path) | Input::Skipped(path, _) => *path = without_leading_dot(path),
+            Input::File(path) | Input::Skipped(path, _) | Input::StdinAs(path) => {
+                *path = without_leading_dot(path)
+            }
             Input::Stdin => {}
         }
     }
@@ -298,7 +304,7 @@ pub fn read_sources_where(
         for found in expand_inputs(std::slice::from_ref(input))? {
             let path = match &found {
                 Input::Stdin => None,
-                Input::File(path) | Input::Skipped(path, _) => Some(path),
+                Input::File(path) | Input::Skipped(path, _) | Input::StdinAs(path) => Some(path),
             };
             if let Some(path) = path.filter(|path| !keep(path)) {
                 left_out.push(path.clone());
@@ -327,7 +333,7 @@ pub use crate::input::source::KUSTOMIZATION_SCOPE;
 /// directory of applications), `root` itself for files directly in it, or
 /// the directory of a file named on its own.
 fn scope_of(input: &Input, root: Option<&Path>) -> String {
-    let Input::File(path) = input else {
+    let (Input::File(path) | Input::StdinAs(path)) = input else {
         return "<stdin>".to_string();
     };
     let mut directory = path.parent();
@@ -383,13 +389,17 @@ fn read_input(input: &Input, scope: &str) -> Result<Arc<SourceFile>, LoadError> 
                 format!("not read: {reason}"),
             ));
         }
-        Input::Stdin => {
+        Input::Stdin | Input::StdinAs(_) => {
             let mut bytes = Vec::new();
             std::io::stdin()
                 .take(MAX_FILE_BYTES + 1)
                 .read_to_end(&mut bytes)
                 .map_err(LoadError::Stdin)?;
-            ("<stdin>".to_string(), bytes)
+            let name = match input {
+                Input::StdinAs(path) => path.display().to_string(),
+                _ => "<stdin>".to_string(),
+            };
+            (name, bytes)
         }
         Input::File(path) => {
             let unreadable = |source| LoadError::Unreadable {
