@@ -179,19 +179,11 @@ pub fn size_of(object: &Object, id: &str, models: &Models) -> Option<ModelSize> 
         });
     }
     let name = lookup.rsplit('/').next().unwrap_or(lookup);
-    let captures = PARAMETERS.captures(name)?;
-    let experts: f64 = captures
-        .get(1)
-        .and_then(|count| count.as_str().parse().ok())
-        .unwrap_or(1.0);
-    let billions: f64 = captures.get(2)?.as_str().parse().ok()?;
+    let billions = billions_from_name(name)?;
     let per_parameter = bytes_per_parameter(name, models);
     Some(ModelSize {
-        bytes: experts * billions * 1e9 * per_parameter,
-        source: format!(
-            "estimate from the name: {}B parameters x {per_parameter} bytes",
-            experts * billions
-        ),
+        bytes: billions * 1e9 * per_parameter,
+        source: format!("estimate from the name: {billions}B parameters x {per_parameter} bytes"),
     })
 }
 
@@ -206,7 +198,12 @@ pub fn parameters(id: &str, models: &Models) -> Option<f64> {
     {
         return Some(entry.parameters);
     }
-    let name = lookup.rsplit('/').next().unwrap_or(lookup);
+    billions_from_name(lookup.rsplit('/').next().unwrap_or(lookup))
+}
+
+/// Billions of parameters a model's name states (`8B`, `8x7B` for
+/// experts), the estimate both the size and the count fall back to.
+fn billions_from_name(name: &str) -> Option<f64> {
     let captures = PARAMETERS.captures(name)?;
     let experts: f64 = captures
         .get(1)
