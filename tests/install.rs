@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use infergate::policy::Policy;
@@ -346,23 +346,6 @@ fn match_conditions_are_the_generated_ones() {
     assert_eq!(filtered, 2);
 }
 
-fn yaml_files(directory: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(directory) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            yaml_files(&path, found);
-        } else if path
-            .extension()
-            .is_some_and(|extension| extension == "yaml" || extension == "yml")
-        {
-            found.push(path);
-        }
-    }
-}
-
 /// The request of an admission review for `object`, shaped as the
 /// apiserver gives it to a matchCondition: AdmissionRequest's JSON, whose
 /// `omitempty` fields (`subResource`, `name`, `dryRun`...) are left out when
@@ -422,8 +405,8 @@ fn match_conditions_agree_with_the_inference_test() {
         return;
     };
     let mut files = Vec::new();
-    yaml_files(&corpus, &mut files);
-    yaml_files(&common::root().join("testdata"), &mut files);
+    common::yaml_files(&corpus, &mut files);
+    common::yaml_files(&common::root().join("testdata"), &mut files);
     let (mut inference, mut other) = (0, 0);
     for file in &files {
         let Ok(text) = std::fs::read_to_string(file) else {
