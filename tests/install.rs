@@ -132,6 +132,38 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
     assert_eq!(served, handled);
 }
 
+/// No install owns a namespace: `kubectl delete -k` of the webhook, the
+/// audit or an overlay into a team's namespace leaves every namespace in
+/// place; only webhook-deploy/namespace/ creates one, `infergate`, labelled
+/// so that the webhook never reviews it.
+#[test]
+fn only_the_namespace_kustomization_renders_a_namespace() {
+    if !can_render("only_the_namespace_kustomization_renders_a_namespace") {
+        return;
+    }
+    for install in [
+        "webhook-deploy/",
+        "webhook-deploy/audit/",
+        "webhook-deploy/audit-reports/",
+        "testdata/kustomize/ml-platform",
+    ] {
+        let objects = render(install);
+        assert!(
+            !objects.iter().any(|object| object["kind"] == "Namespace"),
+            "{install} renders a Namespace"
+        );
+    }
+    let objects = render("webhook-deploy/namespace/");
+    assert_eq!(objects.len(), 1);
+    let namespace = &objects[0];
+    assert_eq!(namespace["kind"], "Namespace");
+    assert_eq!(namespace["metadata"]["name"], "infergate");
+    assert_eq!(
+        namespace["metadata"]["labels"]["infergate.dev/webhook"],
+        "exclude"
+    );
+}
+
 /// Every string of a rendered object, with the path it sits at.
 fn strings<'a>(value: &'a Value, path: String, found: &mut Vec<(String, &'a str)>) {
     match value {
@@ -160,15 +192,15 @@ fn an_overlay_in_another_namespace_renders_a_consistent_install() {
         .iter()
         .filter_map(|object| object["kind"].as_str())
         .collect();
-    for kind in [
-        "Namespace",
-        "Service",
-        "Certificate",
-        "Issuer",
-        "Deployment",
-    ] {
+    for kind in ["Service", "Certificate", "Issuer", "Deployment"] {
         assert!(kinds.contains(&kind), "{kind} rendered");
     }
+    // The team's namespace exists already: the overlay must not own it
+    // (applied, it would relabel it; deleted, it would delete it).
+    assert!(
+        !kinds.contains(&"Namespace"),
+        "the overlay owns a Namespace"
+    );
     // No string names the base's namespace any more, wherever a string
     // holds one: a metadata namespace, a service reference, a selector
     // value, the middle of a DNS name, the front of an inject-ca-from.
@@ -194,15 +226,6 @@ fn an_overlay_in_another_namespace_renders_a_consistent_install() {
             );
         }
     }
-    let namespace = objects
-        .iter()
-        .find(|object| object["kind"] == "Namespace")
-        .expect("Namespace");
-    assert_eq!(namespace["metadata"]["name"], "ml-platform");
-    assert_eq!(
-        namespace["metadata"]["labels"]["infergate.dev/webhook"],
-        "exclude"
-    );
     let serving = objects
         .iter()
         .find(|object| {

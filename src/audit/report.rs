@@ -215,7 +215,11 @@ pub async fn write(
     }
     let namespaced = resource("PolicyReport", "policyreports");
     let cluster = resource("ClusterPolicyReport", "clusterpolicyreports");
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    // Strict: a field the installed CRD does not know is an error naming it,
+    // not silently pruned from the report (the apiserver's default warns).
+    let params = PatchParams::apply(FIELD_MANAGER)
+        .force()
+        .validation_strict();
     let mut written_namespaces = BTreeSet::new();
     for report in reports {
         let namespace = report

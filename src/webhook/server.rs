@@ -111,14 +111,8 @@ pub struct Cluster {
     client: kube::Client,
     cache: Mutex<std::collections::HashMap<WorkloadRef, (Instant, ScaleTarget)>>,
     pools: Mutex<std::collections::HashMap<String, (Instant, f64)>>,
-    /// Objects listed by kind set and namespace (`None`: every
-    /// namespace): workloads for monitors, autoscalers for workloads.
-    listed: Mutex<std::collections::HashMap<(&'static str, Option<String>), Listed>>,
     timeout: Duration,
 }
-
-/// Workloads listed at an instant.
-type Listed = (Instant, Vec<Value>);
 
 /// At most this many workloads of each kind are listed for a monitor.
 const LIST_LIMIT: u32 = 500;
@@ -168,7 +162,6 @@ impl Cluster {
             client,
             cache: Mutex::new(Default::default()),
             pools: Mutex::new(Default::default()),
-            listed: Mutex::new(Default::default()),
             timeout: Duration::from_millis(1000),
         }))
     }
@@ -223,35 +216,32 @@ impl Cluster {
 
 impl Cluster {
     /// The Deployments, StatefulSets and LeaderWorkerSets of a namespace
-    /// (`None`: of every namespace), at most `LIST_LIMIT` of each kind,
-    /// cached like the other lookups. A kind that cannot be listed (the
-    /// LWS CRD absent, a timeout) adds nothing.
+    /// (`None`: of every namespace), at most `LIST_LIMIT` of each kind. A
+    /// kind that cannot be listed (the LWS CRD absent, a timeout) adds
+    /// nothing.
     async fn workloads_in(&self, namespace: Option<&str>) -> Vec<Value> {
-        self.list_in("workloads", review::FETCHED_WORKLOADS, namespace)
-            .await
+        self.list_in(review::FETCHED_WORKLOADS, namespace).await
     }
 
     /// The HPAs and KEDA ScaledObjects of a namespace, listed like
     /// workloads (a cluster without KEDA lists no ScaledObjects).
     async fn autoscalers_in(&self, namespace: &str) -> Vec<Value> {
-        self.list_in("autoscalers", review::FETCHED_AUTOSCALERS, Some(namespace))
+        self.list_in(review::FETCHED_AUTOSCALERS, Some(namespace))
             .await
     }
 
-    async fn list_in(
-        &self,
-        set: &'static str,
-        kinds: &[(&str, &str, &str)],
-        namespace: Option<&str>,
-    ) -> Vec<Value> {
-        let key = (set, namespace.map(str::to_string));
-        if let Ok(cache) = self.listed.lock() {
-            if let Some((at, found)) = cache.get(&key) {
-                if at.elapsed() < LOOKUP_CACHE {
-                    return found.clone();
-                }
-            }
-        }
+    /// Lists are never cached: what a list lacks is an absence, and a
+    /// create in the seconds before (a sync that applies an HPA, then its
+    /// Deployment) must be seen, as must a delete; a denial
+    /// (`single-autoscaler-per-workload`, `shared-cache-access-mode`) may
+    /// rest on the list. The price: a consistent list of a kind that
+    /// rarely changes waits for the apiserver's watch cache to confirm it
+    /// is current (a progress request every 100 ms), 25-50 ms on the e2e
+    /// control plane. A list at resourceVersion 0 would not wait, but the
+    /// apiserver ignores `limit` there, and the bound of `LIST_LIMIT`
+    /// keeps a namespace of many HPAs from growing every review's memory.
+    /// Watch-backed caches are the way to both (performance issue).
+    async fn list_in(&self, kinds: &[(&str, &str, &str)], namespace: Option<&str>) -> Vec<Value> {
         let mut found = Vec::new();
         for (api_version, kind, plural) in kinds {
             let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -274,9 +264,6 @@ impl Cluster {
                     }
                 }
             }
-        }
-        if let Ok(mut cache) = self.listed.lock() {
-            cache.insert(key, (Instant::now(), found.clone()));
         }
         found
     }

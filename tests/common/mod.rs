@@ -58,7 +58,13 @@ pub fn infergate(args: &[&str], stdin: Option<&str>) -> Output {
         .args(args)
         .current_dir(root())
         .env("NO_COLOR", "1")
-        .env("COLUMNS", "100")
+        .env("COLUMNS", "100");
+    run_command(command, stdin)
+}
+
+/// Run `command` with `stdin` (or none) as its input; its output.
+pub fn run_command(mut command: Command, stdin: Option<&str>) -> Output {
+    command
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -66,14 +72,14 @@ pub fn infergate(args: &[&str], stdin: Option<&str>) -> Output {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("the binary starts");
+    let mut child = command.spawn().expect("the command starts");
     if let Some(text) = stdin {
         use std::io::Write;
         let mut pipe = child.stdin.take().expect("stdin is piped");
         pipe.write_all(text.as_bytes())
             .expect("stdin accepts the input");
     }
-    child.wait_with_output().expect("the binary finishes")
+    child.wait_with_output().expect("the command finishes")
 }
 
 /// `infergate lint --policy FILE testdata/examples`, FILE holding `text`.

@@ -1,0 +1,1031 @@
+//! The e2e tier: infergate installed the way a user installs it, on a real
+//! control plane (etcd, kube-apiserver and kube-controller-manager built
+//! from k8s.io/kubernetes by scripts/control-plane.sh), and driven with
+//! kubectl and a Rust client.
+//!
+//!   bash scripts/control-plane.sh run -- cargo test --test e2e -- --ignored --nocapture
+//!
+//! The install is webhook-deploy/ applied with `kubectl apply -k` through an
+//! overlay that points the webhooks at the server this test runs on
+//! 127.0.0.1 (there is no kubelet: the Deployment's pods stay Pending), with
+//! the CA of `serve --self-signed`. The server runs with a token of the
+//! shipped service account, so its lookups have exactly the RBAC users get.
+//!
+//! One test runs the checks in order (they share the cluster and the
+//! server, and some stop it); each check's outcome and time are printed and
+//! a failed check does not stop the others.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+mod common;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const NAMESPACE: &str = "infergate";
+
+struct Cluster {
+    control_plane: PathBuf,
+    kubeconfig: PathBuf,
+    work: tempfile::TempDir,
+    server: Option<Child>,
+    addr: SocketAddr,
+    metrics: SocketAddr,
+    certificates: PathBuf,
+    server_kubeconfig: PathBuf,
+    overlay: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Cluster {
+    fn from_environment() -> Self {
+        let dir = std::env::var_os("INFERGATE_E2E_DIR")
+            .map(PathBuf::from)
+            .expect(
+                "INFERGATE_E2E_DIR is not set: run this tier with \
+             `bash scripts/control-plane.sh run -- cargo test --test e2e -- --ignored`",
+            );
+        let work = tempfile::tempdir().expect("a scratch directory");
+        let certificates = work.path().join("certs");
+        Cluster {
+            kubeconfig: dir.join("admin.kubeconfig"),
+            control_plane: dir.clone(),
+            server_kubeconfig: work.path().join("server.kubeconfig"),
+            work,
+            server: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            metrics: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            certificates,
+            overlay: PathBuf::new(),
+        }
+    }
+
+    fn kubectl_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = Command::new("kubectl");
+        command.env("KUBECONFIG", &self.kubeconfig).args(args);
+        common::run_command(command, stdin)
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with(args, None)
+    }
+
+    /// kubectl that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    }
+
+    fn apply(&self, yaml: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["apply", "-f", "-"];
+        args.extend_from_slice(extra);
+        self.kubectl_with(&args, Some(yaml))
+    }
+
+    fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let mut args = vec!["get", kind, name, "-o", "json"];
+        if !namespace.is_empty() {
+            args.extend(["-n", namespace]);
+        }
+        let output = self.kubectl(&args);
+        if !output.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&output.stdout).ok()
+    }
+
+    fn namespace(&self, name: &str) {
+        let yaml = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
+        let output = self.apply(&yaml, &[]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+
+    fn raw_metrics(&self) -> String {
+        self.ok(&["get", "--raw", "/metrics"])
+    }
+
+    /// Every webhook of both configurations gets this failurePolicy.
+    fn failure_policy(&self, policy: &str) {
+        for (kind, count) in [
+            ("mutatingwebhookconfiguration", 2),
+            ("validatingwebhookconfiguration", 3),
+        ] {
+            let ops: Vec<Value> = (0..count)
+                .map(|index| {
+                    json!({"op": "replace", "path": format!("/webhooks/{index}/failurePolicy"), "value": policy})
+                })
+                .collect();
+            self.ok(&[
+                "patch",
+                kind,
+                "infergate",
+                "--type=json",
+                "-p",
+                &Value::Array(ops).to_string(),
+            ]);
+        }
+    }
+
+    fn install(&mut self) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let crds = root.join("testdata/e2e/crds.yaml");
+        let namespace = root.join("webhook-deploy/namespace");
+        self.ok(&["apply", "-k", &namespace.display().to_string()]);
+        self.ok(&["apply", "--server-side", "-f", &crds.display().to_string()]);
+        self.ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "--all",
+        ]);
+
+        let files = infergate::webhook::selfsigned::ensure(&self.certificates)
+            .expect("self-signed certificates");
+        let bundle = std::fs::read_to_string(&files.ca_bundle).expect("the caBundle");
+        let overlay = self.work.path().join("overlay");
+        std::fs::create_dir_all(&overlay).expect("overlay directory");
+        let mut patches = String::new();
+        for (kind, paths) in [
+            (
+                "MutatingWebhookConfiguration",
+                ["/mutate", "/mutate"].as_slice(),
+            ),
+            (
+                "ValidatingWebhookConfiguration",
+                ["/validate", "/validate", "/validate"].as_slice(),
+            ),
+        ] {
+            let ops: Vec<Value> = paths
+                .iter()
+                .enumerate()
+                .map(|(index, path)| {
+                    json!({"op": "replace", "path": format!("/webhooks/{index}/clientConfig"),
+                       "value": {"url": format!("https://{}{path}", self.addr), "caBundle": bundle.trim()}})
+                })
+                .collect();
+            patches.push_str(&format!(
+                "  - target: {{kind: {kind}, name: infergate}}\n    patch: '{}'\n",
+                Value::Array(ops)
+            ));
+        }
+        std::fs::write(
+            overlay.join("kustomization.yaml"),
+            format!(
+                "resources:\n  - {}\npatches:\n{patches}",
+                relative_from(&overlay, &root.join("webhook-deploy"))
+            ),
+        )
+        .expect("overlay kustomization");
+        self.ok(&["apply", "-k", &overlay.display().to_string()]);
+        self.overlay = overlay;
+
+        // The server's identity: the shipped service account's token.
+        let token = self.ok(&[
+            "create",
+            "token",
+            "infergate",
+            "-n",
+            NAMESPACE,
+            "--duration=2h",
+        ]);
+        let apiserver = std::env::var("INFERGATE_E2E_APISERVER").expect("INFERGATE_E2E_APISERVER");
+        std::fs::write(
+            &self.server_kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {apiserver}\n    certificate-authority: {}\nusers:\n- name: infergate\n  user:\n    token: {}\ncontexts:\n- name: e2e\n  context: {{cluster: e2e, user: infergate}}\ncurrent-context: e2e\n",
+                self.control_plane.join("pki/ca.crt").display(),
+                token.trim()
+            ),
+        )
+        .expect("server kubeconfig");
+        self.start_server();
+    }
+
+    fn start_server(&mut self) {
+        let files = infergate::webhook::selfsigned::ensure(&self.certificates).expect("certs");
+        let child = Command::new(env!("CARGO_BIN_EXE_infergate"))
+            .args(["serve", "--namespace", NAMESPACE])
+            .arg("--addr")
+            .arg(self.addr.to_string())
+            .arg("--metrics-addr")
+            .arg(self.metrics.to_string())
+            .arg("--tls-cert")
+            .arg(&files.cert)
+            .arg("--tls-key")
+            .arg(&files.key)
+            .arg("--kubeconfig")
+            .arg(&self.server_kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("infergate serve starts");
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.server_metrics().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("infergate serve not ready on {}", self.metrics);
+    }
+
+    fn stop_server(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn server_metrics(&self) -> Option<String> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(self.metrics).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).ok()?;
+        body.starts_with("HTTP/1.1 200").then_some(body)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_server();
+    }
+}
+
+/// `to` as a path relative to `from` (kustomize refuses absolute
+/// resource paths), both absolute.
+fn relative_from(from: &Path, to: &Path) -> String {
+    let up = from.components().count() - 1;
+    let down = to.strip_prefix("/").expect("an absolute path");
+    format!("{}{}", "../".repeat(up), down.display())
+}
+
+/// The admission warnings kubectl printed.
+fn warnings(output: &Output) -> Vec<String> {
+    text(&output.stderr)
+        .lines()
+        .filter_map(|line| line.strip_prefix("Warning: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The sum of a Prometheus counter's series whose labels contain every
+/// `label="value"` given.
+fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn fixture(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("fixture")
+}
+
+/// The documents of a fixture whose kind is `kind`, as one YAML stream.
+fn documents(path: &str, kinds: &[&str]) -> String {
+    fixture(path)
+        .split("\n---")
+        .filter(|document| {
+            kinds
+                .iter()
+                .any(|kind| document.contains(&format!("kind: {kind}\n")))
+        })
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+const PLAIN_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: serving}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: nginx:1.27}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: serving}
+spec:
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - {name: db, image: postgres:17}
+";
+
+fn marked_deployment(name: &str, namespace: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"infergate.dev/inference": "true"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "server", "image": "vllm/vllm-openai:v0.9.0",
+                                                       "args": ["--model", "Qwen/Qwen2.5-0.5B-Instruct"],
+                                                       "resources": {"limits": {"nvidia.com/gpu": 1}}}]}}}
+    })
+}
+
+// ---------------------------------------------------------------- checks
+
+fn denies_with_the_rule_named(cluster: &mut Cluster) {
+    let hpa = fixture("testdata/rules/metric-name-lowercase/fires.yaml")
+        .replace("namespace: default", "namespace: serving");
+    let output = cluster.apply(&hpa, &[]);
+    assert!(
+        !output.status.success(),
+        "admitted: {}",
+        text(&output.stdout)
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("denied the request") && stderr.contains("[metric-name-lowercase]"),
+        "{stderr}"
+    );
+    assert!(cluster.get("hpa", "serving", "gemma-hpa").is_none());
+}
+
+fn mutates_and_warns_within_120_characters(cluster: &mut Cluster) {
+    let deployment = fixture("testdata/fix/hf-home-shm-for-large-models.yaml");
+    let output = cluster.apply(&deployment, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stored = cluster
+        .get("deployment", "serving", "vllm-llama-405b")
+        .expect("created");
+    let container = &stored["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        container["env"]
+            .as_array()
+            .is_some_and(|env| env.iter().any(|entry| entry["name"] == "HF_HOME"
+                && entry["value"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("/dev/shm/")))),
+        "not mutated: {container}"
+    );
+    let warned = warnings(&output);
+    assert!(!warned.is_empty(), "no warnings: {}", text(&output.stderr));
+    for warning in warned {
+        assert!(
+            warning.chars().count() <= 120,
+            "a warning the apiserver would cut: {warning:?}"
+        );
+    }
+}
+
+fn server_side_apply_twice_is_a_no_op(cluster: &mut Cluster) {
+    let deployment = fixture("testdata/fix/hf-home-shm-for-large-models.yaml")
+        .replace("vllm-llama-405b", "vllm-ssa");
+    for _ in 0..2 {
+        let output = cluster.apply(&deployment, &["--server-side", "--field-manager=e2e"]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    let first = cluster
+        .get("deployment", "serving", "vllm-ssa")
+        .expect("created");
+    let output = cluster.apply(&deployment, &["--server-side", "--field-manager=e2e"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let second = cluster
+        .get("deployment", "serving", "vllm-ssa")
+        .expect("kept");
+    assert_eq!(
+        first["metadata"]["resourceVersion"], second["metadata"]["resourceVersion"],
+        "a second apply of the same manifest changed the object"
+    );
+}
+
+fn dry_run_is_reviewed_and_stores_nothing(cluster: &mut Cluster) {
+    let hpa = fixture("testdata/rules/metric-name-lowercase/fires.yaml")
+        .replace("namespace: default", "namespace: serving");
+    let output = cluster.apply(&hpa, &["--dry-run=server"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("[metric-name-lowercase]"));
+    let deployment = fixture("testdata/fix/hf-home-shm-for-large-models.yaml")
+        .replace("vllm-llama-405b", "vllm-dry");
+    let output = cluster.apply(&deployment, &["--dry-run=server", "-o", "json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let answered: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(
+        answered.to_string().contains("/dev/shm/"),
+        "the dry run was not mutated"
+    );
+    assert!(cluster.get("deployment", "serving", "vllm-dry").is_none());
+}
+
+fn xla_gate_on_scale_and_on_resync(cluster: &mut Cluster) {
+    let deployment = documents(
+        "testdata/rules/xla-cache-single-writer/fires.yaml",
+        &["Deployment"],
+    );
+    let first = deployment
+        .split("\n---")
+        .next()
+        .expect("the first document");
+    let output = cluster.apply(first, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stored = cluster
+        .get("deployment", "serving", "vllm-tpu")
+        .expect("created");
+    assert_eq!(stored["spec"]["replicas"], 1, "created with all replicas");
+    assert!(text(&output.stderr).contains("xla-cache-single-writer"));
+
+    let scaled = cluster.kubectl(&[
+        "scale",
+        "-n",
+        "serving",
+        "deployment/vllm-tpu",
+        "--replicas=3",
+    ]);
+    assert!(!scaled.status.success(), "kubectl scale was admitted");
+    assert!(
+        text(&scaled.stderr).contains("xla-cache-single-writer"),
+        "{}",
+        text(&scaled.stderr)
+    );
+
+    // A GitOps re-sync of the manifest that says 3: admitted, held at 1.
+    let output = cluster.apply(first, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stored = cluster
+        .get("deployment", "serving", "vllm-tpu")
+        .expect("kept");
+    assert_eq!(stored["spec"]["replicas"], 1);
+    assert!(
+        warnings(&output).iter().any(|w| w.contains("held at 1")),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Once a replica is Ready, the cache is written: scale is admitted.
+    cluster.ok(&[
+        "patch",
+        "-n",
+        "serving",
+        "deployment/vllm-tpu",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"replicas":1,"readyReplicas":1,"availableReplicas":1,"updatedReplicas":1}}"#,
+    ]);
+    let scaled = cluster.kubectl(&[
+        "scale",
+        "-n",
+        "serving",
+        "deployment/vllm-tpu",
+        "--replicas=3",
+    ]);
+    assert!(scaled.status.success(), "{}", text(&scaled.stderr));
+}
+
+fn opt_out_only_by_the_named_groups(cluster: &mut Cluster) {
+    cluster.namespace("batch");
+    // Alice may edit namespaces but is not in the policy's optOut.
+    cluster.ok(&[
+        "create",
+        "clusterrole",
+        "namespace-editor",
+        "--verb=get,patch,update",
+        "--resource=namespaces",
+    ]);
+    cluster.ok(&[
+        "create",
+        "clusterrolebinding",
+        "alice-namespaces",
+        "--clusterrole=namespace-editor",
+        "--user=alice",
+    ]);
+    let refused = cluster.kubectl(&[
+        "label",
+        "namespace",
+        "batch",
+        "infergate.dev/webhook=exclude",
+        "--as=alice",
+    ]);
+    assert!(!refused.status.success(), "alice opted a namespace out");
+    // system:masters is named: its label is honoured, and the namespace's
+    // objects pass unreviewed.
+    cluster.ok(&[
+        "label",
+        "namespace",
+        "batch",
+        "infergate.dev/webhook=exclude",
+    ]);
+    let hpa = fixture("testdata/rules/metric-name-lowercase/fires.yaml")
+        .replace("namespace: default", "namespace: batch");
+    let output = cluster.apply(&hpa, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(warnings(&output).is_empty(), "{}", text(&output.stderr));
+    // infergate's own namespace and kube-system are never reviewed.
+    for namespace in [NAMESPACE, "kube-system"] {
+        let hpa = fixture("testdata/rules/metric-name-lowercase/fires.yaml")
+            .replace("namespace: default", &format!("namespace: {namespace}"));
+        let output = cluster.apply(&hpa, &[]);
+        assert!(
+            output.status.success(),
+            "{namespace}: {}",
+            text(&output.stderr)
+        );
+    }
+}
+
+fn match_conditions_never_error_under_fail(cluster: &mut Cluster) {
+    cluster.failure_policy("Fail");
+    let before = cluster.server_metrics().expect("server metrics");
+    let reviews_before = counter(&before, "infergate_admission_requests_total", &[]);
+    let output = cluster.apply(PLAIN_DEPLOYMENT, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Updated too (the apiserver sends UPDATE with the old object).
+    let output = cluster.apply(&PLAIN_DEPLOYMENT.replace("replicas: 2", "replicas: 3"), &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let after = cluster.server_metrics().expect("server metrics");
+    assert_eq!(
+        counter(&after, "infergate_admission_requests_total", &[]),
+        reviews_before,
+        "a plain workload reached the webhook"
+    );
+    // An inference workload under Fail is reviewed and admitted.
+    let marked = marked_deployment("marked", "serving");
+    let output = cluster.apply(&marked.to_string(), &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let reviewed = cluster.server_metrics().expect("server metrics");
+    assert!(counter(&reviewed, "infergate_admission_requests_total", &[]) > reviews_before);
+    let apiserver = cluster.raw_metrics();
+    let errors = counter(
+        &apiserver,
+        "apiserver_admission_match_condition_evaluation_errors_total",
+        &[],
+    );
+    assert_eq!(errors, 0.0, "match condition errors on the apiserver");
+    assert!(
+        counter(
+            &apiserver,
+            "apiserver_admission_match_condition_evaluation_seconds_count",
+            &["name=\"workloads.validate.infergate.dev\""]
+        ) > 0.0,
+        "the apiserver never evaluated the match conditions"
+    );
+    cluster.failure_policy("Ignore");
+}
+
+fn failure_policy_fail_and_ignore(cluster: &mut Cluster) {
+    cluster.stop_server();
+    cluster.failure_policy("Fail");
+    let marked = marked_deployment("while-down", "serving");
+    let output = cluster.apply(&marked.to_string(), &[]);
+    let refused = !output.status.success();
+    let stderr = text(&output.stderr);
+    // A plain workload does not call the webhook: admitted even now.
+    let plain = cluster.apply(&PLAIN_DEPLOYMENT.replace("name: web", "name: web-2"), &[]);
+    cluster.failure_policy("Ignore");
+    let ignored = cluster.apply(&marked.to_string(), &[]);
+    cluster.start_server();
+    assert!(refused, "Fail admitted a write while the webhook was down");
+    assert!(stderr.contains("failed calling webhook"), "{stderr}");
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    assert!(ignored.status.success(), "{}", text(&ignored.stderr));
+}
+
+fn lookups_of_targets(cluster: &mut Cluster) {
+    // An HPA whose target does not exist: warned, admitted.
+    let hpa = "apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: lookup, namespace: serving}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: lookup-target}
+  minReplicas: 1
+  maxReplicas: 2
+  behavior:
+    scaleDown: {stabilizationWindowSeconds: 300}
+  metrics:
+  - type: Pods
+    pods:
+      metric: {name: vllm:num_requests_waiting}
+      target: {type: AverageValue, averageValue: \"10\"}
+";
+    // Argo CD's order: a dry run of the HPA first (its target not created
+    // yet), then the target, then the HPA within the lookup cache's 5 s.
+    let dry = cluster.apply(hpa, &["--dry-run=server"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert!(
+        warnings(&dry).iter().any(|w| w.contains("does not exist")),
+        "no warning for a missing target: {}",
+        text(&dry.stderr)
+    );
+    let target = marked_deployment("lookup-target", "serving");
+    let created = cluster.apply(&target.to_string(), &[]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let output = cluster.apply(hpa, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        !warnings(&output)
+            .iter()
+            .any(|w| w.contains("does not exist")),
+        "a stale absence: {}",
+        text(&output.stderr)
+    );
+}
+
+/// `yaml` is admitted with a warning of `rule`.
+fn admitted_with_warning(cluster: &Cluster, yaml: &str, rule: &str, otherwise: &str) {
+    let output = cluster.apply(yaml, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        warnings(&output).iter().any(|w| w.contains(rule)),
+        "{otherwise}: {}",
+        text(&output.stderr)
+    );
+}
+
+fn lookups_of_nodes_claims_and_monitors(cluster: &mut Cluster) {
+    // Two TPU v5e 2x4 nodes: a pool of 16 chips.
+    for name in ["tpu-a", "tpu-b"] {
+        let node = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {
+                "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
+                "cloud.google.com/gke-tpu-topology": "2x4"}}});
+        let output = cluster.apply(&node.to_string(), &[]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        cluster.ok(&[
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"capacity":{"google.com/tpu":"8"},"allocatable":{"google.com/tpu":"8"}}}"#,
+        ]);
+    }
+    let pool = fixture("testdata/rules/max-replicas-chip-pool/fires.yaml");
+    let workload = documents(
+        "testdata/rules/max-replicas-chip-pool/fires.yaml",
+        &["Deployment"],
+    );
+    let output = cluster.apply(&workload, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let too_big = pool
+        .split("\n---")
+        .find(|document| document.contains("jetstream-hpa-too-big"))
+        .expect("the HPA");
+    admitted_with_warning(
+        cluster,
+        too_big,
+        "max-replicas-chip-pool",
+        "the pool of Nodes was not consulted",
+    );
+
+    // A ReadWriteOnce claim under an HPA of four: the workload's review
+    // looks up both, and is denied with the rule.
+    let fires = "testdata/rules/shared-cache-access-mode/fires.yaml";
+    let rename = |yaml: String| {
+        yaml.replace("name: vllm\n", "name: vllm-claim\n")
+            .replace("{app: vllm}", "{app: vllm-claim}")
+            .replace("name: vllm}", "name: vllm-claim}")
+            .replace("claimName: models", "claimName: models-rwo")
+            .replace("name: models\n  namespace", "name: models-rwo\n  namespace")
+    };
+    let output = cluster.apply(
+        &rename(documents(
+            fires,
+            &["PersistentVolumeClaim", "HorizontalPodAutoscaler"],
+        )),
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = cluster.apply(&rename(documents(fires, &["Deployment"])), &[]);
+    assert!(
+        !output.status.success() && text(&output.stderr).contains("[shared-cache-access-mode]"),
+        "the claim or the HPA was not consulted: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+
+    // A PodMonitoring scraping a port the selected server does not open.
+    let monitored = documents(
+        "testdata/rules/podmonitoring-scrape/fires-port.yaml",
+        &["Deployment"],
+    )
+    .replace("name: vllm\n", "name: vllm-monitored\n")
+    .replace("{app: vllm}", "{app: vllm-monitored}");
+    let output = cluster.apply(&monitored, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let monitor = documents(
+        "testdata/rules/podmonitoring-scrape/fires-port.yaml",
+        &["PodMonitoring"],
+    )
+    .replace("{app: vllm}", "{app: vllm-monitored}");
+    admitted_with_warning(
+        cluster,
+        &monitor,
+        "podmonitoring-scrape",
+        "the monitor's workloads were not consulted",
+    );
+}
+
+fn audit_writes_reports_the_crd_accepts(cluster: &mut Cluster) {
+    let audit = Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .args(["audit", "-A", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .output()
+        .expect("audit runs");
+    let printed = text(&audit.stdout);
+    assert!(
+        printed.contains("shared-cache-access-mode") || printed.contains("max-replicas-chip-pool"),
+        "audit found nothing: {printed}{}",
+        text(&audit.stderr)
+    );
+    let write = Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .args(["audit", "-A", "--write-reports", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .output()
+        .expect("audit runs");
+    assert!(
+        !text(&write.stderr).contains("cannot write"),
+        "{}",
+        text(&write.stderr)
+    );
+    let report = cluster
+        .get("policyreport", "serving", "infergate")
+        .expect("a PolicyReport in serving");
+    let results = report["results"].as_array().expect("results");
+    assert!(!results.is_empty());
+    for result in results {
+        assert!(result["timestamp"]["seconds"].is_i64(), "{result}");
+        assert_eq!(result["source"], "infergate", "{result}");
+    }
+    assert!(
+        report["summary"]["fail"].as_i64().unwrap_or_default()
+            + report["summary"]["warn"].as_i64().unwrap_or_default()
+            > 0
+    );
+    let output = cluster.kubectl(&["get", "clusterpolicyreport", "infergate"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+fn apiserver_admission_metrics(cluster: &mut Cluster) {
+    let metrics = cluster.raw_metrics();
+    let calls = counter(
+        &metrics,
+        "apiserver_admission_webhook_admission_duration_seconds_count",
+        &["name=\"workloads.validate.infergate.dev\""],
+    );
+    assert!(calls > 0.0, "no calls of the validating webhook recorded");
+    let rejections = counter(
+        &metrics,
+        "apiserver_admission_webhook_rejection_count",
+        &["name=\"workloads.validate.infergate.dev\""],
+    );
+    assert!(rejections > 0.0, "no rejection recorded");
+    let failures = counter(
+        &metrics,
+        "apiserver_admission_webhook_fail_open_count",
+        &["name=\"workloads.validate.infergate.dev\""],
+    );
+    println!(
+        "e2e: validating webhook calls {calls}, rejections {rejections}, fail-open {failures}"
+    );
+}
+
+/// Not an assertion: the latency the webhooks add to a Deployment create,
+/// measured with a Rust client (kube), webhooks on (a reviewed namespace)
+/// and off (an excluded one) in the same run.
+fn latency_of_a_create(cluster: &mut Cluster) {
+    cluster.namespace("latency-on");
+    cluster.namespace("latency-off");
+    cluster.ok(&[
+        "label",
+        "namespace",
+        "latency-off",
+        "infergate.dev/webhook=exclude",
+    ]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let kubeconfig = cluster.kubeconfig.clone();
+    let (on, off) = runtime.block_on(async move {
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("a client configuration");
+        let client = kube::Client::try_from(config).expect("a client");
+        let resource = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "apps",
+            "v1",
+            "Deployment",
+        ));
+        let mut times = Vec::new();
+        for namespace in ["latency-on", "latency-off"] {
+            let api: kube::Api<kube::api::DynamicObject> =
+                kube::Api::namespaced_with(client.clone(), namespace, &resource);
+            let mut samples = Vec::new();
+            for index in 0..40 {
+                let object: kube::api::DynamicObject =
+                    serde_json::from_value(marked_deployment(&format!("d{index}"), namespace))
+                        .expect("object");
+                let started = Instant::now();
+                api.create(&kube::api::PostParams::default(), &object)
+                    .await
+                    .expect("created");
+                samples.push(started.elapsed());
+            }
+            samples.sort();
+            times.push(samples);
+        }
+        (times.remove(0), times.remove(0))
+    });
+    let describe = |samples: &[Duration]| {
+        let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+        format!(
+            "mean {:.1} ms, p50 {:.1} ms, p95 {:.1} ms",
+            mean.as_secs_f64() * 1e3,
+            samples[samples.len() / 2].as_secs_f64() * 1e3,
+            samples[samples.len() * 95 / 100].as_secs_f64() * 1e3
+        )
+    };
+    println!(
+        "e2e: Deployment create, 40 each: webhooks on {}; off {}",
+        describe(&on),
+        describe(&off)
+    );
+}
+
+fn namespace_state(cluster: &Cluster, name: &str) -> (String, Value) {
+    let namespace = cluster
+        .get("namespace", "", name)
+        .unwrap_or_else(|| panic!("namespace {name} is gone"));
+    (
+        namespace["status"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        namespace["metadata"]["labels"].clone(),
+    )
+}
+
+/// Webhook and audit installed side by side, each deleted on its own; an
+/// overlay into a team's namespace applied and deleted: every namespace
+/// survives, unrelabelled. Runs last: it uninstalls the webhook.
+fn install_and_uninstall_leave_namespaces(cluster: &mut Cluster) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let audit = root.join("webhook-deploy/audit").display().to_string();
+    cluster.ok(&["apply", "-k", &audit]);
+    cluster.ok(&[
+        "delete",
+        "-k",
+        &cluster.overlay.display().to_string(),
+        "--wait=false",
+    ]);
+    let (phase, _) = namespace_state(cluster, NAMESPACE);
+    assert_eq!(
+        phase, "Active",
+        "deleting the webhook deleted its namespace"
+    );
+    cluster.ok(&["get", "cronjob", "-n", NAMESPACE, "infergate-audit"]);
+    cluster.ok(&["delete", "-k", &audit, "--wait=false"]);
+    let (phase, _) = namespace_state(cluster, NAMESPACE);
+    assert_eq!(phase, "Active", "deleting the audit deleted the namespace");
+
+    // A team's namespace, with labels of its own.
+    cluster.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ml-platform\n  labels: {team: ml}\n",
+        &[],
+    );
+    let overlay = root
+        .join("testdata/kustomize/ml-platform")
+        .display()
+        .to_string();
+    cluster.ok(&["apply", "-k", &overlay]);
+    let (_, labels) = namespace_state(cluster, "ml-platform");
+    assert_eq!(labels["team"], "ml");
+    assert!(
+        labels.get("infergate.dev/webhook").is_none()
+            && labels.get("pod-security.kubernetes.io/enforce").is_none(),
+        "the install relabelled the team's namespace: {labels}"
+    );
+    cluster.ok(&["delete", "-k", &overlay, "--wait=false"]);
+    let (phase, _) = namespace_state(cluster, "ml-platform");
+    assert_eq!(phase, "Active", "uninstalling deleted the team's namespace");
+}
+
+/// A named step of the tier.
+type Check = fn(&mut Cluster);
+
+#[test]
+#[ignore = "needs the real control plane: bash scripts/control-plane.sh run -- cargo test --test e2e -- --ignored"]
+fn e2e() {
+    let mut cluster = Cluster::from_environment();
+    let started = Instant::now();
+    cluster.install();
+    println!("e2e: installed in {:.1} s", started.elapsed().as_secs_f64());
+    cluster.namespace("serving");
+    let checks: &[(&str, Check)] = &[
+        ("denies with the rule named", denies_with_the_rule_named),
+        (
+            "mutates, warnings within 120 characters",
+            mutates_and_warns_within_120_characters,
+        ),
+        (
+            "server-side apply twice is a no-op",
+            server_side_apply_twice_is_a_no_op,
+        ),
+        (
+            "dry run is reviewed and stores nothing",
+            dry_run_is_reviewed_and_stores_nothing,
+        ),
+        (
+            "XLA gate on scale and on re-sync",
+            xla_gate_on_scale_and_on_resync,
+        ),
+        (
+            "opt-out only by the named groups; excluded namespaces",
+            opt_out_only_by_the_named_groups,
+        ),
+        (
+            "matchConditions never error under Fail",
+            match_conditions_never_error_under_fail,
+        ),
+        (
+            "failurePolicy Fail and Ignore",
+            failure_policy_fail_and_ignore,
+        ),
+        (
+            "lookups of targets (dry run, then create)",
+            lookups_of_targets,
+        ),
+        (
+            "lookups of Nodes, claims and monitors",
+            lookups_of_nodes_claims_and_monitors,
+        ),
+        (
+            "audit and --write-reports against the CRD",
+            audit_writes_reports_the_crd_accepts,
+        ),
+        (
+            "the apiserver's admission metrics",
+            apiserver_admission_metrics,
+        ),
+        ("latency a create pays (printed)", latency_of_a_create),
+        (
+            "install and uninstall leave namespaces",
+            install_and_uninstall_leave_namespaces,
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (name, check) in checks {
+        let started = Instant::now();
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut cluster)));
+        let seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => println!("e2e: ok     {name} ({seconds:.1} s)"),
+            Err(_) => {
+                println!("e2e: FAILED {name} ({seconds:.1} s)");
+                failed.push(*name);
+            }
+        }
+    }
+    println!(
+        "e2e: {} checks in {:.1} s",
+        checks.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failed.is_empty(), "failed checks: {failed:?}");
+}
