@@ -734,6 +734,15 @@ fn lookups_of_nodes_claims_and_monitors(cluster: &mut Cluster) {
         text(&output.stdout),
         text(&output.stderr)
     );
+    // The HPA deleted, the same workload is admitted at once: the
+    // autoscalers the review reads follow deletes too.
+    cluster.ok(&["delete", "hpa", "-n", "serving", "vllm-claim"]);
+    let output = cluster.apply(&rename(documents(fires, &["Deployment"])), &[]);
+    assert!(
+        output.status.success(),
+        "denied on a deleted HPA: {}",
+        text(&output.stderr)
+    );
 
     // A PodMonitoring scraping a port the selected server does not open.
     let monitored = documents(

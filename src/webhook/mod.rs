@@ -7,3 +7,4 @@ pub mod selfsigned;
 pub mod server;
 pub mod tls;
 pub mod uid;
+pub mod watched;

@@ -111,6 +111,8 @@ pub struct Cluster {
     client: kube::Client,
     cache: Mutex<std::collections::HashMap<WorkloadRef, (Instant, ScaleTarget)>>,
     pools: Mutex<std::collections::HashMap<String, (Instant, f64)>>,
+    /// Watch-backed HPAs and ScaledObjects of every namespace.
+    autoscalers: Vec<super::watched::Watched>,
     timeout: Duration,
 }
 
@@ -158,10 +160,15 @@ impl Cluster {
             path: "in-cluster configuration".to_string(),
             message: error.to_string(),
         })?;
+        let autoscalers = review::FETCHED_AUTOSCALERS
+            .iter()
+            .map(|&kind| super::watched::Watched::start(client.clone(), kind))
+            .collect();
         Ok(Some(Self {
             client,
             cache: Mutex::new(Default::default()),
             pools: Mutex::new(Default::default()),
+            autoscalers,
             timeout: Duration::from_millis(1000),
         }))
     }
@@ -223,11 +230,21 @@ impl Cluster {
         self.list_in(review::FETCHED_WORKLOADS, namespace).await
     }
 
-    /// The HPAs and KEDA ScaledObjects of a namespace, listed like
-    /// workloads (a cluster without KEDA lists no ScaledObjects).
+    /// The HPAs and KEDA ScaledObjects of a namespace: from the watches
+    /// when they are current, else listed (a cluster without KEDA lists no
+    /// ScaledObjects).
     async fn autoscalers_in(&self, namespace: &str) -> Vec<Value> {
-        self.list_in(review::FETCHED_AUTOSCALERS, Some(namespace))
-            .await
+        let mut found = Vec::new();
+        for (watched, kind) in self.autoscalers.iter().zip(review::FETCHED_AUTOSCALERS) {
+            match watched.namespace(namespace) {
+                Some(objects) => found.extend(objects),
+                None => found.extend(
+                    self.list_in(std::slice::from_ref(kind), Some(namespace))
+                        .await,
+                ),
+            }
+        }
+        found
     }
 
     /// Lists are never cached: what a list lacks is an absence, and a
