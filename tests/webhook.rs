@@ -2484,6 +2484,14 @@ async fn a_missing_target_is_not_remembered() {
             .contains("does not exist in the cluster"),
         "{first}"
     );
+    // The advice survives the apiserver's 120 characters: never cut.
+    for warning in first["warnings"].as_array().expect("warnings") {
+        let warning = warning.as_str().expect("text");
+        assert!(
+            warning.chars().count() <= 120 && !warning.ends_with('…'),
+            "{warning}"
+        );
+    }
     created.store(true, std::sync::atomic::Ordering::SeqCst);
     let real = send(
         &server,

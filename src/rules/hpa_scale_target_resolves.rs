@@ -75,7 +75,7 @@ impl Rule for HpaScaleTargetResolves {
                 format!("scaleTargetRef {kind} `{name}` does not exist in the cluster; the HPA cannot scale it"),
             )
             .short(format!(
-                "scaleTargetRef {kind} `{name}` does not exist in the cluster: create it first or fix the name"
+                "{kind} `{name}` does not exist in the cluster: create it, or fix scaleTargetRef"
             ))
             .help("create the workload first, or fix the name in scaleTargetRef");
             return;
