@@ -907,6 +907,169 @@ fn latency_of_a_create(cluster: &mut Cluster) {
     );
 }
 
+/// A server with `--managed-certificates`, as the component runs it, with
+/// the shipped service account's token.
+fn managed_server(cluster: &Cluster, addr: SocketAddr, metrics: SocketAddr, dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .args(["serve", "--namespace", NAMESPACE, "--managed-certificates"])
+        .args([
+            "--certificate-name",
+            "127.0.0.1",
+            "--certificate-name",
+            "localhost",
+        ])
+        .args(["--certificates-check-interval-ms", "1000"])
+        .arg("--certificates-dir")
+        .arg(dir)
+        .arg("--addr")
+        .arg(addr.to_string())
+        .arg("--metrics-addr")
+        .arg(metrics.to_string())
+        .arg("--kubeconfig")
+        .arg(&cluster.server_kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("infergate serve starts")
+}
+
+/// The Secret's data field, decoded.
+fn secret_field(cluster: &Cluster, field: &str) -> String {
+    let secret = cluster
+        .get("secret", NAMESPACE, "infergate-tls")
+        .expect("the Secret infergate-tls");
+    let encoded = secret["data"][field].as_str().expect("the field");
+    use base64::Engine as _;
+    text(
+        &base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64"),
+    )
+}
+
+/// Every caBundle of both configurations.
+fn ca_bundles(cluster: &Cluster) -> Vec<String> {
+    let mut bundles = Vec::new();
+    for kind in [
+        "mutatingwebhookconfiguration",
+        "validatingwebhookconfiguration",
+    ] {
+        let configuration = cluster.get(kind, "", "infergate").expect("configuration");
+        for webhook in configuration["webhooks"].as_array().expect("webhooks") {
+            bundles.push(
+                webhook["clientConfig"]["caBundle"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    bundles
+}
+
+fn eventually(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("not within {seconds} s: {what}");
+}
+
+/// Certificates without cert-manager: two replicas start at once with
+/// the component's RBAC, agree on one Secret, inject its CA; the serving
+/// certificate is renewed by one of them and followed by both; a reset
+/// caBundle is put back.
+fn managed_certificates(cluster: &mut Cluster) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rbac = root.join("webhook-deploy/managed-certificates/rbac.yaml");
+    cluster.ok(&["apply", "-f", &rbac.display().to_string()]);
+    cluster.stop_server();
+    let dirs = [
+        cluster.work.path().join("managed-a"),
+        cluster.work.path().join("managed-b"),
+    ];
+    let second = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+    );
+    let mut replicas = vec![
+        managed_server(cluster, cluster.addr, cluster.metrics, &dirs[0]),
+        managed_server(cluster, second.0, second.1, &dirs[1]),
+    ];
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        eventually("both replicas serve", 20, || {
+            dirs.iter().all(|dir| dir.join("tls.crt").is_file())
+                && cluster.server_metrics().is_some()
+        });
+        let ca = secret_field(cluster, "ca.crt");
+        use base64::Engine as _;
+        let bundle = base64::engine::general_purpose::STANDARD.encode(&ca);
+        eventually("the CA injected into every webhook", 10, || {
+            ca_bundles(cluster).iter().all(|b| *b == bundle)
+        });
+        let read = |dir: &PathBuf| std::fs::read_to_string(dir.join("tls.crt")).unwrap_or_default();
+        assert_eq!(
+            read(&dirs[0]),
+            read(&dirs[1]),
+            "the replicas serve different certificates"
+        );
+        denies_with_the_rule_named(cluster);
+
+        // Renewal due: one replica renews, both follow, the CA stays.
+        let before = secret_field(cluster, "tls.crt");
+        let soon = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            + 60;
+        cluster.ok(&[
+            "annotate",
+            "secret",
+            "-n",
+            NAMESPACE,
+            "infergate-tls",
+            &format!("infergate.dev/serving-certificate-expires={soon}"),
+            "--overwrite",
+        ]);
+        eventually("the serving certificate renewed", 15, || {
+            secret_field(cluster, "tls.crt") != before
+        });
+        assert_eq!(
+            secret_field(cluster, "ca.crt"),
+            ca,
+            "renewal changed the CA"
+        );
+        let renewed = secret_field(cluster, "tls.crt");
+        eventually("both replicas serve the renewed certificate", 15, || {
+            dirs.iter().all(|dir| read(dir) == renewed)
+        });
+        denies_with_the_rule_named(cluster);
+
+        // A caBundle reset (a re-apply of webhooks.yaml) is put back.
+        cluster.ok(&[
+            "patch",
+            "validatingwebhookconfiguration",
+            "infergate",
+            "--type=json",
+            "-p",
+            r#"[{"op": "replace", "path": "/webhooks/0/clientConfig/caBundle", "value": "Cg=="}]"#,
+        ]);
+        eventually("the caBundle put back", 10, || {
+            ca_bundles(cluster).iter().all(|b| *b == bundle)
+        });
+    }));
+    for replica in &mut replicas {
+        let _ = replica.kill();
+        let _ = replica.wait();
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 fn namespace_state(cluster: &Cluster, name: &str) -> (String, Value) {
     let namespace = cluster
         .get("namespace", "", name)
@@ -1023,6 +1186,10 @@ fn e2e() {
             apiserver_admission_metrics,
         ),
         ("latency a create pays (printed)", latency_of_a_create),
+        (
+            "managed certificates: two replicas, renewal, drift",
+            managed_certificates,
+        ),
         (
             "install and uninstall leave namespaces",
             install_and_uninstall_leave_namespaces,

@@ -164,6 +164,84 @@ fn only_the_namespace_kustomization_renders_a_namespace() {
     );
 }
 
+/// The managed-certificates component, in another namespace: nothing of
+/// cert-manager's left, the server told to manage its certificates on a
+/// writable in-memory volume, and RBAC for exactly its Secret and its two
+/// webhook configurations.
+#[test]
+fn managed_certificates_replace_cert_manager() {
+    if !can_render("managed_certificates_replace_cert_manager") {
+        return;
+    }
+    let objects = render("testdata/kustomize/managed-certificates");
+    for object in &objects {
+        let group = object["apiVersion"].as_str().unwrap_or_default();
+        assert!(!group.starts_with("cert-manager.io/"), "{object}");
+        assert!(
+            object["metadata"]["annotations"]
+                .get("cert-manager.io/inject-ca-from")
+                .is_none(),
+            "{}",
+            object["kind"]
+        );
+    }
+    let deployment = objects
+        .iter()
+        .find(|object| object["kind"] == "Deployment")
+        .expect("Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--managed-certificates"), "{args:?}");
+    assert!(
+        !args.iter().any(|arg| arg.starts_with("--tls-")),
+        "{args:?}"
+    );
+    assert_eq!(container["volumeMounts"][0]["readOnly"], false);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["medium"],
+        "Memory"
+    );
+    // The namespace of the Secret's Role follows the overlay; the
+    // configurations are granted by name only.
+    let role = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "Role" && object["metadata"]["name"] == "infergate-certificates"
+        })
+        .expect("Role");
+    assert_eq!(role["metadata"]["namespace"], "ml-platform");
+    for rule in role["rules"].as_array().expect("rules") {
+        let verbs = rule["verbs"].to_string();
+        if rule.get("resourceNames").is_none() {
+            assert_eq!(verbs, r#"["create"]"#, "only create is unnamed");
+        } else {
+            assert_eq!(rule["resourceNames"], json!(["infergate-tls"]));
+        }
+    }
+    let cluster_role = objects
+        .iter()
+        .find(|object| {
+            object["kind"] == "ClusterRole"
+                && object["metadata"]["name"] == "infergate-certificates"
+        })
+        .expect("ClusterRole");
+    for rule in cluster_role["rules"].as_array().expect("rules") {
+        assert_eq!(rule["resourceNames"], json!(["infergate"]));
+        assert_eq!(rule["verbs"], json!(["get", "update"]));
+    }
+    for webhook in webhooks(&objects) {
+        assert_eq!(
+            webhook["namespaceSelector"]["matchExpressions"][0]["values"],
+            json!(["ml-platform"])
+        );
+    }
+}
+
 /// Every string of a rendered object, with the path it sits at.
 fn strings<'a>(value: &'a Value, path: String, found: &mut Vec<(String, &'a str)>) {
     match value {

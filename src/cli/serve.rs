@@ -8,11 +8,45 @@ pub struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub addr: std::net::SocketAddr,
     /// Serving certificate (PEM); reloaded when the file changes.
-    #[arg(long, value_name = "FILE", required_unless_present = "self_signed")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present_any = ["self_signed", "managed_certificates"],
+        conflicts_with = "managed_certificates"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// Serving key (PEM); reloaded when the file changes.
-    #[arg(long, value_name = "FILE", required_unless_present = "self_signed")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present_any = ["self_signed", "managed_certificates"],
+        conflicts_with = "managed_certificates"
+    )]
     pub tls_key: Option<PathBuf>,
+    /// Keep the CA and serving certificate in a Secret of the server's
+    /// namespace (made by the first replica, renewed with a third of its
+    /// life left) and the CA in the webhook configurations' caBundle:
+    /// no cert-manager needed.
+    #[arg(long, conflicts_with = "self_signed")]
+    pub managed_certificates: bool,
+    /// The Secret of --managed-certificates.
+    #[arg(long, value_name = "NAME", default_value = "infergate-tls")]
+    pub certificates_secret: String,
+    /// The Mutating and Validating webhook configurations whose caBundle
+    /// --managed-certificates keeps.
+    #[arg(long, value_name = "NAME", default_value = "infergate")]
+    pub webhook_configuration: String,
+    /// A name of the managed serving certificate (repeatable; default:
+    /// the Service `infergate` of the namespace, `.svc` and
+    /// `.svc.cluster.local`).
+    #[arg(long, value_name = "DNS_OR_IP")]
+    pub certificate_name: Vec<String>,
+    /// Where --managed-certificates writes the serving pair (created 0700).
+    #[arg(long, value_name = "DIR", default_value = "/certs/managed")]
+    pub certificates_dir: PathBuf,
+    /// How often --managed-certificates checks the Secret and caBundles.
+    #[arg(long, value_name = "MS", default_value_t = 3_600_000)]
+    pub certificates_check_interval_ms: u64,
     /// Verify the apiserver's client certificate against this CA (PEM).
     #[arg(long, value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
@@ -72,7 +106,32 @@ pub(super) fn serve(args: &ServeArgs) -> ExitCode {
         Ok(policy) => policy,
         Err(exit) => return exit,
     };
+    let own_namespace = args
+        .namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "infergate".to_string());
+    let managed = args
+        .managed_certificates
+        .then(|| crate::webhook::managed_certs::Options {
+            namespace: own_namespace.clone(),
+            secret: args.certificates_secret.clone(),
+            configuration: args.webhook_configuration.clone(),
+            names: if args.certificate_name.is_empty() {
+                crate::webhook::managed_certs::service_names("infergate", &own_namespace)
+            } else {
+                args.certificate_name.clone()
+            },
+            dir: args.certificates_dir.clone(),
+            check_interval: std::time::Duration::from_millis(
+                args.certificates_check_interval_ms.max(1000),
+            ),
+        });
     let (tls_cert, tls_key) = match (&args.self_signed, &args.tls_cert, &args.tls_key) {
+        _ if managed.is_some() => (
+            args.certificates_dir.join("tls.crt"),
+            args.certificates_dir.join("tls.key"),
+        ),
         (_, Some(cert), Some(key)) => (cert.clone(), key.clone()),
         (Some(directory), _, _) => match crate::webhook::selfsigned::ensure(directory) {
             Ok(files) => {
@@ -93,11 +152,6 @@ pub(super) fn serve(args: &ServeArgs) -> ExitCode {
             )
         }
     };
-    let own_namespace = args
-        .namespace
-        .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
-        .unwrap_or_else(|| "infergate".to_string());
     let options = crate::webhook::server::ServeOptions {
         addr: args.addr,
         metrics_addr: args.metrics_addr,
@@ -115,6 +169,7 @@ pub(super) fn serve(args: &ServeArgs) -> ExitCode {
         reload_interval: std::time::Duration::from_millis(args.reload_interval_ms.max(100)),
         drain_timeout: std::time::Duration::from_secs(25),
         shutdown_delay: std::time::Duration::from_millis(args.shutdown_delay_ms),
+        managed,
     };
     // Only ring is compiled in; installing it makes the choice explicit
     // for every rustls user in the process (kube's client included).

@@ -1,5 +1,6 @@
 //! The admission webhook: the engine served over HTTPS to the apiserver.
 
+pub mod managed_certs;
 pub mod match_conditions;
 pub mod metrics;
 pub mod review;

@@ -167,23 +167,38 @@ pub fn generate(names: &[&str]) -> Result<(String, String, String), rcgen::Error
 /// now, as cert-manager's default duration is 90 days and a local trial
 /// needs less.
 pub fn generate_with_ca_key(names: &[&str]) -> Result<Pems, rcgen::Error> {
-    let since_epoch = std::time::SystemTime::now()
+    let year = std::time::Duration::from_secs(365 * 24 * 3600);
+    generate_with_validity(names, year, year)
+}
+
+/// Now, as time since the Unix epoch (rcgen's dates are the epoch plus
+/// this; its date type is not re-exported).
+fn since_epoch() -> std::time::Duration {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let not_before = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
-    let not_after = not_before + std::time::Duration::from_secs(365 * 24 * 3600);
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
+        .unwrap_or_default()
+}
+
+/// The CA's parameters. A serving certificate signed later with the same
+/// key names this subject as its issuer, so it must not change.
+fn ca_params(valid_for: std::time::Duration) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
         .distinguished_name
         .push(DnType::CommonName, "infergate local CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params.not_before = not_before;
-    ca_params.not_after = not_after;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let ca_key_pem = ca_key.serialize_pem();
-    let issuer = Issuer::new(ca_params, ca_key);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_epoch();
+    params.not_after = params.not_before + valid_for;
+    Ok(params)
+}
+
+/// A serving certificate for `names`, signed by `issuer`.
+fn serving<S: rcgen::SigningKey>(
+    issuer: &Issuer<'_, S>,
+    names: &[&str],
+    valid_for: std::time::Duration,
+) -> Result<(String, String), rcgen::Error> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(
         names
@@ -194,15 +209,56 @@ pub fn generate_with_ca_key(names: &[&str]) -> Result<Pems, rcgen::Error> {
     params
         .distinguished_name
         .push(DnType::CommonName, "infergate");
-    params.not_before = not_before;
-    params.not_after = not_after;
-    let cert = params.signed_by(&key, &issuer)?;
+    params.not_before = rcgen::date_time_ymd(1970, 1, 1) + since_epoch();
+    params.not_after = params.not_before + valid_for;
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// A new CA and a serving pair for `names`, with the validities given.
+pub fn generate_with_validity(
+    names: &[&str],
+    ca_valid_for: std::time::Duration,
+    serving_valid_for: std::time::Duration,
+) -> Result<Pems, rcgen::Error> {
+    let ca_key = KeyPair::generate()?;
+    let params = ca_params(ca_valid_for)?;
+    let ca_cert = params.self_signed(&ca_key)?;
+    let ca_key_pem = ca_key.serialize_pem();
+    let issuer = Issuer::new(params, ca_key);
+    let (cert, key) = serving(&issuer, names, serving_valid_for)?;
     Ok(Pems {
         ca_cert: ca_cert.pem(),
         ca_key: ca_key_pem,
-        cert: cert.pem(),
-        key: key.serialize_pem(),
+        cert,
+        key,
     })
+}
+
+/// A new serving pair for `names` signed by an existing CA of
+/// [`generate_with_validity`], given its key (the certificate is not
+/// parsed: the issuer's subject is the fixed one of `ca_params`).
+pub fn sign_serving(
+    ca_key_pem: &str,
+    names: &[&str],
+    valid_for: std::time::Duration,
+) -> Result<(String, String), rcgen::Error> {
+    let ca_key = KeyPair::from_pem(ca_key_pem)?;
+    let issuer = Issuer::new(ca_params(valid_for)?, ca_key);
+    serving(&issuer, names, valid_for)
+}
+
+/// Write `files` (path, text, private) into `dir`, made safe for keys as
+/// `ensure` makes it.
+pub fn write_private(dir: &Path, files: &[(&Path, &str, bool)]) -> Result<(), SelfSignedError> {
+    prepare_directory(dir)?;
+    for (path, text, secret) in files {
+        write_file(dir, path, text, *secret).map_err(|source| SelfSignedError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -86,6 +86,10 @@ pub struct ServeOptions {
     /// before it stops listening and closes idle connections: the
     /// apiserver keeps routing to the pod until its endpoint is removed.
     pub shutdown_delay: Duration,
+    /// Certificates kept in a Secret and the caBundles by the server
+    /// itself (`--managed-certificates`); `tls_cert`/`tls_key` are then
+    /// where it writes the serving pair.
+    pub managed: Option<super::managed_certs::Options>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +106,10 @@ pub enum ServeError {
     Kubeconfig { path: String, message: String },
     #[error("cannot wait for signals: {0}")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Managed(#[from] super::managed_certs::ManagedError),
+    #[error("--managed-certificates needs a cluster client: run in a pod or give --kubeconfig")]
+    NoClusterForCertificates,
 }
 
 /// Looks workloads up in the cluster (the Deployment of a
@@ -128,38 +136,44 @@ enum Freshness {
     Now,
 }
 
-impl Cluster {
-    pub async fn connect(kubeconfig: Option<&PathBuf>) -> Result<Option<Self>, ServeError> {
-        let config = match kubeconfig {
-            Some(path) => {
-                let failed = |message: String| ServeError::Kubeconfig {
-                    path: path.display().to_string(),
-                    message,
-                };
-                let file = kube::config::Kubeconfig::read_from(path)
-                    .map_err(|error| failed(error.to_string()))?;
-                kube::Config::from_custom_kubeconfig(
-                    file,
-                    &kube::config::KubeConfigOptions::default(),
-                )
+/// A client of the cluster: from `kubeconfig`, else in-cluster when running
+/// in a pod, else none.
+async fn client(kubeconfig: Option<&PathBuf>) -> Result<Option<kube::Client>, ServeError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let failed = |message: String| ServeError::Kubeconfig {
+                path: path.display().to_string(),
+                message,
+            };
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|error| failed(error.to_string()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|error| failed(error.to_string()))?
-            }
-            None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
-                match kube::Config::incluster() {
-                    Ok(config) => config,
-                    Err(error) => {
-                        eprintln!("infergate: no cluster client ({error}); scale requests are allowed with a warning");
-                        return Ok(None);
-                    }
+        }
+        None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+            match kube::Config::incluster() {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("infergate: no cluster client ({error}); scale requests are allowed with a warning");
+                    return Ok(None);
                 }
             }
-            None => return Ok(None),
+        }
+        None => return Ok(None),
+    };
+    let client = kube::Client::try_from(config).map_err(|error| ServeError::Kubeconfig {
+        path: "in-cluster configuration".to_string(),
+        message: error.to_string(),
+    })?;
+    Ok(Some(client))
+}
+
+impl Cluster {
+    pub async fn connect(kubeconfig: Option<&PathBuf>) -> Result<Option<Self>, ServeError> {
+        let Some(client) = client(kubeconfig).await? else {
+            return Ok(None);
         };
-        let client = kube::Client::try_from(config).map_err(|error| ServeError::Kubeconfig {
-            path: "in-cluster configuration".to_string(),
-            message: error.to_string(),
-        })?;
         let autoscalers = review::FETCHED_AUTOSCALERS
             .iter()
             .map(|&kind| super::watched::Watched::start(client.clone(), kind))
@@ -878,6 +892,18 @@ async fn shutdown_signal() -> Result<(), ServeError> {
 
 /// Serve until SIGTERM, then finish the requests in flight and return.
 pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), ServeError> {
+    // Managed certificates: agreed with the other replicas through the
+    // Secret, written where the TLS loader reads them, kept current.
+    let _renewal = match &options.managed {
+        Some(managed) => {
+            let client = client(options.kubeconfig.as_ref())
+                .await?
+                .ok_or(ServeError::NoClusterForCertificates)?;
+            super::managed_certs::ensure(&client, managed).await?;
+            Some(super::managed_certs::spawn(client, managed.clone()))
+        }
+        None => None,
+    };
     let store = CertStore::load(&options.tls_cert, &options.tls_key)?;
     store.watch(options.reload_interval);
     let config = tls::server_config(Arc::clone(&store), options.client_ca.as_deref())?;
