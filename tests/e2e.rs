@@ -1070,6 +1070,143 @@ fn managed_certificates(cluster: &mut Cluster) {
     }
 }
 
+fn helm(cluster: &Cluster, args: &[&str]) -> Output {
+    let helm =
+        std::env::var_os("INFERGATE_HELM").expect("INFERGATE_HELM (scripts/control-plane.sh)");
+    let mut command = Command::new(helm);
+    command
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args);
+    common::run_command(command, None)
+}
+
+/// Objects by (kind, namespace, name), without the labels only Helm adds.
+fn by_identity(objects: Vec<Value>) -> std::collections::BTreeMap<String, Value> {
+    objects
+        .into_iter()
+        .map(|mut object| {
+            if let Some(labels) = object
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
+                for helm_only in [
+                    "app.kubernetes.io/managed-by",
+                    "app.kubernetes.io/instance",
+                    "app.kubernetes.io/version",
+                    "helm.sh/chart",
+                ] {
+                    labels.remove(helm_only);
+                }
+            }
+            let key = format!(
+                "{} {}/{}",
+                object["kind"].as_str().unwrap_or_default(),
+                object["metadata"]["namespace"].as_str().unwrap_or_default(),
+                object["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            (key, object)
+        })
+        .collect()
+}
+
+/// The chart renders exactly the objects of the kustomize install it
+/// mirrors, in each configuration both offer.
+fn chart_renders_the_kustomize_objects(cluster: &mut Cluster) {
+    let lint = helm(cluster, &["lint", "--strict", "charts/infergate"]);
+    assert!(
+        lint.status.success(),
+        "{}{}",
+        text(&lint.stdout),
+        text(&lint.stderr)
+    );
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("infergate", &[], "webhook-deploy/"),
+        (
+            "ml-platform",
+            &["--set", "certificates.mode=managed"],
+            "testdata/kustomize/managed-certificates",
+        ),
+        (
+            "infergate",
+            &["--set", "audit.enabled=true,audit.writeReports=true"],
+            "testdata/kustomize/webhook-and-audit-reports",
+        ),
+    ];
+    for (namespace, settings, kustomization) in cases {
+        let mut args = vec!["template", "infergate", "charts/infergate", "-n", namespace];
+        args.extend_from_slice(settings);
+        let rendered = helm(cluster, &args);
+        assert!(rendered.status.success(), "{}", text(&rendered.stderr));
+        let chart = by_identity(common::objects_of(text(&rendered.stdout)));
+        let kustomized = cluster.ok(&[
+            "kustomize",
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(kustomization)
+                .display()
+                .to_string(),
+        ]);
+        let kustomize = by_identity(common::objects_of(kustomized));
+        assert_eq!(
+            chart.keys().collect::<Vec<_>>(),
+            kustomize.keys().collect::<Vec<_>>(),
+            "{settings:?} against {kustomization}: other objects"
+        );
+        for (key, object) in &chart {
+            assert_eq!(
+                object, &kustomize[key],
+                "{settings:?} against {kustomization}: {key} differs"
+            );
+        }
+    }
+}
+
+/// `helm install` and `helm uninstall` on the real apiserver, the audit
+/// included: every object created, then removed, the namespace kept.
+fn helm_install_and_uninstall(cluster: &mut Cluster) {
+    let install = helm(
+        cluster,
+        &[
+            "install",
+            "infergate",
+            "charts/infergate",
+            "-n",
+            "infergate-helm",
+            "--create-namespace",
+            "--set",
+            "audit.enabled=true",
+        ],
+    );
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    for (kind, name) in [
+        ("deployment", "infergate"),
+        ("cronjob", "infergate-audit"),
+        ("issuer", "infergate-ca"),
+    ] {
+        cluster.ok(&["get", kind, "-n", "infergate-helm", name]);
+    }
+    let configuration = cluster
+        .get("validatingwebhookconfiguration", "", "infergate")
+        .expect("the webhook configuration");
+    assert_eq!(
+        configuration["webhooks"][0]["clientConfig"]["service"]["namespace"],
+        "infergate-helm"
+    );
+    let uninstall = helm(
+        cluster,
+        &["uninstall", "infergate", "-n", "infergate-helm", "--wait"],
+    );
+    assert!(uninstall.status.success(), "{}", text(&uninstall.stderr));
+    assert!(cluster
+        .get("validatingwebhookconfiguration", "", "infergate")
+        .is_none());
+    assert!(cluster
+        .get("cronjob", "infergate-helm", "infergate-audit")
+        .is_none());
+    let (phase, _) = namespace_state(cluster, "infergate-helm");
+    assert_eq!(phase, "Active");
+}
+
 fn namespace_state(cluster: &Cluster, name: &str) -> (String, Value) {
     let namespace = cluster
         .get("namespace", "", name)
@@ -1194,6 +1331,11 @@ fn e2e() {
             "install and uninstall leave namespaces",
             install_and_uninstall_leave_namespaces,
         ),
+        (
+            "the chart renders the kustomize objects",
+            chart_renders_the_kustomize_objects,
+        ),
+        ("helm install and uninstall", helm_install_and_uninstall),
     ];
     let mut failed = Vec::new();
     for (name, check) in checks {

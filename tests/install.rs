@@ -33,15 +33,7 @@ fn render(directory: &str) -> Vec<Value> {
         ),
         Err(error) => panic!("kubectl is needed to render {directory}: {error}"),
     };
-    let loaded = infergate::input::loader::parse_source(infergate::input::source::SourceFile::new(
-        "rendered", text,
-    ));
-    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-    loaded
-        .objects
-        .into_iter()
-        .map(|object| object.value)
-        .collect()
+    common::objects_of(text)
 }
 
 fn webhooks(objects: &[Value]) -> Vec<&Value> {

@@ -208,3 +208,17 @@ pub fn kubectl(test: &str) -> bool {
         .is_ok_and(|output| output.status.success());
     available(test, "kubectl", runs)
 }
+
+/// The objects of a YAML stream (rendered manifests), parsed by the
+/// project's own loader.
+pub fn objects_of(text: String) -> Vec<serde_json::Value> {
+    let loaded = infergate::input::loader::parse_source(infergate::input::source::SourceFile::new(
+        "rendered", text,
+    ));
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    loaded
+        .objects
+        .into_iter()
+        .map(|object| object.value)
+        .collect()
+}
