@@ -35,7 +35,9 @@ declare_rule! {
     /// Models loaded from a path or a bucket are not at risk. A
     /// LeaderWorkerSet's worker that asks for accelerators and names no model
     /// loads the group's (the one its leader names) and is checked, and
-    /// fixed, too.
+    /// fixed, too. A container that requests (or, without a request, is
+    /// limited to) at least the model's size of `ephemeral-storage` is
+    /// placed only on a node with that much local disk, and stays quiet.
     ///
     /// ## Why is this bad?
     /// GKE nodes have a 100 GiB boot disk by default and GKE reserves 10 %
@@ -153,6 +155,20 @@ impl Rule for HfHomeShmForLargeModels {
                 let shm_is_memory =
                     shm_mount.is_some_and(|mount| matches!(mount.storage, Storage::Memory { .. }));
                 let cache_mount = mount_for(&container_mounts, &cache.path);
+                // A pod that requests the ephemeral storage the model needs
+                // is placed on a node with that much local disk (limits
+                // default the requests): the cache fits where it is.
+                let local_disk = ["requests", "limits"].into_iter().find_map(|section| {
+                    container
+                        .value
+                        .pointer(&format!("/resources/{section}/ephemeral-storage"))
+                        .and_then(quantity::from_value)
+                });
+                if !model::is_shm(&cache.path)
+                    && local_disk.is_some_and(|bytes| bytes >= size.bytes)
+                {
+                    continue;
+                }
                 let place = if model::is_shm(&cache.path) {
                     if shm_is_memory {
                         continue;
