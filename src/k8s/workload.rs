@@ -6,23 +6,50 @@ use crate::input::object::Object;
 use crate::input::pointer;
 use crate::policy::Policy;
 
-/// A pod template inside a workload, with its pointer.
+/// A pod template inside a workload: where it is, its pod spec and pod
+/// metadata (which KServe's inline pod specs do not have), what its pods
+/// do and how many of them start at once (rules/workloads.yaml).
 pub struct PodTemplate<'a> {
+    /// Where findings about the template as a whole are reported: the
+    /// template object (`/spec/template`), or the inline pod spec.
     pub pointer: String,
-    pub value: &'a Value,
+    /// The pod spec's pointer and value.
+    pub spec_pointer: String,
+    pub spec_value: Option<&'a Value>,
+    pub metadata: Option<&'a Value>,
+    /// What the pods do (`leader`, `worker`, `head`, `predictor`…), for
+    /// findings; empty for a workload's only template.
+    pub role: &'static str,
+    /// How many pods of this template run at once, and where the count
+    /// is written (to fix it), when it is one field.
+    pub pods: PodCount,
+    /// Container-like objects of the spec besides its containers
+    /// (KServe's `model`, merged into the runtime's container).
+    extra_containers: &'static [String],
+}
+
+/// Pods a template starts at once: `replicas × perReplica − less`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodCount {
+    pub count: i64,
+    /// The replica field, when the count is that field alone.
+    pub replicas_pointer: Option<String>,
 }
 
 impl<'a> PodTemplate<'a> {
-    /// The pod spec (`spec` of the template).
+    /// The pod spec.
     pub fn spec(&self) -> Option<&'a Value> {
-        self.value.get("spec")
+        self.spec_value
     }
 
     /// Labels of the pods this template creates.
     pub fn labels(&self) -> Option<&'a serde_json::Map<String, Value>> {
-        self.value
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
+        self.metadata?.get("labels").and_then(Value::as_object)
+    }
+
+    /// Annotations of the pods this template creates.
+    pub fn annotations(&self) -> Option<&'a serde_json::Map<String, Value>> {
+        self.metadata?.get("annotations").and_then(Value::as_object)
     }
 
     /// Containers and init containers with their pointers.
@@ -37,8 +64,17 @@ impl<'a> PodTemplate<'a> {
 
     pub fn containers(&self) -> Vec<Container<'a>> {
         let mut found = Vec::new();
+        for extra in self.extra_containers {
+            if let Some(value) = self.spec().and_then(|spec| spec.get(extra.as_str())) {
+                found.push(Container {
+                    pointer: pointer::join(&self.spec_pointer, extra),
+                    value,
+                    init: false,
+                });
+            }
+        }
         for list in ["containers", "initContainers"] {
-            let list_pointer = format!("{}/spec/{list}", self.pointer);
+            let list_pointer = format!("{}/{list}", self.spec_pointer);
             let Some(items) = self
                 .spec()
                 .and_then(|spec| spec.get(list))
@@ -103,6 +139,14 @@ pub fn is_fragment(object: &Object) -> bool {
     if object.source.kustomize_patch {
         return true;
     }
+    // A template the controller completes from presets.
+    if layouts()
+        .merged_with_presets
+        .iter()
+        .any(|kind| kind == object.kind())
+    {
+        return true;
+    }
     if object.kind() == "HorizontalPodAutoscaler" {
         return object.value.pointer("/spec/scaleTargetRef").is_none();
     }
@@ -114,36 +158,146 @@ pub fn is_fragment(object: &Object) -> bool {
     })
 }
 
-/// The workload kinds whose pods may serve a model.
+/// The workload kinds whose pods may serve a model: every kind of
+/// rules/workloads.yaml but those that run to completion or on every node.
 pub fn is_workload_kind(kind: &str) -> bool {
-    matches!(kind, "Deployment" | "StatefulSet" | "LeaderWorkerSet")
+    !matches!(kind, "Job" | "CronJob" | "DaemonSet" | "ReplicaSet")
+        && layouts().kinds.contains_key(kind)
 }
 
-/// The pod templates of an object: one for Deployments and StatefulSets,
-/// the leader and worker templates of a LeaderWorkerSet.
-pub fn pod_templates(object: &Object) -> Vec<PodTemplate<'_>> {
-    template_pointers(object.kind())
-        .iter()
-        .filter_map(|candidate| {
-            object.value.pointer(candidate).map(|value| PodTemplate {
-                pointer: (*candidate).to_string(),
-                value,
-            })
+/// One template's place in a kind (rules/workloads.yaml).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Layout {
+    spec: String,
+    metadata: Option<String>,
+    pointer: Option<String>,
+    each: Option<String>,
+    #[serde(default)]
+    role: String,
+    replicas: Option<String>,
+    default: Option<i64>,
+    per_replica: Option<String>,
+    per_replica_less: Option<i64>,
+    #[serde(default)]
+    containers: Vec<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Layouts {
+    #[serde(default)]
+    merged_with_presets: Vec<String>,
+    kinds: std::collections::BTreeMap<String, Vec<Layout>>,
+}
+
+const LAYOUTS: &str = include_str!("../../rules/workloads.yaml");
+
+/// rules/workloads.yaml, parsed once. A unit test parses it too, so a
+/// broken file fails the tests instead of silently knowing no kind.
+fn layouts() -> &'static Layouts {
+    static PARSED: std::sync::LazyLock<Layouts> = std::sync::LazyLock::new(|| {
+        parse_layouts().unwrap_or_else(|_| Layouts {
+            merged_with_presets: Vec::new(),
+            kinds: Default::default(),
         })
-        .collect()
+    });
+    &PARSED
 }
 
-/// Where a workload kind keeps its pod templates.
-pub fn template_pointers(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet" | "Job" => &["/spec/template"],
-        "CronJob" => &["/spec/jobTemplate/spec/template"],
-        "LeaderWorkerSet" => &[
-            "/spec/leaderWorkerTemplate/leaderTemplate",
-            "/spec/leaderWorkerTemplate/workerTemplate",
-        ],
-        _ => &[],
+fn parse_layouts() -> Result<Layouts, String> {
+    let loaded = crate::input::loader::parse_source(crate::input::source::SourceFile::new(
+        "rules/workloads.yaml",
+        LAYOUTS.to_string(),
+    ));
+    if let Some(problem) = loaded.problems.first() {
+        return Err(format!("{problem:?}"));
     }
+    let value = loaded
+        .documents
+        .into_iter()
+        .next()
+        .map(|document| document.value)
+        .ok_or_else(|| "rules/workloads.yaml is empty".to_string())?;
+    serde_json::from_value(value).map_err(|error| error.to_string())
+}
+
+/// The pod templates of an object, in the order of rules/workloads.yaml
+/// (lists expanded item by item); none for other kinds.
+pub fn pod_templates(object: &Object) -> Vec<PodTemplate<'_>> {
+    let Some(layouts) = layouts().kinds.get(object.kind()) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for layout in layouts {
+        match &layout.each {
+            None => found.extend(template_at(&object.value, "", layout)),
+            Some(list) => {
+                let Some(items) = object.value.pointer(list).and_then(Value::as_array) else {
+                    continue;
+                };
+                for (index, item) in items.iter().enumerate() {
+                    found.extend(template_at(item, &pointer::join(list, index), layout));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The template of `layout` inside `root` (the object, or the item of a
+/// list at `base`, which prefixes every pointer read in it).
+fn template_at<'a>(
+    root: &'a Value,
+    base: &str,
+    layout: &'static Layout,
+) -> Option<PodTemplate<'a>> {
+    let spec_value = root.pointer(&layout.spec).filter(|spec| spec.is_object())?;
+    let metadata = layout.metadata.as_deref().and_then(|at| root.pointer(at));
+    let pointer = match (&layout.pointer, &layout.metadata) {
+        (Some(at), _) => format!("{base}{at}"),
+        (None, Some(at)) => format!("{base}{}", at.strip_suffix("/metadata").unwrap_or(at)),
+        (None, None) => format!("{base}{}", layout.spec),
+    };
+    let number = |at: &Option<String>, default: i64| {
+        at.as_deref()
+            .and_then(|at| root.pointer(at))
+            .and_then(Value::as_i64)
+            .unwrap_or(default)
+    };
+    let replicas = number(&layout.replicas, layout.default.unwrap_or(1));
+    let per_replica = number(&layout.per_replica, 1) - layout.per_replica_less.unwrap_or(0);
+    let pods = PodCount {
+        count: replicas.saturating_mul(per_replica.max(0)),
+        replicas_pointer: match (&layout.replicas, &layout.per_replica) {
+            (Some(at), None) => Some(format!("{base}{at}")),
+            _ => None,
+        },
+    };
+    Some(PodTemplate {
+        pointer,
+        spec_pointer: format!("{base}{}", layout.spec),
+        spec_value: Some(spec_value),
+        metadata,
+        role: layout.role.as_str(),
+        pods,
+        extra_containers: &layout.containers,
+    })
+}
+
+/// Where a kind keeps its pod templates (the parent of the pods'
+/// metadata; fixed places only, not lists): the webhook's and the audit's
+/// field lists.
+pub fn template_pointers(kind: &str) -> Vec<&'static str> {
+    layouts()
+        .kinds
+        .get(kind)
+        .into_iter()
+        .flatten()
+        .filter(|layout| layout.each.is_none())
+        .filter_map(|layout| layout.metadata.as_deref())
+        .filter_map(|metadata| metadata.strip_suffix("/metadata"))
+        .collect()
 }
 
 /// Why an object counts as an inference workload.
@@ -178,8 +332,8 @@ pub fn inference_reason(object: &Object, policy: &Policy) -> Option<InferenceRea
         ["labels", "annotations"].iter().any(|section| {
             marked(
                 template
-                    .value
-                    .pointer(&format!("/metadata/{section}"))
+                    .metadata
+                    .and_then(|metadata| metadata.get(*section))
                     .and_then(|map| map.get(&detection.marker))
                     .and_then(Value::as_str),
             )
@@ -349,7 +503,7 @@ pub fn mounts<'a>(template: &PodTemplate<'a>, container: &Container<'a>) -> Vec<
                 volume_name,
                 storage: found.map_or(Storage::Other, |(_, volume)| storage_of(volume)),
                 volume_pointer: found.map(|(index, _)| {
-                    pointer::join(&format!("{}/spec/volumes", template.pointer), index)
+                    pointer::join(&format!("{}/volumes", template.spec_pointer), index)
                 }),
             })
         })
@@ -418,7 +572,7 @@ pub fn mount_new_volume(
     mount_path: &str,
 ) -> Option<Vec<json_patch::PatchOperation>> {
     use crate::input::pointer::op;
-    let spec_pointer = format!("{}/spec", template.pointer);
+    let spec_pointer = template.spec_pointer.clone();
     let volumes = template
         .spec()
         .and_then(|spec| spec.get("volumes"))
@@ -595,5 +749,62 @@ mod tests {
             Some("a")
         );
         assert_eq!(mount_for(&mounts, "/datax").map(|m| m.volume_name), None);
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn the_layouts_parse_and_name_known_kinds() {
+        let layouts = parse_layouts().expect("rules/workloads.yaml");
+        for kind in [
+            "Deployment",
+            "LeaderWorkerSet",
+            "RayService",
+            "InferenceService",
+        ] {
+            assert!(layouts.kinds.contains_key(kind), "{kind}");
+        }
+        for kind in &layouts.merged_with_presets {
+            assert!(layouts.kinds.contains_key(kind), "{kind}");
+        }
+    }
+
+    #[test]
+    fn ray_worker_groups_count_replicas_times_hosts() {
+        let object = Object::from_value(
+            serde_json::json!({"apiVersion": "ray.io/v1", "kind": "RayCluster",
+                "metadata": {"name": "r"},
+                "spec": {"headGroupSpec": {"template": {"spec": {"containers": [{"name": "h", "image": "x"}]}}},
+                         "workerGroupSpecs": [
+                            {"replicas": 2, "numOfHosts": 4, "template": {"spec": {"containers": [{"name": "w", "image": "x"}]}}},
+                            {"template": {"spec": {"containers": [{"name": "v", "image": "x"}]}}}]}}),
+            crate::input::source::SourceFile::new("t", String::new()),
+            0,
+            String::new(),
+            Default::default(),
+        )
+        .expect("object");
+        let templates = pod_templates(&object);
+        let counts: Vec<(&str, i64, Option<String>)> = templates
+            .iter()
+            .map(|t| (t.role, t.pods.count, t.pods.replicas_pointer.clone()))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("head", 1, None),
+                ("worker", 8, None),
+                // replicas defaults to 0 in the CRD
+                ("worker", 0, None),
+            ]
+        );
+        assert_eq!(templates[1].pointer, "/spec/workerGroupSpecs/0/template");
+        assert_eq!(
+            templates[1].containers()[0].pointer,
+            "/spec/workerGroupSpecs/0/template/spec/containers/0"
+        );
     }
 }

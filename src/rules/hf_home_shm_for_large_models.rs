@@ -102,7 +102,9 @@ impl Rule for HfHomeShmForLargeModels {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if cx.inference_reason(object).is_none() {
+        // A fragment (a kustomize patch, a template completed from
+        // presets) may get its cache from what it does not show.
+        if cx.inference_reason(object).is_none() || workload::is_fragment(object) {
             return;
         }
         let models = &cx.policy.models;

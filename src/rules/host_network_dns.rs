@@ -82,7 +82,7 @@ impl Rule for HostNetworkDns {
                 }
                 (None, false) => continue,
             };
-            let spec_pointer = format!("{}/spec", template.pointer);
+            let spec_pointer = template.spec_pointer.clone();
             sink.report(
                 format!("{spec_pointer}/hostNetwork"),
                 format!("hostNetwork without dnsPolicy ClusterFirstWithHostNet resolves via the node; {reason}"),

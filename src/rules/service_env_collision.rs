@@ -127,7 +127,7 @@ impl Rule for ServiceEnvCollision {
                 let Some((service, variable)) = collision else {
                     continue;
                 };
-                let spec_pointer = format!("{}/spec", template.pointer);
+                let spec_pointer = template.spec_pointer.clone();
                 sink.report(
                     spec_pointer.clone(),
                     format!(

@@ -3,7 +3,7 @@ use serde_json::{json, Value};
 use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
 use crate::input::object::Object;
-use crate::k8s::workload::{env_value, mount_for, mounts, pod_templates, Storage};
+use crate::k8s::workload::{env_value, mount_for, mounts, pod_templates, PodTemplate, Storage};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -68,19 +68,22 @@ pub const ID: &str = "xla-cache-single-writer";
 /// Where a workload's pods write a shared XLA cache: (pointer of the
 /// env value, path, kind of shared storage), if they do.
 pub fn shared_cache_path(object: &Object) -> Option<(String, String, &'static str)> {
-    pod_templates(object).iter().find_map(|template| {
-        template.containers().iter().find_map(|container| {
-            let (index, path) = env_value(container, "VLLM_XLA_CACHE_PATH")?;
-            let container_mounts = mounts(template, container);
-            match mount_for(&container_mounts, path).map(|mount| mount.storage.clone()) {
-                Some(Storage::Shared(kind)) => Some((
-                    format!("{}/env/{index}/value", container.pointer),
-                    path.to_string(),
-                    kind,
-                )),
-                _ => None,
-            }
-        })
+    pod_templates(object).iter().find_map(template_cache)
+}
+
+/// Where one template's pods write a shared XLA cache, if they do.
+fn template_cache(template: &PodTemplate<'_>) -> Option<(String, String, &'static str)> {
+    template.containers().iter().find_map(|container| {
+        let (index, path) = env_value(container, "VLLM_XLA_CACHE_PATH")?;
+        let container_mounts = mounts(template, container);
+        match mount_for(&container_mounts, path).map(|mount| mount.storage.clone()) {
+            Some(Storage::Shared(kind)) => Some((
+                format!("{}/env/{index}/value", container.pointer),
+                path.to_string(),
+                kind,
+            )),
+            _ => None,
+        }
     })
 }
 
@@ -101,32 +104,106 @@ impl Rule for XlaCacheSingleWriter {
             return;
         }
         // The shared cache is rare; look for it before the replicas.
-        let Some((value_pointer, path, kind)) = shared_cache_path(object) else {
+        let writers = cache_writers(cx, object);
+        let Some(first) = writers.first() else {
             return;
         };
-        let replicas = object
-            .value
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        if replicas <= 1 {
+        let pods: i64 = writers.iter().map(|writer| writer.pods.count).sum();
+        if pods <= 1 {
             return;
         }
-        let fix = Fix::unsafe_(
-            "start with one replica (scale up once it is Ready)",
-            op::replace("/spec/replicas", json!(1))
-                .into_iter()
-                .collect(),
-        );
-        sink.report(
-            value_pointer,
-            format!(
-                "spec.replicas is {replicas}, and VLLM_XLA_CACHE_PATH {path} is shared ({kind}): replicas starting together corrupt the XLA cache"
-            ),
-        )
-        .help("start with 1 replica, wait until it is Ready so that it fills the cache, then scale up; or remove VLLM_XLA_CACHE_PATH")
-        .fix(fix);
+        let (path, kind) = (&first.path, first.kind);
+        let (message, fix) = match writers.as_slice() {
+            // One template whose count is one replica field: set it to 1.
+            [writer] if writer.pods.replicas_pointer.is_some() => {
+                let field = writer.pods.replicas_pointer.clone().unwrap_or_default();
+                let shown = field.trim_start_matches('/').replace('/', ".");
+                let fix = Fix::unsafe_(
+                    "start with one replica (scale up once it is Ready)",
+                    op::replace(&field, json!(1)).into_iter().collect(),
+                );
+                (
+                    format!(
+                        "{shown} is {pods}, and VLLM_XLA_CACHE_PATH {path} is shared ({kind}): replicas starting together corrupt the XLA cache"
+                    ),
+                    Some(fix),
+                )
+            }
+            _ => {
+                let parts: Vec<String> = writers
+                    .iter()
+                    .map(|writer| {
+                        let role = if writer.role.is_empty() {
+                            "pod"
+                        } else {
+                            writer.role
+                        };
+                        let plural = if writer.pods.count == 1 { "" } else { "s" };
+                        format!("{} {role}{plural}", writer.pods.count)
+                    })
+                    .collect();
+                (
+                    format!(
+                        "{} pods ({}) start together on the shared VLLM_XLA_CACHE_PATH {path} ({kind}): they corrupt the XLA cache",
+                        pods,
+                        parts.join(", ")
+                    ),
+                    None,
+                )
+            }
+        };
+        let finding = sink
+            .report(first.value_pointer.clone(), message)
+            .help("start with one pod on the cache, wait until it is Ready so that it fills the cache, then scale up; or give each pod its own cache (an emptyDir), or remove VLLM_XLA_CACHE_PATH");
+        if let Some(fix) = fix {
+            finding.fix(fix);
+        }
     }
+}
+
+/// A pod template whose containers write a shared XLA cache.
+struct CacheWriter {
+    value_pointer: String,
+    path: String,
+    kind: &'static str,
+    role: &'static str,
+    pods: crate::k8s::workload::PodCount,
+}
+
+/// The templates of a workload whose pods write a shared XLA cache. When
+/// some of them request an accelerator, only those: the XLA cache is
+/// written where XLA compiles (a Ray head without TPUs only carries the
+/// variable).
+fn cache_writers(cx: &Context<'_>, object: &Object) -> Vec<CacheWriter> {
+    let accelerators = &cx.policy.inference.accelerator_resources;
+    let mut writers: Vec<(bool, CacheWriter)> = Vec::new();
+    for template in pod_templates(object) {
+        let found = template_cache(&template);
+        let Some((value_pointer, path, kind)) = found else {
+            continue;
+        };
+        let accelerated = template.containers().iter().any(|container| {
+            accelerators
+                .iter()
+                .any(|resource| container.resource(resource).is_some())
+        });
+        writers.push((
+            accelerated,
+            CacheWriter {
+                value_pointer,
+                path,
+                kind,
+                role: template.role,
+                pods: template.pods.clone(),
+            },
+        ));
+    }
+    let any_accelerated = writers.iter().any(|(accelerated, _)| *accelerated);
+    writers
+        .into_iter()
+        .filter(|(accelerated, _)| *accelerated || !any_accelerated)
+        .map(|(_, writer)| writer)
+        .collect()
 }
 
 fn check_hpa(cx: &Context<'_>, hpa: &Object, sink: &mut Sink) {
