@@ -13,6 +13,13 @@
 //! growth of time and memory per doubling of the input. First it times one
 //! small file linted cold.
 //!
+//! Each size is measured in two layouts: unique names (every bundle its
+//! own application) and repeated names (`env-NNN/` directories of 100
+//! bundles with a kustomization each, the same 100 applications in every
+//! environment, as `clusters/*/app` repositories have them): lookups by
+//! name must stay within an environment, or the repeated layout grows
+//! quadratically.
+//!
 //! INFERGATE_BENCH_KEEP=DIR keeps the generated files in DIR.
 
 use std::path::{Path, PathBuf};
@@ -41,53 +48,99 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kept = std::env::var_os("INFERGATE_BENCH_KEEP").map(PathBuf::from);
     let scratch = tempfile::tempdir()?;
     let root = kept.as_deref().unwrap_or(scratch.path());
-    let mut rows = Vec::new();
-    for files in sizes {
-        let directory = root.join(format!("bundles-{files}"));
-        let bytes = write_bundles(&directory, files)?;
-        // Warm the page cache for both, then take the best of three.
-        let mut bare = f64::MAX;
-        let mut seconds = f64::MAX;
-        let mut peak = 0;
-        for _ in 0..3 {
-            bare = bare.min(bare_parse(&directory)?);
-            let (run_peak, run_seconds) = measure(&directory)?;
-            seconds = seconds.min(run_seconds);
-            peak = peak.max(run_peak);
+    for layout in [Layout::Unique, Layout::Repeated] {
+        let mut rows = Vec::new();
+        for &files in &sizes {
+            let directory = root.join(format!("bundles-{}-{files}", layout.name()));
+            let bytes = match layout {
+                Layout::Unique => write_bundles(&directory, files)?,
+                Layout::Repeated => write_environments(&directory, files)?,
+            };
+            // Warm the page cache for both, then take the best of three.
+            let mut bare = f64::MAX;
+            let mut seconds = f64::MAX;
+            let mut peak = 0;
+            for _ in 0..3 {
+                bare = bare.min(bare_parse(&directory)?);
+                let (run_peak, run_seconds) = measure(&directory)?;
+                seconds = seconds.min(run_seconds);
+                peak = peak.max(run_peak);
+            }
+            let objects = files * 3;
+            println!(
+                "lint_scaling ({} names): {files} files, {objects} objects, {:.1} MB: infergate {seconds:.2} s ({:.0} files/s, {:.0} objects/s, {:.1} MB/s), peak RSS {:.0} MB ({:.1}x the input); bare parse {bare:.3} s; ratio {:.1}x",
+                layout.name(),
+                bytes as f64 / 1e6,
+                files as f64 / seconds,
+                objects as f64 / seconds,
+                bytes as f64 / 1e6 / seconds,
+                peak as f64 / 1e6,
+                peak as f64 / bytes as f64,
+                seconds / bare
+            );
+            rows.push(Row {
+                files,
+                bytes,
+                seconds,
+                peak,
+                bare,
+            });
         }
-        let objects = files * 3;
-        println!(
-            "lint_scaling: {files} files, {objects} objects, {:.1} MB: infergate {seconds:.2} s ({:.0} files/s, {:.0} objects/s, {:.1} MB/s), peak RSS {:.0} MB ({:.1}x the input); bare parse {bare:.3} s; ratio {:.1}x",
-            bytes as f64 / 1e6,
-            files as f64 / seconds,
-            objects as f64 / seconds,
-            bytes as f64 / 1e6 / seconds,
-            peak as f64 / 1e6,
-            peak as f64 / bytes as f64,
-            seconds / bare
-        );
-        rows.push(Row {
-            files,
-            bytes,
-            seconds,
-            peak,
-            bare,
-        });
-    }
-    for pair in rows.windows(2) {
-        let (small, large) = (&pair[0], &pair[1]);
-        let growth = large.files as f64 / small.files as f64;
-        println!(
-            "lint_scaling: {} -> {} files (x{growth:.1} input, x{:.2} bytes): time x{:.2}, peak RSS x{:.2}, bare parse x{:.2}",
-            small.files,
-            large.files,
-            large.bytes as f64 / small.bytes as f64,
-            large.seconds / small.seconds,
-            large.peak as f64 / small.peak as f64,
-            large.bare / small.bare
-        );
+        for pair in rows.windows(2) {
+            let (small, large) = (&pair[0], &pair[1]);
+            let growth = large.files as f64 / small.files as f64;
+            println!(
+                "lint_scaling ({} names): {} -> {} files (x{growth:.1} input, x{:.2} bytes): time x{:.2}, peak RSS x{:.2}, bare parse x{:.2}",
+                layout.name(),
+                small.files,
+                large.files,
+                large.bytes as f64 / small.bytes as f64,
+                large.seconds / small.seconds,
+                large.peak as f64 / small.peak as f64,
+                large.bare / small.bare
+            );
+        }
     }
     Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Layout {
+    Unique,
+    Repeated,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Unique => "unique",
+            Layout::Repeated => "repeated",
+        }
+    }
+}
+
+/// Bundles per environment of the repeated layout.
+const PER_ENVIRONMENT: usize = 100;
+
+/// `files` bundle files as environments of [`PER_ENVIRONMENT`] (the same
+/// bundles, so the same names, in each), each with a kustomization.
+fn write_environments(directory: &Path, files: usize) -> std::io::Result<u64> {
+    let mut bytes = 0;
+    for environment in 0..files.div_ceil(PER_ENVIRONMENT) {
+        let folder = directory.join(format!("env-{environment:03}"));
+        std::fs::create_dir_all(&folder)?;
+        let count = PER_ENVIRONMENT.min(files - environment * PER_ENVIRONMENT);
+        let mut resources = String::from("resources:\n");
+        for index in 0..count {
+            let text = bundle(index);
+            bytes += text.len() as u64;
+            let name = format!("bundle-{index:05}.yaml");
+            resources.push_str(&format!("  - {name}\n"));
+            std::fs::write(folder.join(name), text)?;
+        }
+        std::fs::write(folder.join("kustomization.yaml"), resources)?;
+    }
+    Ok(bytes)
 }
 
 /// Write `files` bundle files under `directory`; returns their bytes.
@@ -106,9 +159,21 @@ fn write_bundles(directory: &Path, files: usize) -> std::io::Result<u64> {
 /// `MarkedYaml` on every core, as the loader's first step does.
 fn bare_parse(directory: &Path) -> std::io::Result<f64> {
     let started = Instant::now();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(directory)?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .collect();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut folders = vec![directory.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder)?.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path
+                .file_name()
+                .is_some_and(|name| name != "kustomization.yaml")
+            {
+                paths.push(path);
+            }
+        }
+    }
     paths.sort();
     let nodes: usize = paths
         .par_iter()

@@ -163,8 +163,14 @@ fn candidates_for(applications: usize) -> (usize, usize) {
 /// would multiply them by four).
 #[test]
 fn cross_object_lookups_per_object_do_not_grow_with_the_input() {
-    let (small_objects, small) = candidates_for(60);
-    let (large_objects, large) = candidates_for(240);
+    assert_lookups_stay_flat(candidates_for(60), candidates_for(240));
+}
+
+/// Candidates per object of the larger input within 25 % of the smaller's.
+fn assert_lookups_stay_flat(
+    (small_objects, small): (usize, usize),
+    (large_objects, large): (usize, usize),
+) {
     let per_object_small = small as f64 / small_objects as f64;
     let per_object_large = large as f64 / large_objects as f64;
     assert!(small > 0, "the rules use the index");
@@ -172,6 +178,41 @@ fn cross_object_lookups_per_object_do_not_grow_with_the_input() {
         per_object_large <= per_object_small * 1.25,
         "{per_object_small:.2} candidates per object at {small_objects} objects, {per_object_large:.2} at {large_objects}"
     );
+}
+
+/// `environments` copies of the same applications, one directory with a
+/// kustomization each (`clusters/env-N/`, the environment layout): the
+/// same names in every scope.
+fn repeated_candidates_for(environments: usize) -> (usize, usize) {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut inputs = Vec::new();
+    for environment in 0..environments {
+        let folder = directory.path().join(format!("env-{environment:03}"));
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        let mut resources = Vec::new();
+        for index in 0..5 {
+            let file = format!("app-{index}.yaml");
+            std::fs::write(folder.join(&file), application(index)).expect("write");
+            resources.push(format!("  - {file}"));
+        }
+        std::fs::write(
+            folder.join("kustomization.yaml"),
+            format!("resources:\n{}\n", resources.join("\n")),
+        )
+        .expect("write");
+        inputs.push(infergate::input::loader::Input::File(folder));
+    }
+    let loaded = infergate::input::loader::load(&inputs).expect("readable");
+    let outcome = common::run(&loaded);
+    (loaded.objects.len(), outcome.candidates)
+}
+
+/// Names repeated across environments do not make lookups scan every
+/// environment: candidates per object stay the same when the copies grow
+/// fourfold (#32: by name alone, each lookup met every copy).
+#[test]
+fn repeated_names_across_environments_do_not_grow_lookups() {
+    assert_lookups_stay_flat(repeated_candidates_for(10), repeated_candidates_for(40));
 }
 
 /// The README's rules table lists every rule and loader check the

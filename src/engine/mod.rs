@@ -64,7 +64,11 @@ impl ClusterFacts {
 /// Objects by name, so that cross-resource rules can find their peers.
 #[derive(Debug, Default)]
 pub struct Index {
-    by_name: HashMap<String, Vec<usize>>,
+    /// Every map below is keyed by the application scope first
+    /// ([`crate::input::source::SourceFile::scope`]): rules pair objects of
+    /// one scope only, and the same names repeat across scopes (an
+    /// environment directory per cluster), so a lookup meets only its own.
+    by_name: HashMap<(String, String), Vec<usize>>,
     /// Why each object is an inference workload, computed once: several
     /// rules ask, some for every pair of objects.
     inference: Vec<Option<InferenceReason>>,
@@ -72,32 +76,41 @@ pub struct Index {
     embedded: Vec<Vec<Embedded>>,
     /// Autoscalers (HPAs, ScaledObjects) by the name of the workload they
     /// scale, so that a workload finds its own without a scan.
-    autoscalers_by_target: HashMap<String, Vec<usize>>,
+    autoscalers_by_target: HashMap<(String, String), Vec<usize>>,
     /// Objects by kind, in input order.
-    by_kind: HashMap<String, Vec<usize>>,
+    by_kind: HashMap<(String, String), Vec<usize>>,
     /// Workloads by the labels of their pods, (key, value), `None` for a
     /// label whose value is set at run time: a monitor's selector finds its
     /// candidate workloads without comparing itself with every one.
-    workloads_by_label: HashMap<(String, Option<String>), Vec<usize>>,
+    workloads_by_label: HashMap<(String, String, Option<String>), Vec<usize>>,
     /// Workloads by the directory of their file.
     workloads_by_directory: HashMap<String, Vec<usize>>,
     /// For each exporter of the policy (`externalMetrics.exporters`, in
     /// order), the PodMonitorings that look like its monitor.
-    exporter_monitors: Vec<Vec<usize>>,
+    exporter_monitors: Vec<HashMap<String, Vec<usize>>>,
     /// PodMonitorings by the series they already rename to lowercase.
-    lowercase_renames: HashMap<String, Vec<usize>>,
+    lowercase_renames: HashMap<(String, String), Vec<usize>>,
     /// Candidates the lookups below have handed to rules: linear in the
     /// input when every rule asks the index rather than scanning (a test
     /// holds it to that; see [`Outcome::candidates`]).
     candidates: AtomicUsize,
 }
 
+/// The application scope an object's file belongs to, the first part of
+/// every index key.
+fn scope_of(object: &Object) -> String {
+    object.source.scope.clone()
+}
+
 impl Index {
     pub fn new(objects: &[Object], policy: &Policy) -> Self {
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
         for (index, object) in objects.iter().enumerate() {
             if let Some(name) = object.name() {
-                by_name.entry(name.to_string()).or_default().push(index);
+                by_name
+                    .entry((scope_of(object), name.to_string()))
+                    .or_default()
+                    .push(index);
             }
         }
         let reason = |object| workload::inference_reason(object, policy);
@@ -124,21 +137,22 @@ impl Index {
                 embedded::of(object, budget)
             })
             .collect();
-        let mut autoscalers_by_target: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut autoscalers_by_target: HashMap<(String, String), Vec<usize>> = HashMap::new();
         for (index, object) in objects.iter().enumerate() {
             if let Some(target) = autoscaler::scale_target(object) {
                 autoscalers_by_target
-                    .entry(target.name.to_string())
+                    .entry((scope_of(object), target.name.to_string()))
                     .or_default()
                     .push(index);
             }
         }
-        let mut by_kind: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut workloads_by_label: HashMap<(String, Option<String>), Vec<usize>> = HashMap::new();
+        let mut by_kind: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut workloads_by_label: HashMap<(String, String, Option<String>), Vec<usize>> =
+            HashMap::new();
         let mut workloads_by_directory: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, object) in objects.iter().enumerate() {
             by_kind
-                .entry(object.kind().to_string())
+                .entry((scope_of(object), object.kind().to_string()))
                 .or_default()
                 .push(index);
             if !workload::is_workload_kind(object.kind()) {
@@ -151,7 +165,7 @@ impl Index {
             for template in workload::pod_templates(object) {
                 for (key, value) in PodLabels::of(object, &template, policy).pairs() {
                     let entry = workloads_by_label
-                        .entry((key.to_string(), value.map(str::to_string)))
+                        .entry((scope_of(object), key.to_string(), value.map(str::to_string)))
                         .or_default();
                     if entry.last() != Some(&index) {
                         entry.push(index);
@@ -159,37 +173,38 @@ impl Index {
                 }
             }
         }
-        let monitors: Vec<usize> = monitor::POD_MONITORING_KINDS
+        let mut monitors: Vec<usize> = by_kind
             .iter()
-            .filter_map(|kind| by_kind.get(*kind))
-            .flatten()
-            .copied()
+            .filter(|((_, kind), _)| monitor::POD_MONITORING_KINDS.contains(&kind.as_str()))
+            .flat_map(|(_, indices)| indices.iter().copied())
             .collect();
+        monitors.sort_unstable();
         let exporter_monitors = policy
             .external_metrics
             .exporters
             .iter()
             .map(|exporter| {
-                let mut found: Vec<usize> = monitors
-                    .iter()
-                    .copied()
-                    .filter(|index| {
-                        objects.get(*index).is_some_and(|object| {
-                            monitor::looks_like(object, &exporter.pod_monitoring_hint)
-                        })
-                    })
-                    .collect();
-                found.sort_unstable();
+                let mut found: HashMap<String, Vec<usize>> = HashMap::new();
+                for index in &monitors {
+                    if let Some(object) = objects
+                        .get(*index)
+                        .filter(|object| monitor::looks_like(object, &exporter.pod_monitoring_hint))
+                    {
+                        found.entry(scope_of(object)).or_default().push(*index);
+                    }
+                }
                 found
             })
             .collect();
-        let mut lowercase_renames: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut lowercase_renames: HashMap<(String, String), Vec<usize>> = HashMap::new();
         for index in &monitors {
             let Some(object) = objects.get(*index) else {
                 continue;
             };
             for series in monitor::lowercase_renames(object) {
-                let entry = lowercase_renames.entry(series.to_string()).or_default();
+                let entry = lowercase_renames
+                    .entry((scope_of(object), series.to_string()))
+                    .or_default();
                 if entry.last() != Some(index) {
                     entry.push(*index);
                 }
@@ -251,22 +266,32 @@ impl<'a> Context<'a> {
         object.namespace().or(self.facts.namespace.as_deref())
     }
 
-    /// Objects with this name (any kind), with their bundle indices.
-    pub fn named(&self, name: &str) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+    /// Objects with this name (any kind) in the scope of `near`, with their
+    /// bundle indices.
+    pub fn named(
+        &self,
+        near: &Object,
+        name: &str,
+    ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
         self.index
             .by_name
-            .get(name)
+            .get(&(scope_of(near), name.to_string()))
             .into_iter()
             .flatten()
             .filter_map(move |index| self.handed_out(*index))
     }
 
-    /// Objects of one of these kinds, with their bundle indices, in input
-    /// order.
-    pub fn of_kind(&self, kinds: &[&str]) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+    /// Objects of one of these kinds in the scope of `near`, with their
+    /// bundle indices, in input order.
+    pub fn of_kind(
+        &self,
+        near: &Object,
+        kinds: &[&str],
+    ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+        let scope = scope_of(near);
         let mut indices: Vec<usize> = kinds
             .iter()
-            .filter_map(|kind| self.index.by_kind.get(*kind))
+            .filter_map(|kind| self.index.by_kind.get(&(scope.clone(), kind.to_string())))
             .flatten()
             .copied()
             .collect();
@@ -282,8 +307,10 @@ impl<'a> Context<'a> {
     /// already rename it to lowercase, in input order.
     pub fn exporter_monitors_of(
         &self,
+        near: &Object,
         series: &str,
     ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+        let scope = scope_of(near);
         let mut indices: Vec<usize> = self
             .policy
             .external_metrics
@@ -291,11 +318,12 @@ impl<'a> Context<'a> {
             .iter()
             .zip(&self.index.exporter_monitors)
             .filter(|(exporter, _)| exporter.metrics.is_match(series))
-            .flat_map(|(_, monitors)| monitors.iter().copied())
+            .filter_map(|(_, monitors)| monitors.get(&scope))
+            .flat_map(|monitors| monitors.iter().copied())
             .chain(
                 self.index
                     .lowercase_renames
-                    .get(series)
+                    .get(&(scope.clone(), series.to_string()))
                     .into_iter()
                     .flatten()
                     .copied(),
@@ -328,8 +356,10 @@ impl<'a> Context<'a> {
     /// still asks [`crate::k8s::selection::selects`].
     pub fn workloads_selectable_by(
         &self,
+        near: &Object,
         selector: &Value,
     ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
+        let scope = scope_of(near);
         let first = selector
             .get("matchLabels")
             .and_then(Value::as_object)
@@ -339,7 +369,11 @@ impl<'a> Context<'a> {
             Some((key, value)) => {
                 let mut found: Vec<usize> = [Some(value), None]
                     .into_iter()
-                    .filter_map(|value| self.index.workloads_by_label.get(&(key.clone(), value)))
+                    .filter_map(|value| {
+                        self.index
+                            .workloads_by_label
+                            .get(&(scope.clone(), key.clone(), value))
+                    })
                     .flatten()
                     .copied()
                     .collect();
@@ -348,7 +382,7 @@ impl<'a> Context<'a> {
                 found
             }
             None => self
-                .of_kind(&["Deployment", "StatefulSet", "LeaderWorkerSet"])
+                .of_kind(near, &["Deployment", "StatefulSet", "LeaderWorkerSet"])
                 .map(|(index, _)| index)
                 .collect(),
         };
@@ -391,7 +425,7 @@ impl<'a> Context<'a> {
     /// that kind and a compatible namespace.
     pub fn hpa_target(&self, hpa: &Object) -> Option<&'a Object> {
         let reference = autoscaler::scale_target(hpa)?;
-        self.named(reference.name)
+        self.named(hpa, reference.name)
             .map(|(_, object)| object)
             .find(|object| object.kind() == reference.kind && self.paired(hpa, object))
     }
@@ -405,7 +439,11 @@ impl<'a> Context<'a> {
     ) -> impl Iterator<Item = (usize, &'a Object)> + 'o {
         workload
             .name()
-            .and_then(|name| self.index.autoscalers_by_target.get(name))
+            .and_then(|name| {
+                self.index
+                    .autoscalers_by_target
+                    .get(&(scope_of(workload), name.to_string()))
+            })
             .into_iter()
             .flatten()
             .filter_map(move |index| self.handed_out(*index))
@@ -426,7 +464,11 @@ impl<'a> Context<'a> {
         let target = autoscaler::scale_target(autoscaler);
         target
             .as_ref()
-            .and_then(|target| self.index.autoscalers_by_target.get(target.name))
+            .and_then(|target| {
+                self.index
+                    .autoscalers_by_target
+                    .get(&(scope_of(autoscaler), target.name.to_string()))
+            })
             .into_iter()
             .flatten()
             .filter_map(move |index| self.handed_out(*index))

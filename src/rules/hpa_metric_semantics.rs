@@ -117,7 +117,7 @@ fn adapter_rules_for<'a>(cx: &Context<'a>, hpa: &Object) -> Vec<AdapterRule<'a>>
             || document.source.scope == hpa.source.scope
     });
     let embedded = cx
-        .of_kind(&["ConfigMap"])
+        .of_kind(hpa, &["ConfigMap"])
         .filter(|(_, config_map)| cx.same_scope(config_map, hpa))
         .flat_map(|(_, config_map)| cx.embedded(config_map));
     let mut rules = adapter::rules_of_input(&[], embedded);

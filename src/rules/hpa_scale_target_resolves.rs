@@ -65,7 +65,7 @@ impl Rule for HpaScaleTargetResolves {
         let api_version = reference.get("apiVersion").and_then(Value::as_str);
         // Objects of other applications are not this HPA's business.
         let named: Vec<&Object> = cx
-            .named(name)
+            .named(object, name)
             .map(|(_, other)| other)
             .filter(|other| !NEVER_SCALED.contains(&other.kind()) && cx.same_scope(object, other))
             .collect();

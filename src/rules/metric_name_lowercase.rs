@@ -181,7 +181,7 @@ fn exporter_look_alikes<'a>(
     // The exporter's PodMonitoring usually lives in another namespace than
     // the HPA (GKE's DCGM exporter: gmp-public), so namespaces are not
     // compared.
-    cx.exporter_monitors_of(series)
+    cx.exporter_monitors_of(hpa, series)
         .filter(|(_, monitor)| cx.same_scope(hpa, monitor))
         .collect()
 }

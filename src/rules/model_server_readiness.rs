@@ -68,7 +68,7 @@ impl Rule for ModelServerReadiness {
         for template in pod_templates(object) {
             let labels = PodLabels::of(object, &template, cx.policy);
             let service = cx
-                .of_kind(&["Service"])
+                .of_kind(object, &["Service"])
                 .map(|(_, service)| service)
                 .filter(|service| cx.paired(service, object))
                 .find(|service| {

@@ -125,7 +125,7 @@ impl Rule for PodmonitoringScrape {
             let inference_paired = cx.workloads_beside(object).any(|(_, workload)| {
                 pairs_with(workload) && cx.inference_reason(workload).is_some()
             });
-            for (_, workload) in cx.workloads_selectable_by(selector) {
+            for (_, workload) in cx.workloads_selectable_by(object, selector) {
                 if !pairs_with(workload) {
                     continue;
                 }

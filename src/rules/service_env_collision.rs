@@ -72,7 +72,7 @@ impl Rule for ServiceEnvCollision {
             return;
         }
         let services: Vec<&Object> = cx
-            .of_kind(&["Service"])
+            .of_kind(object, &["Service"])
             .map(|(_, service)| service)
             .filter(|service| cx.paired(service, object))
             // Applied beside the workload: the same file, or one stream

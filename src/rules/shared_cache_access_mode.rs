@@ -110,13 +110,13 @@ impl Rule for SharedCacheAccessMode {
                     if reported.contains(&claim_pointer) {
                         continue;
                     }
-                    let Some(claim) =
-                        cx.named(claim_name)
-                            .map(|(_, candidate)| candidate)
-                            .find(|candidate| {
-                                candidate.kind() == "PersistentVolumeClaim"
-                                    && cx.paired(candidate, object)
-                            })
+                    let Some(claim) = cx
+                        .named(object, claim_name)
+                        .map(|(_, candidate)| candidate)
+                        .find(|candidate| {
+                            candidate.kind() == "PersistentVolumeClaim"
+                                && cx.paired(candidate, object)
+                        })
                     else {
                         continue;
                     };
