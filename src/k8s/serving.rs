@@ -465,3 +465,28 @@ pub fn load_estimate(
         seconds: size.bytes / throughput + startup.startup_overhead.0,
     })
 }
+
+/// The port a container's server is told to listen on, by one of `flags`
+/// (`--port 8080`, `--port=8080`) or variables (`PORT`), if it is.
+pub fn listen_port(container: &Container<'_>, flags: &[String], env: &[String]) -> Option<i64> {
+    let words: Vec<&str> = container
+        .command_line()
+        .flat_map(str::split_whitespace)
+        .collect();
+    for (index, word) in words.iter().enumerate() {
+        for flag in flags {
+            let value = match word.strip_prefix(flag.as_str()) {
+                Some("") => words.get(index + 1).copied(),
+                Some(rest) => rest.strip_prefix('='),
+                None => None,
+            };
+            if let Some(port) = value.and_then(|value| value.trim_matches(['"', '\'']).parse().ok())
+            {
+                return Some(port);
+            }
+        }
+    }
+    env.iter()
+        .find_map(|name| crate::k8s::workload::env_value(container, name))
+        .and_then(|(_, value)| value.parse().ok())
+}

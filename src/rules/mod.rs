@@ -17,6 +17,7 @@ mod hpa_scale_target_resolves;
 mod hpa_stabilization_defaults;
 mod hpa_status_unhealthy;
 mod hpa_target_sanity;
+mod inference_pool_selects_servers;
 mod keda_prometheus_query;
 mod max_replicas_chip_pool;
 mod metric_name_lowercase;
@@ -167,6 +168,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &shared_cache_access_mode::SharedCacheAccessMode,
         &keda_prometheus_query::KedaPrometheusQuery,
         &scale_to_zero_cold_start::ScaleToZeroColdStart,
+        &inference_pool_selects_servers::InferencePoolSelectsServers,
         &schema_strict::SchemaStrict,
     ]
 }

@@ -6,7 +6,8 @@ use crate::input::duration;
 use crate::input::object::Object;
 use crate::input::pointer;
 use crate::k8s::selection::{self, PodLabels};
-use crate::k8s::workload::{self, pod_templates, Container, PodTemplate};
+use crate::k8s::serving::listen_port;
+use crate::k8s::workload::{pod_templates, Container, PodTemplate};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -281,12 +282,12 @@ fn check_port(
             let listens = containers.iter().any(|container| {
                 declared(container).iter().any(|declared| {
                     declared.get("containerPort").and_then(Value::as_i64) == Some(number)
-                }) || server_port(container, &scraping.port_flags, &scraping.port_env)
+                }) || listen_port(container, &scraping.port_flags, &scraping.port_env)
                     == Some(number)
             });
             // The server told to listen elsewhere: nothing answers there.
             let elsewhere = containers.iter().find_map(|container| {
-                server_port(container, &scraping.port_flags, &scraping.port_env)
+                listen_port(container, &scraping.port_flags, &scraping.port_env)
             });
             match (listens, elsewhere) {
                 (true, _) => {}
@@ -310,30 +311,6 @@ fn check_port(
         }
         _ => {}
     }
-}
-
-/// The port a container's server is told to listen on, by flag or env.
-fn server_port(container: &Container<'_>, flags: &[String], env: &[String]) -> Option<i64> {
-    let words: Vec<&str> = container
-        .command_line()
-        .flat_map(str::split_whitespace)
-        .collect();
-    for (index, word) in words.iter().enumerate() {
-        for flag in flags {
-            let value = match word.strip_prefix(flag.as_str()) {
-                Some("") => words.get(index + 1).copied(),
-                Some(rest) => rest.strip_prefix('='),
-                None => None,
-            };
-            if let Some(port) = value.and_then(|value| value.trim_matches(['"', '\'']).parse().ok())
-            {
-                return Some(port);
-            }
-        }
-    }
-    env.iter()
-        .find_map(|name| workload::env_value(container, name))
-        .and_then(|(_, value)| value.parse().ok())
 }
 
 fn is_system_exporter(object: &Object, hints: &[String]) -> bool {
