@@ -524,6 +524,27 @@ fn xla_gate_on_scale_and_on_resync(cluster: &mut Cluster) {
     assert!(scaled.status.success(), "{}", text(&scaled.stderr));
 }
 
+/// The pod templates of other kinds are reviewed too: a RayService whose
+/// TPU worker group starts two hosts on one shared XLA cache is denied,
+/// the same with one host is admitted.
+fn ray_service_reviewed(cluster: &mut Cluster) {
+    let fires = fixture("testdata/rules/xla-cache-single-writer/fires-rayservice.yaml");
+    let output = cluster.apply(&fires, &[]);
+    assert!(
+        !output.status.success(),
+        "admitted: {}",
+        text(&output.stdout)
+    );
+    assert!(
+        text(&output.stderr).contains("[xla-cache-single-writer]"),
+        "{}",
+        text(&output.stderr)
+    );
+    let quiet = fixture("testdata/rules/xla-cache-single-writer/quiet-rayservice.yaml");
+    let output = cluster.apply(&quiet, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
 fn opt_out_only_by_the_named_groups(cluster: &mut Cluster) {
     cluster.namespace("batch");
     // Alice may edit namespaces but is not in the policy's optOut.
@@ -1289,6 +1310,10 @@ fn e2e() {
         (
             "dry run is reviewed and stores nothing",
             dry_run_is_reviewed_and_stores_nothing,
+        ),
+        (
+            "a RayService's worker groups reviewed",
+            ray_service_reviewed,
         ),
         (
             "XLA gate on scale and on re-sync",

@@ -108,6 +108,12 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
         "PodMonitor" => "podmonitors",
         "ConfigMap" => "configmaps",
         "Namespace" => "namespaces",
+        "RayService" => "rayservices",
+        "RayCluster" => "rayclusters",
+        "InferenceService" => "inferenceservices",
+        "ServingRuntime" => "servingruntimes",
+        "ClusterServingRuntime" => "clusterservingruntimes",
+        "LLMInferenceService" => "llminferenceservices",
         other => panic!("unmapped kind {other}"),
     };
     let mut handled: Vec<(String, String)> = infergate::webhook::review::HANDLED_KINDS

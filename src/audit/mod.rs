@@ -56,6 +56,44 @@ pub const ADAPTER_CONFIG_SELECTOR: &str = "app.kubernetes.io/name=prometheus-ada
 /// What the audit reads: the kinds the rules check, and Nodes for pools.
 pub const AUDITED_KINDS: &[AuditedKind] = &[
     kind("apps/v1", "Deployment", "deployments", true),
+    kind("ray.io/v1", "RayService", "rayservices", true),
+    kind("ray.io/v1", "RayCluster", "rayclusters", true),
+    kind(
+        "serving.kserve.io/v1beta1",
+        "InferenceService",
+        "inferenceservices",
+        true,
+    ),
+    kind(
+        "serving.kserve.io/v1alpha1",
+        "ServingRuntime",
+        "servingruntimes",
+        true,
+    ),
+    kind(
+        "serving.kserve.io/v1alpha1",
+        "ClusterServingRuntime",
+        "clusterservingruntimes",
+        false,
+    ),
+    kind(
+        "serving.kserve.io/v1alpha1",
+        "LLMInferenceService",
+        "llminferenceservices",
+        true,
+    ),
+    kind(
+        "inference.networking.k8s.io/v1",
+        "InferencePool",
+        "inferencepools",
+        true,
+    ),
+    kind(
+        "inference.networking.x-k8s.io/v1alpha2",
+        "InferencePool",
+        "inferencepools",
+        true,
+    ),
     kind("apps/v1", "StatefulSet", "statefulsets", true),
     kind(
         "leaderworkerset.x-k8s.io/v1",

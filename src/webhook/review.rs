@@ -50,6 +50,14 @@ pub const HANDLED_KINDS: &[(&str, &str)] = &[
     ("", "ConfigMap"),
     ("", "Namespace"),
     ("autoscaling", "Scale"),
+    // Where inference is deployed besides the built-in workloads: their
+    // pod templates are read as rules/workloads.yaml lays them out.
+    ("ray.io", "RayService"),
+    ("ray.io", "RayCluster"),
+    ("serving.kserve.io", "InferenceService"),
+    ("serving.kserve.io", "ServingRuntime"),
+    ("serving.kserve.io", "ClusterServingRuntime"),
+    ("serving.kserve.io", "LLMInferenceService"),
 ];
 
 /// The workloads an HPA may scale that the server looks up in the cluster
