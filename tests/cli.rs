@@ -1054,6 +1054,107 @@ fn config_mistakes_are_usage_errors_at_their_line() {
     );
 }
 
+/// Per-path rule ignores (`ignore: [{paths, rules, reason}]`), as ruff's
+/// per-file-ignores: the rule is suppressed in the matched files only, with
+/// the reason, `--fix` leaves those files alone, and a path filter that
+/// matches nothing is a warning naming it.
+#[test]
+fn per_path_ignores_and_patterns_that_match_nothing() {
+    let repository = repository_with_fixtures();
+    let root = repository.path();
+    std::fs::create_dir_all(root.join("legacy")).expect("mkdir");
+    let bad = std::fs::read_to_string(
+        common::root().join("testdata/rules/metric-name-lowercase/fires.yaml"),
+    )
+    .expect("fixture");
+    std::fs::write(root.join("legacy/hpa.yaml"), &bad).expect("legacy");
+    std::fs::write(
+        root.join(".infergate.yaml"),
+        "exclude: [testdata, docs/**]
+ignore:
+  - paths: [legacy/**]
+    rules: [metric-name-lowercase]
+    reason: migrated next quarter
+",
+    )
+    .expect("config");
+    let output = lint_in(root, &["--format", "json", "-v", "."]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let by_file = |file: &str| -> Vec<serde_json::Value> {
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|finding| {
+                finding["rule"] == "metric-name-lowercase"
+                    && finding["file"]
+                        .as_str()
+                        .is_some_and(|name| name.contains(file))
+            })
+            .cloned()
+            .collect()
+    };
+    let legacy = by_file("legacy/");
+    assert!(!legacy.is_empty(), "{report}");
+    assert!(
+        legacy.iter().all(|finding| finding["suppressed"]["reason"]
+            .as_str()
+            .is_some_and(|why| why.contains("migrated next quarter"))),
+        "{legacy:?}"
+    );
+    let deploy = by_file("deploy/");
+    assert!(
+        !deploy.is_empty() && deploy.iter().all(|finding| finding["suppressed"].is_null()),
+        "{deploy:?}"
+    );
+    assert_eq!(output.status.code(), Some(1), "deploy/ still fails");
+    assert!(
+        stderr.contains("exclude[1] `docs/**` matches no file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("legacy/**` matches no file"), "{stderr}");
+    // --fix fixes deploy/ and leaves the ignored file as it was.
+    let output = lint_in(root, &["--fix", "--unsafe-fixes", "."]);
+    assert!(output.status.code().is_some(), "{output:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("legacy/hpa.yaml")).expect("legacy"),
+        bad
+    );
+    assert_ne!(
+        std::fs::read_to_string(root.join("deploy/hpa.yaml")).expect("deploy"),
+        bad
+    );
+    // An entry without rules is an error at its line; `ignore` in a
+    // --policy file is refused like the other path filters.
+    std::fs::write(
+        root.join(".infergate.yaml"),
+        "ignore:
+  - paths: [legacy]
+",
+    )
+    .expect("config");
+    let output = lint_in(root, &["deploy"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(".infergate.yaml:2:"), "{stderr}");
+    std::fs::write(
+        root.join(".infergate.yaml"),
+        "{}
+",
+    )
+    .expect("config");
+    std::fs::write(
+        root.join("policy.yaml"),
+        "ignore:
+  - {paths: [legacy], rules: ['*']}
+",
+    )
+    .expect("policy");
+    let output = lint_in(root, &["--policy", "policy.yaml", "deploy"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
 /// A newcomer's repository: a kustomize base, overlays with a replicas
 /// patch, a strategic-merge resources patch and a JSON 6902 patch, a
 /// workflow, a compose file and another chart's Helm values. Patches are

@@ -194,7 +194,12 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         let options = FixOptions {
             unsafe_fixes: args.unsafe_fixes,
         };
-        let result = fix::fix_sources(&engine, sources, &facts, options);
+        let ignored = |finding: &crate::engine::finding::Finding| {
+            config.as_ref().and_then(|config| {
+                config.ignores(std::path::Path::new(finding.file()), finding.rule)
+            })
+        };
+        let result = fix::fix_sources_except(&engine, sources, &facts, options, &ignored);
         for skipped in &result.skipped {
             eprintln!("warning: {skipped}");
         }
@@ -241,7 +246,25 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         sources
     };
     let loaded = loader::parse_all(sources);
-    let outcome = engine.run(&loaded, &facts);
+    let mut outcome = engine.run(&loaded, &facts);
+    if let Some(config) = &config {
+        apply_path_ignores(config, &mut outcome);
+        // Only a walk sees every file a pattern could name; the
+        // pre-commit hook's staged files would make every other pattern
+        // look unused.
+        if args
+            .paths
+            .iter()
+            .all(|path| std::path::Path::new(path).is_dir())
+        {
+            for (place, pattern) in config.unmatched() {
+                eprintln!(
+                    "warning: {}: {place} `{pattern}` matches no file here; check the path (it is relative to the config's directory)",
+                    config.path.display()
+                );
+            }
+        }
+    }
     let visibility = Visibility {
         verbose: args.verbose,
     };
@@ -265,6 +288,14 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     // operating system does at once when it reclaims the process.
     std::mem::forget((loaded, outcome, text));
     code
+}
+
+/// Suppress the findings the config's `ignore` entries cover (kept, with
+/// the reason, for --verbose and the summary).
+fn apply_path_ignores(config: &Config, outcome: &mut crate::engine::Outcome) {
+    outcome.suppress_where(|finding| {
+        config.ignores(std::path::Path::new(finding.file()), finding.rule)
+    });
 }
 
 /// Say which files the config's path filters left out: each with

@@ -673,6 +673,27 @@ pub struct Summary {
     pub suppressed: usize,
 }
 
+impl Summary {
+    /// Count the findings by severity, the suppressed apart.
+    fn tally(&mut self, findings: &[Finding]) {
+        self.errors = 0;
+        self.warnings = 0;
+        self.infos = 0;
+        self.suppressed = 0;
+        for finding in findings {
+            if finding.suppressed.is_some() {
+                self.suppressed += 1;
+                continue;
+            }
+            match finding.severity {
+                Severity::Error => self.errors += 1,
+                Severity::Warning => self.warnings += 1,
+                Severity::Info => self.infos += 1,
+            }
+        }
+    }
+}
+
 /// The result of a run.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -682,6 +703,22 @@ pub struct Outcome {
     /// measure of the cross-object work, which must grow linearly with
     /// the input.
     pub candidates: usize,
+}
+
+impl Outcome {
+    /// Suppress the findings `why` gives a reason for (a repository
+    /// config's per-path ignores, which the engine does not see), and
+    /// count again.
+    pub fn suppress_where(&mut self, why: impl Fn(&Finding) -> Option<String>) {
+        for finding in self
+            .findings
+            .iter_mut()
+            .filter(|finding| finding.suppressed.is_none())
+        {
+            finding.suppressed = why(finding);
+        }
+        self.summary.tally(&self.findings);
+    }
 }
 
 pub struct Engine {
@@ -755,17 +792,7 @@ impl Engine {
             skipped: loaded.documents.len() + tool_configurations,
             ..Summary::default()
         };
-        for finding in &findings {
-            if finding.suppressed.is_some() {
-                summary.suppressed += 1;
-                continue;
-            }
-            match finding.severity {
-                Severity::Error => summary.errors += 1,
-                Severity::Warning => summary.warnings += 1,
-                Severity::Info => summary.infos += 1,
-            }
-        }
+        summary.tally(&findings);
         let candidates = index.candidates.load(Ordering::Relaxed);
         Outcome {
             findings,

@@ -112,6 +112,18 @@ pub fn fix_sources(
     facts: &ClusterFacts,
     options: FixOptions,
 ) -> FixResult {
+    fix_sources_except(engine, sources, facts, options, &|_| None)
+}
+
+/// [`fix_sources`], leaving alone the findings `suppress` gives a reason
+/// for (a repository config's per-path ignores): they are not fixed.
+pub fn fix_sources_except(
+    engine: &Engine,
+    sources: Vec<Arc<SourceFile>>,
+    facts: &ClusterFacts,
+    options: FixOptions,
+    suppress: &dyn Fn(&crate::engine::finding::Finding) -> Option<String>,
+) -> FixResult {
     let mut texts: Vec<String> = sources.iter().map(|source| source.text.clone()).collect();
     let mut blocked: HashSet<String> = HashSet::new();
     let mut result = FixResult::default();
@@ -124,7 +136,8 @@ pub fn fix_sources(
             .map(|(source, text)| source.with_text(text.clone()))
             .collect();
         let loaded = loader::parse_all(current);
-        let outcome = engine.run(&loaded, facts);
+        let mut outcome = engine.run(&loaded, facts);
+        outcome.suppress_where(suppress);
         match plan_pass(
             &loaded,
             &outcome,

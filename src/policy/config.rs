@@ -34,21 +34,51 @@ pub struct Config {
     pub exclude: Vec<String>,
     include_globs: Vec<PathGlob>,
     exclude_globs: Vec<PathGlob>,
+    /// `ignore` entries: rules suppressed in the files their globs match.
+    ignores: Vec<PathIgnore>,
 }
 
-/// A compiled `include`/`exclude` pattern.
+/// One `ignore` entry.
 #[derive(Debug, Clone)]
+struct PathIgnore {
+    globs: Vec<PathGlob>,
+    rules: Vec<String>,
+    reason: Option<String>,
+}
+
+/// A compiled `include`/`exclude`/`ignore` pattern.
+#[derive(Debug)]
 struct PathGlob {
+    /// As written, with where it was written (`exclude[2]`), for the
+    /// warning about a pattern that matches nothing.
+    text: String,
+    place: String,
+    /// Set when the pattern matched a path of this run.
+    hit: std::sync::atomic::AtomicBool,
     /// A pattern with a `/` is matched against whole relative paths; one
     /// without, against single names at any depth (as in `.gitignore`).
     anchored: bool,
     matcher: globset::GlobMatcher,
 }
 
+impl Clone for PathGlob {
+    fn clone(&self) -> Self {
+        Self {
+            text: self.text.clone(),
+            place: self.place.clone(),
+            hit: std::sync::atomic::AtomicBool::new(
+                self.hit.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            anchored: self.anchored,
+            matcher: self.matcher.clone(),
+        }
+    }
+}
+
 impl PathGlob {
     /// `*`, `?` and `[…]` stay within a segment, `**` spans segments,
     /// `{a,b}` is either: globset's syntax with a literal separator.
-    fn compile(pattern: &str) -> Result<Option<Self>, globset::Error> {
+    fn compile(pattern: &str, place: String) -> Result<Option<Self>, globset::Error> {
         if pattern.is_empty() {
             return Ok(None);
         }
@@ -58,6 +88,9 @@ impl PathGlob {
             .backslash_escape(true)
             .build()?;
         Ok(Some(Self {
+            text: pattern.to_string(),
+            place,
+            hit: std::sync::atomic::AtomicBool::new(false),
             anchored,
             matcher: glob.compile_matcher(),
         }))
@@ -66,6 +99,14 @@ impl PathGlob {
     /// Whether the path of `segments`, or one of its parent directories,
     /// matches.
     fn matches_path_or_parent(&self, segments: &[String]) -> bool {
+        let matched = self.matches_uncounted(segments);
+        if matched {
+            self.hit.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        matched
+    }
+
+    fn matches_uncounted(&self, segments: &[String]) -> bool {
         let mut prefix = String::new();
         segments.iter().any(|segment| {
             if !prefix.is_empty() {
@@ -177,29 +218,81 @@ impl Config {
         };
         let include = globs("include");
         let exclude = globs("exclude");
-        let compile = |key: &str, patterns: &[String]| -> Result<Vec<PathGlob>, PolicyError> {
-            let mut compiled = Vec::new();
-            for (index, pattern) in patterns.iter().enumerate() {
-                match PathGlob::compile(pattern) {
-                    Ok(glob) => compiled.extend(glob),
-                    Err(error) => {
-                        let location = loaded.documents.first().and_then(|document| {
-                            document.positions.locate(&format!("/{key}/{index}"))
-                        });
-                        return Err(PolicyError::Invalid {
-                            file: name.clone(),
-                            line: location.as_ref().map_or(1, |location| location.line),
-                            column: location.as_ref().map_or(1, |location| location.column),
-                            key: key.to_string(),
-                            message: format!("`{pattern}` is not a glob: {}", error.kind()),
-                        });
+        let invalid = |at: &str, key: &str, message: String| {
+            let location = loaded
+                .documents
+                .first()
+                .and_then(|document| document.positions.locate(at));
+            PolicyError::Invalid {
+                file: name.clone(),
+                line: location.as_ref().map_or(1, |location| location.line),
+                column: location.as_ref().map_or(1, |location| location.column),
+                key: key.to_string(),
+                message,
+            }
+        };
+        // `pointer` is where the list sits (`/include`, `/ignore/0/paths`).
+        let compile =
+            |pointer: &str, key: &str, patterns: &[String]| -> Result<Vec<PathGlob>, PolicyError> {
+                let mut compiled = Vec::new();
+                for (index, pattern) in patterns.iter().enumerate() {
+                    let place = format!(
+                        "{}[{index}]",
+                        pointer.trim_start_matches('/').replace('/', ".")
+                    );
+                    match PathGlob::compile(pattern, place) {
+                        Ok(glob) => compiled.extend(glob),
+                        Err(error) => {
+                            return Err(invalid(
+                                &format!("{pointer}/{index}"),
+                                key,
+                                format!("`{pattern}` is not a glob: {}", error.kind()),
+                            ))
+                        }
                     }
                 }
+                Ok(compiled)
+            };
+        let include_globs = compile("/include", "include", &include)?;
+        let exclude_globs = compile("/exclude", "exclude", &exclude)?;
+        let mut ignores = Vec::new();
+        let entries = document
+            .and_then(|value| value.get("ignore"))
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (index, entry) in entries.iter().enumerate() {
+            let strings = |key: &str| -> Vec<String> {
+                entry
+                    .get(key)
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            };
+            let paths: Vec<String> = strings("paths")
+                .iter()
+                .map(|p| normalise_pattern(p))
+                .collect();
+            let rules = strings("rules");
+            if paths.is_empty() || rules.is_empty() {
+                return Err(invalid(
+                    &format!("/ignore/{index}"),
+                    "ignore",
+                    "an ignore entry needs `paths` and `rules` (rule ids, or `*`)".to_string(),
+                ));
             }
-            Ok(compiled)
-        };
-        let include_globs = compile("include", &include)?;
-        let exclude_globs = compile("exclude", &exclude)?;
+            ignores.push(PathIgnore {
+                globs: compile(&format!("/ignore/{index}/paths"), "ignore", &paths)?,
+                rules,
+                reason: entry
+                    .get("reason")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string),
+            });
+        }
         let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let base = absolute
             .parent()
@@ -213,6 +306,7 @@ impl Config {
             exclude,
             include_globs,
             exclude_globs,
+            ignores,
         })
     }
 
@@ -234,7 +328,50 @@ impl Config {
                 .iter()
                 .any(|glob| glob.matches_path_or_parent(&segments))
         };
+        // An ignore pattern is in use when it names a file of the run,
+        // whether or not a finding there needs it.
+        for glob in self.ignores.iter().flat_map(|entry| &entry.globs) {
+            glob.matches_path_or_parent(&segments);
+        }
         (self.include.is_empty() || matched(&self.include_globs)) && !matched(&self.exclude_globs)
+    }
+
+    /// Why `rule` is ignored in `file` by an `ignore` entry, if it is.
+    pub fn ignores(&self, file: &Path, rule: &str) -> Option<String> {
+        let segments = self.relative_segments(file)?;
+        self.ignores.iter().find_map(|entry| {
+            let applies = entry
+                .rules
+                .iter()
+                .any(|listed| listed == "*" || listed == rule);
+            let matched = applies
+                && entry
+                    .globs
+                    .iter()
+                    .any(|glob| glob.matches_path_or_parent(&segments));
+            matched.then(|| {
+                let reason = entry.reason.as_deref().unwrap_or("");
+                let source = self.path.display();
+                if reason.is_empty() {
+                    format!("ignored here by {source}")
+                } else {
+                    format!("ignored here by {source}: {reason}")
+                }
+            })
+        })
+    }
+
+    /// The patterns of `include`, `exclude` and `ignore` that matched no
+    /// path of this run, as (place, pattern): a misspelt path filters
+    /// nothing and says nothing otherwise.
+    pub fn unmatched(&self) -> Vec<(String, String)> {
+        self.include_globs
+            .iter()
+            .chain(&self.exclude_globs)
+            .chain(self.ignores.iter().flat_map(|entry| &entry.globs))
+            .filter(|glob| !glob.hit.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|glob| (glob.place.clone(), glob.text.clone()))
+            .collect()
     }
 
     fn relative_segments(&self, file: &Path) -> Option<Vec<String>> {
@@ -276,7 +413,7 @@ mod tests {
     }
 
     fn matches_path_or_parent(pattern: &str, segments: &[String]) -> bool {
-        PathGlob::compile(pattern)
+        PathGlob::compile(pattern, String::new())
             .expect("a valid glob")
             .is_some_and(|glob| glob.matches_path_or_parent(segments))
     }

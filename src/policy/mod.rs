@@ -893,7 +893,7 @@ impl<'a> Layer<'a> {
 
 /// Keys of the policy schema that only a config file (`.infergate.yaml`)
 /// may hold: they choose files, which a policy does not.
-pub const CONFIG_ONLY_KEYS: &[&str] = &["include", "exclude"];
+pub const CONFIG_ONLY_KEYS: &[&str] = &["include", "exclude", "ignore"];
 
 fn config_only_key(layer: &Layer<'_>, key: &str) -> PolicyError {
     let source = SourceFile::new(layer.name, layer.text.to_string());
