@@ -150,6 +150,9 @@ pub fn is_fragment(object: &Object) -> bool {
     if object.kind() == "HorizontalPodAutoscaler" {
         return object.value.pointer("/spec/scaleTargetRef").is_none();
     }
+    // A container without an image is completed elsewhere; so is a
+    // template with KServe's `model`, merged into its ServingRuntime's
+    // container (image, volumes and all) by the controller.
     pod_templates(object).iter().any(|template| {
         template
             .containers()

@@ -39,6 +39,15 @@ declare_rule! {
     /// limited to) at least the model's size of `ephemeral-storage` is
     /// placed only on a node with that much local disk, and stays quiet.
     ///
+    /// A KServe predictor's `model.storageUri` (`hf://`, `gs://`, `s3://`…)
+    /// is downloaded by KServe's storage initializer into an emptyDir on
+    /// the node before the server starts; a model of known size (the
+    /// annotation, or the Hugging Face id) above the same threshold is
+    /// reported there. `pvc://` and `oci://` (modelcars) are not downloaded
+    /// into the pod, and a predictor volume named `kserve-provision-location`
+    /// (KServe's override of that emptyDir) on a claim or in memory moves
+    /// the download off the boot disk.
+    ///
     /// ## Why is this bad?
     /// GKE nodes have a 100 GiB boot disk by default and GKE reserves 10 %
     /// of it, which leaves 90 GiB; a model of 90 GiB or more cached there
@@ -102,14 +111,21 @@ impl Rule for HfHomeShmForLargeModels {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        // A fragment (a kustomize patch, a template completed from
-        // presets) may get its cache from what it does not show.
-        if cx.inference_reason(object).is_none() || workload::is_fragment(object) {
+        if cx.inference_reason(object).is_none() {
             return;
         }
         let models = &cx.policy.models;
         let budget = models.disk_budget();
         let templates = pod_templates(object);
+        // The download happens whatever the runtime adds.
+        for template in &templates {
+            check_storage_initializer(object, template, budget, models, sink);
+        }
+        // A fragment (a kustomize patch, a template completed from presets
+        // or a runtime) may get its cache from what it does not show.
+        if workload::is_fragment(object) {
+            return;
+        }
         // A LeaderWorkerSet's workers load the model the leader names (with
         // Ray each downloads its own shards): a worker container that asks
         // for accelerators but names no model caches the group's.
@@ -225,6 +241,78 @@ impl Rule for HfHomeShmForLargeModels {
             }
         }
     }
+}
+
+/// The volume KServe's storage initializer downloads into.
+const PROVISION_VOLUME: &str = "kserve-provision-location";
+
+/// KServe's storage initializer downloads a predictor's `storageUri` into
+/// an emptyDir on the node's disk (`kserve-provision-location`, mounted at
+/// /mnt/models; KServe's storage_initializer_injector.go) before the server
+/// starts: a model larger than the boot disk's share fills it the same way.
+/// `pvc://` mounts a claim instead, and `oci://` (modelcars) is an image.
+fn check_storage_initializer(
+    object: &Object,
+    template: &workload::PodTemplate<'_>,
+    budget: f64,
+    models: &crate::policy::Models,
+    sink: &mut Sink,
+) {
+    let Some(model) = template.spec().and_then(|spec| spec.get("model")) else {
+        return;
+    };
+    let Some(uri) = model.get("storageUri").and_then(Value::as_str) else {
+        return;
+    };
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return;
+    };
+    if matches!(scheme, "pvc" | "oci") {
+        return;
+    }
+    // The staging volume replaced (KServe's "Storage Initializer Volume"
+    // override: a volume of that name in the predictor): on a claim or in
+    // memory, not on the boot disk.
+    let replaced = template
+        .spec()
+        .and_then(|spec| spec.get("volumes"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|volume| volume.get("name").and_then(Value::as_str) == Some(PROVISION_VOLUME));
+    if let Some(volume) = replaced {
+        let node_disk = volume.get("emptyDir").is_some_and(|empty_dir| {
+            empty_dir.get("medium").and_then(Value::as_str) != Some("Memory")
+        });
+        if !node_disk {
+            return;
+        }
+    }
+    // The size: the annotation, else a Hugging Face id from the catalogue
+    // or its name; a bucket path says nothing of its size.
+    let id = if scheme == "hf" { rest } else { "" };
+    let Some(size) = model::size_of(object, id, models) else {
+        return;
+    };
+    if size.bytes < budget {
+        return;
+    }
+    sink.report(
+        format!("{}/model/storageUri", template.spec_pointer),
+        format!(
+            "the storage initializer downloads {uri} ({}) into an emptyDir on the node boot disk; pods get {} of it",
+            model::gib(size.bytes),
+            model::gib(budget)
+        ),
+    )
+    .short(format!(
+        "{} model downloaded to the node boot disk: use a pvc:// or oci:// model",
+        model::gib(size.bytes)
+    ))
+    .help(format!(
+        "size from {}. Put the model on a PersistentVolumeClaim (storageUri: pvc://…), use a modelcar image (oci://…), or give the nodes a larger boot disk",
+        size.source
+    ));
 }
 
 /// The value the fix gives `variable`: HF_HOME is the cache's parent, the
