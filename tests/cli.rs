@@ -308,6 +308,48 @@ fn a_bad_policy_names_the_key_and_exits_2() {
         .all(|finding| finding["rule"] != "metric-name-lowercase"));
 }
 
+/// SARIF names the tool's home and each rule's page, and tells results
+/// apart by file: the same HPA in two environment directories is two
+/// alerts for code scanning, not one that moves between files.
+#[test]
+fn sarif_links_rule_pages_and_fingerprints_include_the_file() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let bad = std::fs::read_to_string(
+        common::root().join("testdata/rules/metric-name-lowercase/fires.yaml"),
+    )
+    .expect("fixture");
+    for environment in ["staging", "production"] {
+        std::fs::create_dir_all(directory.path().join(environment)).expect("mkdir");
+        std::fs::write(directory.path().join(environment).join("hpa.yaml"), &bad).expect("write");
+    }
+    let output = lint_in(directory.path(), &["--format", "sarif", "--no-config", "."]);
+    let sarif: serde_json::Value = serde_json::from_slice(&output.stdout).expect("sarif");
+    let driver = &sarif["runs"][0]["tool"]["driver"];
+    assert_eq!(
+        driver["informationUri"],
+        "https://github.com/infergate/infergate"
+    );
+    for rule in driver["rules"].as_array().expect("rules") {
+        let id = rule["id"].as_str().expect("id");
+        assert_eq!(
+            rule["helpUri"],
+            format!("https://github.com/infergate/infergate/blob/main/docs/rules/{id}.md")
+        );
+        assert!(
+            common::root().join(format!("docs/rules/{id}.md")).is_file(),
+            "{id}"
+        );
+    }
+    let fingerprints: std::collections::BTreeSet<String> = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|result| result["ruleId"] == "metric-name-lowercase")
+        .map(|result| result["partialFingerprints"]["infergate/v2"].to_string())
+        .collect();
+    assert_eq!(fingerprints.len(), 2, "{fingerprints:?}");
+}
+
 #[test]
 fn sarif_is_valid_with_and_without_results() {
     // The published schema's `language` patterns have a stray `]` that

@@ -215,6 +215,29 @@ fn repeated_names_across_environments_do_not_grow_lookups() {
     assert_lookups_stay_flat(repeated_candidates_for(10), repeated_candidates_for(40));
 }
 
+/// docs/rules/ID.md is `infergate explain ID` for every rule (SARIF's
+/// helpUri points there). INFERGATE_UPDATE_DOCS=1 rewrites them.
+#[test]
+fn rule_pages_in_docs_are_the_explanations() {
+    let directory = common::root().join("docs/rules");
+    let update = std::env::var_os("INFERGATE_UPDATE_DOCS").is_some();
+    let mut stale = Vec::new();
+    for meta in rules::all_meta() {
+        let path = directory.join(format!("{}.md", meta.id));
+        let expected = meta.explanation();
+        if update {
+            std::fs::create_dir_all(&directory).expect("docs/rules");
+            std::fs::write(&path, &expected).expect("write the page");
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(expected.as_str()) {
+            stale.push(meta.id);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "docs/rules/ is stale for {stale:?}: run INFERGATE_UPDATE_DOCS=1 cargo test --test rules rule_pages"
+    );
+}
+
 /// The README's rules table lists every rule and loader check the
 /// registry knows, with its default severity.
 #[test]

@@ -149,17 +149,7 @@ pub fn main() -> ExitCode {
             print(&out)
         }
         Command::Explain { rule } => match rules::meta(&rule) {
-            Some(meta) => print(&format!(
-                "# {}\n\nDefault severity: {}. {}\n\n{}\n",
-                meta.id,
-                meta.default_severity,
-                if meta.fixable {
-                    "Has a fix."
-                } else {
-                    "No fix."
-                },
-                meta.documentation().trim_end()
-            )),
+            Some(meta) => print(&meta.explanation()),
             None => {
                 match rules::closest_id(&rule) {
                     Some(close) => eprintln!(

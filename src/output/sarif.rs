@@ -27,6 +27,7 @@ fn rule_json(meta: &RuleMeta) -> Value {
         "shortDescription": { "text": meta.summary },
         "fullDescription": { "text": meta.summary },
         "help": { "text": documentation, "markdown": documentation },
+        "helpUri": meta.help_uri(),
         "defaultConfiguration": { "level": level(meta.default_severity) },
         "properties": { "fixable": meta.fixable },
     })
@@ -163,8 +164,16 @@ fn result_json(finding: &Finding, rule_index: Option<usize>, artifact: &Value) -
                 }
             }
         }],
+        // The file is part of the identity: the same object and field in
+        // two environment directories are two results, not one.
         "partialFingerprints": {
-            "infergate/v1": format!("{}:{}:{}", finding.rule, finding.object.as_ref().map(ToString::to_string).unwrap_or_default(), finding.pointer),
+            "infergate/v2": format!(
+                "{}:{}:{}:{}",
+                finding.rule,
+                artifact.get("uri").and_then(Value::as_str).unwrap_or_default(),
+                finding.object.as_ref().map(ToString::to_string).unwrap_or_default(),
+                finding.pointer
+            ),
         },
     });
     if finding.source.live {
@@ -226,6 +235,7 @@ pub fn render(outcome: &Outcome, root: &SourceRoot) -> String {
                 "driver": {
                     "name": "infergate",
                     "version": env!("CARGO_PKG_VERSION"),
+                    "informationUri": env!("CARGO_PKG_HOMEPAGE"),
                     "rules": metas.iter().map(|meta| rule_json(meta)).collect::<Vec<_>>(),
                 }
             },

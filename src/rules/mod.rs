@@ -59,6 +59,32 @@ impl RuleMeta {
             .collect::<Vec<_>>()
             .join("\n")
     }
+
+    /// `infergate explain ID`: the rule's page, in Markdown. The same text
+    /// is kept in docs/rules/ID.md, where SARIF's helpUri points.
+    pub fn explanation(&self) -> String {
+        format!(
+            "# {}\n\nDefault severity: {}. {}\n\n{}\n",
+            self.id,
+            self.default_severity,
+            if self.fixable {
+                "Has a fix."
+            } else {
+                "No fix."
+            },
+            self.documentation().trim_end()
+        )
+    }
+
+    /// Where the rule's page is published: docs/rules/ID.md of the
+    /// repository.
+    pub fn help_uri(&self) -> String {
+        format!(
+            "{}/blob/main/docs/rules/{}.md",
+            env!("CARGO_PKG_REPOSITORY"),
+            self.id
+        )
+    }
 }
 
 /// A check over one object, with the whole input reachable through the
