@@ -758,3 +758,20 @@ fn copy_tree(from: &Path, to: &Path) {
         std::fs::copy(from, to).expect("copy");
     }
 }
+
+/// Every pre-commit hook runs in one process: parallel batches would each
+/// see part of an application and pair objects differently from `lint .`.
+#[test]
+fn pre_commit_hooks_run_serially() {
+    let text = std::fs::read_to_string(common::root().join(".pre-commit-hooks.yaml"))
+        .expect(".pre-commit-hooks.yaml");
+    let hooks: Vec<&str> = text.split("\n- id: ").skip(1).collect();
+    assert!(hooks.len() >= 4, "{text}");
+    for hook in hooks {
+        assert!(
+            hook.lines()
+                .any(|line| line.trim() == "require_serial: true"),
+            "{hook}"
+        );
+    }
+}
