@@ -87,19 +87,16 @@ pub const FETCHED_AUTOSCALERS: &[(&str, &str, &str)] = &[
 const FETCHED_OBJECTS: &[(&str, &str, &str)] =
     &[("v1", "PersistentVolumeClaim", "persistentvolumeclaims")];
 
-/// The PersistentVolumeClaims a workload's pod templates mount.
+/// The PersistentVolumeClaims a workload's pod templates mount (every
+/// template rules/workloads.yaml knows: Ray worker groups, a KServe
+/// predictor's inline pod spec…).
 pub fn claim_names(workload: &Value) -> Vec<String> {
-    let kind = workload
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let mut names: Vec<String> = crate::k8s::workload::template_pointers(kind)
+    let Some(object) = to_object(workload, "review") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = crate::k8s::workload::pod_templates(&object)
         .iter()
-        .filter_map(|template| {
-            workload
-                .pointer(&format!("{template}/spec/volumes"))
-                .and_then(Value::as_array)
-        })
+        .filter_map(|template| template.spec()?.get("volumes")?.as_array())
         .flatten()
         .filter_map(|volume| {
             volume
@@ -889,5 +886,22 @@ mod tests {
         let long = "x".repeat(300);
         assert_eq!(short(&long).chars().count(), WARNING_LIMIT);
         assert_eq!(short("fine"), "fine");
+    }
+
+    #[test]
+    fn claims_of_every_template_kind_are_found() {
+        let ray = json!({"apiVersion": "ray.io/v1", "kind": "RayService",
+            "metadata": {"name": "r", "namespace": "n"},
+            "spec": {"rayClusterConfig": {
+                "headGroupSpec": {"template": {"spec": {"containers": [{"name": "h", "image": "x"}]}}},
+                "workerGroupSpecs": [{"replicas": 1, "template": {"spec": {
+                    "containers": [{"name": "w", "image": "x"}],
+                    "volumes": [{"name": "m", "persistentVolumeClaim": {"claimName": "ray-models"}}]}}}]}}});
+        assert_eq!(claim_names(&ray), ["ray-models"]);
+        let kserve = json!({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": "k", "namespace": "n"},
+            "spec": {"predictor": {"containers": [{"name": "c", "image": "x"}],
+                "volumes": [{"name": "m", "persistentVolumeClaim": {"claimName": "kserve-models"}}]}}});
+        assert_eq!(claim_names(&kserve), ["kserve-models"]);
     }
 }
