@@ -1096,6 +1096,43 @@ fn config_mistakes_are_usage_errors_at_their_line() {
     );
 }
 
+/// `-v` names each document that was read but not linted, with its line
+/// and why; without it only the summary counts them.
+#[test]
+fn verbose_lists_the_skipped_documents() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let root = directory.path();
+    std::fs::write(
+        root.join("workflow.yaml"),
+        "name: ci\non: [push]\njobs: {}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("skaffold.yaml"),
+        "apiVersion: skaffold/v4beta11\nkind: Config\nmetadata: {name: app}\n",
+    )
+    .expect("write");
+    std::fs::copy(
+        common::root().join("testdata/rules/metric-name-lowercase/quiet.yaml"),
+        root.join("app.yaml"),
+    )
+    .expect("copy");
+    let output = lint_in(root, &["-v", "--no-config", "."]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("skipped: workflow.yaml:1: document 1 is not a Kubernetes object"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "skipped: skaffold.yaml:1: skaffold/v4beta11 Config is a tool's configuration"
+        ),
+        "{stderr}"
+    );
+    let quiet = lint_in(root, &["--no-config", "."]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("skipped: "));
+}
+
 /// Per-path rule ignores (`ignore: [{paths, rules, reason}]`), as ruff's
 /// per-file-ignores: the rule is suppressed in the matched files only, with
 /// the reason, `--fix` leaves those files alone, and a path filter that

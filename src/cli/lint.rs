@@ -278,6 +278,9 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         Format::Github => output::github::render(&outcome, visibility),
     };
     let printed = print(&text);
+    if args.verbose {
+        report_skipped(&loaded, engine.policy());
+    }
     let code = if printed == ExitCode::SUCCESS {
         exit_code(&outcome, args.fail_on)
     } else {
@@ -288,6 +291,32 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     // operating system does at once when it reclaims the process.
     std::mem::forget((loaded, outcome, text));
     code
+}
+
+/// With --verbose, which documents were read but not linted, and why: the
+/// summary only counts them.
+fn report_skipped(loaded: &loader::Loaded, policy: &crate::policy::Policy) {
+    for document in &loaded.documents {
+        let line = document.positions.locate("").map_or(1, |at| at.line);
+        eprintln!(
+            "skipped: {}:{line}: document {} is not a Kubernetes object (no apiVersion and kind)",
+            document.source.name,
+            document.document + 1
+        );
+    }
+    for object in loaded
+        .objects
+        .iter()
+        .filter(|object| policy.is_tool_configuration(object))
+    {
+        let line = object.locate("").map_or(1, |at| at.line);
+        eprintln!(
+            "skipped: {}:{line}: {} {} is a tool's configuration, never applied to a cluster",
+            object.source.name,
+            object.id.api_version,
+            object.kind()
+        );
+    }
 }
 
 /// Suppress the findings the config's `ignore` entries cover (kept, with
