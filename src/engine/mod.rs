@@ -68,7 +68,7 @@ pub struct Index {
     /// ([`crate::input::source::SourceFile::scope`]): rules pair objects of
     /// one scope only, and the same names repeat across scopes (an
     /// environment directory per cluster), so a lookup meets only its own.
-    by_name: HashMap<(String, String), Vec<usize>>,
+    by_name: Scoped<String>,
     /// Why each object is an inference workload, computed once: several
     /// rules ask, some for every pair of objects.
     inference: Vec<Option<InferenceReason>>,
@@ -76,41 +76,78 @@ pub struct Index {
     embedded: Vec<Vec<Embedded>>,
     /// Autoscalers (HPAs, ScaledObjects) by the name of the workload they
     /// scale, so that a workload finds its own without a scan.
-    autoscalers_by_target: HashMap<(String, String), Vec<usize>>,
+    autoscalers_by_target: Scoped<String>,
     /// Objects by kind, in input order.
-    by_kind: HashMap<(String, String), Vec<usize>>,
+    by_kind: Scoped<String>,
     /// Workloads by the labels of their pods, (key, value), `None` for a
     /// label whose value is set at run time: a monitor's selector finds its
     /// candidate workloads without comparing itself with every one.
-    workloads_by_label: HashMap<(String, String, Option<String>), Vec<usize>>,
+    workloads_by_label: Scoped<(String, Option<String>)>,
     /// Workloads by the directory of their file.
     workloads_by_directory: HashMap<String, Vec<usize>>,
     /// For each exporter of the policy (`externalMetrics.exporters`, in
     /// order), the PodMonitorings that look like its monitor.
-    exporter_monitors: Vec<HashMap<String, Vec<usize>>>,
+    exporter_monitors: Vec<Scoped<()>>,
     /// PodMonitorings by the series they already rename to lowercase.
-    lowercase_renames: HashMap<(String, String), Vec<usize>>,
+    lowercase_renames: Scoped<String>,
     /// Candidates the lookups below have handed to rules: linear in the
     /// input when every rule asks the index rather than scanning (a test
     /// holds it to that; see [`Outcome::candidates`]).
     candidates: AtomicUsize,
 }
 
-/// The application scope an object's file belongs to, the first part of
-/// every index key.
-fn scope_of(object: &Object) -> String {
-    object.source.scope.clone()
+/// Bundle indices by application scope, then by a key: a lookup borrows
+/// the object's scope and its key, allocating nothing.
+#[derive(Debug)]
+struct Scoped<K>(HashMap<String, HashMap<K, Vec<usize>>>);
+
+impl<K> Default for Scoped<K> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Scoped<K> {
+    /// Add `index` under the scope of `object` and `key`, once.
+    fn push(&mut self, object: &Object, key: K, index: usize) {
+        let entry = self
+            .0
+            .entry(object.source.scope.clone())
+            .or_default()
+            .entry(key)
+            .or_default();
+        if entry.last() != Some(&index) {
+            entry.push(index);
+        }
+    }
+
+    /// The indices under the scope of `near` and `key`.
+    fn get<Q>(&self, near: &Object, key: &Q) -> &[usize]
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.0
+            .get(near.source.scope.as_str())
+            .and_then(|keyed| keyed.get(key))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Every index, of every scope and key.
+    fn all(&self) -> impl Iterator<Item = (&K, usize)> + '_ {
+        self.0
+            .values()
+            .flat_map(|keyed| keyed.iter())
+            .flat_map(|(key, indices)| indices.iter().map(move |index| (key, *index)))
+    }
 }
 
 impl Index {
     pub fn new(objects: &[Object], policy: &Policy) -> Self {
-        let mut by_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut by_name: Scoped<String> = Scoped::default();
         for (index, object) in objects.iter().enumerate() {
             if let Some(name) = object.name() {
-                by_name
-                    .entry((scope_of(object), name.to_string()))
-                    .or_default()
-                    .push(index);
+                by_name.push(object, name.to_string(), index);
             }
         }
         let reason = |object| workload::inference_reason(object, policy);
@@ -137,24 +174,17 @@ impl Index {
                 embedded::of(object, budget)
             })
             .collect();
-        let mut autoscalers_by_target: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut autoscalers_by_target: Scoped<String> = Scoped::default();
         for (index, object) in objects.iter().enumerate() {
             if let Some(target) = autoscaler::scale_target(object) {
-                autoscalers_by_target
-                    .entry((scope_of(object), target.name.to_string()))
-                    .or_default()
-                    .push(index);
+                autoscalers_by_target.push(object, target.name.to_string(), index);
             }
         }
-        let mut by_kind: HashMap<(String, String), Vec<usize>> = HashMap::new();
-        let mut workloads_by_label: HashMap<(String, String, Option<String>), Vec<usize>> =
-            HashMap::new();
+        let mut by_kind: Scoped<String> = Scoped::default();
+        let mut workloads_by_label: Scoped<(String, Option<String>)> = Scoped::default();
         let mut workloads_by_directory: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, object) in objects.iter().enumerate() {
-            by_kind
-                .entry((scope_of(object), object.kind().to_string()))
-                .or_default()
-                .push(index);
+            by_kind.push(object, object.kind().to_string(), index);
             if !workload::is_workload_kind(object.kind()) {
                 continue;
             }
@@ -164,19 +194,18 @@ impl Index {
                 .push(index);
             for template in workload::pod_templates(object) {
                 for (key, value) in PodLabels::of(object, &template, policy).pairs() {
-                    let entry = workloads_by_label
-                        .entry((scope_of(object), key.to_string(), value.map(str::to_string)))
-                        .or_default();
-                    if entry.last() != Some(&index) {
-                        entry.push(index);
-                    }
+                    workloads_by_label.push(
+                        object,
+                        (key.to_string(), value.map(str::to_string)),
+                        index,
+                    );
                 }
             }
         }
         let mut monitors: Vec<usize> = by_kind
-            .iter()
-            .filter(|((_, kind), _)| monitor::POD_MONITORING_KINDS.contains(&kind.as_str()))
-            .flat_map(|(_, indices)| indices.iter().copied())
+            .all()
+            .filter(|(kind, _)| monitor::POD_MONITORING_KINDS.contains(&kind.as_str()))
+            .map(|(_, index)| index)
             .collect();
         monitors.sort_unstable();
         let exporter_monitors = policy
@@ -184,30 +213,25 @@ impl Index {
             .exporters
             .iter()
             .map(|exporter| {
-                let mut found: HashMap<String, Vec<usize>> = HashMap::new();
+                let mut found: Scoped<()> = Scoped::default();
                 for index in &monitors {
                     if let Some(object) = objects
                         .get(*index)
                         .filter(|object| monitor::looks_like(object, &exporter.pod_monitoring_hint))
                     {
-                        found.entry(scope_of(object)).or_default().push(*index);
+                        found.push(object, (), *index);
                     }
                 }
                 found
             })
             .collect();
-        let mut lowercase_renames: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut lowercase_renames: Scoped<String> = Scoped::default();
         for index in &monitors {
             let Some(object) = objects.get(*index) else {
                 continue;
             };
             for series in monitor::lowercase_renames(object) {
-                let entry = lowercase_renames
-                    .entry((scope_of(object), series.to_string()))
-                    .or_default();
-                if entry.last() != Some(index) {
-                    entry.push(*index);
-                }
+                lowercase_renames.push(object, series.to_string(), *index);
             }
         }
         Self {
@@ -275,9 +299,8 @@ impl<'a> Context<'a> {
     ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
         self.index
             .by_name
-            .get(&(scope_of(near), name.to_string()))
-            .into_iter()
-            .flatten()
+            .get(near, name)
+            .iter()
             .filter_map(move |index| self.handed_out(*index))
     }
 
@@ -288,11 +311,9 @@ impl<'a> Context<'a> {
         near: &Object,
         kinds: &[&str],
     ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
-        let scope = scope_of(near);
         let mut indices: Vec<usize> = kinds
             .iter()
-            .filter_map(|kind| self.index.by_kind.get(&(scope.clone(), kind.to_string())))
-            .flatten()
+            .flat_map(|kind| self.index.by_kind.get(near, *kind))
             .copied()
             .collect();
         indices.sort_unstable();
@@ -310,7 +331,6 @@ impl<'a> Context<'a> {
         near: &Object,
         series: &str,
     ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
-        let scope = scope_of(near);
         let mut indices: Vec<usize> = self
             .policy
             .external_metrics
@@ -318,16 +338,9 @@ impl<'a> Context<'a> {
             .iter()
             .zip(&self.index.exporter_monitors)
             .filter(|(exporter, _)| exporter.metrics.is_match(series))
-            .filter_map(|(_, monitors)| monitors.get(&scope))
-            .flat_map(|monitors| monitors.iter().copied())
-            .chain(
-                self.index
-                    .lowercase_renames
-                    .get(&(scope.clone(), series.to_string()))
-                    .into_iter()
-                    .flatten()
-                    .copied(),
-            )
+            .flat_map(|(_, monitors)| monitors.get(near, &()))
+            .chain(self.index.lowercase_renames.get(near, series))
+            .copied()
             .collect();
         indices.sort_unstable();
         indices.dedup();
@@ -359,7 +372,6 @@ impl<'a> Context<'a> {
         near: &Object,
         selector: &Value,
     ) -> impl Iterator<Item = (usize, &'a Object)> + '_ {
-        let scope = scope_of(near);
         let first = selector
             .get("matchLabels")
             .and_then(Value::as_object)
@@ -369,12 +381,11 @@ impl<'a> Context<'a> {
             Some((key, value)) => {
                 let mut found: Vec<usize> = [Some(value), None]
                     .into_iter()
-                    .filter_map(|value| {
+                    .flat_map(|value| {
                         self.index
                             .workloads_by_label
-                            .get(&(scope.clone(), key.clone(), value))
+                            .get(near, &(key.clone(), value))
                     })
-                    .flatten()
                     .copied()
                     .collect();
                 found.sort_unstable();
@@ -439,13 +450,9 @@ impl<'a> Context<'a> {
     ) -> impl Iterator<Item = (usize, &'a Object)> + 'o {
         workload
             .name()
-            .and_then(|name| {
-                self.index
-                    .autoscalers_by_target
-                    .get(&(scope_of(workload), name.to_string()))
-            })
-            .into_iter()
-            .flatten()
+            .map(|name| self.index.autoscalers_by_target.get(workload, name))
+            .unwrap_or_default()
+            .iter()
             .filter_map(move |index| self.handed_out(*index))
             .filter(move |(_, autoscaler)| {
                 !autoscaler::is_keda_owned(autoscaler)
@@ -464,13 +471,13 @@ impl<'a> Context<'a> {
         let target = autoscaler::scale_target(autoscaler);
         target
             .as_ref()
-            .and_then(|target| {
+            .map(|target| {
                 self.index
                     .autoscalers_by_target
-                    .get(&(scope_of(autoscaler), target.name.to_string()))
+                    .get(autoscaler, target.name)
             })
-            .into_iter()
-            .flatten()
+            .unwrap_or_default()
+            .iter()
             .filter_map(move |index| self.handed_out(*index))
             .filter(move |(_, other)| {
                 !std::ptr::eq(*other, autoscaler)
