@@ -190,14 +190,16 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     };
     let engine = Engine::new(policy);
     let facts = ClusterFacts::default();
+    // The config's per-path ignores: suppressed in the report, and left
+    // alone by --fix.
+    let ignored = |finding: &crate::engine::finding::Finding| {
+        config
+            .as_ref()
+            .and_then(|config| config.ignores(std::path::Path::new(finding.file()), finding.rule))
+    };
     let sources = if args.fix || args.diff {
         let options = FixOptions {
             unsafe_fixes: args.unsafe_fixes,
-        };
-        let ignored = |finding: &crate::engine::finding::Finding| {
-            config.as_ref().and_then(|config| {
-                config.ignores(std::path::Path::new(finding.file()), finding.rule)
-            })
         };
         let result = fix::fix_sources_except(&engine, sources, &facts, options, &ignored);
         for skipped in &result.skipped {
@@ -247,8 +249,8 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     };
     let loaded = loader::parse_all(sources);
     let mut outcome = engine.run(&loaded, &facts);
+    outcome.suppress_where(ignored);
     if let Some(config) = &config {
-        apply_path_ignores(config, &mut outcome);
         // Only a walk sees every file a pattern could name; the
         // pre-commit hook's staged files would make every other pattern
         // look unused.
@@ -317,14 +319,6 @@ fn report_skipped(loaded: &loader::Loaded, policy: &crate::policy::Policy) {
             object.kind()
         );
     }
-}
-
-/// Suppress the findings the config's `ignore` entries cover (kept, with
-/// the reason, for --verbose and the summary).
-fn apply_path_ignores(config: &Config, outcome: &mut crate::engine::Outcome) {
-    outcome.suppress_where(|finding| {
-        config.ignores(std::path::Path::new(finding.file()), finding.rule)
-    });
 }
 
 /// Say which files the config's path filters left out: each with
