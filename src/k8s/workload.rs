@@ -109,6 +109,21 @@ impl<'a> Container<'a> {
         self.value.get("image").and_then(Value::as_str)
     }
 
+    /// The container's declared `ports`.
+    pub fn declared_ports(&self) -> &'a [Value] {
+        self.value
+            .get("ports")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether the container declares `number` as a containerPort.
+    pub fn declares_port(&self, number: i64) -> bool {
+        self.declared_ports()
+            .iter()
+            .any(|port| port.get("containerPort").and_then(Value::as_i64) == Some(number))
+    }
+
     /// The strings of `command` and `args`.
     pub fn command_line(&self) -> impl Iterator<Item = &'a str> {
         ["command", "args"]

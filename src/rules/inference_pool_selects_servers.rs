@@ -178,28 +178,20 @@ impl Rule for InferencePoolSelectsServers {
             .help("give the model-server pods a label of their own and select only it");
         }
         let scraping = &cx.policy.scraping;
+        let containers: Vec<_> = servers
+            .iter()
+            .flat_map(|template| template.main_containers())
+            .collect();
+        let told: Vec<i64> = containers
+            .iter()
+            .filter_map(|container| {
+                listen_port(container, &scraping.port_flags, &scraping.port_env)
+            })
+            .collect();
         for (port_pointer, port) in target_ports(object) {
-            let containers: Vec<_> = servers
+            let declared = containers
                 .iter()
-                .flat_map(|template| template.main_containers())
-                .collect();
-            let declared = containers.iter().any(|container| {
-                container
-                    .value
-                    .get("ports")
-                    .and_then(Value::as_array)
-                    .is_some_and(|ports| {
-                        ports.iter().any(|declared| {
-                            declared.get("containerPort").and_then(Value::as_i64) == Some(port)
-                        })
-                    })
-            });
-            let told: Vec<i64> = containers
-                .iter()
-                .filter_map(|container| {
-                    listen_port(container, &scraping.port_flags, &scraping.port_env)
-                })
-                .collect();
+                .any(|container| container.declares_port(port));
             if declared || told.is_empty() || told.contains(&port) {
                 continue;
             }

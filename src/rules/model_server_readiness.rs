@@ -1,4 +1,4 @@
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
@@ -177,16 +177,8 @@ fn probe_fix(
     let operation = op::add(&format!("{}/readinessProbe", container.pointer), probe)?;
     let description = format!("add a readinessProbe on {}:{port}", health.path);
     // A default port is the server's, but the container may listen elsewhere.
-    let declared_elsewhere = container
-        .value
-        .get("ports")
-        .and_then(Value::as_array)
-        .is_some_and(|ports| {
-            !ports.is_empty()
-                && !ports.iter().any(|entry| {
-                    entry.get("containerPort").and_then(Value::as_u64) == Some(u64::from(port))
-                })
-        });
+    let declared_elsewhere =
+        !container.declared_ports().is_empty() && !container.declares_port(i64::from(port));
     Some(if stated && !declared_elsewhere {
         Fix::safe(description, vec![operation])
     } else {

@@ -7,7 +7,7 @@ use crate::input::object::Object;
 use crate::input::pointer;
 use crate::k8s::selection::{self, PodLabels};
 use crate::k8s::serving::listen_port;
-use crate::k8s::workload::{pod_templates, Container, PodTemplate};
+use crate::k8s::workload::{pod_templates, PodTemplate};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -252,19 +252,12 @@ fn check_port(
         .iter()
         .flat_map(|template| template.containers())
         .collect();
-    let declared = |container: &Container<'_>| {
-        container
-            .value
-            .get("ports")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
     let port_pointer = format!("{endpoint_pointer}/port");
     match (number, port.as_str()) {
         (None, Some(name)) => {
             let found = containers.iter().any(|container| {
-                declared(container)
+                container
+                    .declared_ports()
                     .iter()
                     .any(|declared| declared.get("name").and_then(Value::as_str) == Some(name))
             });
@@ -280,10 +273,9 @@ fn check_port(
         (Some(number), _) => {
             let scraping = &cx.policy.scraping;
             let listens = containers.iter().any(|container| {
-                declared(container).iter().any(|declared| {
-                    declared.get("containerPort").and_then(Value::as_i64) == Some(number)
-                }) || listen_port(container, &scraping.port_flags, &scraping.port_env)
-                    == Some(number)
+                container.declares_port(number)
+                    || listen_port(container, &scraping.port_flags, &scraping.port_env)
+                        == Some(number)
             });
             // The server told to listen elsewhere: nothing answers there.
             let elsewhere = containers.iter().find_map(|container| {

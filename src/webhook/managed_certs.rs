@@ -18,6 +18,8 @@ use base64::Engine as _;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{json, Value};
 
+use crate::k8s::kube_api::describe;
+
 /// How long the generated CA and serving certificates are valid.
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 const SERVING_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -182,10 +184,6 @@ fn secrets(client: &kube::Client, namespace: &str) -> kube::Api<DynamicObject> {
     let resource =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Secret"), "secrets");
     kube::Api::namespaced_with(client.clone(), namespace, &resource)
-}
-
-fn describe(error: &kube::Error) -> String {
-    crate::k8s::kube_api::describe(error)
 }
 
 fn status_code(error: &kube::Error) -> Option<u16> {

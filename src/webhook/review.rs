@@ -395,7 +395,7 @@ fn longest_quoted(text: &str) -> Option<(usize, usize)> {
         .max_by_key(|(start, end)| end - start)
 }
 
-fn to_object(value: &Value, label: &str) -> Option<Object> {
+pub(super) fn to_object(value: &Value, label: &str) -> Option<Object> {
     Object::from_value(
         value.clone(),
         SourceFile::new(label.to_string(), String::new()),

@@ -702,13 +702,7 @@ async fn add_autoscaling_context(
 /// Whether a label selector matches the pods of a workload read from the
 /// cluster (its templates' labels and those its controller adds).
 fn selects_pods_of(workload: &Value, selector: &Value, policy: &crate::policy::Policy) -> bool {
-    let Some(object) = crate::input::object::Object::from_value(
-        workload.clone(),
-        crate::input::source::SourceFile::new("cluster", String::new()),
-        0,
-        String::new(),
-        Default::default(),
-    ) else {
+    let Some(object) = review::to_object(workload, "cluster") else {
         return false;
     };
     crate::k8s::workload::pod_templates(&object)
