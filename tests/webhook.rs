@@ -211,6 +211,39 @@ fn fixture(path: &str, kind: &str) -> Value {
         .expect("object in fixture")
 }
 
+/// The CREATE review of the large-model Deployment (denied, and mutated
+/// by /mutate), as a request body.
+fn large_model_create() -> Vec<u8> {
+    let deployment = fixture(
+        "testdata/fix/hf-home-shm-for-large-models.yaml",
+        "Deployment",
+    );
+    serde_json::to_vec(&review(
+        DEPLOYMENT,
+        "deployments",
+        "CREATE",
+        &deployment,
+        None,
+    ))
+    .expect("json")
+}
+
+/// The CREATE review of an HPA that passes every rule, as a request body.
+fn quiet_hpa_create() -> Vec<u8> {
+    let hpa = fixture(
+        "testdata/rules/hpa-target-sanity/quiet.yaml",
+        "HorizontalPodAutoscaler",
+    );
+    serde_json::to_vec(&review(
+        HPA,
+        "horizontalpodautoscalers",
+        "CREATE",
+        &hpa,
+        None,
+    ))
+    .expect("json")
+}
+
 async fn send(server: &Server, path: &str, review: &Value) -> Value {
     let (status, body, _) = post(
         server.addr,
@@ -598,18 +631,7 @@ async fn certificates_are_reloaded_while_requests_run() {
         infergate::webhook::selfsigned::generate(&["localhost"]).expect("certificates");
     std::fs::write(&new_ca, ca).expect("write");
     let cas = vec![old_ca, new_ca];
-    let hpa = fixture(
-        "testdata/rules/hpa-target-sanity/quiet.yaml",
-        "HorizontalPodAutoscaler",
-    );
-    let body = serde_json::to_vec(&review(
-        HPA,
-        "horizontalpodautoscalers",
-        "CREATE",
-        &hpa,
-        None,
-    ))
-    .expect("json");
+    let body = quiet_hpa_create();
     let (_, _, first_leaf) = post(server.addr, &cas, "/validate", body.clone()).await;
 
     // Requests keep flowing while the files are replaced (key first, as a
@@ -683,18 +705,7 @@ async fn try_post(addr: SocketAddr, cas: &[PathBuf], body: Vec<u8>) -> Result<u1
 async fn sigterm_drains_requests_and_exits_zero() {
     let mut server = Server::start(&["--shutdown-delay-ms=500"]);
     let cas = server.ca_paths();
-    let deployment = fixture(
-        "testdata/fix/hf-home-shm-for-large-models.yaml",
-        "Deployment",
-    );
-    let body = serde_json::to_vec(&review(
-        DEPLOYMENT,
-        "deployments",
-        "CREATE",
-        &deployment,
-        None,
-    ))
-    .expect("json");
+    let body = large_model_create();
     // Clients keep sending while SIGTERM arrives.
     let mut tasks = Vec::new();
     for _ in 0..4 {
@@ -746,18 +757,7 @@ async fn sigterm_drains_requests_and_exits_zero() {
 /// answered is lost; across three SIGTERMs none may be.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_loses_no_request_on_kept_alive_connections() {
-    let deployment = fixture(
-        "testdata/fix/hf-home-shm-for-large-models.yaml",
-        "Deployment",
-    );
-    let body = serde_json::to_vec(&review(
-        DEPLOYMENT,
-        "deployments",
-        "CREATE",
-        &deployment,
-        None,
-    ))
-    .expect("json");
+    let body = large_model_create();
     let mut closes_announced = 0;
     for _restart in 0..3 {
         let mut server = Server::start(&["--shutdown-delay-ms=600"]);
@@ -1105,18 +1105,7 @@ async fn client_certificates_are_required_with_client_ca() {
     let server = Server::start(&[&format!("--client-ca={}", ca_path.display())]);
 
     // Without a client certificate the handshake (or the first read) fails.
-    let hpa = fixture(
-        "testdata/rules/hpa-target-sanity/quiet.yaml",
-        "HorizontalPodAutoscaler",
-    );
-    let body = serde_json::to_vec(&review(
-        HPA,
-        "horizontalpodautoscalers",
-        "CREATE",
-        &hpa,
-        None,
-    ))
-    .expect("json");
+    let body = quiet_hpa_create();
     let anonymous = tokio::spawn({
         let cas = server.ca_paths();
         let addr = server.addr;
@@ -1616,17 +1605,7 @@ fn rotation(server: &Server) -> Rotation {
         infergate::webhook::selfsigned::generate(&["localhost"]).expect("certificates");
     let new_ca_path = server.dir.path().join("new-ca.crt");
     std::fs::write(&new_ca_path, new_ca).expect("write");
-    let body = serde_json::to_vec(&review(
-        HPA,
-        "horizontalpodautoscalers",
-        "CREATE",
-        &fixture(
-            "testdata/rules/hpa-target-sanity/quiet.yaml",
-            "HorizontalPodAutoscaler",
-        ),
-        None,
-    ))
-    .expect("json");
+    let body = quiet_hpa_create();
     Rotation {
         cas: vec![server.dir.path().join("ca.crt"), new_ca_path],
         new_cert,
@@ -1801,18 +1780,7 @@ async fn one_client_cannot_take_every_connection() {
     }
     // Let the server accept (or refuse) them all.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let deployment = fixture(
-        "testdata/fix/hf-home-shm-for-large-models.yaml",
-        "Deployment",
-    );
-    let body = serde_json::to_vec(&review(
-        DEPLOYMENT,
-        "deployments",
-        "CREATE",
-        &deployment,
-        None,
-    ))
-    .expect("json");
+    let body = large_model_create();
     let answered = try_post(server.addr, &server.ca_paths(), body).await;
     assert_eq!(answered, Ok(200));
     let metrics = http_get(server.metrics, "/metrics").await;
