@@ -15,7 +15,8 @@
 //! server, and some stop it); each check's outcome and time are printed and
 //! a failed check does not stop the others.
 
-use std::net::{SocketAddr, TcpListener};
+use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -38,13 +39,6 @@ struct Cluster {
     overlay: PathBuf,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -65,8 +59,8 @@ impl Cluster {
             server_kubeconfig: work.path().join("server.kubeconfig"),
             work,
             server: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
-            metrics: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            addr: SocketAddr::from(([127, 0, 0, 1], common::free_port())),
+            metrics: SocketAddr::from(([127, 0, 0, 1], common::free_port())),
             certificates,
             overlay: PathBuf::new(),
         }
@@ -144,7 +138,7 @@ impl Cluster {
     }
 
     fn install(&mut self) {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = common::root();
         let crds = root.join("testdata/e2e/crds.yaml");
         let namespace = root.join("webhook-deploy/namespace");
         self.ok(&["apply", "-k", &namespace.display().to_string()]);
@@ -219,24 +213,36 @@ impl Cluster {
         self.start_server();
     }
 
-    fn start_server(&mut self) {
-        let files = infergate::webhook::selfsigned::ensure(&self.certificates).expect("certs");
-        let child = Command::new(env!("CARGO_BIN_EXE_infergate"))
+    /// `infergate serve` on `addr` and `metrics` with the shipped service
+    /// account's kubeconfig, started with `certificates` (the TLS flags).
+    fn serve(&self, addr: SocketAddr, metrics: SocketAddr, certificates: &[&OsStr]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_infergate"))
             .args(["serve", "--namespace", NAMESPACE])
             .arg("--addr")
-            .arg(self.addr.to_string())
+            .arg(addr.to_string())
             .arg("--metrics-addr")
-            .arg(self.metrics.to_string())
-            .arg("--tls-cert")
-            .arg(&files.cert)
-            .arg("--tls-key")
-            .arg(&files.key)
+            .arg(metrics.to_string())
             .arg("--kubeconfig")
             .arg(&self.server_kubeconfig)
+            .args(certificates)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("infergate serve starts");
+            .expect("infergate serve starts")
+    }
+
+    fn start_server(&mut self) {
+        let files = infergate::webhook::selfsigned::ensure(&self.certificates).expect("certs");
+        let child = self.serve(
+            self.addr,
+            self.metrics,
+            &[
+                "--tls-cert".as_ref(),
+                files.cert.as_os_str(),
+                "--tls-key".as_ref(),
+                files.key.as_os_str(),
+            ],
+        );
         self.server = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -323,7 +329,7 @@ fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
 }
 
 fn fixture(path: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("fixture")
+    std::fs::read_to_string(common::root().join(path)).expect("fixture")
 }
 
 /// The documents of a fixture whose kind is `kind`, as one YAML stream.
@@ -931,27 +937,21 @@ fn latency_of_a_create(cluster: &mut Cluster) {
 /// A server with `--managed-certificates`, as the component runs it, with
 /// the shipped service account's token.
 fn managed_server(cluster: &Cluster, addr: SocketAddr, metrics: SocketAddr, dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_infergate"))
-        .args(["serve", "--namespace", NAMESPACE, "--managed-certificates"])
-        .args([
-            "--certificate-name",
-            "127.0.0.1",
-            "--certificate-name",
-            "localhost",
-        ])
-        .args(["--certificates-check-interval-ms", "1000"])
-        .arg("--certificates-dir")
-        .arg(dir)
-        .arg("--addr")
-        .arg(addr.to_string())
-        .arg("--metrics-addr")
-        .arg(metrics.to_string())
-        .arg("--kubeconfig")
-        .arg(&cluster.server_kubeconfig)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("infergate serve starts")
+    cluster.serve(
+        addr,
+        metrics,
+        &[
+            "--managed-certificates".as_ref(),
+            "--certificate-name".as_ref(),
+            "127.0.0.1".as_ref(),
+            "--certificate-name".as_ref(),
+            "localhost".as_ref(),
+            "--certificates-check-interval-ms".as_ref(),
+            "1000".as_ref(),
+            "--certificates-dir".as_ref(),
+            dir.as_os_str(),
+        ],
+    )
 }
 
 /// The Secret's data field, decoded.
@@ -1004,7 +1004,7 @@ fn eventually(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
 /// certificate is renewed by one of them and followed by both; a reset
 /// caBundle is put back.
 fn managed_certificates(cluster: &mut Cluster) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = common::root();
     let rbac = root.join("webhook-deploy/managed-certificates/rbac.yaml");
     cluster.ok(&["apply", "-f", &rbac.display().to_string()]);
     cluster.stop_server();
@@ -1013,8 +1013,8 @@ fn managed_certificates(cluster: &mut Cluster) {
         cluster.work.path().join("managed-b"),
     ];
     let second = (
-        SocketAddr::from(([127, 0, 0, 1], free_port())),
-        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        SocketAddr::from(([127, 0, 0, 1], common::free_port())),
+        SocketAddr::from(([127, 0, 0, 1], common::free_port())),
     );
     let mut replicas = vec![
         managed_server(cluster, cluster.addr, cluster.metrics, &dirs[0]),
@@ -1097,7 +1097,7 @@ fn helm(cluster: &Cluster, args: &[&str]) -> Output {
     let mut command = Command::new(helm);
     command
         .env("KUBECONFIG", &cluster.kubeconfig)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(common::root())
         .args(args);
     common::run_command(command, None)
 }
@@ -1162,10 +1162,7 @@ fn chart_renders_the_kustomize_objects(cluster: &mut Cluster) {
         let chart = by_identity(common::objects_of(text(&rendered.stdout)));
         let kustomized = cluster.ok(&[
             "kustomize",
-            &Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(kustomization)
-                .display()
-                .to_string(),
+            &common::root().join(kustomization).display().to_string(),
         ]);
         let kustomize = by_identity(common::objects_of(kustomized));
         assert_eq!(
@@ -1245,7 +1242,7 @@ fn namespace_state(cluster: &Cluster, name: &str) -> (String, Value) {
 /// overlay into a team's namespace applied and deleted: every namespace
 /// survives, unrelabelled. Runs last: it uninstalls the webhook.
 fn install_and_uninstall_leave_namespaces(cluster: &mut Cluster) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = common::root();
     let audit = root.join("webhook-deploy/audit").display().to_string();
     cluster.ok(&["apply", "-k", &audit]);
     cluster.ok(&[

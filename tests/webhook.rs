@@ -7,7 +7,7 @@ mod apiserver;
 mod common;
 use apiserver::kubeconfig_for;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -22,13 +22,6 @@ use rustls::RootCertStore;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
 
 /// A running `infergate serve`, killed when dropped.
 struct Server {
@@ -57,8 +50,12 @@ impl Server {
         key: &std::path::Path,
         extra: &[&str],
     ) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+            .parse()
+            .expect("addr");
+        let metrics: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+            .parse()
+            .expect("addr");
         let mut args = vec![
             "serve".to_string(),
             format!("--addr={addr}"),

@@ -8,6 +8,14 @@ use infergate::engine::{ClusterFacts, Engine, Outcome};
 use infergate::input::loader::{self, Input, Loaded};
 use infergate::policy::Policy;
 
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
