@@ -15,7 +15,7 @@ pub struct PodTemplate<'a> {
     pub pointer: String,
     /// The pod spec's pointer and value.
     pub spec_pointer: String,
-    pub spec_value: Option<&'a Value>,
+    spec_value: &'a Value,
     pub metadata: Option<&'a Value>,
     /// What the pods do (`leader`, `worker`, `head`, `predictor`…), for
     /// findings; empty for a workload's only template.
@@ -39,7 +39,7 @@ pub struct PodCount {
 impl<'a> PodTemplate<'a> {
     /// The pod spec.
     pub fn spec(&self) -> Option<&'a Value> {
-        self.spec_value
+        Some(self.spec_value)
     }
 
     /// Labels of the pods this template creates.
@@ -201,7 +201,7 @@ struct Layout {
     containers: Vec<String>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Layouts {
     #[serde(default)]
@@ -214,12 +214,8 @@ const LAYOUTS: &str = include_str!("../../rules/workloads.yaml");
 /// rules/workloads.yaml, parsed once. A unit test parses it too, so a
 /// broken file fails the tests instead of silently knowing no kind.
 fn layouts() -> &'static Layouts {
-    static PARSED: std::sync::LazyLock<Layouts> = std::sync::LazyLock::new(|| {
-        parse_layouts().unwrap_or_else(|_| Layouts {
-            merged_with_presets: Vec::new(),
-            kinds: Default::default(),
-        })
-    });
+    static PARSED: std::sync::LazyLock<Layouts> =
+        std::sync::LazyLock::new(|| parse_layouts().unwrap_or_default());
     &PARSED
 }
 
@@ -295,7 +291,7 @@ fn template_at<'a>(
     Some(PodTemplate {
         pointer,
         spec_pointer: format!("{base}{}", layout.spec),
-        spec_value: Some(spec_value),
+        spec_value,
         metadata,
         role: layout.role.as_str(),
         pods,
