@@ -24,7 +24,7 @@ use crate::policy::{Layer, PolicyError};
 pub const FILE_NAMES: &[&str] = &[".infergate.yaml", ".infergate.yml"];
 
 /// A config file as read: its text (a policy layer) and its path filters.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Config {
     pub path: PathBuf,
     /// The directory the path globs are relative to (the file's own).
@@ -39,7 +39,7 @@ pub struct Config {
 }
 
 /// One `ignore` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct PathIgnore {
     globs: Vec<PathGlob>,
     rules: Vec<String>,
@@ -59,20 +59,6 @@ struct PathGlob {
     /// without, against single names at any depth (as in `.gitignore`).
     anchored: bool,
     matcher: globset::GlobMatcher,
-}
-
-impl Clone for PathGlob {
-    fn clone(&self) -> Self {
-        Self {
-            text: self.text.clone(),
-            place: self.place.clone(),
-            hit: std::sync::atomic::AtomicBool::new(
-                self.hit.load(std::sync::atomic::Ordering::Relaxed),
-            ),
-            anchored: self.anchored,
-            matcher: self.matcher.clone(),
-        }
-    }
 }
 
 impl PathGlob {
@@ -98,17 +84,11 @@ impl PathGlob {
 
     /// Whether the path of `segments`, or one of its parent directories,
     /// matches.
+    /// A match is remembered (`hit`) for the warning about patterns that
+    /// match nothing.
     fn matches_path_or_parent(&self, segments: &[String]) -> bool {
-        let matched = self.matches_uncounted(segments);
-        if matched {
-            self.hit.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        matched
-    }
-
-    fn matches_uncounted(&self, segments: &[String]) -> bool {
         let mut prefix = String::new();
-        segments.iter().any(|segment| {
+        let matched = segments.iter().any(|segment| {
             if !prefix.is_empty() {
                 prefix.push('/');
             }
@@ -118,8 +98,24 @@ impl PathGlob {
             } else {
                 self.matcher.is_match(segment)
             }
-        })
+        });
+        if matched {
+            self.hit.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        matched
     }
+}
+
+/// The strings of the list at `key` of `value` (others in it skipped).
+fn strings(value: Option<&serde_json::Value>, key: &str) -> Vec<String> {
+    value
+        .and_then(|value| value.get(key))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 /// The config file for a run started in `start`, if there is one.
@@ -207,13 +203,9 @@ impl Config {
             crate::input::loader::parse_source(SourceFile::new(name.as_str(), text.clone()));
         let document = loaded.documents.first().map(|document| &document.value);
         let globs = |key: &str| -> Vec<String> {
-            document
-                .and_then(|value| value.get(key))
-                .and_then(serde_json::Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(serde_json::Value::as_str)
-                .map(normalise_pattern)
+            strings(document, key)
+                .iter()
+                .map(|pattern| normalise_pattern(pattern))
                 .collect()
         };
         let include = globs("include");
@@ -259,24 +251,13 @@ impl Config {
         let entries = document
             .and_then(|value| value.get("ignore"))
             .and_then(serde_json::Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[][..], Vec::as_slice);
         for (index, entry) in entries.iter().enumerate() {
-            let strings = |key: &str| -> Vec<String> {
-                entry
-                    .get(key)
-                    .and_then(serde_json::Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(serde_json::Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            };
-            let paths: Vec<String> = strings("paths")
+            let paths: Vec<String> = strings(Some(entry), "paths")
                 .iter()
-                .map(|p| normalise_pattern(p))
+                .map(|pattern| normalise_pattern(pattern))
                 .collect();
-            let rules = strings("rules");
+            let rules = strings(Some(entry), "rules");
             if paths.is_empty() || rules.is_empty() {
                 return Err(invalid(
                     &format!("/ignore/{index}"),
@@ -337,18 +318,26 @@ impl Config {
     }
 
     /// Why `rule` is ignored in `file` by an `ignore` entry, if it is.
+    /// Asked for every finding: the path (a canonicalisation) is resolved
+    /// only when an entry lists the rule.
     pub fn ignores(&self, file: &Path, rule: &str) -> Option<String> {
-        let segments = self.relative_segments(file)?;
-        self.ignores.iter().find_map(|entry| {
-            let applies = entry
-                .rules
-                .iter()
-                .any(|listed| listed == "*" || listed == rule);
-            let matched = applies
-                && entry
-                    .globs
+        let mut listing = self
+            .ignores
+            .iter()
+            .filter(|entry| {
+                entry
+                    .rules
                     .iter()
-                    .any(|glob| glob.matches_path_or_parent(&segments));
+                    .any(|listed| listed == "*" || listed == rule)
+            })
+            .peekable();
+        listing.peek()?;
+        let segments = self.relative_segments(file)?;
+        listing.find_map(|entry| {
+            let matched = entry
+                .globs
+                .iter()
+                .any(|glob| glob.matches_path_or_parent(&segments));
             matched.then(|| {
                 let reason = entry.reason.as_deref().unwrap_or("");
                 let source = self.path.display();
