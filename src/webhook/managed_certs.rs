@@ -43,6 +43,17 @@ pub struct Options {
     pub check_interval: Duration,
 }
 
+impl Options {
+    /// A failure to read or write the Secret, naming it.
+    fn secret_error(&self, message: String) -> ManagedError {
+        ManagedError::Secret {
+            namespace: self.namespace.clone(),
+            name: self.secret.clone(),
+            message,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManagedError {
     #[error("cannot read or write Secret {namespace}/{name}: {message}")]
@@ -186,11 +197,9 @@ fn secrets(client: &kube::Client, namespace: &str) -> kube::Api<DynamicObject> {
     kube::Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
-fn status_code(error: &kube::Error) -> Option<u16> {
-    match error {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
-    }
+/// A 409: another replica created or changed the object first.
+fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
 /// The Secret's bundle and resourceVersion, or `None` when there is none.
@@ -198,11 +207,7 @@ async fn read(
     client: &kube::Client,
     options: &Options,
 ) -> Result<Option<(Bundle, String)>, ManagedError> {
-    let failed = |message: String| ManagedError::Secret {
-        namespace: options.namespace.clone(),
-        name: options.secret.clone(),
-        message,
-    };
+    let failed = |message: String| options.secret_error(message);
     let found = secrets(client, &options.namespace)
         .get_opt(&options.secret)
         .await
@@ -218,11 +223,7 @@ async fn read(
 /// (the loser of a creation race adopts the winner's) and renewed when due
 /// (the loser of an update race adopts the winner's).
 async fn agreed(client: &kube::Client, options: &Options) -> Result<Bundle, ManagedError> {
-    let failed = |message: String| ManagedError::Secret {
-        namespace: options.namespace.clone(),
-        name: options.secret.clone(),
-        message,
-    };
+    let failed = |message: String| options.secret_error(message);
     let api = secrets(client, &options.namespace);
     for _ in 0..5 {
         match read(client, options).await? {
@@ -236,7 +237,7 @@ async fn agreed(client: &kube::Client, options: &Options) -> Result<Bundle, Mana
                 .map_err(|error| failed(error.to_string()))?;
                 match api.create(&PostParams::default(), &object).await {
                     Ok(_) => return Ok(bundle),
-                    Err(error) if status_code(&error) == Some(409) => continue,
+                    Err(error) if is_conflict(&error) => continue,
                     Err(error) => return Err(failed(describe(&error))),
                 }
             }
@@ -253,7 +254,7 @@ async fn agreed(client: &kube::Client, options: &Options) -> Result<Bundle, Mana
                     .await
                 {
                     Ok(_) => return Ok(renewed),
-                    Err(error) if status_code(&error) == Some(409) => continue,
+                    Err(error) if is_conflict(&error) => continue,
                     Err(error) => return Err(failed(describe(&error))),
                 }
             }
@@ -324,7 +325,7 @@ async fn inject(
                     changed += edits;
                     break;
                 }
-                Err(error) if status_code(&error) == Some(409) && attempt < 4 => continue,
+                Err(error) if is_conflict(&error) && attempt < 4 => continue,
                 Err(error) => return Err(failed(describe(&error))),
             }
         }
