@@ -101,15 +101,6 @@ impl Watched {
                 .collect(),
         )
     }
-
-    /// Objects held, for the memory the copy costs (metrics, benchmarks).
-    pub fn len(&self) -> usize {
-        self.store.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
-    }
 }
 
 impl Drop for Watched {
