@@ -1,7 +1,8 @@
 //! The Kubernetes HPA controller's decision, one sync period at a time:
 //! pkg/controller/podautoscaler/replica_calculator.go (replicas per
 //! metric) and horizontal.go (the max over metrics, stabilization, scaling
-//! policies, bounds), releases 1.33-1.36. Each function names the Go
+//! policies, bounds), releases 1.33-1.37 (checked against
+//! v1.37.2 by tests/oracle.rs). Each function names the Go
 //! function it follows.
 
 use super::hpa::{Behavior, PolicyKind, Rules, Select, SimulatedHpa, TargetKind};
