@@ -68,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         startup: 180.0,
         initial_replicas: 4,
         recorded_replicas: None,
+        reference: None,
     };
     let (mut parse_best, mut replay_best, mut render_best) = (f64::MAX, f64::MAX, f64::MAX);
     let mut points = 0;

@@ -1,4 +1,4 @@
-//! The command line: `lint`, `serve`, `audit`, `simulate`, `rules`, `explain`.
+//! The command line: `lint`, `serve`, `audit`, `simulate`, `tune`, `rules`, `explain`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -20,11 +20,13 @@ mod audit;
 mod lint;
 mod serve;
 mod simulate;
+mod tune;
 
 pub use audit::{AuditArgs, AuditFormat};
 pub use lint::{Format, LintArgs};
 pub use serve::ServeArgs;
-pub use simulate::{SimulateArgs, SimulateFormat};
+pub use simulate::{ReplayArgs, SimulateArgs, SimulateFormat};
+pub use tune::{TuneArgs, TuneFormat};
 
 const EXIT_HELP: &str = "\
 Exit codes:
@@ -81,6 +83,10 @@ pub enum Command {
     /// Replay the HPA controller on a recorded metric trace: the replicas
     /// it would have set, with a summary and a chart.
     Simulate(Box<SimulateArgs>),
+    /// Search an HPA's targets, minReplicas, windows and policies on a
+    /// recorded trace (the simulator as the model) and recommend the
+    /// cheapest configuration that keeps the service objective, as a patch.
+    Tune(Box<TuneArgs>),
     /// List every rule with its default severity and summary.
     Rules,
     /// Print a rule's documentation.
@@ -136,6 +142,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(&args),
         Command::Audit(args) => audit::audit(&args),
         Command::Simulate(args) => simulate::simulate(&args),
+        Command::Tune(args) => tune::tune(&args),
         Command::Rules => {
             let mut out = String::new();
             for meta in rules::all_meta() {

@@ -2,9 +2,10 @@
 
 use super::*;
 
+/// What a replay needs, shared by `simulate` and `tune`: the autoscaler,
+/// the trace and the load model's settings.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("comparison").args(["compare", "compare_fix"])))]
-pub struct SimulateArgs {
+pub struct ReplayArgs {
     /// A manifest holding the HPA or ScaledObject (a whole bundle: its
     /// workload gives the start-up estimate).
     #[arg(value_name = "HPA_FILE")]
@@ -31,16 +32,6 @@ pub struct SimulateArgs {
     /// (a number from 0 to 2147483647).
     #[arg(long, value_name = "N", value_parser = replica_count)]
     pub recorded_replicas: Option<f64>,
-    /// Replay this HPA too, on the same trace, and show both.
-    #[arg(long, value_name = "OTHER_HPA_FILE")]
-    pub compare: Option<PathBuf>,
-    /// Replay the HPA as `lint --fix` would leave it too, and show both.
-    #[arg(long)]
-    pub compare_fix: bool,
-    /// With --compare-fix: apply the unsafe fixes too, as `lint --fix
-    /// --unsafe-fixes` would (a raised scale-down window, for example).
-    #[arg(long, requires = "compare_fix")]
-    pub unsafe_fixes: bool,
     /// The trace's series for an HPA metric (`NAME=SERIES`; SERIES is a
     /// name, or `#N` for a Prometheus result without one); `replicas=SERIES`
     /// names the recorded replicas.
@@ -52,6 +43,23 @@ pub struct SimulateArgs {
     /// A policy file merged over the built-in policy.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("comparison").args(["compare", "compare_fix"])))]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub replay: ReplayArgs,
+    /// Replay this HPA too, on the same trace, and show both.
+    #[arg(long, value_name = "OTHER_HPA_FILE")]
+    pub compare: Option<PathBuf>,
+    /// Replay the HPA as `lint --fix` would leave it too, and show both.
+    #[arg(long)]
+    pub compare_fix: bool,
+    /// With --compare-fix: apply the unsafe fixes too, as `lint --fix
+    /// --unsafe-fixes` would (a raised scale-down window, for example).
+    #[arg(long, requires = "compare_fix")]
+    pub unsafe_fixes: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = SimulateFormat::Human)]
     pub format: SimulateFormat,
@@ -101,63 +109,96 @@ fn load_manifest(path: &std::path::Path) -> Result<loader::Loaded, ExitCode> {
     Ok(loaded)
 }
 
-pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
-    use crate::simulate::{self, hpa::SimulatedHpa, render::Shown, run};
-    let policy = match load_policy(args.policy.as_deref()) {
-        Ok(policy) => policy,
-        Err(exit) => return exit,
-    };
-    let engine = Engine::new(policy);
-    let hpa_help = "name an HPA (autoscaling/v2) or a ScaledObject with numeric targets";
-    let mut loaded = match load_manifest(&args.hpa_file) {
-        Ok(loaded) => loaded,
-        Err(exit) => return exit,
-    };
-    if let Some(workload) = &args.workload {
-        match load_manifest(workload) {
-            Ok(extra) => {
-                loaded.files.extend(extra.files);
-                loaded.objects.extend(extra.objects);
-            }
-            Err(exit) => return exit,
-        }
+/// A replay set up from the command line: the policy's engine, the
+/// manifest, the autoscaler read as the controller sees it, the trace and
+/// the load model.
+pub(super) struct Prepared {
+    pub engine: Engine,
+    pub loaded: loader::Loaded,
+    /// The autoscaler's index in `loaded.objects`.
+    pub index: usize,
+    pub hpa: crate::simulate::hpa::SimulatedHpa,
+    pub trace: crate::simulate::trace::Trace,
+    pub map: Vec<(String, String)>,
+    pub setup: crate::simulate::run::Setup,
+    startup_source: String,
+    recorded_given: Option<f64>,
+}
+
+pub(super) const HPA_HELP: &str =
+    "name an HPA (autoscaling/v2) or a ScaledObject with numeric targets";
+pub(super) const TRACE_HELP: &str = "fix the trace; `infergate simulate --help` gives its formats";
+
+impl Prepared {
+    /// The trace's recorded replicas: the series `--map replicas=SERIES`
+    /// names, else the replicas column.
+    pub fn recorded(&self) -> Option<&crate::simulate::trace::Series> {
+        self.map
+            .iter()
+            .find(|(name, _)| name == "replicas")
+            .and_then(|(_, series)| self.trace.series.get(series))
+            .or(self.trace.replicas.as_ref())
     }
-    let index = match simulate::find_autoscaler(&loaded, args.hpa.as_deref()) {
-        Ok(index) => index,
-        Err(error) => {
-            return usage_error(format!("{}: {error}", args.hpa_file.display()), hpa_help)
-        }
-    };
-    let hpa = match SimulatedHpa::from_object(&loaded.objects[index], engine.policy()) {
-        Ok(hpa) => hpa,
-        Err(error) => {
-            return usage_error(format!("{}: {error}", args.hpa_file.display()), hpa_help)
-        }
-    };
+
+    /// The load model in one sentence, for the output.
+    pub fn load_model(&self) -> String {
+        let recorded_text = match (self.recorded(), self.recorded_given) {
+            (Some(_), _) => "the trace's replicas column".to_string(),
+            (None, Some(count)) => format!("{count} pods (--recorded-replicas)"),
+            (None, None) => format!(
+                "{} pods (assumed: no replicas column)",
+                self.setup.initial_replicas
+            ),
+        };
+        format!(
+            "per-pod metrics carry the load recorded at {recorded_text} and divide it over the Ready pods; Value targets replay as recorded; a new pod is Ready {:.0} s after it is created ({}) and reports nothing before",
+            self.setup.startup, self.startup_source
+        )
+    }
+
+    /// The trace's series for `candidate`'s metrics, in its order.
+    pub fn series_for(
+        &self,
+        candidate: &crate::simulate::hpa::SimulatedHpa,
+    ) -> Result<Vec<&crate::simulate::trace::Series>, ExitCode> {
+        crate::simulate::run::match_series(candidate, &self.trace, &self.map)
+            .map_err(|error| usage_error(error, TRACE_HELP))
+    }
+}
+
+/// Read the policy, the manifest, the autoscaler and the trace a replay
+/// needs, or a usage error naming what is wrong.
+pub(super) fn prepare(args: &ReplayArgs) -> Result<Prepared, ExitCode> {
+    use crate::simulate::{self, hpa::SimulatedHpa, run};
+    let policy = load_policy(args.policy.as_deref())?;
+    let engine = Engine::new(policy);
+    let mut loaded = load_manifest(&args.hpa_file)?;
+    if let Some(workload) = &args.workload {
+        let extra = load_manifest(workload)?;
+        loaded.files.extend(extra.files);
+        loaded.objects.extend(extra.objects);
+    }
+    let index = simulate::find_autoscaler(&loaded, args.hpa.as_deref())
+        .map_err(|error| usage_error(format!("{}: {error}", args.hpa_file.display()), HPA_HELP))?;
+    let hpa = SimulatedHpa::from_object(&loaded.objects[index], engine.policy())
+        .map_err(|error| usage_error(format!("{}: {error}", args.hpa_file.display()), HPA_HELP))?;
     let Some(max_gap) = crate::input::duration::parse(&args.max_gap) else {
-        return usage_error(
+        return Err(usage_error(
             format!("--max-gap `{}` is not a duration", args.max_gap),
             "write it like 5m or 90s",
-        );
+        ));
     };
     let trace_name = args.trace.display().to_string();
-    let text = match std::fs::read_to_string(&args.trace) {
-        Ok(text) => text,
-        Err(error) => {
-            return usage_error(
-                format!("cannot read {trace_name}: {error}"),
-                "check that the trace exists and is readable",
-            )
-        }
-    };
-    let trace_help = "fix the trace; `infergate simulate --help` gives its formats";
-    let trace = match simulate::trace::parse(&trace_name, &text, max_gap) {
-        Ok(trace) => trace,
-        Err(error) => return usage_error(error, trace_help),
-    };
-    if let Err(error) = run::check_span(&trace, &engine.policy().hpa_controller) {
-        return usage_error(error, "split the trace, or export a coarser step");
-    }
+    let text = std::fs::read_to_string(&args.trace).map_err(|error| {
+        usage_error(
+            format!("cannot read {trace_name}: {error}"),
+            "check that the trace exists and is readable",
+        )
+    })?;
+    let trace = simulate::trace::parse(&trace_name, &text, max_gap)
+        .map_err(|error| usage_error(error, TRACE_HELP))?;
+    run::check_span(&trace, &engine.policy().hpa_controller)
+        .map_err(|error| usage_error(error, "split the trace, or export a coarser step"))?;
     let mut map = Vec::new();
     for entry in &args.map {
         match entry.split_once('=') {
@@ -165,26 +206,21 @@ pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
                 map.push((name.to_string(), series.to_string()))
             }
             _ => {
-                return usage_error(
+                return Err(usage_error(
                     format!("--map `{entry}` is not NAME=SERIES"),
                     "for example --map vllm:num_requests_waiting=#0",
-                )
+                ))
             }
         }
     }
-    let recorded = map
-        .iter()
-        .find(|(name, _)| name == "replicas")
-        .and_then(|(_, series)| trace.series.get(series))
-        .or(trace.replicas.as_ref());
     let (startup, startup_source) = match args.startup.as_deref() {
         Some(text) => match crate::input::duration::parse(text) {
             Some(seconds) => (seconds, "--startup".to_string()),
             None => {
-                return usage_error(
+                return Err(usage_error(
                     format!("--startup `{text}` is not a duration"),
                     "write it like 90s or 5m",
-                )
+                ))
             }
         },
         None => simulate::startup_estimate(&engine, &loaded, index).unwrap_or((
@@ -192,19 +228,50 @@ pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
             "the default (no model-load estimate for the workload)".to_string(),
         )),
     };
-    let initial = args
+    let mut prepared = Prepared {
+        engine,
+        loaded,
+        index,
+        hpa,
+        trace,
+        map,
+        setup: run::Setup {
+            startup,
+            initial_replicas: 0,
+            recorded_replicas: args.recorded_replicas,
+            reference: None,
+        },
+        startup_source,
+        recorded_given: args.recorded_replicas,
+    };
+    prepared.setup.initial_replicas = args
         .initial_replicas
         .or_else(|| {
-            recorded
+            prepared
+                .recorded()
                 .and_then(|series| series.samples.first())
                 .map(|(_, count)| count.round() as i64)
         })
-        .unwrap_or(hpa.min_replicas);
-    let setup = run::Setup {
-        startup,
-        initial_replicas: initial,
-        recorded_replicas: args.recorded_replicas,
+        .unwrap_or(prepared.hpa.min_replicas);
+    Ok(prepared)
+}
+
+pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
+    use crate::simulate::{self, hpa::SimulatedHpa, render::Shown, run};
+    let prepared = match prepare(&args.replay) {
+        Ok(prepared) => prepared,
+        Err(exit) => return exit,
     };
+    let Prepared {
+        engine,
+        loaded,
+        index,
+        hpa,
+        trace,
+        setup,
+        ..
+    } = &prepared;
+    let hpa_help = HPA_HELP;
     let mut others: Vec<(String, SimulatedHpa)> = Vec::new();
     if let Some(path) = &args.compare {
         let other = load_manifest(path).and_then(|other| {
@@ -227,7 +294,7 @@ pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
         }
     }
     if args.compare_fix {
-        match simulate::fixed_autoscaler(&engine, &loaded, index, args.unsafe_fixes) {
+        match simulate::fixed_autoscaler(engine, loaded, *index, args.unsafe_fixes) {
             Some(fixed) => match SimulatedHpa::from_object(&fixed, engine.policy()) {
                 Ok(fixed) => others.push(("fixed".to_string(), fixed)),
                 Err(error) => return usage_error(error, hpa_help),
@@ -238,24 +305,33 @@ pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
         }
     }
     let mut replays = Vec::new();
-    for candidate in std::iter::once(&hpa).chain(others.iter().map(|(_, other)| other)) {
-        let series = match run::match_series(candidate, &trace, &map) {
+    for (position, candidate) in std::iter::once(hpa)
+        .chain(others.iter().map(|(_, other)| other))
+        .enumerate()
+    {
+        let series = match prepared.series_for(candidate) {
             Ok(series) => series,
-            Err(error) => return usage_error(error, trace_help),
+            Err(exit) => return exit,
         };
+        // A compared HPA is measured against the original's targets, so
+        // that "minutes above target" means the same for both.
+        let mut setup = setup.clone();
+        if position > 0 {
+            setup.reference = Some(run::Reference::of(hpa));
+        }
         replays.push(run::replay(
             candidate,
             &engine.policy().hpa_controller,
-            &trace,
+            trace,
             &series,
-            recorded,
+            prepared.recorded(),
             &setup,
         ));
     }
     let labels: Vec<&str> = std::iter::once("original")
         .chain(others.iter().map(|(label, _)| label.as_str()))
         .collect();
-    let hpas: Vec<&SimulatedHpa> = std::iter::once(&hpa)
+    let hpas: Vec<&SimulatedHpa> = std::iter::once(hpa)
         .chain(others.iter().map(|(_, other)| other))
         .collect();
     let shown: Vec<Shown<'_>> = labels
@@ -264,14 +340,7 @@ pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
         .zip(&replays)
         .map(|((label, hpa), replay)| Shown { label, hpa, replay })
         .collect();
-    let recorded_text = match (recorded, args.recorded_replicas) {
-        (Some(_), _) => "the trace's replicas column".to_string(),
-        (None, Some(count)) => format!("{count} pods (--recorded-replicas)"),
-        (None, None) => format!("{initial} pods (assumed: no replicas column)"),
-    };
-    let load_model = format!(
-        "per-pod metrics carry the load recorded at {recorded_text} and divide it over the Ready pods; Value targets replay as recorded; a new pod is Ready {startup:.0} s after it is created ({startup_source}) and reports nothing before"
-    );
+    let load_model = prepared.load_model();
     let rendered = match args.format {
         SimulateFormat::Human => Ok(simulate::render::human(
             &shown,
@@ -281,28 +350,42 @@ pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
         SimulateFormat::Json => Ok(simulate::render::json(&shown, &load_model)),
         SimulateFormat::Csv => Ok(simulate::render::csv(&shown)),
         SimulateFormat::Svg => simulate::plot::svg(&shown),
-        SimulateFormat::Png => {
-            let Some(path) = &args.output else {
-                return usage_error("--format png needs -o FILE", "for example -o replay.png");
-            };
-            return match simulate::plot::png(&shown, path) {
-                Ok(()) => {
-                    eprintln!("wrote {}", path.display());
-                    ExitCode::SUCCESS
-                }
-                Err(error) => usage_error(
-                    error,
-                    "check that the output directory exists and is writable",
-                ),
-            };
+        SimulateFormat::Png => return write_png(&shown, args.output.as_deref(), "replay.png"),
+    };
+    match rendered {
+        Ok(text) => write_output(&text, args.output.as_deref()),
+        Err(error) => usage_error(error, "report a bug"),
+    }
+}
+
+/// Draw `shown` into the PNG file `output` (required).
+pub(super) fn write_png(
+    shown: &[crate::simulate::render::Shown<'_>],
+    output: Option<&std::path::Path>,
+    example: &str,
+) -> ExitCode {
+    let Some(path) = output else {
+        return usage_error(
+            "--format png needs -o FILE",
+            &format!("for example -o {example}"),
+        );
+    };
+    match crate::simulate::plot::png(shown, path) {
+        Ok(()) => {
+            eprintln!("wrote {}", path.display());
+            ExitCode::SUCCESS
         }
-    };
-    let text = match rendered {
-        Ok(text) => text,
-        Err(error) => return usage_error(error, "report a bug"),
-    };
-    match &args.output {
-        Some(path) => match std::fs::write(path, &text) {
+        Err(error) => usage_error(
+            error,
+            "check that the output directory exists and is writable",
+        ),
+    }
+}
+
+/// Print `text`, or write it to `output`.
+pub(super) fn write_output(text: &str, output: Option<&std::path::Path>) -> ExitCode {
+    match output {
+        Some(path) => match std::fs::write(path, text) {
             Ok(()) => {
                 eprintln!("wrote {}", path.display());
                 ExitCode::SUCCESS
@@ -312,7 +395,7 @@ pub(super) fn simulate(args: &SimulateArgs) -> ExitCode {
                 "check that the output directory exists and is writable",
             ),
         },
-        None => print(&text),
+        None => print(text),
     }
 }
 

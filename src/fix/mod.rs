@@ -264,22 +264,61 @@ fn build_edits<'a>(
     loaded: &Loaded,
     chosen: &[&'a Finding],
 ) -> Result<Vec<(String, String)>, (&'a Finding, String)> {
+    let items: Vec<Owned<&'a Finding>> = chosen
+        .iter()
+        .map(|finding| (*finding, fix_operations(finding)))
+        .collect();
+    edit_files(loaded, &items).map_err(|(owner, reason)| match owner {
+        Some(finding) => (finding, reason),
+        None => unreachable_blame(chosen),
+    })
+}
+
+/// Write one patch of an object into its file, verified as fixes are (the
+/// edited file reads back as exactly the patched objects): the new text
+/// of the file, or why it could not be placed. `infergate tune --write`
+/// uses it.
+pub fn patch_file(
+    loaded: &Loaded,
+    index: usize,
+    operations: &[PatchOperation],
+) -> Result<Option<(String, String)>, String> {
+    edit_files(loaded, &[((), vec![(index, operations)])])
+        .map(|texts| texts.into_iter().next())
+        .map_err(|(_, reason)| reason)
+}
+
+/// Edited files: (name, new text).
+type Texts = Vec<(String, String)>;
+
+/// Patches by object index, owned by a `T` (the finding they fix).
+type Owned<'p, T> = (T, Vec<(usize, &'p [PatchOperation])>);
+
+/// Edit the files for some patches, each owned by a `T` (a finding), and
+/// verify each edited file; on failure, the owner of the patch that could
+/// not be placed, when one is known.
+fn edit_files<T: Copy>(
+    loaded: &Loaded,
+    items: &[Owned<'_, T>],
+) -> Result<Texts, (Option<T>, String)> {
     let mut values: HashMap<usize, Value> = HashMap::new();
     let mut edits: HashMap<String, Vec<TextEdit>> = HashMap::new();
-    let mut owners: HashMap<String, Vec<&'a Finding>> = HashMap::new();
-    for finding in chosen {
-        for (index, operations) in fix_operations(finding) {
+    let mut owners: HashMap<String, Vec<T>> = HashMap::new();
+    for (finding, patches) in items {
+        let finding = *finding;
+        for &(index, operations) in patches {
             let object = loaded
                 .objects
                 .get(index)
-                .ok_or((*finding, "the fix names an unknown object".to_string()))?;
+                .ok_or((Some(finding), "the fix names an unknown object".to_string()))?;
             let layout = text_edit::detect_layout(&object.source.text);
             let value = values.entry(index).or_insert_with(|| object.value.clone());
             for operation in operations {
                 let new_edits = text_edit::edits_for(object, value, operation, layout)
-                    .map_err(|error| (*finding, error.to_string()))?;
-                json_patch::patch(value, std::slice::from_ref(operation))
-                    .map_err(|error| (*finding, format!("the patch does not apply: {error}")))?;
+                    .map_err(|error| (Some(finding), error.to_string()))?;
+                json_patch::patch(value, std::slice::from_ref(operation)).map_err(|error| {
+                    (Some(finding), format!("the patch does not apply: {error}"))
+                })?;
                 edits
                     .entry(object.source.name.clone())
                     .or_default()
@@ -294,15 +333,13 @@ fn build_edits<'a>(
     let mut texts = Vec::new();
     for (name, file_edits) in edits {
         let blame = owners.get(&name).and_then(|list| list.first().copied());
-        let fail = |reason: String| blame.map(|finding| (finding, reason));
+        let fail = |reason: String| (blame, reason);
         let Some(source) = loaded.files.iter().find(|file| file.name == name) else {
             continue;
         };
         let new_text = match text_edit::apply(&source.text, &file_edits) {
             Ok(text) => text,
-            Err(reason) => {
-                return Err(fail(reason.to_string()).unwrap_or_else(|| unreachable_blame(chosen)))
-            }
+            Err(reason) => return Err(fail(reason.to_string())),
         };
         let expected: Vec<Value> = loaded
             .objects
@@ -346,8 +383,7 @@ fn build_edits<'a>(
                 "the edited file would not read back: line {} of the edit is {}",
                 problem.location.line,
                 describe_problem(&problem.kind)
-            ))
-            .unwrap_or_else(|| unreachable_blame(chosen)));
+            )));
         }
         if actual != expected {
             let why = match expected.len() == actual.len() {
@@ -372,8 +408,7 @@ fn build_edits<'a>(
             };
             return Err(fail(format!(
                 "the edited file would not read back as the patched objects ({why})"
-            ))
-            .unwrap_or_else(|| unreachable_blame(chosen)));
+            )));
         }
         texts.push((name, new_text));
     }

@@ -784,6 +784,7 @@ mod tests {
                 source: "Pods".to_string(),
                 kind: TargetKind::PodsAverage,
                 target: 0.1,
+                target_pointer: None,
             }],
             behavior,
             tolerance: 0.1,
@@ -1008,6 +1009,7 @@ mod tests {
                 source: "Resource".to_string(),
                 kind: TargetKind::Utilization,
                 target,
+                target_pointer: None,
             }],
             ..hpa(behavior, 1, 20)
         }

@@ -47,6 +47,8 @@ pub struct MetricTarget {
     pub kind: TargetKind,
     /// The target (for Utilization, in percent).
     pub target: f64,
+    /// Where the target's value is written (`…/target/averageValue`).
+    pub target_pointer: Option<String>,
 }
 
 /// One direction of a behavior, resolved.
@@ -280,6 +282,11 @@ impl SimulatedHpa {
                 source: metric.metric_type.to_string(),
                 kind,
                 target,
+                target_pointer: metric
+                    .target
+                    .as_ref()
+                    .and_then(|target| target.value.as_ref())
+                    .map(|value| value.pointer.clone()),
             });
         }
         if metrics.is_empty() {

@@ -12,6 +12,7 @@ pub mod plot;
 pub mod render;
 pub mod run;
 pub mod trace;
+pub mod tune;
 
 use serde_json::Value;
 
@@ -75,18 +76,9 @@ pub fn find_autoscaler(loaded: &Loaded, name: Option<&str>) -> Result<usize, Sim
 /// model-load estimate of its serving containers (as
 /// model-server-startup-probe computes it), with how it was found.
 pub fn startup_estimate(engine: &Engine, loaded: &Loaded, index: usize) -> Option<(f64, String)> {
-    let facts = ClusterFacts::default();
-    let index_of = crate::engine::Index::new(&loaded.objects, engine.policy());
-    let cx = crate::engine::Context {
-        policy: engine.policy(),
-        objects: &loaded.objects,
-        documents: &loaded.documents,
-        index: &index_of,
-        facts: &facts,
-    };
-    let autoscaler = loaded.objects.get(index)?;
-    let workload = cx.hpa_target(autoscaler)?;
-    let load = crate::k8s::serving::slowest_load(workload, engine.policy())?;
+    let load = with_workload(engine, loaded, index, |workload| {
+        crate::k8s::serving::slowest_load(workload, engine.policy())
+    })?;
     Some((
         load.seconds,
         format!(
@@ -97,6 +89,40 @@ pub fn startup_estimate(engine: &Engine, loaded: &Loaded, index: usize) -> Optio
             load.throughput / 1e6
         ),
     ))
+}
+
+/// The accelerator chips one replica of the autoscaler's workload takes
+/// (GPUs, TPU chips; a LeaderWorkerSet's whole group), when it takes any.
+pub fn accelerators_per_replica(engine: &Engine, loaded: &Loaded, index: usize) -> Option<f64> {
+    let chips = with_workload(engine, loaded, index, |workload| {
+        let templates = crate::k8s::workload::pod_templates(workload);
+        Some(crate::k8s::workload::chips_per_replica(
+            workload,
+            &templates,
+            &engine.policy().inference.accelerator_resources,
+        ))
+    })?;
+    (chips > 0.0).then_some(chips)
+}
+
+/// `read` of the workload the autoscaler at `index` scales, found in the
+/// bundle as the rules find it.
+fn with_workload<T>(
+    engine: &Engine,
+    loaded: &Loaded,
+    index: usize,
+    read: impl FnOnce(&Object) -> Option<T>,
+) -> Option<T> {
+    let facts = ClusterFacts::default();
+    let index_of = crate::engine::Index::new(&loaded.objects, engine.policy());
+    let cx = crate::engine::Context {
+        policy: engine.policy(),
+        objects: &loaded.objects,
+        documents: &loaded.documents,
+        index: &index_of,
+        facts: &facts,
+    };
+    read(cx.hpa_target(loaded.objects.get(index)?)?)
 }
 
 /// The autoscaler as `lint --fix` would leave it: the safe fixes of the
@@ -139,7 +165,8 @@ pub fn fixed_autoscaler(
     changed.then(|| with_value(original, value)).flatten()
 }
 
-fn with_value(object: &Object, value: Value) -> Option<Object> {
+/// `object` with another value, at the same place in its file.
+pub fn with_value(object: &Object, value: Value) -> Option<Object> {
     Object::from_value(
         value,
         object.source.clone(),

@@ -26,6 +26,31 @@ pub struct Setup {
     pub initial_replicas: i64,
     /// The pods the trace was recorded at when the trace does not say.
     pub recorded_replicas: Option<f64>,
+    /// The yardstick of the service measures (minutes above target, the
+    /// replicas the load needs): another HPA's targets, so that replays of
+    /// HPAs with other targets are measured alike (`tune`). `None`: the
+    /// replayed HPA's own.
+    pub reference: Option<Reference>,
+}
+
+/// Targets, tolerance and maximum that the service of a replay is
+/// measured against.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// One per metric, in the HPA's order.
+    pub targets: Vec<f64>,
+    pub tolerance: f64,
+    pub max_replicas: i64,
+}
+
+impl Reference {
+    pub fn of(hpa: &SimulatedHpa) -> Self {
+        Self {
+            targets: hpa.metrics.iter().map(|metric| metric.target).collect(),
+            tolerance: hpa.tolerances().1,
+            max_replicas: hpa.max_replicas,
+        }
+    }
 }
 
 /// One sync period of the replay.
@@ -261,7 +286,19 @@ pub fn replay(
     pods.add(start - setup.startup, start, initial);
     let mut controller = Controller::new(hpa, config);
     let mut points = Vec::new();
-    let (_, scale_up_tolerance) = hpa.tolerances();
+    let (_, own_tolerance) = hpa.tolerances();
+    let scale_up_tolerance = setup
+        .reference
+        .as_ref()
+        .map_or(own_tolerance, |reference| reference.tolerance);
+    // The replicas the load needs: within the HPA's bounds, or with a
+    // reference from one to its maximum (the load's need, not a floor).
+    let (need_floor, need_ceiling) = setup
+        .reference
+        .as_ref()
+        .map_or((hpa.min_replicas, hpa.max_replicas), |reference| {
+            (1, reference.max_replicas)
+        });
     let mut summary = Summary::default();
     let mut step = 0u64;
     loop {
@@ -277,13 +314,18 @@ pub fn replay(
             .max(0.0);
         let mut readings = Vec::new();
         let mut shown = Vec::new();
-        let mut needed = hpa.min_replicas;
+        let mut needed = need_floor;
         let mut above = false;
-        for (metric, samples) in hpa.metrics.iter().zip(series) {
+        for (index, (metric, samples)) in hpa.metrics.iter().zip(series).enumerate() {
+            let yardstick = setup
+                .reference
+                .as_ref()
+                .and_then(|reference| reference.targets.get(index).copied())
+                .unwrap_or(metric.target);
             let value = samples.at(now).unwrap_or(0.0);
             let (reading, seen, need) = if metric.kind.is_per_pod() {
                 let total = value * recorded_now;
-                let need = (total / metric.target).ceil() as i64;
+                let need = (total / yardstick).ceil() as i64;
                 match metric.kind {
                     TargetKind::AverageValue => (
                         Reading::Total {
@@ -310,17 +352,17 @@ pub fn replay(
                 // A total that does not follow the pods: the replicas that
                 // bring it to target are unknown, so the current ones
                 // scaled by its ratio.
-                let need = ((value / metric.target) * ready.max(1) as f64).ceil() as i64;
+                let need = ((value / yardstick) * ready.max(1) as f64).ceil() as i64;
                 (Reading::Total { value, ready }, Some(value), need)
             };
-            if seen.is_some_and(|seen| seen > metric.target * (1.0 + scale_up_tolerance)) {
+            if seen.is_some_and(|seen| seen > yardstick * (1.0 + scale_up_tolerance)) {
                 above = true;
             }
             needed = needed.max(need);
             readings.push(reading);
             shown.push(seen);
         }
-        let needed = needed.clamp(hpa.min_replicas, hpa.max_replicas);
+        let needed = needed.clamp(need_floor, need_ceiling.max(need_floor));
         let (desired, reason) = controller.sync(now, current, &readings);
         if desired > current {
             summary.scale_ups += 1;
@@ -347,7 +389,7 @@ pub fn replay(
     }
     summary.duration = end - start;
     summary.time_to_needed = time_to_needed(&points, period);
-    summary.flaps = flaps(&points, hpa, config);
+    summary.flaps = flaps(&points, scale_down_window(hpa, config));
     Replay {
         points,
         summary,
@@ -357,7 +399,7 @@ pub fn replay(
 
 /// From each rise of `needed` above the Ready pods, the seconds until
 /// that many pods are Ready (or until the end).
-fn time_to_needed(points: &[Point], period: f64) -> Vec<f64> {
+pub fn time_to_needed(points: &[Point], period: f64) -> Vec<f64> {
     let mut waits = Vec::new();
     let mut previous_needed = points.first().map_or(0, |point| point.needed);
     for (index, point) in points.iter().enumerate() {
@@ -377,15 +419,18 @@ fn time_to_needed(points: &[Point], period: f64) -> Vec<f64> {
     waits
 }
 
-/// Changes of direction (an increase then a decrease, or the reverse)
-/// closer together than the scale-down stabilization window.
-fn flaps(points: &[Point], hpa: &SimulatedHpa, config: &HpaController) -> usize {
-    let window = hpa
-        .behavior
+/// The scale-down stabilization window in force for `hpa`.
+pub fn scale_down_window(hpa: &SimulatedHpa, config: &HpaController) -> f64 {
+    hpa.behavior
         .as_ref()
         .map_or(config.downscale_stabilization_seconds, |behavior| {
             behavior.scale_down.stabilization_seconds
-        });
+        })
+}
+
+/// Changes of direction (an increase then a decrease, or the reverse)
+/// closer together than `window` seconds.
+pub fn flaps(points: &[Point], window: f64) -> usize {
     let mut last: Option<(f64, i64)> = None;
     let mut count = 0;
     let mut previous = points.first().map_or(0, |point| point.desired);

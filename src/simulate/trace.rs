@@ -43,6 +43,28 @@ impl Trace {
             .reduce(f64::min)
     }
 
+    /// The trace up to `end` (Unix or trace seconds, as its samples are):
+    /// the samples at or before it.
+    pub fn until(&self, end: f64) -> Self {
+        let cut = |series: &Series| Series {
+            samples: series
+                .samples
+                .iter()
+                .copied()
+                .take_while(|(at, _)| *at <= end)
+                .collect(),
+        };
+        Self {
+            series: self
+                .series
+                .iter()
+                .map(|(name, series)| (name.clone(), cut(series)))
+                .collect(),
+            replicas: self.replicas.as_ref().map(cut),
+            origin: self.origin.clone(),
+        }
+    }
+
     pub fn end(&self) -> Option<f64> {
         self.all()
             .filter_map(|series| series.samples.last().map(|(at, _)| *at))
