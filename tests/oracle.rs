@@ -535,3 +535,164 @@ fn simulate_agrees_with_the_hpa_controller_at_every_sync() {
         );
     }
 }
+
+/// Replica-hours and minutes above target of a replay the oracle ran, for
+/// an HPA with one Pods metric: each sync's desired pods, and the per-pod
+/// value (the load over the Ready pods) against target × (1 + tolerance).
+fn cost_and_service(
+    series: &Value,
+    trace: &Path,
+    target: f64,
+    recorded: Option<f64>,
+) -> (f64, f64) {
+    let text = std::fs::read_to_string(trace).unwrap();
+    let parsed = infergate::simulate::trace::parse("trace", &text, 3600.0).unwrap();
+    let start = parsed.start().unwrap();
+    let metric = parsed.series.values().next().unwrap();
+    let (mut hours, mut minutes) = (0.0, 0.0);
+    for (t, desired, ready) in desired_and_ready(series) {
+        hours += desired as f64 * 15.0 / 3600.0;
+        let load = metric.at(start + t).unwrap_or(0.0)
+            * parsed
+                .replicas
+                .as_ref()
+                .and_then(|replicas| replicas.at(start + t))
+                .or(recorded)
+                .unwrap_or(1.0);
+        if ready > 0 && load / ready as f64 > target * 1.1 {
+            minutes += 0.25;
+        }
+    }
+    (hours, minutes)
+}
+
+/// A bundled HPA and trace for tune, with its one Pods metric's target, the
+/// tune flags, the recorded replicas when the trace has no column, and
+/// the saving the controller's replay must show.
+struct TuneCase {
+    hpa: &'static str,
+    trace: &'static str,
+    target: f64,
+    extra: Vec<String>,
+    recorded: Option<f64>,
+    saving: f64,
+}
+
+/// `infergate tune`'s recommendations, written into the HPA and replayed
+/// by the real controller: cheaper at no more minutes above target, by
+/// the amounts tune reported.
+#[test]
+#[ignore = "needs the HPA oracle: bash scripts/hpa-oracle.sh run -- cargo test --test oracle -- --ignored"]
+fn tuned_hpas_save_what_tune_says_on_the_real_controller() {
+    let oracle = std::env::var("INFERGATE_HPA_ORACLE")
+        .expect("INFERGATE_HPA_ORACLE: run through scripts/hpa-oracle.sh");
+    let root = common::root();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "--policy={}",
+        root.join("testdata/simulate/short-scale-down-policy.yaml")
+            .display()
+    );
+    let cases = [
+        TuneCase {
+            hpa: "queue-spike.yaml",
+            trace: "queue-spike.csv",
+            target: 3.0,
+            extra: vec![policy, "--recorded-replicas=2".to_string()],
+            recorded: Some(2.0),
+            saving: 0.15,
+        },
+        TuneCase {
+            hpa: "diurnal-queue.yaml",
+            trace: "diurnal-queue.csv",
+            target: 5.0,
+            extra: Vec::new(),
+            recorded: None,
+            saving: 0.10,
+        },
+    ];
+    for TuneCase {
+        hpa,
+        trace,
+        target,
+        extra,
+        recorded,
+        saving,
+    } in cases
+    {
+        let original = root.join("testdata/simulate").join(hpa);
+        let trace = root.join("testdata/simulate").join(trace);
+        let tuned_file = dir.path().join(hpa);
+        std::fs::copy(&original, &tuned_file).unwrap();
+        let mut args: Vec<String> = vec![
+            "tune".to_string(),
+            tuned_file.display().to_string(),
+            format!("--trace={}", trace.display()),
+            "--startup=225s".to_string(),
+            "--initial-replicas=2".to_string(),
+            "--write".to_string(),
+            "--format=json".to_string(),
+        ];
+        args.extend(extra);
+        let output = Command::new(env!("CARGO_BIN_EXE_infergate"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let case = |name: &str, file: &Path| Case {
+            name: name.to_string(),
+            hpa: file.to_path_buf(),
+            trace: trace.clone(),
+            startup: 225.0,
+            initial_replicas: 2,
+            recorded_replicas: recorded,
+        };
+        let cases = [case("original", &original), case("tuned", &tuned_file)];
+        let listing: Vec<Value> = cases.iter().map(Case::oracle_json).collect();
+        let cases_file = dir.path().join("tune-cases.json");
+        let results_file = dir.path().join("tune-results.json");
+        std::fs::write(&cases_file, serde_json::to_vec(&listing).unwrap()).unwrap();
+        let run = Command::new(&oracle)
+            .args(["-test.run", "TestReplay", "-cases"])
+            .arg(&cases_file)
+            .arg("-out")
+            .arg(&results_file)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let results: Vec<Value> =
+            serde_json::from_slice(&std::fs::read(&results_file).unwrap()).unwrap();
+        let (before, after) = (
+            cost_and_service(&results[0]["series"], &trace, target, recorded),
+            cost_and_service(&results[1]["series"], &trace, target, recorded),
+        );
+        println!(
+            "{hpa}: the controller replays {:.2} -> {:.2} replica-hours ({:+.1} %), {:.2} -> {:.2} minutes above target",
+            before.0,
+            after.0,
+            (after.0 - before.0) / before.0 * 100.0,
+            before.1,
+            after.1
+        );
+        assert!(
+            after.0 <= before.0 * (1.0 - saving),
+            "{before:?} -> {after:?}"
+        );
+        assert!(after.1 <= before.1, "{before:?} -> {after:?}");
+        // What tune reported is what the controller does.
+        let reported = |which: &str, field: &str| report[which]["score"][field].as_f64().unwrap();
+        assert!((reported("current", "replicaHours") - before.0).abs() < 1e-3);
+        assert!((reported("recommended", "replicaHours") - after.0).abs() < 1e-3);
+        assert!((reported("current", "minutesAboveTarget") - before.1).abs() < 1e-6);
+        assert!((reported("recommended", "minutesAboveTarget") - after.1).abs() < 1e-6);
+    }
+}
