@@ -387,21 +387,7 @@ fn bundled() -> Vec<Case> {
 }
 
 fn desired_and_ready(series: &Value) -> Vec<(f64, i64, i64)> {
-    series
-        .as_array()
-        .map(|points| {
-            points
-                .iter()
-                .map(|point| {
-                    (
-                        point["t"].as_f64().unwrap_or(f64::NAN),
-                        point["desired"].as_i64().unwrap_or(-1),
-                        point["ready"].as_i64().unwrap_or(-1),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    common::replay_series(series)
 }
 
 #[test]

@@ -12,8 +12,77 @@ pub struct ReplayArgs {
     pub hpa_file: PathBuf,
     /// The recorded trace: CSV `timestamp,metric,value[,replicas]`
     /// (seconds or RFC 3339), or the JSON of a Prometheus query_range.
-    #[arg(long, value_name = "FILE")]
-    pub trace: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "prometheus",
+        conflicts_with = "prometheus"
+    )]
+    pub trace: Option<PathBuf>,
+    /// Read the trace from this Prometheus (`http(s)://host:port[/prefix]`)
+    /// with query_range instead of a file.
+    #[arg(long, value_name = "URL", help_heading = "Prometheus")]
+    pub prometheus: Option<String>,
+    /// The PromQL of an HPA metric, `NAME=QUERY` (one series; `replicas=QUERY`
+    /// for the pods it was recorded at). A Pods metric without one is read
+    /// as `avg(NAME{namespace="NS"})`, the replicas as `count(…)` of it.
+    #[arg(
+        long,
+        value_name = "NAME=QUERY",
+        requires = "prometheus",
+        help_heading = "Prometheus"
+    )]
+    pub query: Vec<String>,
+    /// The range's start: RFC 3339, Unix seconds, or a duration before
+    /// --end (`7d`) [default: 1d].
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "prometheus",
+        help_heading = "Prometheus"
+    )]
+    pub start: Option<String>,
+    /// The range's end: RFC 3339 or Unix seconds [default: now].
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "prometheus",
+        help_heading = "Prometheus"
+    )]
+    pub end: Option<String>,
+    /// The query resolution.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "15s",
+        help_heading = "Prometheus"
+    )]
+    pub step: String,
+    /// A bearer token for Prometheus.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        requires = "prometheus",
+        conflicts_with = "token_file",
+        help_heading = "Prometheus"
+    )]
+    pub token: Option<String>,
+    /// A file holding the bearer token (a service account's, for example).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "prometheus",
+        help_heading = "Prometheus"
+    )]
+    pub token_file: Option<PathBuf>,
+    /// PEM certificates to trust for Prometheus instead of the system's.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "prometheus",
+        help_heading = "Prometheus"
+    )]
+    pub certificate_authority: Option<PathBuf>,
     /// The autoscaler to replay, when the file holds several.
     #[arg(long, value_name = "NAME")]
     pub hpa: Option<String>,
@@ -166,6 +235,156 @@ impl Prepared {
     }
 }
 
+/// A time of --start or --end: RFC 3339, Unix seconds, or (with `before`)
+/// a duration before it.
+fn time_argument(flag: &str, text: &str, before: Option<f64>) -> Result<f64, ExitCode> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        if seconds.is_finite() {
+            return Ok(seconds);
+        }
+    }
+    if let Some(seconds) = crate::simulate::trace::parse_rfc3339(text) {
+        return Ok(seconds);
+    }
+    if let (Some(end), Some(ago)) = (before, crate::input::duration::parse(text)) {
+        return Ok(end - ago);
+    }
+    Err(usage_error(
+        format!("{flag} `{text}` is not a time"),
+        "write RFC 3339 (2026-12-01T00:00:00Z), Unix seconds, or for --start a duration before --end (7d)",
+    ))
+}
+
+/// The trace from Prometheus: a query per HPA metric (given, or derived
+/// for Pods metrics) and the recorded replicas.
+fn from_prometheus(
+    args: &ReplayArgs,
+    url: &str,
+    hpa: &crate::simulate::hpa::SimulatedHpa,
+    max_gap: f64,
+) -> Result<crate::simulate::trace::Trace, ExitCode> {
+    use crate::simulate::prometheus::{self, Query, Range, Server};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64().floor());
+    let end = match &args.end {
+        Some(text) => time_argument("--end", text, None)?,
+        None => now,
+    };
+    let start = time_argument("--start", args.start.as_deref().unwrap_or("1d"), Some(end))?;
+    let Some(step) = crate::input::duration::parse(&args.step).filter(|step| *step > 0.0) else {
+        return Err(usage_error(
+            format!("--step `{}` is not a duration above zero", args.step),
+            "write it like 15s or 1m",
+        ));
+    };
+    let mut given: Vec<(String, String)> = Vec::new();
+    for entry in &args.query {
+        match entry.split_once('=') {
+            Some((name, promql)) if !name.trim().is_empty() && !promql.trim().is_empty() => {
+                given.push((name.trim().to_string(), promql.trim().to_string()))
+            }
+            _ => return Err(usage_error(
+                format!("--query `{entry}` is not NAME=QUERY"),
+                "for example --query 'vllm:num_requests_waiting=avg(vllm:num_requests_waiting)'",
+            )),
+        }
+    }
+    let namespace = hpa.namespace.as_deref().unwrap_or("default");
+    let mut queries = Vec::new();
+    let mut default_replicas = None;
+    for metric in &hpa.metrics {
+        let base = crate::policy::base_name(&metric.name);
+        let explicit = given
+            .iter()
+            .find(|(name, _)| *name == metric.name || *name == base)
+            .map(|(_, promql)| promql.clone());
+        let promql = match explicit {
+            Some(promql) => promql,
+            None if metric.source == "Pods" => {
+                let selector = format!("{base}{{namespace=\"{namespace}\"}}");
+                default_replicas.get_or_insert(format!("count({selector})"));
+                format!("avg({selector})")
+            }
+            None => {
+                return Err(usage_error(
+                    format!(
+                        "the HPA's {} metric `{}` needs a query",
+                        metric.source, metric.name
+                    ),
+                    &format!("give --query '{}=PROMQL' (one series)", metric.name),
+                ))
+            }
+        };
+        queries.push(Query {
+            name: metric.name.clone(),
+            promql,
+        });
+    }
+    let replicas = given
+        .iter()
+        .find(|(name, _)| name == "replicas")
+        .map(|(_, promql)| promql.clone())
+        .or(default_replicas);
+    if let Some(promql) = replicas {
+        queries.push(Query {
+            name: "replicas".to_string(),
+            promql,
+        });
+    }
+    for (name, _) in &given {
+        if name != "replicas"
+            && !hpa.metrics.iter().any(|metric| {
+                *name == metric.name || name == crate::policy::base_name(&metric.name)
+            })
+        {
+            return Err(usage_error(
+                format!("--query `{name}` names none of the HPA's metrics"),
+                "name an HPA metric, or replicas",
+            ));
+        }
+    }
+    let bearer_token = match (&args.token, &args.token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| {
+                    usage_error(
+                        format!("cannot read --token-file {}: {error}", path.display()),
+                        "check that the file exists and is readable",
+                    )
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let certificate_authority = match &args.certificate_authority {
+        Some(path) => Some(std::fs::read(path).map_err(|error| {
+            usage_error(
+                format!(
+                    "cannot read --certificate-authority {}: {error}",
+                    path.display()
+                ),
+                "check that the file exists and is readable",
+            )
+        })?),
+        None => None,
+    };
+    let server = Server {
+        url: url.to_string(),
+        bearer_token,
+        certificate_authority,
+    };
+    prometheus::fetch(&server, &queries, Range { start, end, step }, max_gap).map_err(|error| {
+        usage_error(
+            error,
+            "check --prometheus, the queries and the range (`infergate simulate --help`)",
+        )
+    })
+}
+
 /// Read the policy, the manifest, the autoscaler and the trace a replay
 /// needs, or a usage error naming what is wrong.
 pub(super) fn prepare(args: &ReplayArgs) -> Result<Prepared, ExitCode> {
@@ -188,15 +407,26 @@ pub(super) fn prepare(args: &ReplayArgs) -> Result<Prepared, ExitCode> {
             "write it like 5m or 90s",
         ));
     };
-    let trace_name = args.trace.display().to_string();
-    let text = std::fs::read_to_string(&args.trace).map_err(|error| {
-        usage_error(
-            format!("cannot read {trace_name}: {error}"),
-            "check that the trace exists and is readable",
-        )
-    })?;
-    let trace = simulate::trace::parse(&trace_name, &text, max_gap)
-        .map_err(|error| usage_error(error, TRACE_HELP))?;
+    let trace = match (&args.trace, &args.prometheus) {
+        (Some(path), _) => {
+            let trace_name = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                usage_error(
+                    format!("cannot read {trace_name}: {error}"),
+                    "check that the trace exists and is readable",
+                )
+            })?;
+            simulate::trace::parse(&trace_name, &text, max_gap)
+                .map_err(|error| usage_error(error, TRACE_HELP))?
+        }
+        (None, Some(url)) => from_prometheus(args, url, &hpa, max_gap)?,
+        (None, None) => {
+            return Err(usage_error(
+                "no trace: give --trace FILE or --prometheus URL",
+                TRACE_HELP,
+            ))
+        }
+    };
     run::check_span(&trace, &engine.policy().hpa_controller)
         .map_err(|error| usage_error(error, "split the trace, or export a coarser step"))?;
     let mut map = Vec::new();

@@ -240,7 +240,11 @@ pub(super) fn tune(args: &TuneArgs) -> ExitCode {
         warnings: &warnings,
         operations: &operations,
         accelerators,
-        trace_name: args.replay.trace.display().to_string(),
+        trace_name: match (&args.replay.trace, &args.replay.prometheus) {
+            (Some(path), _) => path.display().to_string(),
+            (None, Some(url)) => url.clone(),
+            (None, None) => String::new(),
+        },
     };
 
     if args.diff {

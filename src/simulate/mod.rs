@@ -9,6 +9,7 @@
 pub mod controller;
 pub mod hpa;
 pub mod plot;
+pub mod prometheus;
 pub mod render;
 pub mod run;
 pub mod trace;

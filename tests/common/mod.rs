@@ -230,3 +230,23 @@ pub fn objects_of(text: String) -> Vec<serde_json::Value> {
         .map(|object| object.value)
         .collect()
 }
+
+/// (t, desired, ready) at each sync of a replay's JSON series (simulate's
+/// `series`, or the HPA oracle's).
+pub fn replay_series(series: &serde_json::Value) -> Vec<(f64, i64, i64)> {
+    series
+        .as_array()
+        .map(|points| {
+            points
+                .iter()
+                .map(|point| {
+                    (
+                        point["t"].as_f64().unwrap_or(f64::NAN),
+                        point["desired"].as_i64().unwrap_or(-1),
+                        point["ready"].as_i64().unwrap_or(-1),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
