@@ -402,6 +402,67 @@ fn denies_with_the_rule_named(cluster: &mut Cluster) {
     assert!(cluster.get("hpa", "serving", "gemma-hpa").is_none());
 }
 
+/// An object's own `infergate.dev/ignore` annotation is no exemption at
+/// admission: the denial becomes a warning that names the annotation, and
+/// the server counts it (#30 item 3).
+fn self_suppression_is_a_counted_warning(cluster: &mut Cluster) {
+    let hpa = fixture("testdata/rules/metric-name-lowercase/fires.yaml")
+        .replace("namespace: default", "namespace: serving")
+        .replace(
+            "name: gemma-hpa",
+            "name: gemma-hpa-ignored\n  annotations:\n    infergate.dev/ignore: \"*=we know\"",
+        );
+    let counted = |cluster: &Cluster| {
+        cluster.server_metrics().map_or(0.0, |metrics| {
+            counter(
+                &metrics,
+                "infergate_suppressed_total",
+                &["rule=\"metric-name-lowercase\""],
+            )
+        })
+    };
+    let before = counted(cluster);
+    let output = cluster.apply(&hpa, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let warned = warnings(&output);
+    assert!(
+        warned
+            .iter()
+            .any(|warning| warning.contains("infergate.dev/ignore")
+                && warning.contains("metric-name-lowercase")),
+        "{warned:?}"
+    );
+    assert!(counted(cluster) >= before + 1.0, "not counted");
+    cluster.ok(&["delete", "hpa", "-n", "serving", "gemma-hpa-ignored"]);
+}
+
+/// A prometheus-adapter ConfigMap holding a hundred alias bombs in its
+/// `config.yaml` is answered, the server's peak RSS stays under the
+/// Deployment's 256 Mi limit, and a legitimate review after it is
+/// answered (#30 item 1).
+fn alias_bomb_config_map_is_answered_within_the_memory_limit(cluster: &mut Cluster) {
+    cluster.namespace("monitoring");
+    let bomb = common::adapter_config_map_yaml(&common::alias_bomb_documents(100));
+    let output = cluster.apply(&bomb, &[]);
+    let said = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(said.contains("alias"), "the bomb was not reviewed: {said}");
+    let pid = cluster.server.as_ref().expect("the server runs").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let peak_kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmHWM");
+    println!(
+        "e2e:        the server's peak RSS after the bomb: {:.0} MiB",
+        peak_kib / 1024.0
+    );
+    assert!(peak_kib < 256.0 * 1024.0, "peak RSS {peak_kib} KiB");
+    denies_with_the_rule_named(cluster);
+    let _ = cluster.kubectl(&["delete", "configmap", "-n", "monitoring", "adapter-config"]);
+}
+
 fn mutates_and_warns_within_120_characters(cluster: &mut Cluster) {
     let deployment = fixture("testdata/fix/hf-home-shm-for-large-models.yaml");
     let output = cluster.apply(&deployment, &[]);
@@ -1296,6 +1357,14 @@ fn e2e() {
     cluster.namespace("serving");
     let checks: &[(&str, Check)] = &[
         ("denies with the rule named", denies_with_the_rule_named),
+        (
+            "an object's own ignore annotation: a counted warning",
+            self_suppression_is_a_counted_warning,
+        ),
+        (
+            "an alias-bomb adapter ConfigMap within the memory limit",
+            alias_bomb_config_map_is_answered_within_the_memory_limit,
+        ),
         (
             "mutates, warnings within 120 characters",
             mutates_and_warns_within_120_characters,
