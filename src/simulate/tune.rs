@@ -444,7 +444,7 @@ pub struct Tuned {
 /// The coordinate descent starts from the original's neighbourhood and
 /// from this many of the best configurations of a random sample of at
 /// least `MIN_SAMPLE`.
-const DESCENT_STARTS: usize = 4;
+const DESCENT_STARTS: usize = 12;
 /// The configurations, cheapest first, offered to `accept` before the
 /// search gives up on one it takes.
 const ACCEPT_TRIES: usize = 64;
@@ -557,6 +557,17 @@ pub fn search(
         });
         let mut starts = vec![nearest];
         starts.extend(sample.iter().take(DESCENT_STARTS));
+        // Move to the best of `batch` (evaluated first).
+        let step = |at: &mut Knobs, batch: Vec<Knobs>, scores: &mut HashMap<Knobs, Score>| {
+            evaluate(batch.clone(), scores);
+            if let Some(best) = batch.iter().min_by(|a, b| {
+                let (a, b) = (rank(&scores[*a]), rank(&scores[*b]));
+                a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal)
+            }) {
+                *at = *best;
+            }
+        };
+        let mut best_end: Option<Knobs> = None;
         for start in starts {
             let mut at = start;
             for _round in 0..8 {
@@ -569,12 +580,35 @@ pub fn search(
                             knobs
                         })
                         .collect();
-                    evaluate(batch.clone(), &mut scores);
-                    if let Some(best) = batch.iter().min_by(|a, b| {
-                        let (a, b) = (rank(&scores[*a]), rank(&scores[*b]));
-                        a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal)
-                    }) {
-                        at = *best;
+                    step(&mut at, batch, &mut scores);
+                }
+                if at == before {
+                    break;
+                }
+            }
+            if best_end.is_none_or(|best| rank(&scores[&at]) < rank(&scores[&best])) {
+                best_end = Some(at);
+            }
+        }
+        // One knob at a time stops where two must move together (a
+        // shorter scale-down window pays only with a faster scale-up):
+        // from the best end, every pair of knobs at once, until no pair
+        // improves.
+        if let Some(mut at) = best_end {
+            for _round in 0..3 {
+                let before = at;
+                for first in 0..6 {
+                    for second in first + 1..6 {
+                        let mut batch = Vec::new();
+                        for a in 0..sizes[first] {
+                            for b in 0..sizes[second] {
+                                let mut knobs = at;
+                                knobs[first] = a;
+                                knobs[second] = b;
+                                batch.push(knobs);
+                            }
+                        }
+                        step(&mut at, batch, &mut scores);
                     }
                 }
                 if at == before {
