@@ -202,11 +202,7 @@ impl Prepared {
     /// The trace's recorded replicas: the series `--map replicas=SERIES`
     /// names, else the replicas column.
     pub fn recorded(&self) -> Option<&crate::simulate::trace::Series> {
-        self.map
-            .iter()
-            .find(|(name, _)| name == "replicas")
-            .and_then(|(_, series)| self.trace.series.get(series))
-            .or(self.trace.replicas.as_ref())
+        crate::simulate::run::recorded_series(&self.trace, &self.map)
     }
 
     /// The load model in one sentence, for the output.

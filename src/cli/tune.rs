@@ -111,20 +111,12 @@ pub(super) fn tune(args: &TuneArgs) -> ExitCode {
             Ok(series) => series,
             Err(error) => return usage_error(error, super::simulate::TRACE_HELP),
         };
-    let recorded_name = prepared
-        .map
-        .iter()
-        .find(|(name, _)| name == "replicas")
-        .map(|(_, series)| series.as_str());
-    let tuning_recorded = recorded_name
-        .and_then(|name| tuning_trace.series.get(name))
-        .or(tuning_trace.replicas.as_ref());
     let problem = Problem {
         original: &prepared.hpa,
         config,
         trace: &tuning_trace,
         series: tuning_series,
-        recorded: tuning_recorded,
+        recorded: crate::simulate::run::recorded_series(&tuning_trace, &prepared.map),
         setup: prepared.setup.clone(),
         window: (0.0, cut + config.sync_period_seconds / 2.0),
     };
@@ -158,17 +150,8 @@ pub(super) fn tune(args: &TuneArgs) -> ExitCode {
         if json_patch::patch(&mut value, &operations).is_err() {
             return false;
         }
-        let Some(patched) = crate::simulate::with_value(object, value) else {
-            return false;
-        };
-        let mut loaded = loader::Loaded {
-            files: prepared.loaded.files.clone(),
-            objects: prepared.loaded.objects.clone(),
-            documents: Vec::new(),
-            problems: Vec::new(),
-        };
-        loaded.objects[prepared.index] = patched;
-        findings_of(&loaded).is_subset(&before)
+        crate::simulate::with_object_value(&prepared.loaded, prepared.index, value)
+            .is_some_and(|loaded| findings_of(&loaded).is_subset(&before))
     };
     let tuned = tune::search(
         &problem,

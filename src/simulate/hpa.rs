@@ -124,6 +124,27 @@ fn with_defaults(written: Option<&ScalingRules>, defaults: &ScalingRules) -> Sca
     rules
 }
 
+/// The policies of one direction as (Pods or Percent, value, period in
+/// seconds).
+pub fn scaling_policies(
+    rules: &ScalingRules,
+) -> Result<Vec<(PolicyKind, i64, f64)>, SimulateError> {
+    let mut policies = Vec::new();
+    for policy in rules.policies.iter().flatten() {
+        let kind = match policy.policy_type.as_str() {
+            "Pods" => PolicyKind::Pods,
+            "Percent" => PolicyKind::Percent,
+            other => {
+                return Err(SimulateError::Hpa(format!(
+                    "policy type `{other}` is neither Pods nor Percent"
+                )))
+            }
+        };
+        policies.push((kind, policy.value, policy.period_seconds as f64));
+    }
+    Ok(policies)
+}
+
 fn resolve(
     rules: &ScalingRules,
     tolerance: Option<f64>,
@@ -139,19 +160,7 @@ fn resolve(
             )))
         }
     };
-    let mut policies = Vec::new();
-    for policy in rules.policies.iter().flatten() {
-        let kind = match policy.policy_type.as_str() {
-            "Pods" => PolicyKind::Pods,
-            "Percent" => PolicyKind::Percent,
-            other => {
-                return Err(SimulateError::Hpa(format!(
-                    "policy type `{other}` is neither Pods nor Percent"
-                )))
-            }
-        };
-        policies.push((kind, policy.value, policy.period_seconds as f64));
-    }
+    let policies = scaling_policies(rules)?;
     Ok(Rules {
         // The scale-down window the HPA leaves unset is the controller's
         // (maybeInitScaleDownStabilizationWindow).

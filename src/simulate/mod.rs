@@ -140,13 +140,7 @@ pub fn fixed_autoscaler(
     let mut value = original.value.clone();
     let mut changed = false;
     for _ in 0..ROUNDS {
-        let mut round = Loaded {
-            files: loaded.files.clone(),
-            objects: loaded.objects.clone(),
-            documents: Vec::new(),
-            problems: Vec::new(),
-        };
-        round.objects[index] = with_value(original, value.clone())?;
+        let round = with_object_value(loaded, index, value.clone())?;
         let outcome = engine.run(&round, &ClusterFacts::default());
         let fix = outcome.findings.iter().find_map(|finding| {
             let fix = finding.fix.as_ref()?;
@@ -164,6 +158,19 @@ pub fn fixed_autoscaler(
         changed = true;
     }
     changed.then(|| with_value(original, value)).flatten()
+}
+
+/// The bundle with the object at `index` holding `value` instead, to run
+/// the engine on (its documents and problems are not carried over).
+pub fn with_object_value(loaded: &Loaded, index: usize, value: Value) -> Option<Loaded> {
+    let mut objects = loaded.objects.clone();
+    *objects.get_mut(index)? = with_value(loaded.objects.get(index)?, value)?;
+    Some(Loaded {
+        files: loaded.files.clone(),
+        objects,
+        documents: Vec::new(),
+        problems: Vec::new(),
+    })
 }
 
 /// `object` with another value, at the same place in its file.

@@ -275,7 +275,7 @@ async fn get(
                 format!(
                     "cannot reach {}: {}; check the URL and that the server is up",
                     server.url,
-                    error_chain(&error)
+                    crate::k8s::kube_api::with_causes(&error)
                 ),
             )
         })?;
@@ -312,18 +312,6 @@ async fn get(
         ));
     }
     Ok(body)
-}
-
-/// An error with its causes, as one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -66,6 +66,9 @@ pub struct Point {
     /// The replicas the load needs with every pod Ready (the largest over
     /// the metrics, within minReplicas and maxReplicas).
     pub needed: i64,
+    /// Whether a metric read above its target x (1 + tolerance) (the
+    /// reference's, when the setup has one).
+    pub above_target: bool,
     pub reason: Reason,
 }
 
@@ -170,6 +173,15 @@ pub fn match_series<'t>(
         }
     }
     Ok(found)
+}
+
+/// The trace's recorded replicas: the series `map` names `replicas`, else
+/// the replicas column.
+pub fn recorded_series<'t>(trace: &'t Trace, map: &[(String, String)]) -> Option<&'t Series> {
+    map.iter()
+        .find(|(name, _)| name == "replicas")
+        .and_then(|(_, series)| trace.series.get(series))
+        .or(trace.replicas.as_ref())
 }
 
 /// The most sync periods one replay runs: a year of 15 s syncs (the
@@ -383,6 +395,7 @@ pub fn replay(
             ready,
             metrics: shown,
             needed,
+            above_target: above,
             reason,
         });
         step += 1;

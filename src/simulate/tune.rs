@@ -108,14 +108,9 @@ pub struct Score {
 
 impl Score {
     /// The score of the points whose time is in `window` (seconds from the
-    /// trace's start), against `reference`.
-    pub fn of(
-        points: &[Point],
-        window: (f64, f64),
-        reference: &Reference,
-        period: f64,
-        flap_window: f64,
-    ) -> Self {
+    /// trace's start); "above target" is what the replay measured, against
+    /// its setup's reference.
+    pub fn of(points: &[Point], window: (f64, f64), period: f64, flap_window: f64) -> Self {
         let from = points.partition_point(|point| point.t < window.0);
         let to = points.partition_point(|point| point.t < window.1);
         let points = &points[from..to.max(from)];
@@ -123,14 +118,7 @@ impl Score {
         for point in points {
             score.replica_hours += point.desired.max(0) as f64 * period / 3600.0;
             score.max_replicas = score.max_replicas.max(point.desired);
-            let above = point
-                .metrics
-                .iter()
-                .zip(&reference.targets)
-                .any(|(seen, target)| {
-                    seen.is_some_and(|seen| seen > target * (1.0 + reference.tolerance))
-                });
-            if above {
+            if point.above_target {
                 score.minutes_above_target += period / 60.0;
             }
         }
@@ -209,20 +197,10 @@ impl Space {
         min_replicas.retain(|min| *min <= hpa.max_replicas);
         min_replicas.sort_unstable();
         min_replicas.dedup();
-        let defaults = |rules: &crate::policy::ScalingRules| -> Vec<(PolicyKind, i64, f64)> {
-            rules
-                .policies
-                .iter()
-                .flatten()
-                .map(|policy| {
-                    let kind = if policy.policy_type == "Pods" {
-                        Pods
-                    } else {
-                        Percent
-                    };
-                    (kind, policy.value, policy.period_seconds as f64)
-                })
-                .collect()
+        // The controller's default policies (the policy schema admits only
+        // Pods and Percent, so they always read).
+        let defaults = |rules: &crate::policy::ScalingRules| {
+            super::hpa::scaling_policies(rules).unwrap_or_default()
         };
         Self {
             target_factors: vec![0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0],
@@ -388,10 +366,6 @@ pub struct Problem<'a> {
 }
 
 impl Problem<'_> {
-    fn reference(&self) -> Reference {
-        Reference::of(self.original)
-    }
-
     /// Replay `hpa` and score it over the tuning window.
     pub fn score(&self, hpa: &SimulatedHpa) -> Score {
         let replay = self.replay(hpa);
@@ -400,7 +374,7 @@ impl Problem<'_> {
 
     pub fn replay(&self, hpa: &SimulatedHpa) -> run::Replay {
         let mut setup = self.setup.clone();
-        setup.reference = Some(self.reference());
+        setup.reference = Some(Reference::of(self.original));
         run::replay(
             hpa,
             self.config,
@@ -417,7 +391,6 @@ impl Problem<'_> {
         Score::of(
             points,
             window,
-            &self.reference(),
             self.config.sync_period_seconds,
             run::scale_down_window(self.original, self.config),
         )

@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -25,6 +26,7 @@ import (
 	core "k8s.io/client-go/testing"
 	"k8s.io/kubernetes/pkg/controller/podautoscaler"
 	metricsclient "k8s.io/kubernetes/pkg/controller/podautoscaler/metrics"
+	"k8s.io/utils/ptr"
 )
 
 // kube-controller-manager's defaults for the HPA controller
@@ -104,9 +106,9 @@ func replay(t *testing.T, c Case) ([]Point, error) {
 	if err != nil {
 		return nil, err
 	}
-	period := or(c.SyncPeriodSeconds, defaultSyncPeriod)
-	tolerance := or(c.Tolerance, defaultTolerance)
-	downscale := or(c.DownscaleWindowSeconds, defaultDownscaleWindow)
+	period := cmp.Or(c.SyncPeriodSeconds, defaultSyncPeriod)
+	tolerance := cmp.Or(c.Tolerance, defaultTolerance)
+	downscale := cmp.Or(c.DownscaleWindowSeconds, defaultDownscaleWindow)
 
 	sources := map[string]metricSource{}
 	container := "server"
@@ -243,53 +245,36 @@ func replay(t *testing.T, c Case) ([]Point, error) {
 	return points, nil
 }
 
-func or(value, fallback float64) float64 {
-	if value == 0 {
-		return fallback
-	}
-	return value
-}
-
 func seconds(value float64) time.Duration {
 	return time.Duration(math.Round(value * float64(time.Second)))
 }
 
-// sourceOf maps one HPA metric to its series and load model, keyed as
-// metricsAnswer looks it up.
+// sourceOf maps one HPA metric to its series and load model, keyed
+// (`pods/NAME`, `resource/cpu`, …) as metricsAnswer looks it up.
 func sourceOf(spec autoscalingv2.MetricSpec, recorded *trace) (string, metricSource, error) {
-	var name string
+	var kind, metric string
 	var source metricSource
 	switch spec.Type {
 	case autoscalingv2.PodsMetricSourceType:
-		name, source.perPod = "pods/"+spec.Pods.Metric.Name, true
+		kind, metric, source.perPod = "pods", spec.Pods.Metric.Name, true
 	case autoscalingv2.ResourceMetricSourceType:
-		name, source.perPod = "resource/"+string(spec.Resource.Name), true
+		kind, metric, source.perPod = "resource", string(spec.Resource.Name), true
 		source.utilization = spec.Resource.Target.Type == autoscalingv2.UtilizationMetricType
 	case autoscalingv2.ContainerResourceMetricSourceType:
-		name, source.perPod = "resource/"+string(spec.ContainerResource.Name), true
+		kind, metric, source.perPod = "resource", string(spec.ContainerResource.Name), true
 		source.utilization = spec.ContainerResource.Target.Type == autoscalingv2.UtilizationMetricType
 	case autoscalingv2.ExternalMetricSourceType:
-		name = "external/" + spec.External.Metric.Name
+		kind, metric = "external", spec.External.Metric.Name
 		source.perPod = spec.External.Target.Type == autoscalingv2.AverageValueMetricType
 	case autoscalingv2.ObjectMetricSourceType:
-		name = "object/" + spec.Object.Metric.Name
+		kind, metric = "object", spec.Object.Metric.Name
 		source.perPod = spec.Object.Target.Type == autoscalingv2.AverageValueMetricType
 	default:
 		return "", source, fmt.Errorf("metric type %q is not replayed", spec.Type)
 	}
-	_, metric, _ := cut(name)
 	s, err := recorded.seriesFor(metric)
 	source.series = s
-	return name, source, err
-}
-
-func cut(key string) (string, string, bool) {
-	for i := range key {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return key, "", false
+	return kind + "/" + metric, source, err
 }
 
 // addPod creates a Running pod with a 1-core, 1-byte request (Resource
@@ -314,7 +299,7 @@ func (c *cluster) addPod(ctx context.Context, client *fake.Clientset, created, r
 		}}},
 		Status: v1.PodStatus{
 			Phase:     v1.PodRunning,
-			StartTime: ptrTime(c.epoch.Add(seconds(created - c.start))),
+			StartTime: ptr.To(metav1.NewTime(c.epoch.Add(seconds(created - c.start)))),
 			Conditions: []v1.PodCondition{{
 				Type:   v1.PodReady,
 				Status: v1.ConditionFalse,
@@ -324,11 +309,6 @@ func (c *cluster) addPod(ctx context.Context, client *fake.Clientset, created, r
 	if _, err := client.CoreV1().Pods(c.namespace).Create(ctx, object, metav1.CreateOptions{}); err != nil {
 		c.fail("creating %s: %v", name, err)
 	}
-}
-
-func ptrTime(at time.Time) *metav1.Time {
-	value := metav1.NewTime(at)
-	return &value
 }
 
 // scaleTo is the workload controller: new pods for a scale-up (created
