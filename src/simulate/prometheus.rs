@@ -103,6 +103,17 @@ pub fn fetch(
             ),
         ));
     }
+    let points = (range.end - range.start) / range.step;
+    if points > super::run::MAX_SYNCS {
+        return Err(failure(
+            "--start/--end/--step",
+            format!(
+                "the range holds {points:.0} points of {} s per query, more than a replay takes ({:.0}); raise --step or shorten the range",
+                range.step,
+                super::run::MAX_SYNCS
+            ),
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -354,5 +365,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("is empty"), "{error}");
+        // A year at 1 ms would be 3e10 points and three million requests.
+        let error = fetch(
+            &server("http://127.0.0.1:9"),
+            &query,
+            Range {
+                start: 0.0,
+                end: 365.0 * 86_400.0,
+                step: 0.001,
+            },
+            300.0,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("raise --step"), "{error}");
     }
 }
