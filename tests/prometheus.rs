@@ -188,7 +188,7 @@ fn prometheus_traces_replay_as_the_same_trace_from_a_file() {
         &server.url,
         &start,
         &end,
-        "--step=0.25s",
+        "--step=250ms",
         "--max-gap=1m",
         "--query",
         "vllm:num_requests_waiting=avg(vllm:num_requests_waiting)",
