@@ -10,8 +10,9 @@ pub struct ReplayArgs {
     /// workload gives the start-up estimate).
     #[arg(value_name = "HPA_FILE")]
     pub hpa_file: PathBuf,
-    /// The recorded trace: CSV `timestamp,metric,value[,replicas]`
-    /// (seconds or RFC 3339), or the JSON of a Prometheus query_range.
+    /// The recorded trace: CSV `timestamp,metric,value[,replicas]` (a
+    /// header in any column order, or `time,SERIES…` wide; seconds or
+    /// RFC 3339), or the JSON of a Prometheus query_range.
     #[arg(
         long,
         value_name = "FILE",

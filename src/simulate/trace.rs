@@ -76,73 +76,19 @@ impl Trace {
     }
 }
 
-/// Days from 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 /// An RFC 3339 timestamp (`2026-11-30T10:15:00Z`, `…+01:00`, fractions
-/// allowed; a space for the `T` too, as Grafana exports) as Unix seconds.
+/// allowed; a space for the `T` too, as Grafana exports) as Unix seconds,
+/// read by jiff. Read as civil time and offset rather than as a
+/// `jiff::Timestamp`, whose range stops a day short of 9999-12-31.
 pub fn parse_rfc3339(text: &str) -> Option<f64> {
-    let bytes = text.as_bytes();
-    if bytes.len() < 20 {
+    const EPOCH: jiff::civil::DateTime = jiff::civil::DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
+    let pieces = jiff::fmt::temporal::Pieces::parse(text.trim()).ok()?;
+    if pieces.time_zone_annotation().is_some() {
         return None;
     }
-    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = text.get(range)?;
-        part.bytes()
-            .all(|byte| byte.is_ascii_digit())
-            .then(|| part.parse().ok())
-            .flatten()
-    };
-    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if bytes[13] != b':' || bytes[16] != b':' {
-        return None;
-    }
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &text[19..];
-    let mut fraction = 0.0;
-    if let Some(after) = rest.strip_prefix('.') {
-        let length = after.bytes().take_while(u8::is_ascii_digit).count();
-        if length == 0 {
-            return None;
-        }
-        fraction = format!("0.{}", &after[..length]).parse().ok()?;
-        rest = &after[length..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        zone if zone.len() == 6
-            && matches!(zone.as_bytes()[0], b'+' | b'-')
-            && zone.as_bytes()[3] == b':' =>
-        {
-            let hours: i64 = zone.get(1..3)?.parse().ok()?;
-            let minutes: i64 = zone.get(4..6)?.parse().ok()?;
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            sign * (hours * 3600 + minutes * 60)
-        }
-        _ => return None,
-    };
-    let seconds =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(seconds as f64 + fraction)
+    let offset = pieces.offset()?.to_numeric_offset();
+    let local = pieces.date().to_datetime(pieces.time()?);
+    Some(local.duration_since(EPOCH).as_secs_f64() - f64::from(offset.seconds()))
 }
 
 fn parse_time(text: &str) -> Option<f64> {
@@ -221,89 +167,153 @@ fn check_series(
     Ok(())
 }
 
-/// A CSV trace: `timestamp,metric,value[,replicas]`, an optional header
-/// line, `#` comments.
+/// Where a CSV trace holds what: the columns of a long trace (a row per
+/// sample), or of a wide one (a time column, then a column per series, as
+/// Grafana's "series joined by time" and spreadsheets export).
+#[derive(Debug)]
+enum Columns {
+    Long {
+        time: usize,
+        metric: usize,
+        value: usize,
+        replicas: Option<usize>,
+    },
+    Wide {
+        time: usize,
+        series: Vec<(usize, String)>,
+        replicas: Option<usize>,
+    },
+}
+
+impl Columns {
+    /// The layout without a header: `timestamp,metric,value[,replicas]`.
+    const POSITIONAL: Self = Self::Long {
+        time: 0,
+        metric: 1,
+        value: 2,
+        replicas: Some(3),
+    };
+
+    /// The layout a header names, in any column order; `None` when the
+    /// row is not a header (its first field is a time or a number).
+    fn from_header(fields: &csv::StringRecord) -> Option<Self> {
+        if fields.get(0).and_then(parse_time).is_some() {
+            return None;
+        }
+        let find = |names: &[&str]| {
+            fields
+                .iter()
+                .position(|field| names.iter().any(|name| field.eq_ignore_ascii_case(name)))
+        };
+        let time = find(&["timestamp", "time"])?;
+        let replicas = find(&["replicas"]);
+        if let (Some(metric), Some(value)) = (find(&["metric"]), find(&["value"])) {
+            return Some(Self::Long {
+                time,
+                metric,
+                value,
+                replicas,
+            });
+        }
+        let series = fields
+            .iter()
+            .enumerate()
+            .filter(|(index, name)| *index != time && Some(*index) != replicas && !name.is_empty())
+            .map(|(index, name)| (index, name.to_string()))
+            .collect();
+        Some(Self::Wide {
+            time,
+            series,
+            replicas,
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Long { .. } => "`timestamp,metric,value[,replicas]`".to_string(),
+            Self::Wide { series, .. } => format!("a time column and {} series", series.len()),
+        }
+    }
+
+    /// The fields a row must have, at least and at most.
+    fn widths(&self) -> (usize, usize) {
+        match self {
+            Self::Long {
+                time,
+                metric,
+                value,
+                replicas,
+            } => {
+                let needed = 1 + *time.max(metric).max(value);
+                (needed, needed.max(replicas.map_or(0, |index| index + 1)))
+            }
+            Self::Wide {
+                time,
+                series,
+                replicas,
+            } => {
+                let last = series
+                    .iter()
+                    .map(|(index, _)| *index)
+                    .chain([*time])
+                    .chain(*replicas)
+                    .max()
+                    .unwrap_or(*time);
+                (1 + *time, last + 1)
+            }
+        }
+    }
+}
+
+/// A CSV trace: `timestamp,metric,value[,replicas]` (a header may name
+/// these columns in any order), or wide, `time,SERIES…[,replicas]` under a
+/// header. Fields may be quoted; `#` starts a comment line.
 pub fn parse_csv(name: &str, text: &str, max_gap: f64) -> Result<Trace, SimulateError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let mut trace = Trace::default();
     let mut origins: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut replicas: Vec<(f64, f64)> = Vec::new();
-    let mut replica_origins: Vec<String> = Vec::new();
-    let mut first_row = true;
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        let origin = format!("{name}:{number}");
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        // A header, as the first line that is not a comment.
-        let header = first_row
-            && fields
-                .first()
-                .is_some_and(|field| field.eq_ignore_ascii_case("timestamp"));
-        first_row = false;
-        if header {
-            continue;
-        }
-        if !(3..=4).contains(&fields.len()) {
-            return Err(bad(
-                origin,
-                format!(
-                    "expected `timestamp,metric,value[,replicas]`, got {} fields",
-                    fields.len()
-                ),
-            ));
-        }
-        let time = parse_time(fields[0]).ok_or_else(|| {
-            bad(
-                origin.clone(),
-                format!(
-                    "`{}` is neither seconds nor an RFC 3339 time (2026-11-30T10:15:00Z)",
-                    fields[0]
-                ),
-            )
-        })?;
-        let time = check_time(&origin, fields[0], time)?;
-        let metric = fields[1];
-        if metric.is_empty() {
-            return Err(bad(origin, "the metric name is empty"));
-        }
-        let value: f64 = fields[2]
-            .parse()
-            .map_err(|_| bad(origin.clone(), format!("`{}` is not a number", fields[2])))?;
-        if !value.is_finite() {
-            return Err(bad(
-                origin,
-                format!(
-                    "`{}` is not a finite number (NaN or infinite); drop the sample or fill it",
-                    fields[2]
-                ),
-            ));
-        }
-        if let Some(count) = fields.get(3).filter(|field| !field.is_empty()) {
-            let count: f64 = count
-                .parse()
-                .ok()
-                .filter(|count: &f64| (0.0..=MAX_REPLICAS).contains(count))
-                .ok_or_else(|| {
-                    bad(
-                        origin.clone(),
-                        format!("replicas `{count}` is not a count (0 to {MAX_REPLICAS})"),
-                    )
-                })?;
-            if replicas.last().is_none_or(|(at, _)| *at != time) {
-                replicas.push((time, count));
-                replica_origins.push(origin.clone());
+    let mut columns: Option<Columns> = None;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(error) => {
+                let line = error.position().map_or(0, csv::Position::line);
+                return Err(bad(format!("{name}:{line}"), format!("not CSV: {error}")));
             }
         }
-        trace
-            .series
-            .entry(metric.to_string())
-            .or_default()
-            .samples
-            .push((time, value));
-        origins.entry(metric.to_string()).or_default().push(origin);
+        let number = record.position().map_or(0, csv::Position::line);
+        let origin = format!("{name}:{number}");
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        // The first row is a header, or the first sample of a trace
+        // without one.
+        if columns.is_none() {
+            if let Some(header) = Columns::from_header(&record) {
+                if matches!(&header, Columns::Wide { series, .. } if series.is_empty()) {
+                    return Err(bad(origin, "the header names a time column but neither `metric` and `value` columns nor any series"));
+                }
+                columns = Some(header);
+                continue;
+            }
+        }
+        let layout = columns.get_or_insert(Columns::POSITIONAL);
+        read_row(
+            layout,
+            &record,
+            &origin,
+            &mut trace,
+            &mut origins,
+            &mut replicas,
+        )?;
     }
     if trace.series.is_empty() {
         return Err(bad(name.to_string(), "the trace has no samples"));
@@ -320,6 +330,100 @@ pub fn parse_csv(name: &str, text: &str, max_gap: f64) -> Result<Trace, Simulate
         trace.replicas = Some(Series { samples: replicas });
     }
     Ok(trace)
+}
+
+/// One CSV row into the trace: its samples, and its replicas when it says.
+fn read_row(
+    layout: &Columns,
+    fields: &csv::StringRecord,
+    origin: &str,
+    trace: &mut Trace,
+    origins: &mut BTreeMap<String, Vec<String>>,
+    replicas: &mut Vec<(f64, f64)>,
+) -> Result<(), SimulateError> {
+    let (least, most) = layout.widths();
+    if !(least..=most).contains(&fields.len()) {
+        return Err(bad(
+            origin.to_string(),
+            format!(
+                "expected {}, got {} fields",
+                layout.describe(),
+                fields.len()
+            ),
+        ));
+    }
+    let field = |index: usize| fields.get(index).unwrap_or_default();
+    let (time_index, replica_index) = match layout {
+        Columns::Long { time, replicas, .. } | Columns::Wide { time, replicas, .. } => {
+            (*time, *replicas)
+        }
+    };
+    let time_text = field(time_index);
+    let time = parse_time(time_text).ok_or_else(|| {
+        bad(
+            origin.to_string(),
+            format!("`{time_text}` is neither seconds nor an RFC 3339 time (2026-11-30T10:15:00Z)"),
+        )
+    })?;
+    let time = check_time(origin, time_text, time)?;
+    let mut push = |metric: &str, text: &str| -> Result<(), SimulateError> {
+        let value: f64 = text
+            .parse()
+            .map_err(|_| bad(origin.to_string(), format!("`{text}` is not a number")))?;
+        if !value.is_finite() {
+            return Err(bad(
+                origin.to_string(),
+                format!(
+                    "`{text}` is not a finite number (NaN or infinite); drop the sample or fill it"
+                ),
+            ));
+        }
+        trace
+            .series
+            .entry(metric.to_string())
+            .or_default()
+            .samples
+            .push((time, value));
+        origins
+            .entry(metric.to_string())
+            .or_default()
+            .push(origin.to_string());
+        Ok(())
+    };
+    match layout {
+        Columns::Long { metric, value, .. } => {
+            let metric = field(*metric);
+            if metric.is_empty() {
+                return Err(bad(origin.to_string(), "the metric name is empty"));
+            }
+            push(metric, field(*value))?;
+        }
+        Columns::Wide { series, .. } => {
+            // An empty cell: that series has no sample at this time.
+            for (index, metric) in series {
+                let text = field(*index);
+                if !text.is_empty() {
+                    push(metric, text)?;
+                }
+            }
+        }
+    }
+    if let Some(count) = replica_index.map(field).filter(|field| !field.is_empty()) {
+        let count: f64 = count
+            .parse()
+            .ok()
+            .filter(|count: &f64| (0.0..=MAX_REPLICAS).contains(count))
+            .ok_or_else(|| {
+                bad(
+                    origin.to_string(),
+                    format!("replicas `{count}` is not a count (0 to {MAX_REPLICAS})"),
+                )
+            })?;
+        if replicas.last().is_none_or(|(at, _)| *at != time) {
+            replicas.push((time, count));
+        }
+    }
+    Ok(())
 }
 
 /// A Prometheus `query_range` response. Each series is named by its
@@ -430,6 +534,9 @@ mod tests {
             parse_rfc3339("2026-11-30T10:15:00.5Z"),
             Some(1_796_033_700.5)
         );
+        assert_eq!(parse_rfc3339("2026-11-30 10:15:00Z"), Some(1_796_033_700.0));
+        assert_eq!(parse_rfc3339("2026-02-30T10:15:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-11-30T10:15:00"), None);
         assert_eq!(parse_rfc3339("2026-13-30T10:15:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
@@ -514,6 +621,51 @@ mod tests {
             error.contains("series 0 (q), sample 0") && error.contains("divide by 1000"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn quoted_fields_and_headers_in_any_order_read_as_exported() {
+        let quoted = "\"value\",\"timestamp\",\"metric\"\n\"1.5\",\"2026-11-30 10:15:00Z\",\"vllm:num_requests_waiting\"\n\"2\",\"2026-11-30T10:15:15Z\",\"vllm:num_requests_waiting\"\n";
+        let trace = parse_csv("t.csv", quoted, 300.0).expect("quoted, reordered");
+        assert_eq!(
+            trace.series["vllm:num_requests_waiting"].samples,
+            vec![(1_796_033_700.0, 1.5), (1_796_033_715.0, 2.0)]
+        );
+        let comma_in_name = "timestamp,metric,value\n0,\"sum(rate(x[1m])) by (a,b)\",1\n";
+        let trace = parse_csv("t.csv", comma_in_name, 300.0).expect("a comma inside quotes");
+        assert!(trace.series.contains_key("sum(rate(x[1m])) by (a,b)"));
+    }
+
+    #[test]
+    fn wide_traces_hold_a_series_per_column() {
+        let wide = "Time,queue,kv cache,replicas\n0,1,0.5,2\n15,,0.6,2\n30,4,0.7,3\n";
+        let trace = parse_csv("t.csv", wide, 300.0).expect("wide");
+        assert_eq!(trace.series["queue"].samples, vec![(0.0, 1.0), (30.0, 4.0)]);
+        assert_eq!(trace.series["kv cache"].samples.len(), 3);
+        assert_eq!(
+            trace
+                .replicas
+                .as_ref()
+                .map(|replicas| replicas.samples.len()),
+            Some(3)
+        );
+        let error = parse_csv("t.csv", "time\n0\n", 300.0)
+            .expect_err("no series")
+            .to_string();
+        assert!(error.contains("t.csv:1") && error.contains("no"), "{error}");
+        let error = parse_csv("t.csv", "time,q\n0,1,2,3\n", 300.0)
+            .expect_err("too wide")
+            .to_string();
+        assert!(
+            error.contains("t.csv:2") && error.contains("4 fields"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_metric_named_time_is_not_a_header() {
+        let trace = parse_csv("t.csv", "0,time,1\n15,time,2\n", 300.0).expect("trace");
+        assert_eq!(trace.series["time"].samples.len(), 2);
     }
 
     #[test]
