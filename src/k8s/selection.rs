@@ -6,6 +6,11 @@
 //! `leaderworkerset.sigs.k8s.io/name: vllm` matches the pods of the
 //! LeaderWorkerSet `vllm`, although its template never writes that label.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::{Expression, Selector, SelectorExt};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::input::object::Object;
@@ -84,46 +89,42 @@ enum Label<'a> {
 
 /// Whether a label selector (matchLabels, matchExpressions) may select pods
 /// with these labels. An empty selector selects nothing here: the rules
-/// ask about monitors, where an empty selector is a mistake of its own.
+/// ask about monitors, where an empty selector is a mistake of its own. A
+/// selector the apiserver would refuse (an unknown operator, `In` without
+/// values, a value that is not a string) selects nothing either.
+///
+/// The selector is kube-core's; what it adds here is a label whose value
+/// the controller sets at run time, which any value may match.
 pub fn selects(selector: &Value, labels: &PodLabels<'_>) -> bool {
-    let match_labels = selector.get("matchLabels").and_then(Value::as_object);
-    let expressions = selector.get("matchExpressions").and_then(Value::as_array);
-    if match_labels.is_none_or(Map::is_empty) && expressions.is_none_or(Vec::is_empty) {
+    let Ok(selector) = LabelSelector::deserialize(selector) else {
         return false;
-    }
-    let labels_ok = match_labels
-        .into_iter()
-        .flatten()
-        .all(|(key, wanted)| match labels.get(key) {
-            Label::Known(value) => Some(value) == wanted.as_str(),
-            Label::Unknown => true,
-            Label::Absent => false,
-        });
-    let expressions_ok = expressions.into_iter().flatten().all(|expression| {
-        let key = expression
-            .get("key")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let values: Vec<&str> = expression
-            .get("values")
-            .and_then(Value::as_array)
+    };
+    let Ok(selector) = Selector::try_from(selector) else {
+        return false;
+    };
+    !selector.selects_all()
+        && selector
             .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let label = labels.get(key);
-        match (expression.get("operator").and_then(Value::as_str), label) {
-            (Some("In"), Label::Known(value)) => values.contains(&value),
-            (Some("In" | "NotIn" | "Exists"), Label::Unknown) => true,
-            (Some("In" | "Exists"), Label::Absent) => false,
-            (Some("NotIn"), Label::Known(value)) => !values.contains(&value),
-            (Some("NotIn" | "DoesNotExist"), Label::Absent) => true,
-            (Some("Exists"), Label::Known(_)) => true,
-            (Some("DoesNotExist"), Label::Known(_) | Label::Unknown) => false,
-            _ => false,
+            .all(|expression| may_match(&expression, labels))
+}
+
+/// Whether the pods' labels may meet one requirement.
+fn may_match(expression: &Expression, labels: &PodLabels<'_>) -> bool {
+    let key = match expression {
+        Expression::In(key, _)
+        | Expression::NotIn(key, _)
+        | Expression::Equal(key, _)
+        | Expression::NotEqual(key, _)
+        | Expression::Exists(key)
+        | Expression::DoesNotExist(key) => key,
+    };
+    match labels.get(key) {
+        Label::Unknown => !matches!(expression, Expression::DoesNotExist(_)),
+        Label::Known(value) => {
+            expression.matches(&BTreeMap::from([(key.clone(), value.to_string())]))
         }
-    });
-    labels_ok && expressions_ok
+        Label::Absent => expression.matches(&BTreeMap::new()),
+    }
 }
 
 #[cfg(test)]
