@@ -21,8 +21,14 @@ here="$(cd "$(dirname "$0")" && pwd)"
 module="$here/control-plane"
 
 cache_root="${INFERGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/infergate}"
-# Keyed by everything that decides the binaries, this script included.
-key="$(cat "$module/go.mod" "$module/go.sum" "$module/etcd/main.go" "$module/helm/go.mod" "$module/helm/go.sum" "$0" | sha256sum | cut -c1-16)"
+# Keyed by everything that decides the binaries: the Go sources and this
+# script's build function (not how it starts them, so a new flag or
+# certificate does not rebuild).
+key="$(
+  cat "$module/go.mod" "$module/go.sum" "$module/etcd/main.go" "$module/helm/go.mod" "$module/helm/go.sum"
+  sed -n '/^build() {$/,/^}$/p' "$0"
+)"
+key="$(printf '%s' "$key" | sha256sum | cut -c1-16)"
 bin="$cache_root/control-plane/$key"
 
 die() {
@@ -80,18 +86,25 @@ certificates() {
   mkdir -p "$pki"
   openssl ecparam -name prime256v1 -genkey -noout -out "$pki/ca.key" 2>/dev/null
   openssl req -x509 -new -key "$pki/ca.key" -subj "/CN=infergate-e2e-ca" -days 2 -out "$pki/ca.crt" 2>/dev/null
-  # name  subject  extensions
+  # The CA of the certificate the apiserver presents to webhooks (its
+  # AdmissionConfiguration below), apart from the cluster's: `serve
+  # --client-ca` with it admits the apiserver and no other client.
+  openssl ecparam -name prime256v1 -genkey -noout -out "$pki/webhook-client-ca.key" 2>/dev/null
+  openssl req -x509 -new -key "$pki/webhook-client-ca.key" -subj "/CN=infergate-e2e-webhook-client-ca" \
+    -days 2 -out "$pki/webhook-client-ca.crt" 2>/dev/null
+  # name  subject  extensions  [CA]
   issue() {
-    local name="$1" subject="$2" ext="$3"
+    local name="$1" subject="$2" ext="$3" ca="${4:-ca}"
     openssl ecparam -name prime256v1 -genkey -noout -out "$pki/$name.key" 2>/dev/null
     openssl req -new -key "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" 2>/dev/null
     printf '%s\n' "$ext" >"$pki/$name.ext"
-    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -CAcreateserial \
       -days 2 -extfile "$pki/$name.ext" -out "$pki/$name.crt" 2>/dev/null
   }
   issue apiserver "/CN=kube-apiserver" "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc
 extendedKeyUsage=serverAuth"
   issue admin "/O=system:masters/CN=e2e-admin" "extendedKeyUsage=clientAuth"
+  issue webhook-client "/CN=kube-apiserver-webhook-client" "extendedKeyUsage=clientAuth" webhook-client-ca
   # The service-account token signing key.
   openssl ecparam -name prime256v1 -genkey -noout -out "$pki/sa.key" 2>/dev/null
   openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
@@ -119,6 +132,38 @@ current-context: e2e
 EOF
 }
 
+# How the apiserver authenticates itself to admission webhooks: an
+# AdmissionConfiguration whose webhook plugins read a kubeconfig; its user
+# `*` (the default match, for every webhook host) holds the client
+# certificate (Kubernetes docs, "Authenticate apiservers").
+admission_config() {
+  local dir="$1"
+  cat >"$dir/webhook-client.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+users:
+  - name: '*'
+    user:
+      client-certificate: $dir/pki/webhook-client.crt
+      client-key: $dir/pki/webhook-client.key
+EOF
+  cat >"$dir/admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: ValidatingAdmissionWebhook
+    configuration:
+      apiVersion: apiserver.config.k8s.io/v1
+      kind: WebhookAdmissionConfiguration
+      kubeConfigFile: $dir/webhook-client.kubeconfig
+  - name: MutatingAdmissionWebhook
+    configuration:
+      apiVersion: apiserver.config.k8s.io/v1
+      kind: WebhookAdmissionConfiguration
+      kubeConfigFile: $dir/webhook-client.kubeconfig
+EOF
+}
+
 wait_ready() {
   local dir="$1" what="$2" url="$3" log="$4" pid="$5"
   for _ in $(seq 1 240); do
@@ -142,6 +187,7 @@ start() {
   local bin_dir
   bin_dir="$(build)"
   certificates "$dir"
+  admission_config "$dir"
   local etcd_port peer_port api_port kcm_port
   etcd_port="$(free_port)"
   peer_port="$(free_port)"
@@ -164,6 +210,7 @@ start() {
     --service-account-signing-key-file "$dir/pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --enable-admission-plugins MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --admission-control-config-file "$dir/admission.yaml" \
     --allow-privileged=true \
     --endpoint-reconciler-type none \
     >"$dir/kube-apiserver.log" 2>&1 &
@@ -193,6 +240,7 @@ start() {
 export KUBECONFIG=$dir/admin.kubeconfig
 export INFERGATE_E2E_DIR=$dir
 export INFERGATE_E2E_APISERVER=https://127.0.0.1:$api_port
+export INFERGATE_E2E_WEBHOOK_CLIENT_CA=$dir/pki/webhook-client-ca.crt
 export INFERGATE_HELM=$bin_dir/helm
 EOF
   echo "control-plane: kube-apiserver on https://127.0.0.1:$api_port; source $dir/env" >&2

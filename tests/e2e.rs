@@ -215,6 +215,9 @@ impl Cluster {
 
     /// `infergate serve` on `addr` and `metrics` with the shipped service
     /// account's kubeconfig, started with `certificates` (the TLS flags).
+    /// It admits only the apiserver: `--client-ca` is the CA of the client
+    /// certificate the control plane's AdmissionConfiguration presents,
+    /// which is also what turns cluster lookups on.
     fn serve(&self, addr: SocketAddr, metrics: SocketAddr, certificates: &[&OsStr]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_infergate"))
             .args(["serve", "--namespace", NAMESPACE])
@@ -224,6 +227,8 @@ impl Cluster {
             .arg(metrics.to_string())
             .arg("--kubeconfig")
             .arg(&self.server_kubeconfig)
+            .arg("--client-ca")
+            .arg(self.control_plane.join("pki/webhook-client-ca.crt"))
             .args(certificates)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -718,6 +723,61 @@ fn failure_policy_fail_and_ignore(cluster: &mut Cluster) {
     assert!(stderr.contains("failed calling webhook"), "{stderr}");
     assert!(plain.status.success(), "{}", text(&plain.stderr));
     assert!(ignored.status.success(), "{}", text(&ignored.stderr));
+}
+
+/// Only the apiserver may send reviews: a client with no certificate, or
+/// with one of the cluster's own CA (the admin's), is refused in the TLS
+/// handshake, while the reviews the apiserver sends are answered (every
+/// other check) and looked up (the lookup checks).
+fn only_the_apiserver_may_send_reviews(cluster: &mut Cluster) {
+    let files =
+        infergate::webhook::selfsigned::ensure(&cluster.certificates).expect("certificates");
+    let url = format!("https://{}/validate", cluster.addr);
+    let pki = cluster.control_plane.join("pki");
+    let curl = |extra: &[&OsStr]| {
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+            .args(["-H", "Content-Type: application/json", "--data", "{}"])
+            .arg("--cacert")
+            .arg(&files.ca_cert)
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("curl runs")
+    };
+    let anonymous = curl(&[]);
+    assert!(
+        !anonymous.status.success(),
+        "a client without a certificate got HTTP {}",
+        text(&anonymous.stdout)
+    );
+    let with_certificate = |name: &str| {
+        let (cert, key) = (
+            pki.join(format!("{name}.crt")),
+            pki.join(format!("{name}.key")),
+        );
+        curl(&[
+            "--cert".as_ref(),
+            cert.as_os_str(),
+            "--key".as_ref(),
+            key.as_os_str(),
+        ])
+    };
+    let admin = with_certificate("admin");
+    assert!(
+        !admin.status.success(),
+        "a certificate of another CA got HTTP {}",
+        text(&admin.stdout)
+    );
+    // The apiserver's own certificate is accepted (a review of `{}` is a
+    // 400: the connection got through).
+    let apiserver = with_certificate("webhook-client");
+    assert!(
+        apiserver.status.success() && text(&apiserver.stdout).starts_with('4'),
+        "the apiserver's certificate: HTTP {} {}",
+        text(&apiserver.stdout),
+        text(&apiserver.stderr)
+    );
 }
 
 fn lookups_of_targets(cluster: &mut Cluster) {
@@ -1396,6 +1456,10 @@ fn e2e() {
         (
             "failurePolicy Fail and Ignore",
             failure_policy_fail_and_ignore,
+        ),
+        (
+            "only the apiserver may send reviews (--client-ca)",
+            only_the_apiserver_may_send_reviews,
         ),
         (
             "lookups of targets (dry run, then create)",

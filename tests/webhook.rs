@@ -454,18 +454,7 @@ async fn the_xla_warm_up_gate() {
     assert_eq!(warm["allowed"], true, "{warm}");
 
     // deployments/scale without a cluster client: allowed with a warning.
-    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "vllm-tpu", "namespace": "serving"}, "spec": {"replicas": 3}});
-    let mut request = review(
-        ("autoscaling", "v1", "Scale"),
-        "deployments",
-        "UPDATE",
-        &scale,
-        Some(&scale),
-    );
-    request["request"]["subResource"] = json!("scale");
-    request["request"]["resource"] =
-        json!({"group": "apps", "version": "v1", "resource": "deployments"});
-    let answer = send(&server, "/validate", &request).await;
+    let answer = send(&server, "/validate", &scale_review(3, "vllm-tpu")).await;
     assert_eq!(answer["allowed"], true);
     assert!(
         answer["warnings"].to_string().contains("warm-up gate"),
@@ -965,33 +954,44 @@ async fn fake_apiserver(deployment: Value) -> SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scale_requests_consult_the_cluster() {
+/// The xla-cache-single-writer fixture's TPU Deployment at one replica
+/// that has never been Ready: the XLA gate denies scaling it up.
+fn unready_tpu_deployment() -> Value {
     let mut deployment = fixture(
         "testdata/rules/xla-cache-single-writer/fires.yaml",
         "Deployment",
     );
     deployment["spec"]["replicas"] = json!(1);
     deployment["status"] = json!({"replicas": 1, "readyReplicas": 0});
-    let apiserver = fake_apiserver(deployment).await;
+    deployment
+}
+
+/// A `kubectl scale` of Deployment `serving/name` to `replicas`.
+fn scale_review(replicas: i64, name: &str) -> Value {
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": name, "namespace": "serving"}, "spec": {"replicas": replicas}});
+    let mut request = review(
+        ("autoscaling", "v1", "Scale"),
+        "deployments",
+        "UPDATE",
+        &scale,
+        Some(&scale),
+    );
+    request["request"]["subResource"] = json!("scale");
+    request["request"]["resource"] =
+        json!({"group": "apps", "version": "v1", "resource": "deployments"});
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_requests_consult_the_cluster() {
+    let apiserver = fake_apiserver(unready_tpu_deployment()).await;
     let kubeconfig = kubeconfig_for(apiserver);
-    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
-    let scale_to = |replicas: i64, name: &str| {
-        let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": name, "namespace": "serving"}, "spec": {"replicas": replicas}});
-        let mut request = review(
-            ("autoscaling", "v1", "Scale"),
-            "deployments",
-            "UPDATE",
-            &scale,
-            Some(&scale),
-        );
-        request["request"]["subResource"] = json!("scale");
-        request["request"]["resource"] =
-            json!({"group": "apps", "version": "v1", "resource": "deployments"});
-        request
-    };
+    let server = Server::start(&[
+        &format!("--kubeconfig={}", kubeconfig.path().display()),
+        "--unauthenticated-lookups",
+    ]);
     // No replica has been Ready and the XLA cache is shared: denied.
-    let denied = send(&server, "/validate", &scale_to(3, "vllm-tpu")).await;
+    let denied = send(&server, "/validate", &scale_review(3, "vllm-tpu")).await;
     assert_eq!(denied["allowed"], false, "{denied}");
     assert!(denied["status"]["message"]
         .as_str()
@@ -999,10 +999,10 @@ async fn scale_requests_consult_the_cluster() {
         .contains("[xla-cache-single-writer]"));
     // Scaling to one is always fine; an unknown Deployment is not gated.
     assert_eq!(
-        send(&server, "/validate", &scale_to(1, "vllm-tpu")).await["allowed"],
+        send(&server, "/validate", &scale_review(1, "vllm-tpu")).await["allowed"],
         true
     );
-    let other = send(&server, "/validate", &scale_to(3, "other")).await;
+    let other = send(&server, "/validate", &scale_review(3, "other")).await;
     assert_eq!(other["allowed"], true, "{other}");
 
     // An HPA on CPU says nothing of inference by itself; the Deployment it
@@ -1083,6 +1083,53 @@ async fn scale_requests_consult_the_cluster() {
     );
 }
 
+/// A review any pod could forge (no --client-ca): what the cluster holds
+/// must not change the reply, or the reply tells whether a name exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_client_authentication_lookups_do_not_change_replies() {
+    let apiserver = fake_apiserver(unready_tpu_deployment()).await;
+    let kubeconfig = kubeconfig_for(apiserver);
+    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    // The HPA names a Deployment the cluster holds, then one it does not;
+    // a scale of each. Replies are compared with the names swapped.
+    let hpa_for = |target: &str| {
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "probe", "namespace": "serving"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}})
+    };
+    let reply = |response: Value, name: &str| {
+        json!({"allowed": response["allowed"], "status": response["status"], "warnings": response["warnings"]})
+            .to_string()
+            .replace(name, "NAME")
+    };
+    for (existing, missing) in [
+        (
+            review(
+                HPA,
+                "horizontalpodautoscalers",
+                "CREATE",
+                &hpa_for("vllm-tpu"),
+                None,
+            ),
+            review(
+                HPA,
+                "horizontalpodautoscalers",
+                "CREATE",
+                &hpa_for("nowhere"),
+                None,
+            ),
+        ),
+        (scale_review(3, "vllm-tpu"), scale_review(3, "nowhere")),
+    ] {
+        let existing = reply(send(&server, "/validate", &existing).await, "vllm-tpu");
+        let missing = reply(send(&server, "/validate", &missing).await, "nowhere");
+        assert_eq!(existing, missing, "a lookup changed the reply");
+        assert!(!existing.contains("does not exist"), "{existing}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_are_required_with_client_ca() {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -1099,7 +1146,13 @@ async fn client_certificates_are_required_with_client_ca() {
         .expect("client cert");
     let ca_path = directory.path().join("client-ca.crt");
     std::fs::write(&ca_path, ca_cert.pem()).expect("write");
-    let server = Server::start(&[&format!("--client-ca={}", ca_path.display())]);
+    // Lookups are on with --client-ca (no --unauthenticated-lookups).
+    let apiserver = fake_apiserver(json!({})).await;
+    let kubeconfig = kubeconfig_for(apiserver);
+    let server = Server::start(&[
+        &format!("--client-ca={}", ca_path.display()),
+        &format!("--kubeconfig={}", kubeconfig.path().display()),
+    ]);
 
     // Without a client certificate the handshake (or the first read) fails.
     let body = quiet_hpa_create();
@@ -1132,14 +1185,28 @@ async fn client_certificates_are_required_with_client_ca() {
     .with_root_certificates(roots)
     .with_client_auth_cert(vec![client_cert.der().clone()], key)
     .expect("client auth");
-    let (status, _, _) = post_with(
-        TlsConnector::from(Arc::new(config)),
+    let connector = TlsConnector::from(Arc::new(config));
+    let (status, _, _) = post_with(connector.clone(), server.addr, "/validate", body).await;
+    assert_eq!(status, 200);
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "h", "namespace": "serving"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nowhere"},
+            "minReplicas": 1, "maxReplicas": 3,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}});
+    let request = review(HPA, "horizontalpodautoscalers", "CREATE", &hpa, None);
+    let (status, reply, _) = post_with(
+        connector,
         server.addr,
         "/validate",
-        body,
+        serde_json::to_vec(&request).expect("json"),
     )
     .await;
     assert_eq!(status, 200);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.contains("does not exist in the cluster"),
+        "the apiserver's reviews are looked up: {reply}"
+    );
 }
 
 const CONFIG_MAP: (&str, &str, &str) = ("", "v1", "ConfigMap");
@@ -1414,7 +1481,10 @@ async fn the_gate_covers_every_scaled_kind_on_fresh_state() {
     let state = std::sync::Arc::new(std::sync::Mutex::new(tpu_statefulset(0)));
     let apiserver = changing_apiserver(std::sync::Arc::clone(&state)).await;
     let kubeconfig = kubeconfig_for(apiserver);
-    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let server = Server::start(&[
+        &format!("--kubeconfig={}", kubeconfig.path().display()),
+        "--unauthenticated-lookups",
+    ]);
     let scale = |group: &str, resource: &str, name: &str| {
         let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
             "metadata": {"name": name, "namespace": "tpu"}, "spec": {"replicas": 3}});
@@ -1533,15 +1603,12 @@ async fn apiserver_default_policies_are_not_tuned_policies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hpa_that_starts_replicas_on_a_cold_shared_cache_is_denied() {
-    let mut deployment = fixture(
-        "testdata/rules/xla-cache-single-writer/fires.yaml",
-        "Deployment",
-    );
-    deployment["spec"]["replicas"] = json!(1);
-    deployment["status"] = json!({"replicas": 1, "readyReplicas": 0});
-    let apiserver = fake_apiserver(deployment).await;
+    let apiserver = fake_apiserver(unready_tpu_deployment()).await;
     let kubeconfig = kubeconfig_for(apiserver);
-    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let server = Server::start(&[
+        &format!("--kubeconfig={}", kubeconfig.path().display()),
+        "--unauthenticated-lookups",
+    ]);
     let hpa = |min: i64| {
         json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
             "metadata": {"name": "vllm-tpu", "namespace": "serving"},
@@ -1704,7 +1771,10 @@ async fn monitors_are_reviewed_with_the_pods_they_select() {
     ])
     .await;
     let kubeconfig = kubeconfig_for(apiserver);
-    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let server = Server::start(&[
+        &format!("--kubeconfig={}", kubeconfig.path().display()),
+        "--unauthenticated-lookups",
+    ]);
     let monitor = |interval: &str| {
         json!({"apiVersion": "monitoring.googleapis.com/v1", "kind": "PodMonitoring",
             "metadata": {"name": "vllm", "namespace": "serving"},
@@ -1930,7 +2000,10 @@ async fn static_apiserver(routes: Vec<(&'static str, Value)>) -> SocketAddr {
 async fn autoscalers_and_claims_of_the_cluster_are_context() {
     let apiserver = autoscaling_apiserver().await;
     let kubeconfig = kubeconfig_for(apiserver);
-    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let server = Server::start(&[
+        &format!("--kubeconfig={}", kubeconfig.path().display()),
+        "--unauthenticated-lookups",
+    ]);
     // A second HPA on the Deployment the cluster's HPA already scales.
     let second = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "vllm-kv-cache", "namespace": "serving"},
@@ -2433,7 +2506,10 @@ async fn a_missing_target_is_not_remembered() {
         let _ = axum::serve(listener, app).await;
     });
     let kubeconfig = kubeconfig_for(addr);
-    let server = Server::start(&[&format!("--kubeconfig={}", kubeconfig.path().display())]);
+    let server = Server::start(&[
+        &format!("--kubeconfig={}", kubeconfig.path().display()),
+        "--unauthenticated-lookups",
+    ]);
     let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "late", "namespace": "serving"},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "late"},

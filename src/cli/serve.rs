@@ -48,8 +48,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", default_value_t = 3_600_000)]
     pub certificates_check_interval_ms: u64,
     /// Verify the apiserver's client certificate against this CA (PEM).
+    /// Cluster lookups (an HPA's target, a namespace's autoscalers and
+    /// claims, node pools, the XLA gate on scale) run only then: without
+    /// it any pod could send a review and learn from the reply whether a
+    /// name exists in another namespace.
     #[arg(long, value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
+    /// Run cluster lookups without --client-ca too (for control planes
+    /// that cannot present a client certificate, such as GKE's): any pod
+    /// that reaches the port can then probe names (README "Security model").
+    #[arg(long)]
+    pub unauthenticated_lookups: bool,
     /// A policy file merged over the built-in policy.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -159,6 +168,7 @@ pub(super) fn serve(args: &ServeArgs) -> ExitCode {
         tls_key,
         client_ca: args.client_ca.clone(),
         kubeconfig: args.kubeconfig.clone(),
+        lookups: args.client_ca.is_some() || args.unauthenticated_lookups,
         excluded_namespaces: vec![
             "kube-system".to_string(),
             "kube-node-lease".to_string(),

@@ -73,6 +73,11 @@ pub struct ServeOptions {
     pub tls_key: PathBuf,
     pub client_ca: Option<PathBuf>,
     pub kubeconfig: Option<PathBuf>,
+    /// Whether reviews may look the cluster up. Off unless the apiserver
+    /// authenticates itself (`client_ca`) or the admin accepts the risk:
+    /// a lookup's outcome shows in the reply, so whoever can send a review
+    /// could otherwise probe which names exist in any namespace.
+    pub lookups: bool,
     pub excluded_namespaces: Vec<String>,
     /// Per-request budget, kept under the webhook's timeoutSeconds.
     pub request_timeout: Duration,
@@ -902,9 +907,14 @@ pub async fn run(options: ServeOptions, engine: Arc<Engine>) -> Result<(), Serve
     store.watch(options.reload_interval);
     let config = tls::server_config(Arc::clone(&store), options.client_ca.as_deref())?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
-    let cluster = Cluster::connect(options.kubeconfig.as_ref())
-        .await?
-        .map(Arc::new);
+    let cluster = if options.lookups {
+        Cluster::connect(options.kubeconfig.as_ref())
+            .await?
+            .map(Arc::new)
+    } else {
+        eprintln!("infergate: cluster lookups are off: without --client-ca any pod could send a review and learn from the reply which names exist; give --client-ca (or --unauthenticated-lookups to accept that)");
+        None
+    };
     let metrics = Arc::new(Metrics::default());
     let state = AppState {
         engine,
