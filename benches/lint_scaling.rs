@@ -30,7 +30,7 @@ use saphyr::{LoadableYamlNode, MarkedYaml};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{bundle, measure};
+use support::bundle;
 
 struct Row {
     files: usize,
@@ -38,6 +38,42 @@ struct Row {
     seconds: f64,
     peak: u64,
     bare: f64,
+}
+
+/// Best of three of `lint --format json DIR` and of the bare parse: wall
+/// and CPU seconds each, and infergate's peak RSS.
+struct Measured {
+    seconds: f64,
+    cpu: f64,
+    peak: u64,
+    bare: f64,
+    bare_cpu: f64,
+}
+
+fn best_of_three(directory: &Path) -> Result<Measured, Box<dyn std::error::Error>> {
+    let mut best = Measured {
+        seconds: f64::MAX,
+        cpu: f64::MAX,
+        peak: 0,
+        bare: f64::MAX,
+        bare_cpu: f64::MAX,
+    };
+    for _ in 0..3 {
+        let (cpu_before, _) = support::cpu_seconds();
+        best.bare = best.bare.min(bare_parse(directory)?);
+        let (cpu_after, _) = support::cpu_seconds();
+        best.bare_cpu = best.bare_cpu.min(cpu_after - cpu_before);
+        let run = support::measure_with_cpu(&[
+            "lint",
+            "--format",
+            "json",
+            &directory.display().to_string(),
+        ])?;
+        best.seconds = best.seconds.min(run.seconds);
+        best.cpu = best.cpu.min(run.cpu);
+        best.peak = best.peak.max(run.peak);
+    }
+    Ok(best)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,18 +93,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Layout::Repeated => write_environments(&directory, files)?,
             };
             // Warm the page cache for both, then take the best of three.
-            let mut bare = f64::MAX;
-            let mut seconds = f64::MAX;
-            let mut peak = 0;
-            for _ in 0..3 {
-                bare = bare.min(bare_parse(&directory)?);
-                let (run_peak, run_seconds) = measure(&directory)?;
-                seconds = seconds.min(run_seconds);
-                peak = peak.max(run_peak);
-            }
+            let Measured {
+                seconds,
+                cpu,
+                peak,
+                bare,
+                bare_cpu,
+            } = best_of_three(&directory)?;
             let objects = files * 3;
             println!(
-                "lint_scaling ({} names): {files} files, {objects} objects, {:.1} MB: infergate {seconds:.2} s ({:.0} files/s, {:.0} objects/s, {:.1} MB/s), peak RSS {:.0} MB ({:.1}x the input); bare parse {bare:.3} s; ratio {:.1}x",
+                "lint_scaling ({} names): {files} files, {objects} objects, {:.1} MB: infergate {seconds:.2} s ({:.0} files/s, {:.0} objects/s, {:.1} MB/s), peak RSS {:.0} MB ({:.1}x the input); bare parse {bare:.3} s; ratio {:.1}x; CPU {cpu:.2} s vs {bare_cpu:.2} s, ratio {:.1}x",
                 layout.name(),
                 bytes as f64 / 1e6,
                 files as f64 / seconds,
@@ -76,7 +110,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 bytes as f64 / 1e6 / seconds,
                 peak as f64 / 1e6,
                 peak as f64 / bytes as f64,
-                seconds / bare
+                seconds / bare,
+                cpu / bare_cpu.max(0.01)
             );
             rows.push(Row {
                 files,
@@ -101,6 +136,71 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    if let Some(&files) = sizes.last() {
+        fix_against_lint(root, files)?;
+        kubeconform_beside(&root.join(format!("bundles-unique-{files}")))?;
+    }
+    Ok(())
+}
+
+/// `lint --fix` on a copy of the largest unique-names set (one bundle in
+/// five has a fixable mistake), then `--fix` again with nothing left to
+/// fix, each against a plain lint of the same files: wall and CPU.
+fn fix_against_lint(root: &Path, files: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let source = root.join(format!("bundles-unique-{files}"));
+    let copy = root.join(format!("bundles-fix-{files}"));
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy)?;
+    for entry in std::fs::read_dir(&source)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), copy.join(entry.file_name()))?;
+    }
+    let path = copy.display().to_string();
+    let lint = support::measure_with_cpu(&["lint", "--format", "json", &path])?;
+    let fix = support::measure_with_cpu(&["lint", "--fix", "--format", "json", &path])?;
+    let again = support::measure_with_cpu(&["lint", "--fix", "--format", "json", &path])?;
+    let fixed_lint = support::measure_with_cpu(&["lint", "--format", "json", &path])?;
+    println!(
+        "lint_scaling (--fix): {files} files: lint {:.2} s ({:.2} s CPU); --fix {:.2} s ({:.2} s CPU), {:.1}x a lint; a second, no-op --fix {:.2} s ({:.2} s CPU), {:.1}x a lint of the fixed files ({:.2} s)",
+        lint.seconds,
+        lint.cpu,
+        fix.seconds,
+        fix.cpu,
+        fix.cpu / lint.cpu.max(0.01),
+        again.seconds,
+        again.cpu,
+        again.cpu / fixed_lint.cpu.max(0.01),
+        fixed_lint.seconds
+    );
+    Ok(())
+}
+
+/// kubeconform (`-strict`, 4 workers) on the same files when it is on
+/// PATH (`go install github.com/yannh/kubeconform/cmd/kubeconform@latest`;
+/// it fetches its schemas, so it needs the network or
+/// `-schema-location`): its CPU beside infergate's.
+fn kubeconform_beside(directory: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let found = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|folder| folder.join("kubeconform").is_file())
+    });
+    if !found {
+        println!("lint_scaling: kubeconform is not on PATH; no comparison");
+        return Ok(());
+    }
+    let (_, before) = support::cpu_seconds();
+    let started = Instant::now();
+    let status = std::process::Command::new("kubeconform")
+        .args(["-strict", "-ignore-missing-schemas", "-n", "4", "-summary"])
+        .arg(directory)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let (_, after) = support::cpu_seconds();
+    println!(
+        "lint_scaling: kubeconform on {}: {seconds:.2} s, {:.2} s CPU (exit {status})",
+        directory.display(),
+        after - before
+    );
     Ok(())
 }
 

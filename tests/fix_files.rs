@@ -560,3 +560,36 @@ fn safe_fixes_introduce_no_findings() {
     }
     assert!(checked >= 10, "only {checked} fixtures had safe fixes");
 }
+
+/// A `--fix` run reports from its last fixing pass, which checked the
+/// fixed texts; that report must be the one a plain lint of the written
+/// files gives, finding for finding (for the safe and the unsafe fixes).
+#[test]
+fn the_fix_report_is_a_lint_of_the_fixed_files() {
+    for unsafe_fixes in [false, true] {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let mut files = Vec::new();
+        common::yaml_files(&common::root().join("testdata/fix"), &mut files);
+        for file in files.iter().filter(|file| {
+            let name = file.to_string_lossy();
+            !name.ends_with(".fixed.yaml") && !name.ends_with(".policy.yaml")
+        }) {
+            std::fs::copy(file, directory.path().join(file.file_name().expect("name")))
+                .expect("copy");
+        }
+        let path = directory.path().display().to_string();
+        let mut fix_args = vec!["lint", "--fix", "--format", "json", path.as_str()];
+        if unsafe_fixes {
+            fix_args.push("--unsafe-fixes");
+        }
+        let fixed = common::infergate(&fix_args, None);
+        let said = common::stderr(&fixed);
+        assert!(
+            said.contains("fixed ") && !said.contains("fixed 0 "),
+            "{said}"
+        );
+        let linted = common::infergate(&["lint", "--format", "json", path.as_str()], None);
+        assert_eq!(common::stdout(&fixed), common::stdout(&linted));
+        assert_eq!(fixed.status.code(), linted.status.code());
+    }
+}

@@ -117,6 +117,42 @@ pub fn measure(path: &Path) -> std::io::Result<(u64, f64)> {
 /// Peak RSS (bytes) and seconds of the binary run with `args`, its output
 /// discarded.
 pub fn measure_run(args: &[&str]) -> std::io::Result<(u64, f64)> {
+    measure_with_cpu(args).map(|run| (run.peak, run.seconds))
+}
+
+/// What one run of the binary cost.
+pub struct Run {
+    /// Peak RSS in bytes.
+    pub peak: u64,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// CPU seconds (user and system, every thread).
+    pub cpu: f64,
+}
+
+/// CPU seconds (user + system) of this process, every thread, and of its
+/// children that have been waited for, from /proc/self/stat (clock ticks,
+/// 10 ms here).
+pub fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which may hold spaces: state is 3rd,
+    // utime 14th, stime 15th, cutime 16th, cstime 17th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .map(|field| field.parse().unwrap_or(0.0))
+        .collect();
+    let field = |number: usize| fields.get(number - 3).copied().unwrap_or(0.0);
+    let ticks = 100.0;
+    (
+        (field(14) + field(15)) / ticks,
+        (field(16) + field(17)) / ticks,
+    )
+}
+
+/// [`measure_run`] with the child's CPU time.
+pub fn measure_with_cpu(args: &[&str]) -> std::io::Result<Run> {
+    let (_, children_before) = cpu_seconds();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_infergate"))
         .args(args)
@@ -133,5 +169,11 @@ pub fn measure_run(args: &[&str]) -> std::io::Result<(u64, f64)> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    Ok((peak, started.elapsed().as_secs_f64()))
+    let seconds = started.elapsed().as_secs_f64();
+    let (_, children_after) = cpu_seconds();
+    Ok(Run {
+        peak,
+        seconds,
+        cpu: children_after - children_before,
+    })
 }

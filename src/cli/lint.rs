@@ -197,7 +197,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             .as_ref()
             .and_then(|config| config.ignores(std::path::Path::new(finding.file()), finding.rule))
     };
-    let sources = if args.fix || args.diff {
+    let reported = if args.fix || args.diff {
         let options = FixOptions {
             unsafe_fixes: args.unsafe_fixes,
         };
@@ -224,6 +224,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             };
         }
         let mut written = 0;
+        let mut unwritten = false;
         let mut sources = Vec::new();
         for file in result.files {
             if file.changed() {
@@ -235,6 +236,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
                     }
                     Err(error) => {
                         eprintln!("error: {}: not fixed: {error}", file.name);
+                        unwritten = true;
                         sources.push(file.original);
                     }
                 }
@@ -243,13 +245,24 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             }
         }
         eprintln!("fixed {} finding(s) in {written} file(s)", result.applied);
-        sources
+        // The fixing's last pass checked exactly what is now on disk,
+        // unless a write failed.
+        match result.settled {
+            Some(settled) if !unwritten => Reported::Checked(settled),
+            _ => Reported::Unchecked(sources),
+        }
     } else {
-        sources
+        Reported::Unchecked(sources)
     };
-    let loaded = loader::parse_all(sources);
-    let mut outcome = engine.run(&loaded, &facts);
-    outcome.suppress_where(ignored);
+    let (loaded, outcome) = match reported {
+        Reported::Checked(settled) => settled,
+        Reported::Unchecked(sources) => {
+            let loaded = loader::parse_all(sources);
+            let mut outcome = engine.run(&loaded, &facts);
+            outcome.suppress_where(ignored);
+            (loaded, outcome)
+        }
+    };
     if let Some(config) = &config {
         // Only a walk sees every file a pattern could name; the
         // pre-commit hook's staged files would make every other pattern
@@ -293,6 +306,13 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     // operating system does at once when it reclaims the process.
     std::mem::forget((loaded, outcome, text));
     code
+}
+
+/// What the report shows: sources still to load and check, or what the
+/// fixing's last pass already checked.
+enum Reported {
+    Unchecked(Vec<Arc<crate::input::source::SourceFile>>),
+    Checked((loader::Loaded, crate::engine::Outcome)),
 }
 
 /// With --verbose, which documents were read but not linted, and why: the

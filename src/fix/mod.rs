@@ -44,6 +44,10 @@ pub struct FixResult {
     pub patches: Vec<(usize, json_patch::Patch)>,
     /// Fixes that were left out, and why.
     pub skipped: Vec<String>,
+    /// The last pass's input and outcome, when it ran on exactly the texts
+    /// in `files` and found nothing more to fix: the report of a `--fix`
+    /// run, without loading and checking everything once more.
+    pub settled: Option<(Loaded, Outcome)>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,7 +162,10 @@ pub fn fix_sources_except(
                 result.applied += fixed;
                 result.patches.extend(applied);
             }
-            None => break,
+            None => {
+                result.settled = Some((loaded, outcome));
+                break;
+            }
         }
     }
     result.files = sources

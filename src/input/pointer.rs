@@ -1,13 +1,48 @@
 //! RFC 6901 JSON pointers: building them from path segments.
 
+use std::fmt::Write as _;
+
 /// Escape one reference token (`~` becomes `~0`, `/` becomes `~1`).
 pub fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
+    let mut escaped = String::with_capacity(token.len());
+    push_escaped(&mut escaped, token);
+    escaped
 }
 
-/// Append a token to a pointer.
+fn push_escaped(out: &mut String, token: &str) {
+    if !token.contains(['~', '/']) {
+        out.push_str(token);
+        return;
+    }
+    for ch in token.chars() {
+        match ch {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            other => out.push(other),
+        }
+    }
+}
+
+/// Writes what it is given escaped as a reference token.
+struct Escaping<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        push_escaped(self.0, text);
+        Ok(())
+    }
+}
+
+/// Append a token to a pointer. Called for every node of every input
+/// (the loader keys positions by pointer): one allocation, no
+/// intermediate strings.
 pub fn join(pointer: &str, token: impl std::fmt::Display) -> String {
-    format!("{pointer}/{}", escape(&token.to_string()))
+    let mut joined = String::with_capacity(pointer.len() + 16);
+    joined.push_str(pointer);
+    joined.push('/');
+    // Writing into a String cannot fail.
+    let _ = write!(Escaping(&mut joined), "{token}");
+    joined
 }
 
 /// The pointer of the parent node; `None` for the root.
@@ -47,6 +82,9 @@ mod tests {
             join("/metadata/annotations", "a/b~c"),
             "/metadata/annotations/a~1b~0c"
         );
+        assert_eq!(join("/spec/metrics", 3), "/spec/metrics/3");
+        assert_eq!(join("", "~/~"), "/~0~1~0");
+        assert_eq!(escape("plain"), "plain");
         assert_eq!(parent("/spec/metrics/0"), Some("/spec/metrics"));
         assert_eq!(parent("/spec"), Some(""));
         assert_eq!(parent(""), None);
