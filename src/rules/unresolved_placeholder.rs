@@ -201,7 +201,7 @@ fn scan(cx: &Context<'_>, value: &Value, file: &str, kind: FieldKind, sink: &mut
                 .help(help);
         }
     };
-    walk(value, &mut String::new(), None, &mut visit);
+    walk(value, &mut Vec::new(), None, &mut visit);
     if let Some((pointer, text, found)) = first {
         let mut seen = std::collections::HashSet::new();
         names.retain(|name| seen.insert(name.clone()));
@@ -417,30 +417,45 @@ fn secret_stand_in<'v>(
 
 /// Visit every string of a value with its JSON pointer and key. One
 /// pointer buffer serves the whole walk: objects have many nodes.
-fn walk(
-    value: &Value,
-    pointer: &mut String,
-    key: Option<&str>,
+/// One step from an object's root to one of its nodes.
+enum Step<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+/// Visit every string of `value` that may hold a placeholder, with its
+/// pointer and the key it sits under. The pointer is built only for those
+/// strings: most strings hold none, and building a pointer for every node
+/// was a tenth of a lint's time.
+fn walk<'v>(
+    value: &'v Value,
+    path: &mut Vec<Step<'v>>,
+    key: Option<&'v str>,
     visit: &mut dyn FnMut(&str, &str, Option<&str>),
 ) {
     match value {
-        Value::String(text) => visit(pointer, text, key),
+        Value::String(text) if placeholder::may_contain(text) => {
+            let mut pointer = String::new();
+            for step in path.iter() {
+                match step {
+                    Step::Key(key) => pointer.push_str(&pointer::join("", key)),
+                    Step::Index(index) => pointer.push_str(&pointer::join("", index)),
+                }
+            }
+            visit(&pointer, text, key);
+        }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                let length = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&index.to_string());
-                walk(item, pointer, key, visit);
-                pointer.truncate(length);
+                path.push(Step::Index(index));
+                walk(item, path, key, visit);
+                path.pop();
             }
         }
         Value::Object(map) => {
             for (child_key, child) in map {
-                let length = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&pointer::escape(child_key));
-                walk(child, pointer, Some(child_key), visit);
-                pointer.truncate(length);
+                path.push(Step::Key(child_key));
+                walk(child, path, Some(child_key), visit);
+                path.pop();
             }
         }
         _ => {}
