@@ -211,12 +211,28 @@ fn check_config(
                     || (adapter_adds_namespace && uses_label_matchers(selector))
             });
             if !unscoped.is_empty() {
-                let why = if !adapter_adds_namespace && namespaced_false(rule.value) {
-                    "the rule sets resources.namespaced: false, so the adapter adds no namespace"
+                let label = adapter
+                    .namespace_labels
+                    .first()
+                    .map_or("namespace", String::as_str);
+                // The remedy follows the cause: a rule that opted out of
+                // namespaces can only be filtered in its query; one that
+                // maps the namespace needs the matchers the adapter fills.
+                let (why, help) = if !adapter_adds_namespace && namespaced_false(rule.value) {
+                    (
+                        "the rule sets resources.namespaced: false, so the adapter adds no namespace",
+                        format!("the adapter passes no namespace for this rule: write {label}=\"<namespace>\" into each selector of the query (or drop namespaced: false and use <<.LabelMatchers>>); unfiltered, the HPA averages every namespace's series"),
+                    )
                 } else if !adapter_adds_namespace {
-                    "the rule maps no namespace resource, so the adapter adds no namespace"
+                    (
+                        "the rule maps no namespace resource, so the adapter adds no namespace",
+                        format!("add {label}=\"<namespace>\" to the selector, or map the namespace resource and use <<.LabelMatchers>>; unfiltered, the HPA averages every namespace's series"),
+                    )
                 } else {
-                    "it has no <<.LabelMatchers>>, where the adapter puts the HPA's namespace"
+                    (
+                        "it has no <<.LabelMatchers>>, where the adapter puts the HPA's namespace",
+                        format!("add <<.LabelMatchers>> to the selector (the adapter writes the HPA's namespace there), or {label}=\"<namespace>\"; unfiltered, the HPA averages every namespace's series"),
+                    )
                 };
                 report(
                     query_pointer.clone(),
@@ -224,10 +240,7 @@ fn check_config(
                         "external rule `{name}`: {} is not filtered on namespace; {why}",
                         quoted(&unscoped)
                     ),
-                    &format!(
-                        "add {}=\"<namespace>\" to the selector, or map the namespace resource and use <<.LabelMatchers>>; unfiltered, the HPA averages every namespace's series",
-                        adapter.namespace_labels.first().map_or("namespace", String::as_str)
-                    ),
+                    &help,
                 );
             }
         }
