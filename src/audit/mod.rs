@@ -8,6 +8,7 @@
 
 pub mod report;
 
+use crate::input::pointer::Lookup;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -419,7 +420,7 @@ async fn opted_out(client: &kube::Client) -> Result<Vec<String>, String> {
 }
 
 fn namespace_of(value: &Value) -> Option<&str> {
-    value.pointer("/metadata/namespace").and_then(Value::as_str)
+    value.at("/metadata/namespace").and_then(Value::as_str)
 }
 
 /// Where the audit reads prometheus-adapter's ConfigMaps. RBAC cannot
@@ -550,7 +551,7 @@ pub struct Audited {
 pub fn identity(value: &Value) -> String {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or("?");
     let name = value
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("?");
     match namespace_of(value) {
@@ -571,7 +572,7 @@ pub fn facts(engine: &Engine, listing: &Listing) -> ClusterFacts {
             .and_then(Value::as_str)
             .unwrap_or_default();
         for template in crate::k8s::workload::template_pointers(kind) {
-            if let Some(spec) = object.pointer(&format!("{template}/spec")) {
+            if let Some(spec) = object.at(&format!("{template}/spec")) {
                 let labels = crate::engine::pools::required_labels(spec);
                 if !labels.is_empty() {
                     label_sets.insert(labels);
@@ -601,7 +602,7 @@ fn missing_targets(listing: &Listing) -> Vec<(String, String, String)> {
             Some((
                 object.get("kind")?.as_str()?,
                 namespace_of(object)?,
-                object.pointer("/metadata/name")?.as_str()?,
+                object.at("/metadata/name")?.as_str()?,
             ))
         })
         .collect();
@@ -609,8 +610,8 @@ fn missing_targets(listing: &Listing) -> Vec<(String, String, String)> {
     for object in &listing.objects {
         let kind = object.get("kind").and_then(Value::as_str);
         let reference = match kind {
-            Some("HorizontalPodAutoscaler") => object.pointer("/spec/scaleTargetRef"),
-            Some("ScaledObject") => object.pointer("/spec/scaleTargetRef"),
+            Some("HorizontalPodAutoscaler") => object.at("/spec/scaleTargetRef"),
+            Some("ScaledObject") => object.at("/spec/scaleTargetRef"),
             _ => None,
         };
         let (Some(reference), Some(namespace)) = (reference, namespace_of(object)) else {

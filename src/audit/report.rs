@@ -4,6 +4,7 @@
 //! and a `summary` of counts (field list: kubernetes-sigs/wg-policy-prototypes,
 //! "Policy Report API", v1alpha2).
 
+use crate::input::pointer::Lookup;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::{
@@ -222,9 +223,7 @@ pub async fn write(
         .validation_strict();
     let mut written_namespaces = BTreeSet::new();
     for report in reports {
-        let namespace = report
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str);
+        let namespace = report.at("/metadata/namespace").and_then(Value::as_str);
         let api: kube::Api<DynamicObject> = match namespace {
             Some(namespace) => kube::Api::namespaced_with(client.clone(), namespace, &namespaced),
             None => kube::Api::all_with(client.clone(), &cluster),

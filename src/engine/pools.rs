@@ -3,6 +3,7 @@
 //! that reads pools (`max-replicas-chip-pool`), the webhook that looks
 //! Nodes up and `infergate audit` that lists them.
 
+use crate::input::pointer::Lookup;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -100,10 +101,7 @@ pub fn of_workload<'a>(
 /// The accelerator chips a Node offers to pods: the sum of its
 /// `status.allocatable` over the accelerator resource names.
 pub fn node_chips(node: &Value, resources: &[String]) -> f64 {
-    let Some(allocatable) = node
-        .pointer("/status/allocatable")
-        .and_then(Value::as_object)
-    else {
+    let Some(allocatable) = node.at("/status/allocatable").and_then(Value::as_object) else {
         return 0.0;
     };
     resources
@@ -115,7 +113,7 @@ pub fn node_chips(node: &Value, resources: &[String]) -> f64 {
 
 /// Whether a Node carries every one of the labels.
 pub fn node_has_labels(node: &Value, labels: &BTreeMap<String, String>) -> bool {
-    let own = node.pointer("/metadata/labels").and_then(Value::as_object);
+    let own = node.at("/metadata/labels").and_then(Value::as_object);
     labels.iter().all(|(key, value)| {
         own.and_then(|own| own.get(key))
             .and_then(Value::as_str)

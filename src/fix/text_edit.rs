@@ -1,6 +1,7 @@
 //! Turning RFC 6902 operations into edits of the YAML text, so that every
 //! byte outside the edited nodes stays as it was.
 
+use crate::input::pointer::Lookup;
 use json_patch::PatchOperation;
 use serde_json::Value;
 
@@ -141,9 +142,9 @@ pub fn edits_for(
         }
         PatchOperation::Add(add) => {
             let path = add.path.to_string();
-            if before.pointer(&path).is_some() && !path.ends_with("/-") {
+            if before.at(&path).is_some() && !path.ends_with("/-") {
                 let parent_is_array = pointer::parent(&path)
-                    .and_then(|parent| before.pointer(parent))
+                    .and_then(|parent| before.at(parent))
                     .is_some_and(Value::is_array);
                 if !parent_is_array {
                     return replace_value(object, text, &path, &add.value);
@@ -229,7 +230,7 @@ fn add_value(
         .replace("~1", "/")
         .replace("~0", "~");
     let parent_value = before
-        .pointer(parent_path)
+        .at(parent_path)
         .ok_or_else(|| unsupported(path, "the parent does not exist"))?;
     let parent_span = object
         .positions
@@ -354,7 +355,7 @@ fn move_entry(
     layout: Layout,
 ) -> Result<Vec<TextEdit>, Unsupported> {
     let value = before
-        .pointer(from)
+        .at(from)
         .cloned()
         .ok_or_else(|| unsupported(from, "the source of the move does not exist"))?;
     let mut removal = remove_entry(object, text, from)?;

@@ -1113,6 +1113,7 @@ fn resolve_float(text: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::pointer::Lookup;
 
     fn parse(text: &str) -> Loaded {
         parse_source(SourceFile::new("t.yaml", text.to_string()))
@@ -1267,7 +1268,7 @@ mod tests {
         let object = &loaded.objects[0];
         let second = object
             .value
-            .pointer("/spec/template/spec/containers/1")
+            .at("/spec/template/spec/containers/1")
             .expect("second container");
         assert_eq!(
             second,

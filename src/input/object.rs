@@ -1,6 +1,7 @@
 //! A Kubernetes object as the rules see it: its JSON value, where it came
 //! from, and where each of its nodes sits in the source text.
 
+use crate::input::pointer::Lookup;
 use std::fmt;
 use std::sync::Arc;
 
@@ -254,14 +255,14 @@ impl Object {
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.value
-            .pointer("/metadata/annotations")
+            .at("/metadata/annotations")
             .and_then(|annotations| annotations.get(key))
             .and_then(Value::as_str)
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
         self.value
-            .pointer("/metadata/labels")
+            .at("/metadata/labels")
             .and_then(|labels| labels.get(key))
             .and_then(Value::as_str)
     }

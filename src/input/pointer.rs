@@ -45,6 +45,46 @@ pub fn join(pointer: &str, token: impl std::fmt::Display) -> String {
     joined
 }
 
+/// The node a JSON pointer names, as `serde_json::Value::pointer` finds
+/// it, without its cost: serde_json unescapes every token into two new
+/// Strings on every call, and the rules look pointers up on every object
+/// (a tenth of a lint's time). Tokens are borrowed unless they hold `~`.
+pub trait Lookup {
+    fn at(&self, pointer: &str) -> Option<&serde_json::Value>;
+}
+
+impl Lookup for serde_json::Value {
+    fn at(&self, pointer: &str) -> Option<&serde_json::Value> {
+        use serde_json::Value;
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let mut target = self;
+        for token in pointer.strip_prefix('/')?.split('/') {
+            let token: std::borrow::Cow<'_, str> = if token.contains('~') {
+                token.replace("~1", "/").replace("~0", "~").into()
+            } else {
+                token.into()
+            };
+            target = match target {
+                Value::Object(map) => map.get(token.as_ref())?,
+                Value::Array(items) => items.get(array_index(&token)?)?,
+                _ => return None,
+            };
+        }
+        Some(target)
+    }
+}
+
+/// An array index as RFC 6901 writes it (and serde_json reads it): digits
+/// without a sign or a leading zero.
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
+        return None;
+    }
+    token.parse().ok()
+}
+
 /// The pointer of the parent node; `None` for the root.
 pub fn parent(pointer: &str) -> Option<&str> {
     pointer.rfind('/').map(|slash| &pointer[..slash])
@@ -75,6 +115,29 @@ pub fn display(pointer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_agree_with_serde_json() {
+        let value = serde_json::json!({"a": {"b/c": [1, {"d~e": 2}], "": 3}, "0": 4});
+        for pointer in [
+            "",
+            "/a",
+            "/a/b~1c",
+            "/a/b~1c/0",
+            "/a/b~1c/1/d~0e",
+            "/a/",
+            "/0",
+            "/a/b~1c/01",
+            "/a/b~1c/+1",
+            "/a/b~1c/9",
+            "/x",
+            "a",
+            "/a/b~1c/1/d~0e/z",
+            "/a/b~1c/-1",
+        ] {
+            assert_eq!(value.at(pointer), value.pointer(pointer), "{pointer}");
+        }
+    }
 
     #[test]
     fn tokens_are_escaped() {

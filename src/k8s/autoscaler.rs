@@ -3,6 +3,7 @@
 //! (which KEDA turns into an HPA of its own), with the workload they scale
 //! and the replica range they may set.
 
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::input::object::Object;
@@ -39,7 +40,7 @@ pub fn is_keda_owned(object: &Object) -> bool {
 /// admission request carries it).
 pub fn owned_by_scaled_object(value: &Value) -> bool {
     value
-        .pointer("/metadata/ownerReferences")
+        .at("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -68,7 +69,7 @@ fn target_in(value: &Value) -> Option<(&str, &str)> {
         .and_then(Value::as_str)
         .and_then(|api_version| api_version.rsplit_once('/'))
         .map_or("", |(group, _)| group);
-    let reference = value.pointer("/spec/scaleTargetRef")?;
+    let reference = value.at("/spec/scaleTargetRef")?;
     let name = reference.get("name").and_then(Value::as_str)?;
     let written = reference.get("kind").and_then(Value::as_str);
     let target_kind = match (group, kind) {
@@ -122,7 +123,7 @@ pub fn add_behavior(object: &Object, behavior: Value) -> Option<json_patch::Patc
         ("/spec/advanced", "horizontalPodAutoscalerConfig"),
         ("/spec", "advanced"),
     ] {
-        if object.value.pointer(parent).is_some_and(Value::is_object) {
+        if object.value.at(parent).is_some_and(Value::is_object) {
             break;
         }
         let mut wrapper = serde_json::Map::new();
@@ -142,11 +143,11 @@ pub fn replica_range(object: &Object, policy: &crate::policy::Policy) -> (i64, O
     let read = |field: &str| {
         object
             .value
-            .pointer(&format!("/spec/{field}"))
+            .at(&format!("/spec/{field}"))
             .and_then(Value::as_i64)
     };
     if is_scaled_object(object) {
-        let max = match object.value.pointer("/spec/maxReplicaCount") {
+        let max = match object.value.at("/spec/maxReplicaCount") {
             None => Some(defaults.max_replica_count),
             Some(_) => read("maxReplicaCount"),
         };

@@ -1,5 +1,6 @@
 //! HPA metric entries and their families.
 
+use crate::input::pointer::Lookup;
 use json_patch::PatchOperation;
 use serde_json::{json, Map, Value};
 
@@ -123,7 +124,7 @@ pub fn hpa_metrics(hpa: &Object) -> Vec<HpaMetric<'_>> {
     if version == HpaVersion::V1 {
         return v1_metric(hpa).into_iter().collect();
     }
-    let Some(entries) = hpa.value.pointer("/spec/metrics").and_then(Value::as_array) else {
+    let Some(entries) = hpa.value.at("/spec/metrics").and_then(Value::as_array) else {
         return Vec::new();
     };
     entries
@@ -171,10 +172,10 @@ fn v2_metric<'a>(
     });
     HpaMetric {
         name: source
-            .and_then(|source| source.pointer("/metric/name"))
+            .and_then(|source| source.at("/metric/name"))
             .and_then(Value::as_str),
         name_pointer: format!("{source_pointer}/metric/name"),
-        selector: source.and_then(|source| source.pointer("/metric/selector")),
+        selector: source.and_then(|source| source.at("/metric/selector")),
         selector_pointer: format!("{source_pointer}/metric/selector"),
         pointer,
         metric_type,
@@ -258,11 +259,7 @@ fn v2beta1_metric<'a>(
 /// name is the first metric the Prometheus query reads, so that families
 /// and ranges apply.
 fn keda_metrics(scaled: &Object) -> Vec<HpaMetric<'_>> {
-    let Some(triggers) = scaled
-        .value
-        .pointer("/spec/triggers")
-        .and_then(Value::as_array)
-    else {
+    let Some(triggers) = scaled.value.at("/spec/triggers").and_then(Value::as_array) else {
         return Vec::new();
     };
     triggers
@@ -284,9 +281,9 @@ fn keda_metrics(scaled: &Object) -> Vec<HpaMetric<'_>> {
                 .unwrap_or(default_type);
             let value_key = if resource { "value" } else { "threshold" };
             let value_pointer = format!("{pointer}/metadata/{value_key}");
-            let value = trigger.pointer(&format!("/metadata/{value_key}"));
+            let value = trigger.at(&format!("/metadata/{value_key}"));
             let name = (scaler == "prometheus")
-                .then(|| trigger.pointer("/metadata/query").and_then(Value::as_str))
+                .then(|| trigger.at("/metadata/query").and_then(Value::as_str))
                 .flatten()
                 .and_then(crate::k8s::promql::first_metric_name);
             HpaMetric {

@@ -5,6 +5,7 @@
 //! asking "which monitors scrape this exporter?" does not walk every
 //! monitor for every HPA.
 
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::input::object::Object;
@@ -17,7 +18,7 @@ pub const POD_MONITORING_KINDS: &[&str] = &["PodMonitoring", "ClusterPodMonitori
 pub fn endpoints(monitor: &Object) -> &[Value] {
     monitor
         .value
-        .pointer("/spec/endpoints")
+        .at("/spec/endpoints")
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
 }
@@ -58,7 +59,7 @@ pub fn looks_like(monitor: &Object, hint: &str) -> bool {
     }
     monitor
         .value
-        .pointer("/spec/selector/matchLabels")
+        .at("/spec/selector/matchLabels")
         .and_then(Value::as_object)
         .is_some_and(|labels| {
             labels

@@ -1,5 +1,8 @@
 //! Pod templates, containers and the "inference workload" test of RULES.md.
 
+use crate::input::pointer::Lookup;
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::input::object::Object;
@@ -12,9 +15,12 @@ use crate::policy::Policy;
 pub struct PodTemplate<'a> {
     /// Where findings about the template as a whole are reported: the
     /// template object (`/spec/template`), or the inline pod spec.
-    pub pointer: String,
+    /// (Borrowed from the layouts in rules/ unless the template sits in a
+    /// list: these are built for every template of every object, by many
+    /// rules.)
+    pub pointer: Cow<'static, str>,
     /// The pod spec's pointer and value.
-    pub spec_pointer: String,
+    pub spec_pointer: Cow<'static, str>,
     spec_value: &'a Value,
     pub metadata: Option<&'a Value>,
     /// What the pods do (`leader`, `worker`, `head`, `predictor`…), for
@@ -33,7 +39,7 @@ pub struct PodTemplate<'a> {
 pub struct PodCount {
     pub count: i64,
     /// The replica field, when the count is that field alone.
-    pub replicas_pointer: Option<String>,
+    pub replicas_pointer: Option<Cow<'static, str>>,
 }
 
 impl<'a> PodTemplate<'a> {
@@ -163,7 +169,7 @@ pub fn is_fragment(object: &Object) -> bool {
         return true;
     }
     if object.kind() == "HorizontalPodAutoscaler" {
-        return object.value.pointer("/spec/scaleTargetRef").is_none();
+        return object.value.at("/spec/scaleTargetRef").is_none();
     }
     // A container without an image is completed elsewhere; so is a
     // template with KServe's `model`, merged into its ServingRuntime's
@@ -247,7 +253,7 @@ pub fn pod_templates(object: &Object) -> Vec<PodTemplate<'_>> {
         match &layout.each {
             None => found.extend(template_at(&object.value, "", layout)),
             Some(list) => {
-                let Some(items) = object.value.pointer(list).and_then(Value::as_array) else {
+                let Some(items) = object.value.at(list).and_then(Value::as_array) else {
                     continue;
                 };
                 for (index, item) in items.iter().enumerate() {
@@ -259,6 +265,15 @@ pub fn pod_templates(object: &Object) -> Vec<PodTemplate<'_>> {
     found
 }
 
+/// `at` under `base`: the layout's own string when there is no base.
+fn prefixed(base: &str, at: &'static str) -> Cow<'static, str> {
+    if base.is_empty() {
+        Cow::Borrowed(at)
+    } else {
+        Cow::Owned(format!("{base}{at}"))
+    }
+}
+
 /// The template of `layout` inside `root` (the object, or the item of a
 /// list at `base`, which prefixes every pointer read in it).
 fn template_at<'a>(
@@ -266,16 +281,16 @@ fn template_at<'a>(
     base: &str,
     layout: &'static Layout,
 ) -> Option<PodTemplate<'a>> {
-    let spec_value = root.pointer(&layout.spec).filter(|spec| spec.is_object())?;
-    let metadata = layout.metadata.as_deref().and_then(|at| root.pointer(at));
+    let spec_value = root.at(&layout.spec).filter(|spec| spec.is_object())?;
+    let metadata = layout.metadata.as_deref().and_then(|at| root.at(at));
     let pointer = match (&layout.pointer, &layout.metadata) {
-        (Some(at), _) => format!("{base}{at}"),
-        (None, Some(at)) => format!("{base}{}", at.strip_suffix("/metadata").unwrap_or(at)),
-        (None, None) => format!("{base}{}", layout.spec),
+        (Some(at), _) => prefixed(base, at),
+        (None, Some(at)) => prefixed(base, at.strip_suffix("/metadata").unwrap_or(at)),
+        (None, None) => prefixed(base, &layout.spec),
     };
     let number = |at: &Option<String>, default: i64| {
         at.as_deref()
-            .and_then(|at| root.pointer(at))
+            .and_then(|at| root.at(at))
             .and_then(Value::as_i64)
             .unwrap_or(default)
     };
@@ -284,13 +299,13 @@ fn template_at<'a>(
     let pods = PodCount {
         count: replicas.saturating_mul(per_replica.max(0)),
         replicas_pointer: match (&layout.replicas, &layout.per_replica) {
-            (Some(at), None) => Some(format!("{base}{at}")),
+            (Some(at), None) => Some(prefixed(base, at)),
             _ => None,
         },
     };
     Some(PodTemplate {
         pointer,
-        spec_pointer: format!("{base}{}", layout.spec),
+        spec_pointer: prefixed(base, &layout.spec),
         spec_value,
         metadata,
         role: layout.role.as_str(),
@@ -563,7 +578,7 @@ pub fn chips_per_replica(
     }
     let size = target
         .value
-        .pointer("/spec/leaderWorkerTemplate/size")
+        .at("/spec/leaderWorkerTemplate/size")
         .and_then(Value::as_f64)
         .unwrap_or(1.0);
     let find = |suffix: &str| {
@@ -804,7 +819,13 @@ mod layout_tests {
         let templates = pod_templates(&object);
         let counts: Vec<(&str, i64, Option<String>)> = templates
             .iter()
-            .map(|t| (t.role, t.pods.count, t.pods.replicas_pointer.clone()))
+            .map(|t| {
+                (
+                    t.role,
+                    t.pods.count,
+                    t.pods.replicas_pointer.as_deref().map(str::to_string),
+                )
+            })
             .collect();
         assert_eq!(
             counts,

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use std::sync::LazyLock;
 
 use promql_parser::label::MatchOp;
@@ -134,7 +135,7 @@ fn check_config(
     for rule in adapter_rules(config) {
         let name = rule
             .value
-            .pointer("/name/as")
+            .at("/name/as")
             .and_then(Value::as_str)
             .or_else(|| rule.value.get("seriesQuery").and_then(Value::as_str))
             .unwrap_or("?");
@@ -281,7 +282,7 @@ fn uses_label_matchers(selector: &VectorSelector) -> bool {
 }
 
 fn namespaced_false(rule: &Value) -> bool {
-    rule.pointer("/resources/namespaced") == Some(&Value::Bool(false))
+    rule.at("/resources/namespaced") == Some(&Value::Bool(false))
 }
 
 /// Whether prometheus-adapter adds the HPA's namespace to an external

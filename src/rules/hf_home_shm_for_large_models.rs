@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::{json, Value};
 
 use crate::engine::finding::{op, Applicability, Fix};
@@ -179,7 +180,7 @@ impl Rule for HfHomeShmForLargeModels {
                 let local_disk = ["requests", "limits"].into_iter().find_map(|section| {
                     container
                         .value
-                        .pointer(&format!("/resources/{section}/ephemeral-storage"))
+                        .at(&format!("/resources/{section}/ephemeral-storage"))
                         .and_then(quantity::from_value)
                 });
                 if !model::is_shm(&cache.path)
@@ -336,7 +337,7 @@ fn memory_blocker(container: &workload::Container<'_>, needed: f64) -> Option<St
     let memory = |section: &str| {
         container
             .value
-            .pointer(&format!("/resources/{section}/memory"))
+            .at(&format!("/resources/{section}/memory"))
             .and_then(quantity::from_value)
     };
     let name = container.name().unwrap_or("?");
@@ -389,7 +390,7 @@ fn raise_memory(
     let mut operations = Vec::new();
     for section in ["limits", "requests"] {
         let current = resources
-            .pointer(&format!("/{section}/memory"))
+            .at(&format!("/{section}/memory"))
             .and_then(quantity::from_value);
         if current.is_some_and(|current| current >= needed) {
             continue;

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::engine::{Context, Sink};
@@ -239,7 +240,7 @@ fn check_keda_query(policy: &Policy, metric: &HpaMetric<'_>, sink: &mut Sink) {
     if trigger.get("type").and_then(Value::as_str) != Some("prometheus") {
         return;
     }
-    let Some(query) = trigger.pointer("/metadata/query").and_then(Value::as_str) else {
+    let Some(query) = trigger.at("/metadata/query").and_then(Value::as_str) else {
         return;
     };
     let Ok(expr) = promql_parser::parser::parse(query) else {
@@ -277,7 +278,7 @@ fn selector_has(selector: Option<&Value>, key: &str) -> bool {
     let Some(selector) = selector else {
         return false;
     };
-    selector.pointer(&format!("/matchLabels/{key}")).is_some()
+    selector.at(&format!("/matchLabels/{key}")).is_some()
         || selector
             .get("matchExpressions")
             .and_then(Value::as_array)
@@ -316,7 +317,7 @@ fn maps_exported_pod(rule: &AdapterRule<'_>, series: &str) -> bool {
         .is_some_and(|query| query.to_lowercase().contains(&series.to_lowercase()));
     let maps = rule
         .value
-        .pointer("/resources/overrides/exported_pod/resource")
+        .at("/resources/overrides/exported_pod/resource")
         .and_then(Value::as_str)
         .is_some_and(|resource| resource == "pod" || resource == "pods");
     names_series && maps

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::{json, Value};
 
 use crate::engine::finding::{op, Fix, Severity};
@@ -58,7 +59,7 @@ impl Rule for HpaScaleTargetResolves {
         let Some(target) = crate::k8s::autoscaler::scale_target(object) else {
             return;
         };
-        let Some(reference) = object.value.pointer(target.pointer) else {
+        let Some(reference) = object.value.at(target.pointer) else {
             return;
         };
         let (kind, name) = (target.kind, target.name);

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::{json, Value};
 
 use crate::engine::finding::{op, Fix, Severity};
@@ -127,7 +128,7 @@ impl Rule for HpaStabilizationDefaults {
             .filter(|_| !one_period_reaches_max);
 
         let base = autoscaler::behavior_pointer(object);
-        let Some(behavior) = object.value.pointer(base).filter(|value| value.is_object()) else {
+        let Some(behavior) = object.value.at(base).filter(|value| value.is_object()) else {
             let value = json!({
                 "scaleDown": {"stabilizationWindowSeconds": settings.scale_down_stabilization_seconds},
                 "scaleUp": {"stabilizationWindowSeconds": settings.scale_up_stabilization_seconds},
@@ -195,7 +196,7 @@ impl Rule for HpaStabilizationDefaults {
 
         let window = |direction: &str| {
             behavior
-                .pointer(&format!("/{direction}/stabilizationWindowSeconds"))
+                .at(&format!("/{direction}/stabilizationWindowSeconds"))
                 .and_then(Value::as_i64)
         };
         if let Some(seconds) = window("scaleDown") {
@@ -230,17 +231,13 @@ impl Rule for HpaStabilizationDefaults {
         }
         if let Some(target) = low_queue_target {
             let policies = behavior
-                .pointer("/scaleUp/policies")
+                .at("/scaleUp/policies")
                 .and_then(Value::as_array)
                 .filter(|policies| !policies.is_empty());
             // The apiserver writes the defaults into every HPA before
             // admission, so policies equal to them were not chosen.
             let tuned = policies.is_some_and(|policies| {
-                !is_default_scale_up(
-                    policies,
-                    behavior.pointer("/scaleUp/selectPolicy"),
-                    settings,
-                )
+                !is_default_scale_up(policies, behavior.at("/scaleUp/selectPolicy"), settings)
             });
             if !tuned {
                 report_untuned_scale_up(sink, base, target, settings);

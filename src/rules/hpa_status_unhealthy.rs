@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::engine::finding::Severity;
@@ -73,7 +74,7 @@ impl Rule for HpaStatusUnhealthy {
         }
         let Some(conditions) = object
             .value
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
         else {
             return;

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::engine::finding::{op, Fix};
@@ -232,7 +233,7 @@ fn check_trigger(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
         return;
     };
     check_range(cx, metric, value, pointer, sink);
-    if let Some(activation) = trigger.pointer("/metadata/activationThreshold") {
+    if let Some(activation) = trigger.at("/metadata/activationThreshold") {
         let activation_pointer = format!("{}/metadata/activationThreshold", metric.source_pointer);
         check_range(cx, metric, activation, &activation_pointer, sink);
     }
@@ -299,7 +300,7 @@ fn out_of_range(
 /// A ScaledObject's replica counts (KEDA's defaults: minReplicaCount 0,
 /// maxReplicaCount 100).
 fn check_replica_counts(cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-    let read = |key: &str| object.value.pointer(&format!("/spec/{key}"));
+    let read = |key: &str| object.value.at(&format!("/spec/{key}"));
     for key in ["minReplicaCount", "maxReplicaCount", "idleReplicaCount"] {
         if let Some(value) = read(key) {
             if !is_placeholder(cx, value) && value.as_i64().is_none_or(|count| count < 0) {

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::{json, Value};
 
 use crate::engine::finding::Severity;
@@ -81,11 +82,7 @@ fn selector(pool: &Object) -> Option<(String, Value)> {
 
 /// The pool's target ports with their pointers.
 fn target_ports(pool: &Object) -> Vec<(String, i64)> {
-    if let Some(ports) = pool
-        .value
-        .pointer("/spec/targetPorts")
-        .and_then(Value::as_array)
-    {
+    if let Some(ports) = pool.value.at("/spec/targetPorts").and_then(Value::as_array) {
         return ports
             .iter()
             .enumerate()
@@ -98,7 +95,7 @@ fn target_ports(pool: &Object) -> Vec<(String, i64)> {
             .collect();
     }
     pool.value
-        .pointer("/spec/targetPortNumber")
+        .at("/spec/targetPortNumber")
         .and_then(Value::as_i64)
         .map(|number| vec![("/spec/targetPortNumber".to_string(), number)])
         .unwrap_or_default()

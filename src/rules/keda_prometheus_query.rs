@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use promql_parser::parser;
 use serde_json::{json, Value};
 
@@ -86,7 +87,7 @@ fn check_trigger(cx: &Context<'_>, object: &Object, metric: &HpaMetric<'_>, sink
         return;
     }
     let query_pointer = format!("{}/metadata/query", metric.source_pointer);
-    let Some(query) = trigger.pointer("/metadata/query").and_then(Value::as_str) else {
+    let Some(query) = trigger.at("/metadata/query").and_then(Value::as_str) else {
         return;
     };
     let expr = match parser::parse(query) {

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::{json, Value};
 
 use crate::engine::finding::{op, Fix, Severity};
@@ -166,11 +167,7 @@ fn check_replicas(
     let Some((chips, pool)) = crate::engine::pools::of_workload(cx, workload, pools) else {
         return;
     };
-    let Some(replicas) = workload
-        .value
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-    else {
+    let Some(replicas) = workload.value.at("/spec/replicas").and_then(Value::as_i64) else {
         return;
     };
     let needed = replicas as f64 * chips;
@@ -216,7 +213,7 @@ fn check_replicas(
 fn lower_max(object: &Object, field: &str, value: i64) -> Option<Fix> {
     let name = field.rsplit('/').next().unwrap_or(field);
     // KEDA's default maxReplicaCount (100) may not be written: add it.
-    let operation = if object.value.pointer(field).is_some() {
+    let operation = if object.value.at(field).is_some() {
         op::replace(field, json!(value))
     } else {
         op::add(field, json!(value))

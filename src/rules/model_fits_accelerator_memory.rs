@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::engine::pools::required_labels;
@@ -90,7 +91,7 @@ impl Rule for ModelFitsAcceleratorMemory {
         let group = object.kind() == "LeaderWorkerSet";
         let size = object
             .value
-            .pointer("/spec/leaderWorkerTemplate/size")
+            .at("/spec/leaderWorkerTemplate/size")
             .and_then(Value::as_u64)
             .unwrap_or(1);
         let substitutions = [("LWS_GROUP_SIZE", size.to_string())];

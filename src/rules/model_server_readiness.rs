@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::json;
 
 use crate::engine::finding::{op, Fix};
@@ -74,7 +75,7 @@ impl Rule for ModelServerReadiness {
                 .find(|service| {
                     service
                         .value
-                        .pointer("/spec/selector")
+                        .at("/spec/selector")
                         .filter(|selector| selector.is_object())
                         .is_some_and(|selector| {
                             selects(&json!({ "matchLabels": selector }), &labels)

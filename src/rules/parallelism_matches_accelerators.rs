@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::engine::finding::Severity;
@@ -90,7 +91,7 @@ impl Rule for ParallelismMatchesAccelerators {
         if object.kind() == "LeaderWorkerSet" {
             let size = object
                 .value
-                .pointer("/spec/leaderWorkerTemplate/size")
+                .at("/spec/leaderWorkerTemplate/size")
                 .and_then(Value::as_u64)
                 .unwrap_or(1);
             let substitutions = [("LWS_GROUP_SIZE", size.to_string())];
@@ -162,7 +163,7 @@ fn compare(
     let resource = resource_name(container, resources);
     let section = if container
         .value
-        .pointer(&format!("/resources/limits/{}", pointer::escape(resource)))
+        .at(&format!("/resources/limits/{}", pointer::escape(resource)))
         .is_some()
     {
         "limits"

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::engine::finding::Severity;
@@ -101,7 +102,7 @@ impl Rule for PodmonitoringScrape {
         } else {
             "endpoints"
         };
-        let selector = object.value.pointer("/spec/selector");
+        let selector = object.value.at("/spec/selector");
         // A GMP monitor without spec.selector is schema-strict's: the CRD
         // requires it.
         let scraping = &cx.policy.scraping;
@@ -155,7 +156,7 @@ impl Rule for PodmonitoringScrape {
         }
         let Some(endpoints) = object
             .value
-            .pointer(&format!("/spec/{endpoints_key}"))
+            .at(&format!("/spec/{endpoints_key}"))
             .and_then(Value::as_array)
         else {
             return;
@@ -308,7 +309,7 @@ fn check_port(
 fn is_system_exporter(object: &Object, hints: &[String]) -> bool {
     let mut texts = vec![object.name().unwrap_or_default().to_lowercase()];
     for path in ["/spec/selector/matchLabels", "/metadata/labels"] {
-        if let Some(labels) = object.value.pointer(path).and_then(Value::as_object) {
+        if let Some(labels) = object.value.at(path).and_then(Value::as_object) {
             texts.extend(
                 labels
                     .values()

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::{json, Value};
 
 use crate::engine::finding::{op, Fix};
@@ -68,18 +69,18 @@ impl Rule for ScaleToZeroColdStart {
         if !autoscaler::is_scaled_object(object) {
             return;
         }
-        let written = object.value.pointer("/spec/minReplicaCount");
+        let written = object.value.at("/spec/minReplicaCount");
         let (min, _) = autoscaler::replica_range(object, cx.policy);
         if min > 0 {
             return;
         }
         let activation = object
             .value
-            .pointer("/spec/triggers")
+            .at("/spec/triggers")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .any(|trigger| trigger.pointer("/metadata/activationThreshold").is_some());
+            .any(|trigger| trigger.at("/metadata/activationThreshold").is_some());
         if written.is_some() && activation {
             return;
         }

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use jsonschema::error::ValidationErrorKind;
 use serde_json::{json, Value};
 
@@ -94,7 +95,7 @@ fn conversion(object: &Object, replacement: &str) -> Option<Fix> {
             metrics::to_v2_operations(object)
         }
         "Deployment" | "StatefulSet"
-            if replacement == "apps/v1" && object.value.pointer("/spec/selector").is_some() =>
+            if replacement == "apps/v1" && object.value.at("/spec/selector").is_some() =>
         {
             op::replace("/apiVersion", json!(replacement))
                 .into_iter()
@@ -215,7 +216,7 @@ impl Rule for SchemaStrict {
                     // Written one level too high: the misplaced-field finding
                     // (with its move) says it.
                     let written_above = pointer::parent(&instance)
-                        .and_then(|parent| object.value.pointer(parent))
+                        .and_then(|parent| object.value.at(parent))
                         .is_some_and(|above| above.get(&name).is_some());
                     if written_above {
                         continue;
@@ -227,7 +228,7 @@ impl Rule for SchemaStrict {
                     .help(format!("add `{name}`"));
                 }
                 other => {
-                    let Some(value) = object.value.pointer(&instance) else {
+                    let Some(value) = object.value.at(&instance) else {
                         continue;
                     };
                     let is_placeholder = value.as_str().is_some_and(|text| {
@@ -277,7 +278,7 @@ fn misplaced_fix(value: &Value, instance: &str, key: &str, path: &str) -> Option
             pointer::join(&pointer, token)
         });
     let parent = pointer::parent(&target)?;
-    if value.pointer(&target).is_some() || !value.pointer(parent).is_some_and(Value::is_object) {
+    if value.at(&target).is_some() || !value.at(parent).is_some_and(Value::is_object) {
         return None;
     }
     let from = pointer::join(instance, key);

@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::{json, Value};
 
 use crate::engine::finding::{op, Fix};
@@ -85,11 +86,8 @@ impl Rule for ServiceEnvCollision {
             // The kubelet gives variables only for Services with a
             // cluster IP: not headless ones nor ExternalName.
             .filter(|service| {
-                let cluster_ip = service
-                    .value
-                    .pointer("/spec/clusterIP")
-                    .and_then(Value::as_str);
-                let kind = service.value.pointer("/spec/type").and_then(Value::as_str);
+                let cluster_ip = service.value.at("/spec/clusterIP").and_then(Value::as_str);
+                let kind = service.value.at("/spec/type").and_then(Value::as_str);
                 cluster_ip != Some("None") && kind != Some("ExternalName")
             })
             .collect();
@@ -166,7 +164,7 @@ fn injected_variables(name: &str, service: &Object) -> Vec<String> {
     ];
     for port in service
         .value
-        .pointer("/spec/ports")
+        .at("/spec/ports")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

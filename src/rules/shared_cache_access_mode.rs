@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::engine::{Context, Sink};
@@ -102,8 +103,7 @@ impl Rule for SharedCacheAccessMode {
                         continue;
                     };
                     let claim_pointer = format!("{volume_pointer}/persistentVolumeClaim/claimName");
-                    let Some(claim_name) =
-                        object.value.pointer(&claim_pointer).and_then(Value::as_str)
+                    let Some(claim_name) = object.value.at(&claim_pointer).and_then(Value::as_str)
                     else {
                         continue;
                     };
@@ -122,7 +122,7 @@ impl Rule for SharedCacheAccessMode {
                     };
                     let modes: Vec<&str> = claim
                         .value
-                        .pointer("/spec/accessModes")
+                        .at("/spec/accessModes")
                         .and_then(Value::as_array)
                         .into_iter()
                         .flatten()
@@ -156,7 +156,7 @@ impl Rule for SharedCacheAccessMode {
 
 /// The most pods the workload may run at once, and why, in words.
 fn pods_at_most(cx: &Context<'_>, workload: &Object) -> Option<(i64, String)> {
-    let read = |pointer: &str| workload.value.pointer(pointer).and_then(Value::as_i64);
+    let read = |pointer: &str| workload.value.at(pointer).and_then(Value::as_i64);
     let replicas = read("/spec/replicas").unwrap_or(1);
     let autoscaled = cx
         .autoscalers_of(workload)
@@ -191,7 +191,5 @@ fn pinned_to_one_node(template: &PodTemplate<'_>) -> bool {
         return false;
     };
     spec.get("nodeName").and_then(Value::as_str).is_some()
-        || spec
-            .pointer("/nodeSelector/kubernetes.io~1hostname")
-            .is_some()
+        || spec.at("/nodeSelector/kubernetes.io~1hostname").is_some()
 }

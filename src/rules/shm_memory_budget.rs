@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::json;
 
 use crate::engine::finding::{op, Fix};
@@ -140,7 +141,7 @@ impl Rule for ShmMemoryBudget {
                 let memory_of = |section: &str| {
                     container
                         .value
-                        .pointer(&format!("/resources/{section}/memory"))
+                        .at(&format!("/resources/{section}/memory"))
                         .and_then(quantity::from_value)
                 };
                 for section in ["limits", "requests"] {

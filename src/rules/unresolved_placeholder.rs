@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::engine::finding::Severity;
@@ -319,7 +320,7 @@ fn classify_field(
         let container = tokens[..tokens.len() - 2]
             .iter()
             .fold(String::new(), |pointer, token| format!("{pointer}/{token}"));
-        let shell = root.pointer(&container).is_some_and(runs_shell);
+        let shell = root.at(&container).is_some_and(runs_shell);
         return Some(if shell { Field::Shell } else { Field::Command });
     }
     if let Some(grammar) = key.and_then(|key| grammar_of(key, &tokens, &settings.grammar)) {
@@ -397,7 +398,7 @@ fn secret_stand_in<'v>(
     if key != Some("value") {
         return None;
     }
-    let entry = root.pointer(pointer::parent(pointer)?)?;
+    let entry = root.at(pointer::parent(pointer)?)?;
     let in_env = pointer::parent(pointer)
         .and_then(pointer::parent)
         .is_some_and(|list| list.ends_with("/env"));

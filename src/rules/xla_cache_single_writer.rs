@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::{json, Value};
 
 use crate::engine::finding::{op, Fix};
@@ -212,7 +213,7 @@ fn check_hpa(cx: &Context<'_>, hpa: &Object, sink: &mut Sink) {
     let name_of_field = field.rsplit('/').next().unwrap_or(field);
     let Some(min) = hpa
         .value
-        .pointer(field)
+        .at(field)
         .and_then(Value::as_i64)
         .filter(|min| *min > 1)
     else {
@@ -228,7 +229,7 @@ fn check_hpa(cx: &Context<'_>, hpa: &Object, sink: &mut Sink) {
     // more replicas only read it.
     let ready = target
         .value
-        .pointer("/status/readyReplicas")
+        .at("/status/readyReplicas")
         .and_then(Value::as_i64)
         .is_some_and(|ready| ready > 0);
     if ready {

@@ -2,6 +2,7 @@
 //! controller sees it: replica bounds, metric targets in their kind, the
 //! behavior with the apiserver's defaults filled in, the tolerances.
 
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use super::SimulateError;
@@ -305,7 +306,7 @@ impl SimulatedHpa {
         }
         let behavior = object
             .value
-            .pointer(autoscaler::behavior_pointer(object))
+            .at(autoscaler::behavior_pointer(object))
             .filter(|value| value.is_object())
             .map(|written| behavior_of(written, controller))
             .transpose()?;

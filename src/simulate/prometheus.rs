@@ -4,6 +4,7 @@
 //! each response checked as a saved query_range file is
 //! ([`super::trace::parse_prometheus`]).
 
+use crate::input::pointer::Lookup;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,7 +144,7 @@ pub fn fetch(
                 )
             })?;
             let results = document
-                .pointer("/data/result")
+                .at("/data/result")
                 .and_then(Value::as_array)
                 .ok_or_else(|| {
                     failure(

@@ -2,6 +2,7 @@
 //! JSON of a Prometheus `query_range` response (`resultType: matrix`).
 //! Errors name the line or the series.
 
+use crate::input::pointer::Lookup;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -449,7 +450,7 @@ pub fn parse_prometheus(name: &str, text: &str, max_gap: f64) -> Result<Trace, S
     let mut trace = Trace::default();
     for (index, result) in results.iter().enumerate() {
         let series_name = result
-            .pointer("/metric/__name__")
+            .at("/metric/__name__")
             .and_then(Value::as_str)
             .map_or_else(|| format!("#{index}"), str::to_string);
         let origin = format!("{name}: series {index} ({series_name})");

@@ -9,6 +9,7 @@
 //! ([`super::run::Reference`]): a configuration that raises its target is
 //! not "above target" less often by definition.
 
+use crate::input::pointer::Lookup;
 use std::collections::HashMap;
 
 use rayon::prelude::*;
@@ -683,7 +684,7 @@ pub fn patch(
             "/spec/minReplicas"
         };
         let value = json!(chosen.min_replicas);
-        operations.extend(if object.value.pointer(pointer).is_some() {
+        operations.extend(if object.value.at(pointer).is_some() {
             op::replace(pointer, value)
         } else {
             op::add(pointer, value)
@@ -698,7 +699,7 @@ pub fn patch(
         let pointer = autoscaler::behavior_pointer(object);
         // A behavior written as a block is removed and written anew (text
         // edits replace scalars and flow collections in place, not blocks).
-        if object.value.pointer(pointer).is_some() {
+        if object.value.at(pointer).is_some() {
             operations.extend(op::remove(pointer));
             operations.extend(op::add(pointer, written));
         } else {

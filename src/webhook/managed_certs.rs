@@ -11,6 +11,7 @@
 //! TLS loader reloads. It also puts the CA back into a configuration whose
 //! caBundle someone reset (a `kubectl apply` of webhooks.yaml).
 
+use crate::input::pointer::Lookup;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -146,7 +147,7 @@ impl Bundle {
         };
         let annotation = |key: &str| -> Option<u64> {
             secret
-                .pointer("/metadata/annotations")?
+                .at("/metadata/annotations")?
                 .get(key)?
                 .as_str()?
                 .parse()
@@ -303,9 +304,7 @@ async fn inject(
             let mut edits = 0;
             if let Some(webhooks) = value.get_mut("webhooks").and_then(Value::as_array_mut) {
                 for webhook in webhooks {
-                    let current = webhook
-                        .pointer("/clientConfig/caBundle")
-                        .and_then(Value::as_str);
+                    let current = webhook.at("/clientConfig/caBundle").and_then(Value::as_str);
                     if current != Some(bundle.as_str()) {
                         webhook["clientConfig"]["caBundle"] = json!(bundle);
                         edits += 1;

@@ -1,6 +1,7 @@
 //! The admission decision, as pure functions: an AdmissionReview in, an
 //! AdmissionReview out. The server only moves bytes.
 
+use crate::input::pointer::Lookup;
 use base64::Engine as _;
 use json_patch::PatchOperation;
 use kube::core::admission::{AdmissionRequest, Operation};
@@ -100,7 +101,7 @@ pub fn claim_names(workload: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|volume| {
             volume
-                .pointer("/persistentVolumeClaim/claimName")
+                .at("/persistentVolumeClaim/claimName")
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
@@ -254,7 +255,7 @@ impl Review {
         if self.kind() != ("autoscaling", "HorizontalPodAutoscaler") && !keda {
             return None;
         }
-        let reference = self.object.as_ref()?.pointer("/spec/scaleTargetRef")?;
+        let reference = self.object.as_ref()?.at("/spec/scaleTargetRef")?;
         let text = |key: &str| reference.get(key).and_then(Value::as_str);
         let (api_version, kind) = if keda {
             (
@@ -289,7 +290,7 @@ impl Review {
             kind: kind.to_string(),
             namespace: self.request.namespace.clone()?,
             name: object
-                .pointer("/metadata/name")
+                .at("/metadata/name")
                 .and_then(Value::as_str)
                 .map_or_else(|| self.request.name.clone(), str::to_string),
         })
@@ -306,7 +307,7 @@ impl Review {
             ("monitoring.googleapis.com", "ClusterPodMonitoring") => true,
             _ => return None,
         };
-        let selector = self.object.as_ref()?.pointer("/spec/selector")?.clone();
+        let selector = self.object.as_ref()?.at("/spec/selector")?.clone();
         let namespace = if cluster_wide {
             None
         } else {
@@ -534,7 +535,7 @@ fn decide_opt_out(engine: &Engine, review: &Review, mode: Mode) -> Decision {
     let (key, value) = crate::policy::OPT_OUT_LABEL;
     let opted_out = |object: Option<&Value>| {
         object
-            .and_then(|object| object.pointer("/metadata/labels"))
+            .and_then(|object| object.at("/metadata/labels"))
             .and_then(|labels| labels.get(key))
             .and_then(Value::as_str)
             == Some(value)
@@ -560,14 +561,14 @@ fn decide_opt_out(engine: &Engine, review: &Review, mode: Mode) -> Decision {
 
 /// The old object had a Ready replica: the XLA cache has been written.
 fn was_ready(old: Option<&Value>) -> bool {
-    old.and_then(|old| old.pointer("/status/readyReplicas"))
+    old.and_then(|old| old.at("/status/readyReplicas"))
         .and_then(Value::as_i64)
         .is_some_and(|ready| ready > 0)
 }
 
 fn replicas(value: Option<&Value>) -> i64 {
     value
-        .and_then(|value| value.pointer("/spec/replicas"))
+        .and_then(|value| value.at("/spec/replicas"))
         .and_then(Value::as_i64)
         .unwrap_or(1)
 }
@@ -681,7 +682,7 @@ fn mutate(
         let cold = !was_ready(review.old_object.as_ref());
         let shared = to_object(object, "admission")
             .is_some_and(|target| xla_cache_single_writer::shared_cache_path(&target).is_some());
-        if shared && cold && wanted > stored && object.pointer("/spec/replicas").is_some() {
+        if shared && cold && wanted > stored && object.at("/spec/replicas").is_some() {
             if let Some(operation) = op::replace("/spec/replicas", json!(stored)) {
                 if json_patch::patch(&mut current, std::slice::from_ref(&operation)).is_ok() {
                     applied.push(operation);
@@ -775,7 +776,7 @@ fn decide_scale(review: &Review, mode: Mode, target: Option<&ScaleTarget>) -> De
     let wanted = review
         .object
         .as_ref()
-        .and_then(|scale| scale.pointer("/spec/replicas"))
+        .and_then(|scale| scale.at("/spec/replicas"))
         .and_then(Value::as_i64)
         .unwrap_or(0);
     if wanted <= 1 {

@@ -1,6 +1,7 @@
 //! `infergate serve`: the admission endpoints over TLS, and health and
 //! metrics over plain HTTP on a separate port.
 
+use crate::input::pointer::Lookup;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -316,7 +317,7 @@ impl Cluster {
             .unwrap_or_default();
         let labels = crate::k8s::workload::template_pointers(kind)
             .iter()
-            .filter_map(|template| workload.pointer(&format!("{template}/spec")))
+            .filter_map(|template| workload.at(&format!("{template}/spec")))
             .map(crate::engine::pools::required_labels)
             .find(|labels| !labels.is_empty())?;
         let query = crate::engine::pools::selector_text(&labels);
