@@ -1491,3 +1491,69 @@ fn stdin_takes_the_name_it_is_given() {
     assert_eq!(alone.status.code(), Some(2), "{errors}");
     assert!(errors.contains("--stdin-filename"), "{errors}");
 }
+
+/// A repository with its Deployment in `app/` and its HPAs in `app/hpa/`,
+/// and a kustomization at the top when `kustomized`.
+fn repository_with_nested_hpas(kustomized: bool) -> tempfile::TempDir {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let repo = directory.path().join("repo");
+    std::fs::create_dir_all(repo.join("app/hpa")).expect("dirs");
+    std::fs::write(
+        repo.join("app/deploy.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: 'nginx:1.27'}]\n",
+    )
+    .expect("deployment");
+    for (name, kind) in [("hpa", "Deployment"), ("hpa-missing", "StatefulSet")] {
+        std::fs::write(
+            repo.join("app/hpa").join(format!("{name}.yaml")),
+            format!("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: {name}, namespace: prod}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: {kind}, name: web}}\n  minReplicas: 1\n  maxReplicas: 3\n  metrics: [{{type: Resource, resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 80}}}}}}]\n"),
+        )
+        .expect("hpa");
+    }
+    if kustomized {
+        std::fs::write(
+            repo.join("kustomization.yaml"),
+            "resources: [app/deploy.yaml, app/hpa/hpa.yaml]\n",
+        )
+        .expect("kustomization");
+    }
+    directory
+}
+
+/// `lint .` inside a repository groups its files into applications as
+/// `lint repo` from outside does (and as CI and pre-commit must agree):
+/// the HPA in app/hpa/ finds its Deployment in app/ either way.
+#[test]
+fn lint_dot_pairs_as_lint_of_the_directory() {
+    for kustomized in [false, true] {
+        let directory = repository_with_nested_hpas(kustomized);
+        let run = |cwd: &std::path::Path, path: &str| -> Vec<(String, String)> {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"));
+            command
+                .args(["lint", "--format", "json", path])
+                .current_dir(cwd);
+            let output = common::run_command(command, None);
+            json_findings(&output)
+                .iter()
+                .map(|finding| {
+                    let file = finding["file"].as_str().unwrap_or_default();
+                    (
+                        finding["rule"].as_str().unwrap_or_default().to_string(),
+                        file.strip_prefix("repo/").unwrap_or(file).to_string(),
+                    )
+                })
+                .collect()
+        };
+        let inside = run(&directory.path().join("repo"), ".");
+        let outside = run(directory.path(), "repo");
+        assert_eq!(inside, outside, "kustomized: {kustomized}");
+        assert_eq!(
+            inside,
+            [(
+                "hpa-scale-target-resolves".to_string(),
+                "app/hpa/hpa-missing.yaml".to_string()
+            )],
+            "kustomized: {kustomized}"
+        );
+    }
+}

@@ -152,6 +152,22 @@ pub fn expand_inputs(inputs: &[Input]) -> Result<Vec<Input>, LoadError> {
     Ok(expanded)
 }
 
+/// A directory named on the command line as the paths a walk of it
+/// yields begin: `./apps` as `apps`, and `.` (or `./`) as the empty path,
+/// since `lint .` names `apps/x.yaml`, not `./apps/x.yaml`. Applications are
+/// found below this root, so `lint .` groups files as `lint ../repo` does.
+fn walk_root(path: &Path) -> PathBuf {
+    let trimmed = without_leading_dot(path);
+    if trimmed
+        .components()
+        .all(|component| matches!(component, std::path::Component::CurDir))
+    {
+        PathBuf::new()
+    } else {
+        trimmed
+    }
+}
+
 /// `path` without leading `./` components (`.` itself stays).
 fn without_leading_dot(path: &Path) -> PathBuf {
     let trimmed: PathBuf = path
@@ -298,9 +314,10 @@ pub fn read_sources_where(
     let mut left_out = Vec::new();
     for input in inputs {
         let root = match input {
-            Input::File(path) if path.is_dir() => Some(path.as_path()),
+            Input::File(path) if path.is_dir() => Some(walk_root(path)),
             _ => None,
         };
+        let root = root.as_deref();
         for found in expand_inputs(std::slice::from_ref(input))? {
             let path = match &found {
                 Input::Stdin => None,
@@ -347,9 +364,11 @@ fn scope_of(input: &Input, root: Option<&Path>) -> String {
         if Some(current) == root {
             break;
         }
+        // `a.yaml`'s parent is the empty path: the current directory,
+        // looked at only when it is the root named (`lint .`).
         directory = current
             .parent()
-            .filter(|parent| !parent.as_os_str().is_empty());
+            .filter(|parent| !parent.as_os_str().is_empty() || root == Some(Path::new("")));
     }
     let top = root.and_then(|root| {
         let below = path.strip_prefix(root).ok()?;
