@@ -223,26 +223,40 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
                 ExitCode::SUCCESS
             };
         }
+        // Each file is written on its own (a temporary file, synced, then
+        // renamed), so the writes run in parallel; what they report is
+        // printed in file order.
+        use rayon::prelude::*;
+        let outcomes: Vec<Written> = result
+            .files
+            .into_par_iter()
+            .map(|file| {
+                if !file.changed() {
+                    return (file.original, None);
+                }
+                let path = std::path::Path::new(&file.name);
+                match fix::write_atomically(path, &file.original.text, &file.text) {
+                    Ok(()) => (file.original.with_text(file.text), Some(Ok(()))),
+                    Err(error) => (
+                        file.original,
+                        Some(Err(format!("error: {}: not fixed: {error}", file.name))),
+                    ),
+                }
+            })
+            .collect();
         let mut written = 0;
         let mut unwritten = false;
         let mut sources = Vec::new();
-        for file in result.files {
-            if file.changed() {
-                let path = std::path::Path::new(&file.name);
-                match fix::write_atomically(path, &file.original.text, &file.text) {
-                    Ok(()) => {
-                        written += 1;
-                        sources.push(file.original.with_text(file.text));
-                    }
-                    Err(error) => {
-                        eprintln!("error: {}: not fixed: {error}", file.name);
-                        unwritten = true;
-                        sources.push(file.original);
-                    }
+        for (source, outcome) in outcomes {
+            match outcome {
+                Some(Ok(())) => written += 1,
+                Some(Err(message)) => {
+                    eprintln!("{message}");
+                    unwritten = true;
                 }
-            } else {
-                sources.push(file.original);
+                None => {}
             }
+            sources.push(source);
         }
         eprintln!("fixed {} finding(s) in {written} file(s)", result.applied);
         // The fixing's last pass checked exactly what is now on disk,
@@ -307,6 +321,13 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     std::mem::forget((loaded, outcome, text));
     code
 }
+
+/// A file after `--fix` wrote it: its source as now on disk, and the
+/// outcome of the write (`None` when it needed none; an error message).
+type Written = (
+    Arc<crate::input::source::SourceFile>,
+    Option<Result<(), String>>,
+);
 
 /// What the report shows: sources still to load and check, or what the
 /// fixing's last pass already checked.
