@@ -55,6 +55,63 @@ git add fixtures/bad.yaml .infergate.yaml
 pre-commit try-repo "$repo" infergate --files fixtures/bad.yaml >"$work/config.log" 2>&1
 config_status=$?
 rm -f .infergate.yaml
+# pre-commit passes the staged files only. Two HPAs on one Deployment:
+# in a kustomization they are applied together (a conflict `lint .`
+# reports), side by side without one they are alternatives (no
+# conflict). Staging one HPA of each must give what `lint .` gives for
+# its application: the hook reads the rest of the application as context.
+# (The kustomization at the top, an earlier check's, would make the whole
+# repository one application.)
+git rm --quiet --force kustomization.yaml
+for app in conflict alternatives; do
+  mkdir -p "apps/$app"
+  cat >"apps/$app/deploy.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: prod}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "nginx:1.27"}]
+YAML
+  for hpa in a b; do
+    cat >"apps/$app/hpa-$hpa.yaml" <<YAML
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web-$hpa, namespace: prod}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}}]
+YAML
+  done
+done
+printf 'resources: [deploy.yaml, hpa-a.yaml, hpa-b.yaml]\n' >apps/conflict/kustomization.yaml
+git add apps
+git commit --quiet --no-verify -m "applications"
+echo "# staged change" >>apps/conflict/hpa-a.yaml
+echo "# staged change" >>apps/alternatives/hpa-a.yaml
+git add apps
+pre-commit try-repo "$repo" infergate --files apps/conflict/hpa-a.yaml >"$work/conflict.log" 2>&1
+conflict_status=$?
+pre-commit try-repo "$repo" infergate --files apps/alternatives/hpa-a.yaml >"$work/alternatives.log" 2>&1
+alternatives_status=$?
+# What `lint .` reports of each application: 1 when it holds a conflict.
+lint_conflict_status=2
+lint_alternatives_status=2
+if [ -n "$built" ]; then
+  "$built" lint --format json . >"$work/lint-dot.json" 2>/dev/null
+  conflicts_in() {
+    python3 -c 'import json,sys; findings=json.load(open(sys.argv[1]))["findings"]; sys.exit(1 if any(f["rule"]=="single-autoscaler-per-workload" and f["file"].startswith(sys.argv[2]) for f in findings) else 0)' "$work/lint-dot.json" "$1"
+  }
+  conflicts_in apps/conflict/
+  lint_conflict_status=$?
+  conflicts_in apps/alternatives/
+  lint_alternatives_status=$?
+fi
 set -e
 
 passed=0
@@ -85,6 +142,16 @@ if [ "$config_status" -ne 0 ]; then
   echo "FAIL: a file excluded by .infergate.yaml was blocked"; cat "$work/config.log"; failed=$((failed + 1))
 else
   echo "ok: .infergate.yaml excludes its fixtures from the hook"; passed=$((passed + 1))
+fi
+if [ "$conflict_status" -eq 0 ] || [ "$lint_conflict_status" -eq 0 ] || ! grep -q "single-autoscaler-per-workload" "$work/conflict.log"; then
+  echo "FAIL: one staged HPA of two applied together: hook $conflict_status, lint $lint_conflict_status (both must fail)"; cat "$work/conflict.log"; failed=$((failed + 1))
+else
+  echo "ok: a staged HPA conflicting with an unstaged one fails, as lint . does"; passed=$((passed + 1))
+fi
+if [ "$alternatives_status" -ne 0 ] || [ "$lint_alternatives_status" -ne 0 ]; then
+  echo "FAIL: one staged HPA of two alternatives: hook $alternatives_status, lint $lint_alternatives_status (both must pass)"; cat "$work/alternatives.log" "$work/lint-dot.json"; failed=$((failed + 1))
+else
+  echo "ok: a staged HPA beside an alternative passes, as lint . does"; passed=$((passed + 1))
 fi
 echo "precommit: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1557,3 +1557,101 @@ fn lint_dot_pairs_as_lint_of_the_directory() {
         );
     }
 }
+
+/// pre-commit's view: `--application-context` with one staged file reads
+/// the rest of its application for context and reports what `lint .`
+/// reports of that file (a conflict with an unstaged HPA applied
+/// together; none beside an alternative), never a finding of a context
+/// file, and `--fix` leaves context files alone.
+#[test]
+fn application_context_reports_the_staged_files_as_lint_dot_does() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let root = directory.path();
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: 'nginx:1.27'}]\n";
+    let hpa = |name: &str| {
+        format!("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: {name}, namespace: prod}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\n  minReplicas: 1\n  maxReplicas: 3\n  metrics: [{{type: Resource, resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 80}}}}}}]\n")
+    };
+    for app in ["conflict", "alternatives"] {
+        let folder = root.join("apps").join(app);
+        std::fs::create_dir_all(&folder).expect("dirs");
+        std::fs::write(folder.join("deploy.yaml"), deployment).expect("deployment");
+        std::fs::write(folder.join("hpa-a.yaml"), hpa("web-a")).expect("hpa");
+        std::fs::write(folder.join("hpa-b.yaml"), hpa("web-b")).expect("hpa");
+    }
+    std::fs::write(
+        root.join("apps/conflict/kustomization.yaml"),
+        "resources: [deploy.yaml, hpa-a.yaml, hpa-b.yaml]\n",
+    )
+    .expect("kustomization");
+    // A mistake in a context file, fixable: never reported or fixed.
+    let context_mistake = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: other, namespace: prod}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: other}\n  minReplicas: 1\n  maxReplicas: 3\n  metrics:\n  - type: External\n    external:\n      metric: {name: DCGM_FI_DEV_GPU_UTIL}\n      target: {type: AverageValue, averageValue: '80'}\n";
+    std::fs::write(root.join("apps/conflict/other.yaml"), context_mistake).expect("other");
+    let run = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"));
+        command.args(args).current_dir(root);
+        common::run_command(command, None)
+    };
+    let dot = run(&["lint", "--format", "json", "."]);
+    let dot_files: Vec<(String, String)> = json_findings(&dot)
+        .iter()
+        .map(|finding| {
+            (
+                finding["rule"].as_str().unwrap_or_default().to_string(),
+                finding["file"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        dot_files
+            .iter()
+            .any(|(rule, file)| rule == "single-autoscaler-per-workload"
+                && file.starts_with("apps/conflict/")),
+        "{dot_files:?}"
+    );
+    assert!(
+        !dot_files
+            .iter()
+            .any(|(_, file)| file.starts_with("apps/alternatives/")),
+        "{dot_files:?}"
+    );
+    for staged in ["apps/conflict/hpa-a.yaml", "apps/conflict/hpa-b.yaml"] {
+        let output = run(&["lint", "--format", "json", "--application-context", staged]);
+        let findings = json_findings(&output);
+        assert_eq!(output.status.code(), Some(1), "{staged}");
+        assert!(
+            findings.iter().all(|finding| finding["file"] == staged)
+                && findings
+                    .iter()
+                    .any(|finding| finding["rule"] == "single-autoscaler-per-workload"),
+            "{staged}: {findings:?}"
+        );
+    }
+    let output = run(&[
+        "lint",
+        "--format",
+        "json",
+        "--application-context",
+        "apps/alternatives/hpa-a.yaml",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", common::stdout(&output));
+    // --fix with a context file that has a fixable mistake: untouched.
+    let output = run(&[
+        "lint",
+        "--fix",
+        "--unsafe-fixes",
+        "--application-context",
+        "apps/conflict/deploy.yaml",
+    ]);
+    assert!(
+        output.status.code().is_some(),
+        "{}",
+        common::stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("apps/conflict/other.yaml")).expect("other"),
+        context_mistake
+    );
+    // Directories are not what the option takes.
+    let output = run(&["lint", "--application-context", "apps"]);
+    assert_eq!(output.status.code(), Some(2));
+}

@@ -58,6 +58,14 @@ pub struct LintArgs {
     /// it, and it joins that file's application.
     #[arg(long, value_name = "PATH")]
     pub stdin_filename: Option<PathBuf>,
+    /// Lint the files given as part of their applications, as `lint .`
+    /// run here groups them: the other files of each application are read
+    /// for context (they are read before the files given, so a conflict
+    /// between two objects is reported at the one given), and only the
+    /// files given are reported and fixed. For pre-commit, which passes
+    /// the staged files.
+    #[arg(long)]
+    pub application_context: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,7 +184,37 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         );
     }
     let keep = |path: &std::path::Path| config.as_ref().is_none_or(|config| config.keeps(path));
-    let sources = match loader::read_sources_where(&inputs, &keep) {
+    // With --application-context, the names of the files given: the rest
+    // of what is read is context only.
+    let given: Option<std::collections::HashSet<String>> = if args.application_context {
+        if stdin_count > 0
+            || args
+                .paths
+                .iter()
+                .any(|path| !std::path::Path::new(path).is_file())
+        {
+            return usage_error(
+                "--application-context takes files, as pre-commit passes them",
+                "name files (not directories or `-`), or leave the option out",
+            );
+        }
+        Some(
+            args.paths
+                .iter()
+                .map(|path| loader::display_name(std::path::Path::new(path)))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let read = match &given {
+        Some(_) => {
+            let files: Vec<PathBuf> = args.paths.iter().map(PathBuf::from).collect();
+            loader::read_with_applications(&files, &keep)
+        }
+        None => loader::read_sources_where(&inputs, &keep),
+    };
+    let sources = match read {
         Ok((sources, left_out)) => {
             if let Some(config) = &config {
                 report_left_out(config, &left_out, sources.is_empty(), args.verbose);
@@ -197,11 +235,19 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             .as_ref()
             .and_then(|config| config.ignores(std::path::Path::new(finding.file()), finding.rule))
     };
+    // Findings in files read only for context are neither fixed nor shown.
+    let is_context = |name: &str| given.as_ref().is_some_and(|given| !given.contains(name));
+    let not_fixed = |finding: &crate::engine::finding::Finding| {
+        if is_context(finding.file()) {
+            return Some("read for context only".to_string());
+        }
+        ignored(finding)
+    };
     let reported = if args.fix || args.diff {
         let options = FixOptions {
             unsafe_fixes: args.unsafe_fixes,
         };
-        let result = fix::fix_sources_except(&engine, sources, &facts, options, &ignored);
+        let result = fix::fix_sources_except(&engine, sources, &facts, options, &not_fixed);
         for skipped in &result.skipped {
             eprintln!("warning: {skipped}");
         }
@@ -233,6 +279,14 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             .map(|file| {
                 if !file.changed() {
                     return (file.original, None);
+                }
+                if is_context(&file.name) {
+                    // A fix of a file given that also patches another
+                    // object, in a file read for context only.
+                    return (
+                        file.original,
+                        Some(Err(format!("warning: {}: not written: a fix reaches it, but it is not among the files given", file.name))),
+                    );
                 }
                 let path = std::path::Path::new(&file.name);
                 match fix::write_atomically(path, &file.original.text, &file.text) {
@@ -268,7 +322,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     } else {
         Reported::Unchecked(sources)
     };
-    let (loaded, outcome) = match reported {
+    let (loaded, mut outcome) = match reported {
         Reported::Checked(settled) => settled,
         Reported::Unchecked(sources) => {
             let loaded = loader::parse_all(sources);
@@ -277,6 +331,9 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             (loaded, outcome)
         }
     };
+    if let Some(given) = &given {
+        outcome.narrow_to(&loaded, |name| given.contains(name));
+    }
     if let Some(config) = &config {
         // Only a walk sees every file a pattern could name; the
         // pre-commit hook's staged files would make every other pattern

@@ -713,6 +713,20 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Keep only the findings, files and objects of the files `keep`
+    /// accepts (the files given beside those read for context), and count
+    /// again.
+    pub fn narrow_to(&mut self, loaded: &Loaded, keep: impl Fn(&str) -> bool) {
+        self.findings.retain(|finding| keep(finding.file()));
+        self.summary.files = loaded.files.iter().filter(|file| keep(&file.name)).count();
+        self.summary.objects = loaded
+            .objects
+            .iter()
+            .filter(|object| keep(&object.source.name))
+            .count();
+        self.summary.tally(&self.findings);
+    }
+
     /// Suppress the findings `why` gives a reason for (a repository
     /// config's per-path ignores, which the engine does not see), and
     /// count again.

@@ -338,6 +338,79 @@ pub fn read_sources_where(
     Ok((sources, left_out))
 }
 
+/// The name a file named on the command line gets in reports: its path
+/// without a leading `./`.
+pub fn display_name(path: &Path) -> String {
+    without_leading_dot(path).display().to_string()
+}
+
+/// `files` (relative to the current directory, as pre-commit passes them)
+/// and the other files of their applications, grouped as `lint .` run in
+/// the current directory groups them: context for the rules that pair
+/// objects across files. The context comes first, so that a rule that
+/// reports a pair at the later object reports it at a file given. A file
+/// given outside the current directory is read on its own, as without
+/// this. Returns the sources and the files given that the config leaves
+/// out.
+pub fn read_with_applications(
+    files: &[PathBuf],
+    keep: &(dyn Fn(&Path) -> bool + Sync),
+) -> Result<(Vec<Arc<SourceFile>>, Vec<PathBuf>), LoadError> {
+    let root = PathBuf::new();
+    let inside = |path: &Path| {
+        path.components().all(|component| {
+            matches!(
+                component,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+    };
+    let given: Vec<PathBuf> = files.iter().map(|file| without_leading_dot(file)).collect();
+    let mut left_out = Vec::new();
+    let mut named = Vec::new();
+    for file in &given {
+        if keep(file) {
+            let input = Input::File(file.clone());
+            let scope = scope_of(&input, inside(file).then_some(root.as_path()));
+            named.push((input, scope));
+        } else {
+            left_out.push(file.clone());
+        }
+    }
+    let wanted: std::collections::HashSet<&str> = named
+        .iter()
+        .filter(|(input, _)| matches!(input, Input::File(path) if inside(path)))
+        .map(|(_, scope)| scope.as_str())
+        .collect();
+    let mut scoped = Vec::new();
+    if !wanted.is_empty() {
+        // Nothing else to read (every other file ignored) is no error here.
+        let walked = match expand_inputs(&[Input::File(PathBuf::from("."))]) {
+            Err(LoadError::NoYaml { .. }) => Vec::new(),
+            other => other?,
+        };
+        for found in walked {
+            let path = match &found {
+                Input::File(path) | Input::Skipped(path, _) => path,
+                Input::Stdin | Input::StdinAs(_) => continue,
+            };
+            if given.contains(path) || !keep(path) {
+                continue;
+            }
+            let scope = scope_of(&found, Some(&root));
+            if wanted.contains(scope.as_str()) {
+                scoped.push((found, scope));
+            }
+        }
+    }
+    scoped.extend(named);
+    let sources = scoped
+        .par_iter()
+        .map(|(input, scope)| read_input(input, scope))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((sources, left_out))
+}
+
 const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 pub use crate::input::source::KUSTOMIZATION_SCOPE;
