@@ -248,3 +248,29 @@ fn the_readme_rules_table_lists_every_rule() {
         assert!(readme.contains(&row), "README rules table lacks {row}");
     }
 }
+
+/// A `${var}` is never read as the namespace, name or duration it stands
+/// for: in fields that other rules compare (pairing by name and
+/// namespace, an External metric's namespace filter, a scrape interval),
+/// only unresolved-placeholder reports, once per placeholder.
+#[test]
+fn placeholders_are_not_compared_by_other_rules() {
+    let path = "testdata/rules/unresolved-placeholder/fires-compared-fields.yaml";
+    let outcome = common::lint_fixture(path);
+    let others: Vec<(&str, String)> = outcome
+        .findings
+        .iter()
+        .filter(|finding| {
+            finding.rule != "unresolved-placeholder"
+                && finding.severity != infergate::engine::finding::Severity::Info
+        })
+        .map(|finding| (finding.rule, finding.message.clone()))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    let placeholders = outcome
+        .findings
+        .iter()
+        .filter(|finding| finding.rule == "unresolved-placeholder")
+        .count();
+    assert!(placeholders >= 8, "{placeholders}");
+}
