@@ -406,3 +406,104 @@ fn replica_counts_are_bounded_by_int32_and_cost_nothing_per_replica() {
         text(&output.stderr)
     );
 }
+
+/// A number attribute of an SVG element (`x="85"`).
+fn svg_number(element: &str, name: &str) -> Option<f64> {
+    let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    let rest = &element[start..];
+    rest[..rest.find('"')?].parse().ok()
+}
+
+/// Charts people can read: no curve runs under a legend, the minute axis
+/// has whole-minute labels only, and the last one fits in the picture.
+#[test]
+fn legends_cover_no_curve_and_minute_ticks_are_whole() {
+    for args in [
+        &QUEUE[..],
+        &JITTERY[..],
+        &SEED_002[..],
+        &[
+            "testdata/simulate/diurnal-queue.yaml",
+            "--trace",
+            "testdata/simulate/diurnal-queue.csv",
+        ][..],
+    ] {
+        let mut full = args.to_vec();
+        full.extend(["--compare-fix", "--unsafe-fixes", "--format=svg"]);
+        let output = simulate(&full);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let svg = text(&output.stdout);
+        let legends: Vec<(f64, f64, f64, f64)> = svg
+            .split('<')
+            .filter(|element| element.starts_with("rect") && element.contains("opacity=\"0.8\""))
+            .filter_map(|rect| {
+                Some((
+                    svg_number(rect, "x")?,
+                    svg_number(rect, "y")?,
+                    svg_number(rect, "width")?,
+                    svg_number(rect, "height")?,
+                ))
+            })
+            .collect();
+        assert_eq!(legends.len(), 2, "{args:?}: a legend per chart");
+        // The curves: every polyline drawn thicker than the axes, and the
+        // grey `needed` line.
+        for line in svg.split('<').filter(|element| {
+            element.starts_with("polyline")
+                && (!element.contains("stroke-width=\"1\"") || element.contains("#969696"))
+        }) {
+            let Some(points) = line.split(" points=\"").nth(1) else {
+                continue;
+            };
+            let points: Vec<(f64, f64)> = points
+                .split('"')
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|point| {
+                    let (x, y) = point.split_once(',')?;
+                    Some((x.parse().ok()?, y.parse().ok()?))
+                })
+                .collect();
+            // A legend's own sample of a line: 20 px, level.
+            if let [(x0, y0), (x1, y1)] = points[..] {
+                if y0 == y1 && (x1 - x0 - 20.0).abs() < 0.5 {
+                    continue;
+                }
+            }
+            for (x, y) in points {
+                for (left, top, width, height) in &legends {
+                    assert!(
+                        !(x > *left && x < left + width && y > *top && y < top + height),
+                        "{args:?}: a curve point ({x}, {y}) under the legend at ({left}, {top}, {width}x{height})"
+                    );
+                }
+            }
+        }
+        // x labels are centred under their tick; y labels end at theirs.
+        let x_labels: Vec<(f64, String)> = svg
+            .split("<text")
+            .filter(|element| element.contains("text-anchor=\"middle\""))
+            .filter_map(|element| {
+                let label = element
+                    .split('>')
+                    .nth(1)?
+                    .split('<')
+                    .next()?
+                    .trim()
+                    .to_string();
+                label.parse::<f64>().ok()?;
+                Some((svg_number(element, "x")?, label))
+            })
+            .collect();
+        assert!(x_labels.len() >= 4, "{args:?}: {x_labels:?}");
+        for (x, label) in &x_labels {
+            assert!(!label.contains('.'), "{args:?}: minute label {label}");
+            let half = label.len() as f64 * 4.0;
+            assert!(
+                x + half <= 1000.0,
+                "{args:?}: label {label} at {x} is cut off"
+            );
+        }
+    }
+}

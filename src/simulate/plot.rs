@@ -43,6 +43,41 @@ fn minutes(seconds: f64) -> f64 {
     seconds / 60.0
 }
 
+/// Chart margins and the x-label band, in pixels.
+const MARGIN: i32 = 10;
+/// Room at the right for the last minute label, centred on the edge.
+const MARGIN_RIGHT: i32 = 30;
+
+/// The legend's height for `rows` entries, in pixels (plotters' series
+/// labels in a 13 px font: 17 px a row and 12 of padding), with the 5 px
+/// it keeps from the top of the plot and a few of air below.
+fn legend_height(rows: usize) -> f64 {
+    5.0 + 17.0 * rows as f64 + 12.0 + 6.0
+}
+
+/// The top of a value axis whose data reach `highest`, raised so that no
+/// curve runs under the legend drawn in the upper part of a plot
+/// `plot_height` pixels high.
+fn axis_top(highest: f64, plot_height: f64, rows: usize) -> f64 {
+    let free = (plot_height - legend_height(rows)).max(plot_height * 0.25);
+    highest * plot_height / free
+}
+
+/// A minute label: whole minutes only (plotters may place its ticks on
+/// half minutes; those stay unlabelled).
+fn minute_label(minute: &f64) -> String {
+    if (minute - minute.round()).abs() < 1e-6 {
+        format!("{minute:.0}")
+    } else {
+        String::new()
+    }
+}
+
+/// The plot's height in pixels inside an area of `area_height`.
+fn plot_height(area_height: u32, x_label_area: i32) -> f64 {
+    f64::from(area_height) - f64::from(2 * MARGIN + x_label_area)
+}
+
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     shown: &[Shown<'_>],
@@ -74,15 +109,20 @@ where
         .filter_map(|point| point.metrics.first().copied().flatten())
         .fold(metric.target, f64::max)
         * 1.1;
+    let metric_rows = shown.len() + 1;
+    let metric_top = axis_top(peak, plot_height(upper.dim_in_pixel().1, 30), metric_rows);
     let mut metric_chart = ChartBuilder::on(&upper)
-        .margin(10)
+        .margin(MARGIN)
+        .margin_right(MARGIN_RIGHT)
         .x_label_area_size(30)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..minutes(span), 0.0..peak)
+        .build_cartesian_2d(0.0..minutes(span), 0.0..metric_top)
         .map_err(|error| failed(&error))?;
     metric_chart
         .configure_mesh()
         .x_desc("minutes")
+        .x_labels(12)
+        .x_label_formatter(&minute_label)
         .y_desc(format!("{} per pod", metric.name))
         .label_style(("sans-serif", 13))
         .draw()
@@ -119,15 +159,24 @@ where
         .label_font(("sans-serif", 13))
         .draw()
         .map_err(|error| failed(&error))?;
-    let top = shown
+    let highest = shown
         .iter()
         .flat_map(|item| item.replay.points.iter())
         .map(|point| point.desired.max(point.ready).max(point.needed))
         .max()
         .unwrap_or(1)
         + 1;
+    let replica_rows = 1 + 2 * shown.len();
+    // Replica counts are far below 2^53: exact as f64.
+    let top = axis_top(
+        highest as f64,
+        plot_height(lower.dim_in_pixel().1, 35),
+        replica_rows,
+    )
+    .ceil() as i64;
     let mut replica_chart = ChartBuilder::on(&lower)
-        .margin(10)
+        .margin(MARGIN)
+        .margin_right(MARGIN_RIGHT)
         .x_label_area_size(35)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..minutes(span), 0i64..top)
@@ -135,6 +184,8 @@ where
     replica_chart
         .configure_mesh()
         .x_desc("minutes")
+        .x_labels(12)
+        .x_label_formatter(&minute_label)
         .y_desc("replicas")
         .label_style(("sans-serif", 13))
         .draw()
