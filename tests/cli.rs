@@ -524,7 +524,7 @@ fn fields_newer_than_the_target_version_are_warnings() {
 }
 
 #[test]
-fn misplaced_average_value_is_an_error_at_its_key_with_a_suggestion() {
+fn misplaced_average_value_is_one_error_at_its_key_with_its_fix() {
     let output = infergate(
         &[
             "lint",
@@ -535,26 +535,34 @@ fn misplaced_average_value_is_an_error_at_its_key_with_a_suggestion() {
         None,
     );
     let findings = json_findings(&output);
-    let schema: Vec<&Value> = findings
-        .iter()
-        .filter(|finding| finding["rule"] == "schema-strict")
-        .collect();
-    assert_eq!(schema.len(), 2, "{schema:?}");
+    // One mistake, one finding: hpa-target-sanity's at the key, with the
+    // fix that moves it; schema-strict's unknown field there is the same
+    // mistake with the same fix, and is not repeated.
     let (line, column) = position_of(
         "testdata/examples/003-jetstream-hpa.yaml",
         "averageValue: JETSTREAM",
     );
-    assert_eq!(schema[0]["line"], line);
-    assert_eq!(schema[0]["column"], column);
-    assert_eq!(schema[0]["severity"], "error");
-    assert!(schema[0]["message"]
+    let at_key: Vec<&Value> = findings
+        .iter()
+        .filter(|finding| finding["line"] == line && finding["column"] == column)
+        .collect();
+    assert_eq!(at_key.len(), 1, "{at_key:?}");
+    let finding = at_key[0];
+    assert_eq!(finding["rule"], "hpa-target-sanity");
+    assert_eq!(finding["severity"], "error");
+    assert!(finding["message"]
         .as_str()
         .unwrap_or_default()
-        .contains("did you mean `pods.target.averageValue`?"));
-    assert!(schema[0]["help"]
-        .as_str()
-        .unwrap_or_default()
-        .contains("metric, target"));
+        .contains("written beside `target`"));
+    assert_eq!(
+        finding["fix"]["description"],
+        "move `averageValue` into target"
+    );
+    let misplaced = findings
+        .iter()
+        .filter(|finding| finding["rule"] == "hpa-target-sanity" && finding["fix"].is_object())
+        .count();
+    assert_eq!(misplaced, 2, "{findings:?}");
 }
 
 /// Seed 003's first PodMonitoring as the guide prints it.

@@ -701,6 +701,62 @@ impl Summary {
     }
 }
 
+/// One finding per root cause: findings on one object whose fixes are the
+/// same patch (a misplaced `averageValue` is both a field schema-strict
+/// does not know and the value hpa-target-sanity misses) are one mistake
+/// with one fix, reported once: the finding at the node the fix moves
+/// (where the mistake is written), by the rule that knows what the field
+/// means rather than schema-strict, else the first.
+fn one_finding_per_fix(findings: &mut Vec<Finding>) {
+    let patch_of = |finding: &Finding| {
+        let fix = finding.fix.as_ref()?;
+        if fix.patch.0.is_empty() || !fix.related.is_empty() {
+            return None;
+        }
+        Some((
+            finding.object_index?,
+            serde_json::to_string(&fix.patch).ok()?,
+        ))
+    };
+    let at_moved_node = |finding: &Finding| {
+        finding.fix.as_ref().is_some_and(|fix| {
+            fix.patch.0.iter().any(|operation| {
+                matches!(operation, json_patch::PatchOperation::Move(moved) if moved.from == finding.pointer.as_str())
+            })
+        })
+    };
+    // Where the mistake is written first; then the rule that knows what
+    // the field means over schema-strict, which only knows it is unknown.
+    let schema = crate::rules::SCHEMA_STRICT_PROBLEM.id;
+    let better = |finding: &Finding, kept: &Finding| {
+        (at_moved_node(finding), finding.rule != schema)
+            > (at_moved_node(kept), kept.rule != schema)
+    };
+    let mut kept: HashMap<(usize, String), usize> = HashMap::new();
+    let mut dropped = vec![false; findings.len()];
+    for (position, finding) in findings.iter().enumerate() {
+        let Some(key) = patch_of(finding) else {
+            continue;
+        };
+        match kept.get(&key) {
+            None => {
+                kept.insert(key, position);
+            }
+            Some(&earlier) if better(finding, &findings[earlier]) => {
+                dropped[earlier] = true;
+                kept.insert(key, position);
+            }
+            Some(_) => dropped[position] = true,
+        }
+    }
+    let mut position = 0;
+    findings.retain(|_| {
+        let keep = !dropped[position];
+        position += 1;
+        keep
+    });
+}
+
 /// The result of a run.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -800,6 +856,7 @@ impl Engine {
                 &b.message,
             ))
         });
+        one_finding_per_fix(&mut findings);
         let tool_configurations = loaded
             .objects
             .iter()

@@ -152,18 +152,25 @@ fn check_target(cx: &Context<'_>, metric: &HpaMetric<'_>, sink: &mut Sink) {
     }) = &target.value
     else {
         let misplaced = format!("{}/{field}", metric.source_pointer);
-        let report = sink.report(
-            target_pointer.clone(),
-            format!("target type {target_type} needs `{field}` inside target"),
-        );
         if source.get(field).is_some() {
-            report
-                .help(format!("`{field}` is written beside `target` instead of inside it; indent it under target"))
-                .maybe_fix(op::move_(&misplaced, &field_pointer).map(|operation| {
-                    Fix::safe(format!("move `{field}` into target"), vec![operation])
-                }));
+            // Reported where the mistake is written, the key beside
+            // `target`: schema-strict's unknown field there is the same
+            // mistake with the same fix, and the engine keeps one.
+            sink.report(
+                misplaced.clone(),
+                format!("`{field}` is written beside `target`; target type {target_type} needs it inside target"),
+            )
+            .on_key()
+            .help(format!("indent `{field}` under target"))
+            .maybe_fix(op::move_(&misplaced, &field_pointer).map(|operation| {
+                Fix::safe(format!("move `{field}` into target"), vec![operation])
+            }));
         } else {
-            report.help(format!("add `{field}` to the target"));
+            sink.report(
+                target_pointer.clone(),
+                format!("target type {target_type} needs `{field}` inside target"),
+            )
+            .help(format!("add `{field}` to the target"));
         }
         return;
     };
