@@ -65,7 +65,9 @@ impl Case {
             self.hpa.display().to_string(),
             "--trace".to_string(),
             self.trace.display().to_string(),
-            format!("--startup={}s", self.startup),
+            // Whole milliseconds: durations are written as Prometheus
+            // writes them (37.5 s is 37500ms).
+            format!("--startup={}ms", (self.startup * 1000.0).round() as u64),
             format!("--initial-replicas={}", self.initial_replicas),
             "--max-gap=1h".to_string(),
             "--format=json".to_string(),
