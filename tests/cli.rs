@@ -1536,11 +1536,7 @@ fn lint_dot_pairs_as_lint_of_the_directory() {
     for kustomized in [false, true] {
         let directory = repository_with_nested_hpas(kustomized);
         let run = |cwd: &std::path::Path, path: &str| -> Vec<(String, String)> {
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"));
-            command
-                .args(["lint", "--format", "json", path])
-                .current_dir(cwd);
-            let output = common::run_command(command, None);
+            let output = lint_in(cwd, &["--format", "json", path]);
             json_findings(&output)
                 .iter()
                 .map(|finding| {
@@ -1594,12 +1590,7 @@ fn application_context_reports_the_staged_files_as_lint_dot_does() {
     // A mistake in a context file, fixable: never reported or fixed.
     let context_mistake = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: other, namespace: prod}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: other}\n  minReplicas: 1\n  maxReplicas: 3\n  metrics:\n  - type: External\n    external:\n      metric: {name: DCGM_FI_DEV_GPU_UTIL}\n      target: {type: AverageValue, averageValue: '80'}\n";
     std::fs::write(root.join("apps/conflict/other.yaml"), context_mistake).expect("other");
-    let run = |args: &[&str]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"));
-        command.args(args).current_dir(root);
-        common::run_command(command, None)
-    };
-    let dot = run(&["lint", "--format", "json", "."]);
+    let dot = lint_in(root, &["--format", "json", "."]);
     let dot_files: Vec<(String, String)> = json_findings(&dot)
         .iter()
         .map(|finding| {
@@ -1623,7 +1614,7 @@ fn application_context_reports_the_staged_files_as_lint_dot_does() {
         "{dot_files:?}"
     );
     for staged in ["apps/conflict/hpa-a.yaml", "apps/conflict/hpa-b.yaml"] {
-        let output = run(&["lint", "--format", "json", "--application-context", staged]);
+        let output = lint_in(root, &["--format", "json", "--application-context", staged]);
         let findings = json_findings(&output);
         assert_eq!(output.status.code(), Some(1), "{staged}");
         assert!(
@@ -1634,22 +1625,26 @@ fn application_context_reports_the_staged_files_as_lint_dot_does() {
             "{staged}: {findings:?}"
         );
     }
-    let output = run(&[
-        "lint",
-        "--format",
-        "json",
-        "--application-context",
-        "apps/alternatives/hpa-a.yaml",
-    ]);
+    let output = lint_in(
+        root,
+        &[
+            "--format",
+            "json",
+            "--application-context",
+            "apps/alternatives/hpa-a.yaml",
+        ],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", common::stdout(&output));
     // --fix with a context file that has a fixable mistake: untouched.
-    let output = run(&[
-        "lint",
-        "--fix",
-        "--unsafe-fixes",
-        "--application-context",
-        "apps/conflict/deploy.yaml",
-    ]);
+    let output = lint_in(
+        root,
+        &[
+            "--fix",
+            "--unsafe-fixes",
+            "--application-context",
+            "apps/conflict/deploy.yaml",
+        ],
+    );
     assert!(
         output.status.code().is_some(),
         "{}",
@@ -1660,6 +1655,6 @@ fn application_context_reports_the_staged_files_as_lint_dot_does() {
         context_mistake
     );
     // Directories are not what the option takes.
-    let output = run(&["lint", "--application-context", "apps"]);
+    let output = lint_in(root, &["--application-context", "apps"]);
     assert_eq!(output.status.code(), Some(2));
 }

@@ -10,7 +10,7 @@
 pub mod emit;
 pub mod text_edit;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -319,7 +319,9 @@ fn edit_files<T: Copy + Send + Sync>(
     items: &[Owned<'_, T>],
 ) -> Result<Texts, (Option<T>, String)> {
     let mut values: HashMap<usize, Value> = HashMap::new();
-    let mut edits: HashMap<String, Vec<TextEdit>> = HashMap::new();
+    // Ordered by file name, so that the first refusal reported is the same
+    // from one run to the next.
+    let mut edits: BTreeMap<String, Vec<TextEdit>> = BTreeMap::new();
     let mut owners: HashMap<String, Vec<T>> = HashMap::new();
     for (finding, patches) in items {
         let finding = *finding;
@@ -362,8 +364,13 @@ fn edit_files<T: Copy + Send + Sync>(
             .or_default()
             .push(index);
     }
-    let mut edits: Vec<(String, Vec<TextEdit>)> = edits.into_iter().collect();
-    edits.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut problems_of: HashMap<&str, Vec<&loader::LoadProblem>> = HashMap::new();
+    for problem in &loaded.problems {
+        problems_of
+            .entry(problem.source.name.as_str())
+            .or_default()
+            .push(problem);
+    }
     let verified: Vec<Verified<T>> = edits
         .into_par_iter()
         .map(|(name, file_edits)| {
@@ -372,23 +379,27 @@ fn edit_files<T: Copy + Send + Sync>(
                 return Ok(None);
             };
             let indices = objects_of.get(name.as_str()).map_or(&[][..], Vec::as_slice);
-            verify_edit(loaded, source, indices, &values, file_edits)
+            let problems = problems_of
+                .get(name.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            verify_edit(loaded, source, indices, problems, &values, file_edits)
                 .map(|text| Some((name, text)))
                 .map_err(|reason| (blame, reason))
         })
         .collect();
-    // The first failure in file order, so that a refusal is reported alike
-    // from one run to the next.
+    // The first failure in file order.
     verified.into_iter().filter_map(Result::transpose).collect()
 }
 
 /// Apply `file_edits` to `source` and check that the new text reads back
 /// as exactly the patched objects (`values` by object index, the others
-/// as they were) with no new problem: the new text, or why not.
+/// as they were) with no problem beside the file's own `problems`: the new
+/// text, or why not.
 fn verify_edit(
     loaded: &Loaded,
     source: &SourceFile,
     indices: &[usize],
+    problems: &[&loader::LoadProblem],
     values: &HashMap<usize, Value>,
     file_edits: Vec<TextEdit>,
 ) -> Result<String, String> {
@@ -415,10 +426,8 @@ fn verify_edit(
     // A document the file already could not read (a broken one beside
     // fixable ones) does not block the others' fixes; a problem the
     // edit made does.
-    let mut had: Vec<String> = loaded
-        .problems
+    let mut had: Vec<String> = problems
         .iter()
-        .filter(|problem| problem.source.name == *name)
         .map(|problem| problem_signature(&problem.kind))
         .collect();
     let new_problem = reparsed.problems.iter().find(|problem| {

@@ -366,6 +366,9 @@ pub fn read_with_applications(
         })
     };
     let given: Vec<PathBuf> = files.iter().map(|file| without_leading_dot(file)).collect();
+    // Looked up for every file the walk finds, and `pre-commit run
+    // --all-files` gives every file of the repository: a set.
+    let is_given: std::collections::HashSet<&Path> = given.iter().map(PathBuf::as_path).collect();
     let mut left_out = Vec::new();
     let mut named = Vec::new();
     for file in &given {
@@ -394,7 +397,7 @@ pub fn read_with_applications(
                 Input::File(path) | Input::Skipped(path, _) => path,
                 Input::Stdin | Input::StdinAs(_) => continue,
             };
-            if given.contains(path) || !keep(path) {
+            if is_given.contains(path.as_path()) || !keep(path) {
                 continue;
             }
             let scope = scope_of(&found, Some(&root));

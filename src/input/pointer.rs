@@ -39,10 +39,15 @@ impl std::fmt::Write for Escaping<'_> {
 pub fn join(pointer: &str, token: impl std::fmt::Display) -> String {
     let mut joined = String::with_capacity(pointer.len() + 16);
     joined.push_str(pointer);
-    joined.push('/');
-    // Writing into a String cannot fail.
-    let _ = write!(Escaping(&mut joined), "{token}");
+    push(&mut joined, token);
     joined
+}
+
+/// Append a token to a pointer in place.
+pub fn push(pointer: &mut String, token: impl std::fmt::Display) {
+    pointer.push('/');
+    // Writing into a String cannot fail.
+    let _ = write!(Escaping(pointer), "{token}");
 }
 
 /// The node a JSON pointer names, as `serde_json::Value::pointer` finds

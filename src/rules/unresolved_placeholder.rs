@@ -439,8 +439,8 @@ fn walk<'v>(
             let mut pointer = String::new();
             for step in path.iter() {
                 match step {
-                    Step::Key(key) => pointer.push_str(&pointer::join("", key)),
-                    Step::Index(index) => pointer.push_str(&pointer::join("", index)),
+                    Step::Key(key) => pointer::push(&mut pointer, key),
+                    Step::Index(index) => pointer::push(&mut pointer, index),
                 }
             }
             visit(&pointer, text, key);

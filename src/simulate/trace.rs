@@ -523,6 +523,14 @@ pub fn parse(name: &str, text: &str, max_gap: f64) -> Result<Trace, SimulateErro
 mod tests {
     use super::*;
 
+    /// The error a CSV trace is refused with.
+    fn refused(text: &str) -> String {
+        match parse_csv("t.csv", text, 300.0) {
+            Ok(_) => panic!("the trace is read: {text:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
     #[test]
     fn rfc3339_times_read_as_unix_seconds() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
@@ -545,29 +553,25 @@ mod tests {
     #[test]
     fn csv_errors_name_the_line() {
         let unsorted = "timestamp,metric,value\n0,q,1\n30,q,2\n15,q,3\n";
-        let error = parse_csv("t.csv", unsorted, 300.0)
-            .expect_err("unsorted")
-            .to_string();
+        let error = refused(unsorted);
         assert!(
             error.contains("t.csv:4") && error.contains("back in time"),
             "{error}"
         );
         let nan = "0,q,1\n15,q,NaN\n";
-        let error = parse_csv("t.csv", nan, 300.0).expect_err("NaN").to_string();
+        let error = refused(nan);
         assert!(
             error.contains("t.csv:2") && error.contains("finite"),
             "{error}"
         );
         let gap = "0,q,1\n15,q,1\n3600,q,2\n";
-        let error = parse_csv("t.csv", gap, 300.0).expect_err("gap").to_string();
+        let error = refused(gap);
         assert!(
             error.contains("t.csv:3") && error.contains("gap of 3585 s"),
             "{error}"
         );
         let fields = "0,q\n";
-        let error = parse_csv("t.csv", fields, 300.0)
-            .expect_err("fields")
-            .to_string();
+        let error = refused(fields);
         assert!(
             error.contains("t.csv:1") && error.contains("2 fields"),
             "{error}"
@@ -577,25 +581,19 @@ mod tests {
     #[test]
     fn timestamps_beyond_year_9999_and_replicas_beyond_int32_are_refused() {
         let milliseconds = "1764497700000,q,1\n1764497715000,q,1\n";
-        let error = parse_csv("t.csv", milliseconds, 300.0)
-            .expect_err("milliseconds")
-            .to_string();
+        let error = refused(milliseconds);
         assert!(
             error.contains("t.csv:1") && error.contains("divide by 1000"),
             "{error}"
         );
         let huge = "0,q,1\n99999999999999999999,q,1\n";
-        let error = parse_csv("t.csv", huge, 300.0)
-            .expect_err("huge")
-            .to_string();
+        let error = refused(huge);
         assert!(
             error.contains("t.csv:2") && error.contains("years 0-9999") && !error.contains("milli"),
             "{error}"
         );
         let replicas = "0,q,1,3\n15,q,1,1e12\n";
-        let error = parse_csv("t.csv", replicas, 300.0)
-            .expect_err("replicas")
-            .to_string();
+        let error = refused(replicas);
         assert!(
             error.contains("t.csv:2") && error.contains("not a count"),
             "{error}"
@@ -606,9 +604,7 @@ mod tests {
         let earliest = "0000-01-01T00:00:00Z,q,1\n-62167219185,q,1\n";
         let trace = parse_csv("t.csv", earliest, 300.0).expect("year 0 is a time");
         assert_eq!(trace.start(), Some(*SECONDS.start()));
-        let before = parse_csv("t.csv", "-62167219201,q,1\n", 300.0)
-            .expect_err("before year 0")
-            .to_string();
+        let before = refused("-62167219201,q,1\n");
         assert!(
             before.contains("t.csv:1") && before.contains("years 0-9999"),
             "{before}"
@@ -650,13 +646,12 @@ mod tests {
                 .map(|replicas| replicas.samples.len()),
             Some(3)
         );
-        let error = parse_csv("t.csv", "time\n0\n", 300.0)
-            .expect_err("no series")
-            .to_string();
-        assert!(error.contains("t.csv:1") && error.contains("no"), "{error}");
-        let error = parse_csv("t.csv", "time,q\n0,1,2,3\n", 300.0)
-            .expect_err("too wide")
-            .to_string();
+        let error = refused("time\n0\n");
+        assert!(
+            error.contains("t.csv:1") && error.contains("nor any series"),
+            "{error}"
+        );
+        let error = refused("time,q\n0,1,2,3\n");
         assert!(
             error.contains("t.csv:2") && error.contains("4 fields"),
             "{error}"
