@@ -305,8 +305,11 @@ mod tests {
 pub struct CacheDir {
     pub path: String,
     pub setting: CacheSetting,
-    /// The variable a fix sets to move the cache.
-    pub fix_env: String,
+    /// The variable a fix sets to move the cache; none when only a flag
+    /// of the image moves it.
+    pub fix_env: Option<String>,
+    /// The flag that moves the cache for this image, if it has its own.
+    pub flag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,7 +320,9 @@ pub enum CacheSetting {
     Flag,
     /// The image's own default, with the source of that fact.
     Image { source: String },
-    /// huggingface_hub's default in the container's home.
+    /// An image whose cache is not known: huggingface_hub's default in
+    /// root's home, which holds for images that run as root and set no
+    /// cache variable.
     Default,
 }
 
@@ -328,11 +333,24 @@ pub fn cache_dir(container: &Container<'_>, models: &Models) -> CacheDir {
             .iter()
             .find(|server| server.image.is_match(image))
     });
-    let fix_env = server.map_or_else(|| "HF_HOME".to_string(), |server| server.fix_env.clone());
+    let fix_env = match server {
+        Some(server) => server.fix_env.clone(),
+        None => Some("HF_HOME".to_string()),
+    };
+    let server_flags: &[String] = server.map_or(&[], |server| &server.flags);
+    let flag = server_flags.first().cloned();
+    let hub_env: &[String] = match server {
+        Some(server) if !server.hub_cache => &[],
+        _ => &models.cache_env,
+    };
+    let generic_flags: &[String] = match server {
+        Some(server) if !server.hub_cache => &[],
+        _ => &models.cache_flags,
+    };
     let env_names = server
         .into_iter()
         .flat_map(|server| server.env.iter())
-        .chain(&models.cache_env);
+        .chain(hub_env);
     for name in env_names {
         if let Some((index, value)) = env_value(container, name) {
             let path = expand_references(container, value);
@@ -349,12 +367,13 @@ pub fn cache_dir(container: &Container<'_>, models: &Models) -> CacheDir {
                     index,
                 },
                 fix_env,
+                flag,
             };
         }
     }
     let words = command_words(container);
     for (index, (word, _)) in words.iter().enumerate() {
-        let value = models.cache_flags.iter().find_map(|flag| {
+        let value = server_flags.iter().chain(generic_flags).find_map(|flag| {
             match word
                 .strip_prefix(flag.as_str())
                 .map(|rest| rest.strip_prefix('='))
@@ -369,6 +388,7 @@ pub fn cache_dir(container: &Container<'_>, models: &Models) -> CacheDir {
                 path,
                 setting: CacheSetting::Flag,
                 fix_env,
+                flag,
             };
         }
     }
@@ -379,11 +399,13 @@ pub fn cache_dir(container: &Container<'_>, models: &Models) -> CacheDir {
                 source: server.source.clone(),
             },
             fix_env,
+            flag,
         },
         None => CacheDir {
             path: models.default_cache_dir.clone(),
             setting: CacheSetting::Default,
             fix_env,
+            flag,
         },
     }
 }

@@ -487,15 +487,31 @@ pub struct ImageEntrypoint {
     pub source: String,
 }
 
+fn hub_cache_default() -> bool {
+    true
+}
+
 /// Where the server of an image caches downloads by default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerCache {
     pub image: Pattern,
     pub cache_dir: String,
+    /// Variables this image reads before `models.cacheEnv`.
     #[serde(default)]
     pub env: Vec<String>,
-    pub fix_env: String,
+    /// Flags this image reads before `models.cacheFlags`.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// Whether the server downloads through the Hugging Face hub cache, so
+    /// that `models.cacheEnv` moves it (false: a server that downloads into
+    /// a directory of its own flag, whatever HF_HOME says).
+    #[serde(default = "hub_cache_default")]
+    pub hub_cache: bool,
+    /// The variable a fix sets to move the cache; none when only a flag
+    /// moves it (the fix is then left to a person).
+    #[serde(default)]
+    pub fix_env: Option<String>,
     pub source: String,
 }
 

@@ -19,12 +19,19 @@ declare_rule! {
     /// `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `TRANSFORMERS_CACHE` and
     /// `HF_HOME` (its `hub` directory) the container sets, else a flag
     /// (`--download-dir`, `--huggingface-hub-cache`), else the image's own
-    /// default (TGI images cache in `/data`, NIM in `NIM_CACHE_PATH`,
-    /// `/opt/nim/.cache`), else `/root/.cache/huggingface` (vLLM and SGLang
-    /// images run as root). A PersistentVolumeClaim, generic ephemeral
-    /// volume, CSI volume, hostPath (local SSD) or memory-backed emptyDir
-    /// mounted there (or above it) is not the boot disk. Images, variables
-    /// and directories are policy data (`models.serverCaches`).
+    /// default (vLLM and SGLang images run as root and cache in
+    /// `/root/.cache/huggingface`, vLLM's non-root image in
+    /// `/home/vllm/.cache/huggingface`, the UBI vLLM images in
+    /// `/opt/app-root/src/.cache/huggingface`, TGI in `/data`, Google's TGI
+    /// containers in `/tmp`, NIM in `NIM_CACHE_PATH`, JetStream PyTorch in
+    /// its `--working_dir`, whatever `HF_HOME` says). A PersistentVolumeClaim,
+    /// generic ephemeral volume, CSI volume, hostPath (local SSD) or
+    /// memory-backed emptyDir mounted there (or above it) is not the boot
+    /// disk. For an image with no known cache, root's default is assumed,
+    /// and a volume of that kind mounted anywhere in the container keeps
+    /// the rule quiet: another user's home may put the cache on it.
+    /// Images, variables, flags and directories are policy data, each with
+    /// its source (`models.serverCaches`).
     ///
     /// The model is read from the server's flags (`--model`, `--model=`,
     /// `--model-id`, `vllm serve ID`, `$(VAR)` resolved from the
@@ -97,7 +104,9 @@ declare_rule! {
     /// (`models.serverMemoryOverhead`, 16 GiB), which the help names: a
     /// pod that asks for more memory may no longer fit its node.
     /// Either way the result satisfies `shm-memory-budget`'s sizeLimit
-    /// check.
+    /// check. There is no fix where only a server flag moves the cache (a
+    /// flag the manifest sets, or an image such as JetStream PyTorch that
+    /// ignores the Hugging Face variables): the help names the flag.
     pub struct HfHomeShmForLargeModels {
         id: "hf-home-shm-for-large-models",
         severity: Error,
@@ -174,6 +183,18 @@ impl Rule for HfHomeShmForLargeModels {
                 let shm_is_memory =
                     shm_mount.is_some_and(|mount| matches!(mount.storage, Storage::Memory { .. }));
                 let cache_mount = mount_for(&container_mounts, &cache.path);
+                // An image we know nothing of may run as another user, whose
+                // home (and so its cache) is elsewhere: a volume of its own
+                // mounted anywhere but /dev/shm may be that cache.
+                if cache.setting == CacheSetting::Default
+                    && cache_mount.is_none()
+                    && container_mounts.iter().any(|mount| {
+                        !model::is_shm(mount.mount_path)
+                            && matches!(mount.storage, Storage::Shared(_))
+                    })
+                {
+                    continue;
+                }
                 // A pod that requests the ephemeral storage the model needs
                 // is placed on a node with that much local disk (limits
                 // default the requests): the cache fits where it is.
@@ -222,16 +243,22 @@ impl Rule for HfHomeShmForLargeModels {
                     model::gib(budget)
                 );
                 let fix = shm_fix(cx, template, container, &cache, shm_mount, size.bytes);
-                // The variable the fix changes: the one set, else the image's.
+                // The setting that moves the cache: the variable set, else
+                // the image's variable, else the image's own flag.
                 let variable = match &cache.setting {
-                    CacheSetting::Env { name, .. } => name.as_str(),
-                    _ => cache.fix_env.as_str(),
+                    CacheSetting::Env { name, .. } => Some(name.as_str()),
+                    _ => cache.fix_env.as_deref(),
+                };
+                let remedy = match (variable, &cache.flag) {
+                    (Some(variable), _) => {
+                        format!("Set {variable}={}", fix_path(variable, models))
+                    }
+                    (None, Some(flag)) => format!("Point {flag} at a directory in /dev/shm"),
+                    (None, None) => "Move the cache into /dev/shm".to_string(),
                 };
                 let mut help = format!(
-                    "{why}; size from {}. Set {}={} with a memory-backed emptyDir at /dev/shm, mount a volume there, load the model from a bucket, or use a larger boot disk",
+                    "{why}; size from {}. {remedy} with a memory-backed emptyDir at /dev/shm, mount a volume there, load the model from a bucket, or use a larger boot disk",
                     size.source,
-                    variable,
-                    fix_path(variable, models)
                 );
                 if let Some((_, Some(blocker))) = &fix {
                     help.push_str(&format!("; the fix is unsafe: {blocker}"));
@@ -435,7 +462,9 @@ fn shm_fix(
         }
         CacheSetting::Flag => return None,
         CacheSetting::Image { .. } | CacheSetting::Default => {
-            let entry = json!({"name": cache.fix_env, "value": fix_path(&cache.fix_env, models)});
+            // An image that only a flag moves: a person edits the command.
+            let variable = cache.fix_env.as_deref()?;
+            let entry = json!({"name": variable, "value": fix_path(variable, models)});
             operations.push(match container.value.get("env") {
                 Some(Value::Array(_)) => op::add(&format!("{}/env/-", container.pointer), entry)?,
                 _ => op::add(&format!("{}/env", container.pointer), json!([entry]))?,
