@@ -148,24 +148,27 @@ fn walk_yaml(directory: &std::path::Path) -> usize {
         .sum()
 }
 
+/// The JSON findings of a lint of `paths` that must exit 1.
+fn findings_of_failing_lint(paths: &[&str]) -> Vec<Value> {
+    let mut args = vec!["lint", "--format", "json"];
+    args.extend_from_slice(paths);
+    let output = infergate(&args, None);
+    assert_eq!(output.status.code(), Some(1));
+    json_findings(&output)
+}
+
+/// The first finding of `rule`.
+fn first_of<'a>(findings: &'a [Value], rule: &str) -> &'a Value {
+    findings
+        .iter()
+        .find(|finding| finding["rule"] == rule)
+        .unwrap_or_else(|| panic!("a {rule} finding in {findings:?}"))
+}
+
 #[test]
 fn invalid_yaml_is_reported_and_the_rest_is_still_linted() {
-    let output = infergate(
-        &[
-            "lint",
-            "--format",
-            "json",
-            "testdata/loader/broken.yaml",
-            DCGM,
-        ],
-        None,
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let findings = json_findings(&output);
-    let invalid = findings
-        .iter()
-        .find(|finding| finding["rule"] == "invalid-yaml")
-        .expect("invalid-yaml finding");
+    let findings = findings_of_failing_lint(&["testdata/loader/broken.yaml", DCGM]);
+    let invalid = first_of(&findings, "invalid-yaml");
     assert_eq!(invalid["file"], "testdata/loader/broken.yaml");
     assert!(invalid["line"].as_u64().expect("line") >= 21);
     assert!(invalid["object"].is_null());
@@ -178,6 +181,20 @@ fn invalid_yaml_is_reported_and_the_rest_is_still_linted() {
     assert!(rules_in_broken.contains(&&Value::from("metric-name-lowercase")));
     assert!(rules_in_broken.contains(&&Value::from("unresolved-placeholder")));
     assert!(findings.iter().any(|finding| finding["file"] == DCGM));
+}
+
+#[test]
+fn a_ray_serve_configuration_that_does_not_parse_is_reported_at_its_line() {
+    let findings = findings_of_failing_lint(&["testdata/loader/broken-serve-config.yaml"]);
+    let invalid = first_of(&findings, "invalid-yaml");
+    // The tab is on line 15 of the file, inside the literal block.
+    assert_eq!(invalid["line"], 15, "{invalid}");
+    assert!(
+        invalid["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("serveConfigV2")),
+        "{invalid}"
+    );
 }
 
 #[test]

@@ -114,6 +114,10 @@ fn webhook_configurations_name_exactly_the_kinds_served() {
         "ServingRuntime" => "servingruntimes",
         "ClusterServingRuntime" => "clusterservingruntimes",
         "LLMInferenceService" => "llminferenceservices",
+        "InferencePool" => "inferencepools",
+        "HTTPRoute" => "httproutes",
+        "InferenceObjective" => "inferenceobjectives",
+        "InferenceModel" => "inferencemodels",
         other => panic!("unmapped kind {other}"),
     };
     let mut handled: Vec<(String, String)> = infergate::webhook::review::HANDLED_KINDS

@@ -2545,3 +2545,132 @@ async fn a_missing_target_is_not_remembered() {
         "{real}"
     );
 }
+
+const POOL: (&str, &str, &str) = ("inference.networking.k8s.io", "v1", "InferencePool");
+
+/// An InferencePool whose endpoint picker is the Service `picker`.
+fn pool(picker: &str) -> Value {
+    json!({"apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
+        "metadata": {"name": "llama", "namespace": "serving"},
+        "spec": {"selector": {"matchLabels": {"app": "llama"}}, "targetPorts": [{"number": 8000}],
+            "endpointPickerRef": {"name": picker, "port": {"number": 9002}, "failureMode": "FailClose"}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inference_pool_is_checked_against_the_cluster_picker_service() {
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "llama-metrics", "namespace": "serving"},
+        "spec": {"selector": {"app": "llama-epp"}, "ports": [{"port": 9090}]}});
+    let apiserver = static_apiserver(vec![(
+        "/api/v1/namespaces/serving/services/llama-metrics",
+        service,
+    )])
+    .await;
+    let kubeconfig = kubeconfig_for(apiserver);
+    let server = Server::start(&[
+        &format!("--kubeconfig={}", kubeconfig.path().display()),
+        "--unauthenticated-lookups",
+    ]);
+    // The Service the pool names does not exist in the cluster.
+    let missing = denial(
+        &server,
+        &review(POOL, "inferencepools", "CREATE", &pool("llama-epp"), None),
+    )
+    .await;
+    assert!(
+        missing.contains("[inference-pool-endpoint-picker]") && missing.contains("does not exist"),
+        "{missing}"
+    );
+    // It exists, but exposes another port than the pool names.
+    let port = denial(
+        &server,
+        &review(
+            POOL,
+            "inferencepools",
+            "CREATE",
+            &pool("llama-metrics"),
+            None,
+        ),
+    )
+    .await;
+    assert!(
+        port.contains("[inference-pool-endpoint-picker]") && port.contains("9090, not 9002"),
+        "{port}"
+    );
+    // Without lookups nothing says the Service is missing: allowed.
+    let offline = Server::start(&[]);
+    let allowed = send(
+        &offline,
+        "/validate",
+        &review(POOL, "inferencepools", "CREATE", &pool("llama-epp"), None),
+    )
+    .await;
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+}
+
+const ROUTE: (&str, &str, &str) = ("gateway.networking.k8s.io", "v1", "HTTPRoute");
+
+/// An HTTPRoute to `backend`.
+fn route(backend: Value) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "llm", "namespace": "serving"},
+        "spec": {"parentRefs": [{"name": "inference-gateway"}],
+            "rules": [{"backendRefs": [backend]}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_route_is_checked_against_the_cluster_pools() {
+    // The cluster has v1alpha2 pool `qwen` only.
+    let qwen = json!({"apiVersion": "inference.networking.x-k8s.io/v1alpha2", "kind": "InferencePool",
+        "metadata": {"name": "qwen", "namespace": "serving"},
+        "spec": {"targetPortNumber": 8000, "selector": {"app": "qwen"},
+            "extensionRef": {"name": "qwen-epp", "failureMode": "FailClose"}}});
+    let apiserver = static_apiserver(vec![(
+        "/apis/inference.networking.x-k8s.io/v1alpha2/namespaces/serving/inferencepools/qwen",
+        qwen,
+    )])
+    .await;
+    let kubeconfig = kubeconfig_for(apiserver);
+    let server = Server::start(&[
+        &format!("--kubeconfig={}", kubeconfig.path().display()),
+        "--unauthenticated-lookups",
+    ]);
+    // A pool of neither version: denied.
+    let missing = route(json!({"group": "inference.networking.k8s.io",
+        "kind": "InferencePool", "name": "llama"}));
+    let message = denial(
+        &server,
+        &review(ROUTE, "httproutes", "CREATE", &missing, None),
+    )
+    .await;
+    assert!(
+        message.contains("[httproute-inference-backend]")
+            && message.contains("no InferencePool `llama`"),
+        "{message}"
+    );
+    // The v1 group for a pool the cluster has as v1alpha2: denied, and
+    // /mutate points the reference at the pool that exists.
+    let wrong_group = route(json!({"group": "inference.networking.k8s.io",
+        "kind": "InferencePool", "name": "qwen"}));
+    let request = review(ROUTE, "httproutes", "CREATE", &wrong_group, None);
+    let message = denial(&server, &request).await;
+    assert!(
+        message.contains("inference.networking.x-k8s.io/v1alpha2"),
+        "{message}"
+    );
+    let mutated = send(&server, "/mutate", &request).await;
+    let patch = decode_patch(&mutated).expect("a patch");
+    let mut patched = wrong_group.clone();
+    json_patch::patch(&mut patched, &patch.0).expect("the patch applies");
+    assert_eq!(
+        patched["spec"]["rules"][0]["backendRefs"][0]["group"], "inference.networking.x-k8s.io",
+        "{patched}"
+    );
+    let fixed = send(
+        &server,
+        "/validate",
+        &review(ROUTE, "httproutes", "CREATE", &patched, None),
+    )
+    .await;
+    assert_eq!(fixed["allowed"], true, "{fixed}");
+}

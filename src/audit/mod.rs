@@ -95,6 +95,24 @@ pub const AUDITED_KINDS: &[AuditedKind] = &[
         "inferencepools",
         true,
     ),
+    kind(
+        "inference.networking.x-k8s.io/v1alpha2",
+        "InferenceObjective",
+        "inferenceobjectives",
+        true,
+    ),
+    kind(
+        "inference.networking.x-k8s.io/v1alpha2",
+        "InferenceModel",
+        "inferencemodels",
+        true,
+    ),
+    kind(
+        "gateway.networking.k8s.io/v1",
+        "HTTPRoute",
+        "httproutes",
+        true,
+    ),
     kind("apps/v1", "StatefulSet", "statefulsets", true),
     kind(
         "leaderworkerset.x-k8s.io/v1",
@@ -139,6 +157,9 @@ pub const AUDITED_KINDS: &[AuditedKind] = &[
         "persistentvolumeclaims",
         true,
     ),
+    // Services: an InferencePool's endpoint picker and the Services whose
+    // variables collide with a server's own settings.
+    kind("v1", "Service", "services", true),
     AuditedKind {
         label_selector: Some(ADAPTER_CONFIG_SELECTOR),
         ..kind("v1", "ConfigMap", "configmaps", true)

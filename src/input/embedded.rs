@@ -1,5 +1,6 @@
 //! YAML documents written as strings inside an object: the `*.yaml` and
-//! `*.yml` data of a ConfigMap, such as prometheus-adapter's `config.yaml`.
+//! `*.yml` data of a ConfigMap, such as prometheus-adapter's `config.yaml`,
+//! and a KubeRay RayService's Ray Serve configuration (`serveConfigV2`).
 //!
 //! They are parsed once per run (in the engine's index) with the same
 //! loader as files, so they get the same bounds, and a problem in one is
@@ -12,7 +13,7 @@ use serde_json::Value;
 
 use crate::input::loader::{self, Loaded};
 use crate::input::object::Object;
-use crate::input::pointer;
+use crate::input::pointer::{self, Lookup};
 use crate::input::source::{Location, SourceFile};
 
 /// One embedded document: the data key that holds it and what it parsed to.
@@ -34,10 +35,33 @@ impl Embedded {
     }
 }
 
-/// Whether an object may embed YAML documents (a ConfigMap).
+/// Whether an object may embed YAML documents (a ConfigMap, a RayService).
 pub fn may_embed(object: &Object) -> bool {
-    object.kind() == "ConfigMap"
+    matches!(object.kind(), "ConfigMap" | "RayService")
 }
+
+/// The strings of an object that hold YAML: their pointers, the names
+/// their documents are given after the file's (`file:key`), and the text.
+fn yaml_strings(object: &Object) -> Vec<(String, &str, &str)> {
+    if object.kind() == "RayService" {
+        return object
+            .value
+            .at(SERVE_CONFIG)
+            .and_then(Value::as_str)
+            .map(|text| vec![(SERVE_CONFIG.to_string(), "serveConfigV2", text)])
+            .unwrap_or_default();
+    }
+    let Some(data) = object.value.get("data").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    data.iter()
+        .filter(|(key, _)| key.ends_with(".yaml") || key.ends_with(".yml"))
+        .filter_map(|(key, text)| Some((pointer::join("/data", key), key.as_str(), text.as_str()?)))
+        .collect()
+}
+
+/// Where a RayService holds its Ray Serve configuration, a YAML string.
+pub const SERVE_CONFIG: &str = "/spec/serveConfigV2";
 
 /// The embedded YAML documents of an object (none for most kinds). Their
 /// aliases draw on `alias_budget`: what the object's input has left (see
@@ -46,23 +70,18 @@ pub fn of(object: &Object, alias_budget: &Cell<usize>) -> Vec<Embedded> {
     if !may_embed(object) {
         return Vec::new();
     }
-    let Some(data) = object.value.get("data").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    data.iter()
-        .filter(|(key, _)| key.ends_with(".yaml") || key.ends_with(".yml"))
-        .filter_map(|(key, text)| {
-            let text = text.as_str()?;
-            let data_pointer = pointer::join("/data", key);
+    yaml_strings(object)
+        .into_iter()
+        .map(|(data_pointer, key, text)| {
             let loaded = loader::parse_source_within(
                 SourceFile::new(format!("{}:{key}", object.source.name), text.to_string()),
                 alias_budget,
             );
-            Some(Embedded {
+            Embedded {
                 placement: Placement::new(object, &data_pointer),
                 pointer: data_pointer,
                 loaded,
-            })
+            }
         })
         .collect()
 }

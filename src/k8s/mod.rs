@@ -4,12 +4,14 @@
 
 pub mod adapter;
 pub mod autoscaler;
+pub mod inference_pool;
 pub mod kube_api;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
 pub mod placeholder;
 pub mod promql;
+pub mod ray;
 pub mod selection;
 pub mod serving;
 pub mod workload;

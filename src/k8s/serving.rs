@@ -490,3 +490,9 @@ pub fn listen_port(container: &Container<'_>, flags: &[String], env: &[String]) 
         .find_map(|name| crate::k8s::workload::env_value(container, name))
         .and_then(|(_, value)| value.parse().ok())
 }
+
+/// The value a container's command line gives one of `flags` (the last
+/// one given: `--flag value` or `--flag=value`).
+pub fn container_flag(container: &Container<'_>, flags: &[String]) -> Option<String> {
+    flag_value(&command_words(container), flags).map(|(value, _, _)| value.to_string())
+}

@@ -376,6 +376,17 @@ pub fn inference_reason(object: &Object, policy: &Policy) -> Option<InferenceRea
     }
     for template in &templates {
         for container in &template.main_containers() {
+            // The Inference Extension's endpoint picker names its pool,
+            // often after the model server (`--pool-name vllm-llama3`): it
+            // routes to servers and is not one.
+            if crate::k8s::serving::container_flag(
+                container,
+                &policy.serving.endpoint_picker.pool_flags,
+            )
+            .is_some()
+            {
+                continue;
+            }
             let texts = container
                 .image()
                 .into_iter()

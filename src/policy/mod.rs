@@ -275,6 +275,24 @@ pub struct Serving {
     pub health: Vec<ServerHealth>,
     /// How multi-node servers name their rendezvous peer (host-network-dns).
     pub rendezvous: Rendezvous,
+    /// The Inference Extension's endpoint picker (inference-pool-endpoint-picker).
+    pub endpoint_picker: EndpointPicker,
+}
+
+/// What the Gateway API Inference Extension's endpoint picker defaults to
+/// and the flags that tie it to its pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPicker {
+    /// Flags naming the pool the picker serves (Go flags: `-x` or `--x`).
+    pub pool_flags: Vec<String>,
+    /// Flags of the picker's gRPC (ext-proc) port.
+    pub grpc_port_flags: Vec<String>,
+    pub default_grpc_port: i64,
+    /// The port a v1alpha2 `extensionRef` without `portNumber` means.
+    pub default_ref_port: i64,
+    pub default_failure_mode: String,
+    pub source: String,
 }
 
 /// The flags and variables that name a multi-node rendezvous peer.

@@ -79,6 +79,9 @@ impl Rule for AdapterQueryNamespaceFilter {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        if object.kind() != "ConfigMap" {
+            return;
+        }
         for embedded in cx.embedded(object) {
             let Some(document) = embedded.loaded.documents.first() else {
                 continue;

@@ -1,9 +1,7 @@
-use crate::input::pointer::Lookup;
-use serde_json::{json, Value};
-
 use crate::engine::finding::Severity;
 use crate::engine::{Context, Sink};
 use crate::input::object::Object;
+use crate::k8s::inference_pool;
 use crate::k8s::selection::{self, PodLabels};
 use crate::k8s::serving::listen_port;
 use crate::k8s::workload::{pod_templates, PodTemplate};
@@ -58,60 +56,16 @@ declare_rule! {
     }
 }
 
-const GROUPS: &[&str] = &[
-    "inference.networking.k8s.io",
-    "inference.networking.x-k8s.io",
-];
-
-/// The pool's selector as a label selector (`matchLabels`), v1 or v1alpha2.
-fn selector(pool: &Object) -> Option<(String, Value)> {
-    let spec = pool.value.get("spec")?;
-    let selector = spec.get("selector")?;
-    match selector.get("matchLabels") {
-        Some(labels) if labels.is_object() => Some((
-            "/spec/selector/matchLabels".to_string(),
-            json!({"matchLabels": labels}),
-        )),
-        _ if selector.is_object() && selector.get("matchExpressions").is_none() => Some((
-            "/spec/selector".to_string(),
-            json!({"matchLabels": selector}),
-        )),
-        _ => None,
-    }
-}
-
-/// The pool's target ports with their pointers.
-fn target_ports(pool: &Object) -> Vec<(String, i64)> {
-    if let Some(ports) = pool.value.at("/spec/targetPorts").and_then(Value::as_array) {
-        return ports
-            .iter()
-            .enumerate()
-            .filter_map(|(index, port)| {
-                Some((
-                    format!("/spec/targetPorts/{index}/number"),
-                    port.get("number")?.as_i64()?,
-                ))
-            })
-            .collect();
-    }
-    pool.value
-        .at("/spec/targetPortNumber")
-        .and_then(Value::as_i64)
-        .map(|number| vec![("/spec/targetPortNumber".to_string(), number)])
-        .unwrap_or_default()
-}
-
 impl Rule for InferencePoolSelectsServers {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        let group = object.id.api_version.split('/').next().unwrap_or_default();
-        if object.kind() != "InferencePool" || !GROUPS.contains(&group) {
+        if !inference_pool::is_pool(object) {
             return;
         }
-        let Some((selector_pointer, selector)) = selector(object) else {
+        let Some((selector_pointer, selector)) = inference_pool::selector(&object.value) else {
             return;
         };
         // The workloads of the pool's application and namespace; none in
@@ -185,7 +139,7 @@ impl Rule for InferencePoolSelectsServers {
                 listen_port(container, &scraping.port_flags, &scraping.port_env)
             })
             .collect();
-        for (port_pointer, port) in target_ports(object) {
+        for (port_pointer, port) in inference_pool::target_ports(&object.value) {
             let declared = containers
                 .iter()
                 .any(|container| container.declares_port(port));

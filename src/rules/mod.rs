@@ -17,6 +17,9 @@ mod hpa_scale_target_resolves;
 mod hpa_stabilization_defaults;
 mod hpa_status_unhealthy;
 mod hpa_target_sanity;
+mod httproute_inference_backend;
+mod inference_objective_pool_ref;
+mod inference_pool_endpoint_picker;
 mod inference_pool_selects_servers;
 mod keda_prometheus_query;
 mod max_replicas_chip_pool;
@@ -27,6 +30,9 @@ mod model_server_startup_probe;
 mod no_queue_and_hbm_mix;
 mod parallelism_matches_accelerators;
 mod podmonitoring_scrape;
+mod pool_reference;
+mod ray_serve_fits_cluster;
+mod ray_start_params_resources;
 mod scale_to_zero_cold_start;
 mod schema_strict;
 mod server_command_valid;
@@ -195,6 +201,11 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &keda_prometheus_query::KedaPrometheusQuery,
         &scale_to_zero_cold_start::ScaleToZeroColdStart,
         &inference_pool_selects_servers::InferencePoolSelectsServers,
+        &inference_pool_endpoint_picker::InferencePoolEndpointPicker,
+        &httproute_inference_backend::HttprouteInferenceBackend,
+        &inference_objective_pool_ref::InferenceObjectivePoolRef,
+        &ray_start_params_resources::RayStartParamsResources,
+        &ray_serve_fits_cluster::RayServeFitsCluster,
         &schema_strict::SchemaStrict,
     ]
 }

@@ -40,6 +40,16 @@ pub fn expression(policy: &Policy) -> String {
     let accelerators = cel_list(detection.accelerator_resources.iter().map(String::as_str));
     let resources = cel_list(WORKLOAD_RESOURCES.iter().copied());
     let marker = cel_string(&detection.marker);
+    // The endpoint picker names its pool (often after the server) and is
+    // no server (workload::inference_reason skips it too).
+    let picker_flags = cel_list(
+        policy
+            .serving
+            .endpoint_picker
+            .pool_flags
+            .iter()
+            .map(String::as_str),
+    );
     // The labels and annotations of `owner` that exist, one of them marked.
     let marked = |owner: &str| {
         format!(
@@ -69,10 +79,11 @@ pub fn expression(policy: &Policy) -> String {
         ").exists(t,".to_string(),
         format!("  {} ||", marked("t")),
         "  (has(t.spec) && has(t.spec.containers) && t.spec.containers.exists(c,".to_string(),
+        format!("    !((has(c.command) ? c.command : []) + (has(c.args) ? c.args : [])).exists(w, w in {picker_flags} || {picker_flags}.exists(f, w.startsWith(f + '='))) && ("),
         "    ((has(c.image) ? [c.image] : []) + (has(c.command) ? c.command : []) + (has(c.args) ? c.args : []))".to_string(),
         format!("      .exists(s, s.matches({servers})) ||"),
         "    (has(c.resources) && ((has(c.resources.limits) ? [c.resources.limits] : []) + (has(c.resources.requests) ? [c.resources.requests] : []))".to_string(),
-        format!("      .exists(m, m.exists(r, r in {accelerators}))))))"),
+        format!("      .exists(m, m.exists(r, r in {accelerators})))))))"),
     ]
     .join("\n")
 }

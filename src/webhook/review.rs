@@ -59,6 +59,14 @@ pub const HANDLED_KINDS: &[(&str, &str)] = &[
     ("serving.kserve.io", "ServingRuntime"),
     ("serving.kserve.io", "ClusterServingRuntime"),
     ("serving.kserve.io", "LLMInferenceService"),
+    // The Inference Extension's pools, checked against their endpoint
+    // picker's Service (looked up by name).
+    ("inference.networking.k8s.io", "InferencePool"),
+    ("inference.networking.x-k8s.io", "InferencePool"),
+    // What refers to a pool, checked against the pools of its namespace.
+    ("gateway.networking.k8s.io", "HTTPRoute"),
+    ("inference.networking.x-k8s.io", "InferenceObjective"),
+    ("inference.networking.x-k8s.io", "InferenceModel"),
 ];
 
 /// The workloads an HPA may scale that the server looks up in the cluster
@@ -84,9 +92,28 @@ pub const FETCHED_AUTOSCALERS: &[(&str, &str, &str)] = &[
     ("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
 ];
 
-/// Other objects the server gets by name: the claims of a workload's pods.
-const FETCHED_OBJECTS: &[(&str, &str, &str)] =
-    &[("v1", "PersistentVolumeClaim", "persistentvolumeclaims")];
+/// Other objects the server gets by name: the claims of a workload's pods,
+/// and the Service of an InferencePool's endpoint picker.
+const FETCHED_OBJECTS: &[(&str, &str, &str)] = &[
+    ("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    ("v1", "Service", "services"),
+    (
+        "inference.networking.k8s.io/v1",
+        "InferencePool",
+        "inferencepools",
+    ),
+    (
+        "inference.networking.x-k8s.io/v1alpha2",
+        "InferencePool",
+        "inferencepools",
+    ),
+];
+
+/// The InferencePool versions a reference to a pool may mean.
+pub const POOL_VERSIONS: &[&str] = &[
+    "inference.networking.k8s.io/v1",
+    "inference.networking.x-k8s.io/v1alpha2",
+];
 
 /// The PersistentVolumeClaims a workload's pod templates mount (every
 /// template rules/workloads.yaml knows: Ray worker groups, a KServe
@@ -314,6 +341,55 @@ impl Review {
             Some(self.request.namespace.clone()?)
         };
         Some((namespace, selector))
+    }
+
+    /// For an InferencePool: the Service its endpoint picker reference
+    /// names, in the pool's namespace.
+    pub fn picker_service(&self) -> Option<WorkloadRef> {
+        let (group, kind) = self.kind();
+        if kind != "InferencePool" || !crate::k8s::inference_pool::GROUPS.contains(&group) {
+            return None;
+        }
+        let object = self.object.as_ref()?;
+        let name = crate::k8s::inference_pool::PickerRef::of(object)?.service()?;
+        Some(WorkloadRef {
+            api_version: "v1".to_string(),
+            kind: "Service".to_string(),
+            namespace: self.request.namespace.clone()?,
+            name: name.to_string(),
+        })
+    }
+
+    /// For an HTTPRoute, InferenceObjective or InferenceModel: the names
+    /// of the InferencePools of its namespace it refers to (an HTTPRoute's
+    /// backendRefs of kind InferencePool, or without kind: a Service that
+    /// may be meant as a pool).
+    pub fn pool_names(&self) -> Vec<String> {
+        let (group, kind) = self.kind();
+        let Some(object) = self.object.as_ref() else {
+            return Vec::new();
+        };
+        let namespace = self.request.namespace.as_deref();
+        let mut names: Vec<String> = match (group, kind) {
+            ("gateway.networking.k8s.io", "HTTPRoute") => {
+                crate::k8s::inference_pool::route_backends(object, namespace)
+                    .into_iter()
+                    .filter(|(_, backend)| {
+                        matches!(
+                            backend.get("kind").and_then(Value::as_str),
+                            None | Some("InferencePool")
+                        )
+                    })
+                    .filter_map(|(_, backend)| Some(backend.get("name")?.as_str()?.to_string()))
+                    .collect()
+            }
+            _ => crate::k8s::inference_pool::pool_ref(kind, group, object)
+                .map(|reference| vec![reference.name.to_string()])
+                .unwrap_or_default(),
+        };
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The workload whose replicas a `scale` request sets.

@@ -644,6 +644,49 @@ async fn cluster_context(
     if let Some(cluster) = &state.cluster {
         add_autoscaling_context(state, cluster, review, &mut context).await;
     }
+    // An InferencePool's endpoint picker Service: found, it is checked
+    // as context; missing, the pool's reference leads nowhere.
+    if let (Some(cluster), Some(reference)) = (&state.cluster, review.picker_service()) {
+        match cluster.workload(&reference, Freshness::Cached).await {
+            ScaleTarget::Found(service) => context.objects.push(service),
+            ScaleTarget::NotFound => {
+                context
+                    .missing
+                    .push((reference.kind, reference.namespace, reference.name))
+            }
+            ScaleTarget::Unknown(_) => {}
+        }
+    }
+    // The pools a route or an objective refers to, of either version:
+    // found, they are context; of neither, the reference leads nowhere.
+    if let (Some(cluster), Some(namespace)) = (&state.cluster, review.request.namespace.as_deref())
+    {
+        for name in review.pool_names() {
+            let mut found = false;
+            let mut known = true;
+            for api_version in review::POOL_VERSIONS {
+                let reference = WorkloadRef {
+                    api_version: api_version.to_string(),
+                    kind: "InferencePool".to_string(),
+                    namespace: namespace.to_string(),
+                    name: name.clone(),
+                };
+                match cluster.workload(&reference, Freshness::Cached).await {
+                    ScaleTarget::Found(pool) => {
+                        found = true;
+                        context.objects.push(pool);
+                    }
+                    ScaleTarget::NotFound => {}
+                    ScaleTarget::Unknown(_) => known = false,
+                }
+            }
+            if !found && known {
+                context
+                    .missing
+                    .push(("InferencePool".to_string(), namespace.to_string(), name));
+            }
+        }
+    }
     // A monitor's pods: the workloads of its namespace (a
     // ClusterPodMonitoring's: of every namespace) whose pod templates its
     // selector matches, checked as context.
