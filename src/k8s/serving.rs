@@ -2,6 +2,7 @@
 //! state (`serving.parallelism` in rules/serving.yaml), read alike by the
 //! rules that compare it with the accelerators the pod gets.
 
+use crate::input::pointer::Lookup;
 use serde_json::Value;
 
 use crate::k8s::model::command_words;
@@ -105,6 +106,28 @@ pub fn server_of<'p>(
                 .iter()
                 .find(|server| server.pattern.is_match(image))
         })
+        .or_else(|| {
+            serving
+                .parallelism
+                .iter()
+                .find(|server| by_kserve_format(container, server))
+        })
+}
+
+/// Whether a KServe predictor's `model` container, which names no image,
+/// is served by `server` through its model format's runtime.
+fn by_kserve_format(container: &Container<'_>, server: &ServerParallelism) -> bool {
+    container.image().is_none()
+        && container
+            .value
+            .at("/modelFormat/name")
+            .and_then(Value::as_str)
+            .is_some_and(|format| {
+                server
+                    .kserve_formats
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(format))
+            })
 }
 
 fn command_text(words: &[(String, String)]) -> String {
@@ -248,10 +271,11 @@ pub fn degree<'p>(
         if has_flag(&words, &server.no_default_with) {
             return Reading::NotStated;
         }
-        let runs_entrypoint = server
-            .entrypoint
-            .as_ref()
-            .is_some_and(|entrypoint| entrypoint.is_match(&text))
+        let runs_entrypoint = by_kserve_format(container, server)
+            || server
+                .entrypoint
+                .as_ref()
+                .is_some_and(|entrypoint| entrypoint.is_match(&text))
             || (container.value.get("command").is_none_or(Value::is_null)
                 && container.image().is_some_and(|image| {
                     server

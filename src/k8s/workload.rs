@@ -182,6 +182,21 @@ pub fn is_fragment(object: &Object) -> bool {
     })
 }
 
+/// Whether a KServe InferenceService's predictor is a `model` that KServe
+/// serves with the runtime it selects for the model format (no `runtime`
+/// named, no image of its own): that runtime adds an image and the model
+/// name, so the predictor's own args, resources and node selector are the
+/// whole server configuration a rule about the model's size needs.
+pub fn served_by_default_runtime(object: &Object) -> bool {
+    object.kind() == "InferenceService"
+        && object
+            .value
+            .at("/spec/predictor/model/modelFormat/name")
+            .is_some()
+        && object.value.at("/spec/predictor/model/runtime").is_none()
+        && object.value.at("/spec/predictor/model/image").is_none()
+}
+
 /// The workload kinds whose pods may serve a model: every kind of
 /// rules/workloads.yaml but those that run to completion or on every node.
 pub fn is_workload_kind(kind: &str) -> bool {

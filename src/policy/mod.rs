@@ -339,6 +339,11 @@ pub struct ServerParallelism {
     pub pattern: Pattern,
     pub entrypoint: Option<Pattern>,
     pub default_images: Option<Pattern>,
+    /// KServe predictor model formats (`model.modelFormat.name`) whose
+    /// runtime runs this server: the predictor's `model` container names
+    /// no image or command of its own.
+    #[serde(default)]
+    pub kserve_formats: Vec<String>,
     pub default: Option<u64>,
     pub factors: Vec<ParallelFactor>,
     #[serde(default)]

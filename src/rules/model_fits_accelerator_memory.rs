@@ -39,6 +39,13 @@ declare_rule! {
     ///   0.9), SGLang's `--mem-fraction-static`, TGI's
     ///   `--cuda-memory-fraction` (default 1.0).
     ///
+    /// A KServe InferenceService whose predictor is a `model` of the
+    /// Hugging Face format, with no runtime named, is checked as the vLLM
+    /// server KServe's huggingface runtime starts for it (its vLLM backend,
+    /// tensor parallel 1 unless the args say otherwise); a predictor naming
+    /// a runtime of its own is left alone, since that runtime's arguments
+    /// are not in the object.
+    ///
     /// ## Why is this bad?
     /// The pod is scheduled, pulls a large image, downloads the weights
     /// (tens of minutes for a large model), and then the server fails:
@@ -84,7 +91,8 @@ impl Rule for ModelFitsAcceleratorMemory {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if cx.inference_reason(object).is_none() || workload::is_fragment(object) {
+        let partial = workload::is_fragment(object) && !workload::served_by_default_runtime(object);
+        if cx.inference_reason(object).is_none() || partial {
             return;
         }
         let policy = cx.policy;
