@@ -14,15 +14,17 @@ every object rejects unknown fields, as kubeconform -strict does.
 What the Rust types do not keep (patterns, lengths, minimums, CEL rules) is
 not checked; the apiserver checks those.
 
-Google Managed Prometheus' PodMonitoring and ClusterPodMonitoring have no
-such crate. Their openAPIV3Schema comes from ../shared/schemas/
-gmp-monitoring-crds.json (GoogleCloudPlatform/prometheus-engine,
-charts/operator/crds, Apache-2.0, at the commit the file names) and is
-converted directly, so their patterns, enums, lengths and required fields
-are checked too (CEL rules are not).
+Google Managed Prometheus' PodMonitoring and ClusterPodMonitoring, and the
+serving CRDs (the Gateway API Inference Extension, KServe, KubeRay, llm-d's
+InferenceObjective), have no such crate. Their openAPIV3Schema comes from
+../shared/schemas/ (each file names its repository, commit and licence) and
+is converted directly, so their patterns, enums, lengths and required
+fields are checked too (CEL rules are not). Large object nodes are stored
+once as content-named definitions (KServe repeats a PodSpec per component).
 
     python3 scripts/update-crd-schemas.py        # needs cargo and crates.io
 """
+import hashlib
 import json
 import pathlib
 import re
@@ -48,7 +50,22 @@ OUT = ROOT / "rules" / "schemas" / "custom-resources.json"
 KUBERNETES = ROOT / "rules" / "schemas" / "kubernetes-v1.37.json"
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
-GMP = ROOT.parent / "shared" / "schemas" / "gmp-monitoring-crds.json"
+SHARED = ROOT.parent / "shared" / "schemas"
+GMP = SHARED / "gmp-monitoring-crds.json"
+# The serving CRDs no crate ships, converted from their openAPIV3Schema in
+# ../shared/schemas (each file names its repository, commit and licence):
+# file, and the kinds taken from it (None: every kind).
+SHARED_CRDS = [
+    ("gateway-api-inference-extension-crds.json", None),
+    ("kserve-crds.json", ["InferenceService", "ServingRuntime", "ClusterServingRuntime",
+                          "LLMInferenceService", "LLMInferenceServiceConfig"]),
+    ("kuberay-crds.json", None),
+    ("llm-d-crds.json", ["InferenceObjective", "InferenceModelRewrite"]),
+]
+# Object nodes at least this large (serialised) are shared definitions:
+# the KServe CRDs repeat a whole PodSpec in every component, and one copy
+# of each is enough.
+HOIST_BYTES = 2000
 # What a structural schema keeps that JSON Schema reads the same way.
 KEPT = ("type", "enum", "pattern", "required", "maxLength", "minLength",
         "maxItems", "minItems", "minimum", "maximum")
@@ -62,6 +79,17 @@ def from_structural(schema):
     if schema.get("x-kubernetes-int-or-string"):
         return {"oneOf": [{"type": "string"}, {"type": "integer"}]}
     out = {key: schema[key] for key in KEPT if key in schema}
+    # A required field with a default is never missing: the apiserver
+    # applies structural defaults to the request before it validates it
+    # (Kubernetes documentation, "Versions in CustomResourceDefinitions",
+    # Defaulting). KubeRay's worker groups require maxReplicas that way.
+    if "required" in out:
+        defaulted = {
+            name for name, child in schema.get("properties", {}).items() if "default" in child
+        }
+        out["required"] = [name for name in out["required"] if name not in defaulted]
+        if not out["required"]:
+            del out["required"]
     if "properties" in schema:
         out["properties"] = {
             name: from_structural(child) for name, child in schema["properties"].items()
@@ -77,22 +105,44 @@ def from_structural(schema):
     return out
 
 
-def gmp_definitions():
-    """Definitions and roots of the GMP kinds, and their provenance."""
-    document = json.loads(GMP.read_text())
+def hoist(node, defs):
+    """Replace large object nodes of a converted schema, innermost first,
+    by references to definitions named by their content, so that
+    identical subtrees are stored once."""
+    if isinstance(node, list):
+        return [hoist(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: hoist(value, defs) for key, value in node.items()}
+    if "properties" in node:
+        body = json.dumps(node, sort_keys=True)
+        if len(body) >= HOIST_BYTES:
+            name = "crd." + hashlib.sha256(body.encode()).hexdigest()[:16]
+            defs[name] = node
+            return {"$ref": f"#/$defs/{name}"}
+    return node
+
+
+def shared_definitions(path, only=None):
+    """Definitions and roots of the kinds of a ../shared/schemas file, and
+    their provenance."""
+    document = json.loads(path.read_text())
     defs, roots = {}, {}
     for kind, versions in sorted(document["kinds"].items()):
+        if only is not None and kind not in only:
+            continue
         for api_version, version in sorted(versions.items()):
             schema = version["openAPIV3Schema"]
             root = f"{api_version.replace('/', '.')}.{kind}"
             properties = schema.get("properties", {})
+            spec = from_structural(properties.get("spec", {"type": "object"}))
             defs[root] = {
                 "type": "object",
                 "properties": {
                     "apiVersion": {"type": "string"},
                     "kind": {"type": "string"},
                     "metadata": {"$ref": f"#/$defs/{OBJECT_META}"},
-                    "spec": from_structural(properties.get("spec", {"type": "object"})),
+                    "spec": hoist(spec, defs),
                     "status": {},
                 },
                 "required": [key for key in schema.get("required", []) if key in ("spec",)],
@@ -105,8 +155,10 @@ def gmp_definitions():
         "commit": source["commit"],
         "license": source["license"],
         "files": source["files"],
-        "via": "shared/schemas/gmp-monitoring-crds.json",
+        "via": f"shared/schemas/{path.name}",
     }
+    if "otherCommits" in source:
+        provenance["otherCommits"] = source["otherCommits"]
     return defs, roots, provenance
 
 
@@ -286,15 +338,22 @@ def main():
             "file": file,
             "generator": f"kopium {kopium.group(1) if kopium else 'unknown'}",
         })
-    gmp_defs, gmp_roots, gmp_source = gmp_definitions()
+    gmp_defs, gmp_roots, gmp_source = shared_definitions(GMP)
     defs.update(gmp_defs)
     roots.update(gmp_roots)
+    serving = []
+    for name, only in SHARED_CRDS:
+        shared_defs, shared_roots, shared_source = shared_definitions(SHARED / name, only)
+        defs.update(shared_defs)
+        roots.update(shared_roots)
+        serving.append(shared_source)
     defs = merge_identical(closure(defs, roots.values()), roots.values())
     document = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "x-infergate-source": {
             "crates": provenance,
             "gmp": gmp_source,
+            "serving": serving,
             "objectMeta": f"{KUBERNETES.name} ({OBJECT_META})",
             "regenerate": "python3 scripts/update-crd-schemas.py",
         },

@@ -113,10 +113,13 @@ pub fn kind_schema(version: &str, api_version: &str, kind: &str) -> Option<Arc<K
     if let Some(found) = cache.get(&(document, key.clone())) {
         return found.clone();
     }
+    // Only the definitions the kind reaches: the custom resources share one
+    // document of several hundred, and compiling all of them for each kind
+    // doubled a lint of the corpus.
     let schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$ref": format!("#/$defs/{root}"),
-        "$defs": definitions.defs,
+        "$defs": reachable(&definitions.defs, &root),
     });
     let compiled = jsonschema::validator_for(&schema).ok().map(|validator| {
         Arc::new(KindSchema {
@@ -128,6 +131,43 @@ pub fn kind_schema(version: &str, api_version: &str, kind: &str) -> Option<Arc<K
     });
     cache.insert((document, key), compiled.clone());
     compiled
+}
+
+/// The definitions reachable from `root` through `$ref`s.
+fn reachable(defs: &Value, root: &str) -> Value {
+    let mut found = serde_json::Map::new();
+    let mut pending = vec![root.to_string()];
+    while let Some(name) = pending.pop() {
+        if found.contains_key(&name) {
+            continue;
+        }
+        let Some(definition) = defs.get(&name) else {
+            continue;
+        };
+        collect_refs(definition, &mut pending);
+        found.insert(name, definition.clone());
+    }
+    Value::Object(found)
+}
+
+/// The definition names of the `$ref`s in a schema node, appended.
+fn collect_refs(node: &Value, names: &mut Vec<String>) {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(reference)) => {
+                        if let Some(name) = reference.strip_prefix("#/$defs/") {
+                            names.push(name.to_string());
+                        }
+                    }
+                    _ => collect_refs(value, names),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, names)),
+        _ => {}
+    }
 }
 
 /// Follow `$ref`s from a schema node.

@@ -186,7 +186,11 @@ impl Rule for HpaScaleTargetResolves {
             "/spec/scaleTargetRef/kind",
             format!(
                 "scaleTargetRef names a {kind} `{name}`, but `{name}` is a {}",
-                kinds.join(" and a ")
+                match kinds.as_slice() {
+                    [first, second, rest @ ..] if !rest.is_empty() =>
+                        format!("{first}, a {second} and {} more", rest.len()),
+                    _ => kinds.join(" and a "),
+                }
             ),
         )
         .help("make scaleTargetRef's kind and apiVersion those of the workload")
@@ -213,4 +217,16 @@ const NEVER_SCALED: &[&str] = &[
     "PodDisruptionBudget",
     "Ingress",
     "NetworkPolicy",
+    "Role",
+    "RoleBinding",
+    // Serving objects named after the model they serve.
+    "ServingRuntime",
+    "ClusterServingRuntime",
+    "LLMInferenceServiceConfig",
+    "InferencePool",
+    "InferenceObjective",
+    "InferenceModel",
+    "InferenceModelRewrite",
+    "HTTPRoute",
+    "Gateway",
 ];

@@ -221,6 +221,26 @@ impl Rule for SchemaStrict {
                     if written_above {
                         continue;
                     }
+                    // Written under another name (`targetPortNumber` for
+                    // `targetPorts`): the unknown field's "did you mean"
+                    // says it, once.
+                    let allowed = schema::schema_at(definitions, root, &tokens)
+                        .map(schema::allowed_fields)
+                        .unwrap_or_default();
+                    let misnamed = object
+                        .value
+                        .at(&instance)
+                        .and_then(Value::as_object)
+                        .is_some_and(|map| {
+                            map.keys().any(|key| {
+                                !allowed.contains(key)
+                                    && schema::closest(&allowed, key).as_deref()
+                                        == Some(name.as_str())
+                            })
+                        });
+                    if misnamed {
+                        continue;
+                    }
                     sink.report(
                         instance.clone(),
                         format!("`{name}` is required under `{here}`"),
