@@ -617,6 +617,119 @@ fn ray_service_reviewed(cluster: &mut Cluster) {
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
+/// The InferencePool v1 CRD as the project publishes it
+/// (../shared/schemas/gateway-api-inference-extension-crds.json).
+fn inference_pool_crd() -> Value {
+    let path = common::root().join("../shared/schemas/gateway-api-inference-extension-crds.json");
+    let text = std::fs::read_to_string(&path).expect("../shared/schemas: the CRDs the rules read");
+    let document: Value = serde_json::from_str(&text).expect("CRD JSON");
+    let schema = document["kinds"]["InferencePool"]["inference.networking.k8s.io/v1"]
+        ["openAPIV3Schema"]
+        .clone();
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        // A *.k8s.io group needs this annotation, as the project's CRD has.
+        "metadata": {"name": "inferencepools.inference.networking.k8s.io",
+            "annotations": {"api-approved.kubernetes.io":
+                "https://github.com/kubernetes-sigs/gateway-api-inference-extension"}},
+        "spec": {"group": "inference.networking.k8s.io", "scope": "Namespaced",
+            "names": {"kind": "InferencePool", "listKind": "InferencePoolList",
+                "plural": "inferencepools", "singular": "inferencepool"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": schema}}]}})
+}
+
+/// What the serving rules say of CRDs, on the real apiserver: the
+/// InferencePool CRD rejects a Service reference without a port (what
+/// inference-pool-endpoint-picker reports), and a field a CRD both
+/// requires and defaults is filled in before validation (why the
+/// converted schemas do not require such fields: KubeRay's maxReplicas).
+fn serving_crds_as_the_rules_read_them(cluster: &mut Cluster) {
+    let crd = inference_pool_crd().to_string();
+    let output = cluster.apply(&crd, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/inferencepools.inference.networking.k8s.io",
+    ]);
+    let without_port = "apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: llama, namespace: serving}
+spec:
+  selector: {matchLabels: {app: llama}}
+  targetPorts: [{number: 8000}]
+  endpointPickerRef: {name: llama-epp, failureMode: FailClose}
+";
+    let output = cluster.apply(without_port, &[]);
+    assert!(
+        !output.status.success(),
+        "admitted: {}",
+        text(&output.stdout)
+    );
+    assert!(
+        text(&output.stderr).contains("endpointPickerRef"),
+        "{}",
+        text(&output.stderr)
+    );
+    // With its port the CRD accepts it, and the webhook looks the Service
+    // up: missing, the pool is denied; once it exists, admitted.
+    let with_port = without_port.replace(
+        "{name: llama-epp, failureMode: FailClose}",
+        "{name: llama-epp, port: {number: 9002}, failureMode: FailClose}",
+    );
+    let output = cluster.apply(&with_port, &[]);
+    assert!(
+        !output.status.success(),
+        "admitted: {}",
+        text(&output.stdout)
+    );
+    assert!(
+        text(&output.stderr).contains("[inference-pool-endpoint-picker]")
+            && text(&output.stderr).contains("does not exist"),
+        "{}",
+        text(&output.stderr)
+    );
+    let service = "apiVersion: v1
+kind: Service
+metadata: {name: llama-epp, namespace: serving}
+spec:
+  selector: {app: llama-epp}
+  ports: [{name: grpc-ext-proc, port: 9002, targetPort: 9002}]
+";
+    let output = cluster.apply(service, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = cluster.apply(&with_port, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // A field required and defaulted by a CRD: an object without it is
+    // accepted, and stored with the default.
+    let defaulted = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "groups.e2e.infergate.dev"},
+        "spec": {"group": "e2e.infergate.dev", "scope": "Namespaced",
+            "names": {"kind": "Group", "listKind": "GroupList", "plural": "groups", "singular": "group"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "required": ["maxReplicas"], "properties": {
+                        "maxReplicas": {"type": "integer", "default": 2147483647}}}}}}}]}});
+    let output = cluster.apply(&defaulted.to_string(), &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/groups.e2e.infergate.dev",
+    ]);
+    let output = cluster.apply(
+        "apiVersion: e2e.infergate.dev/v1\nkind: Group\nmetadata: {name: workers, namespace: serving}\nspec: {}\n",
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stored = cluster
+        .get("groups.e2e.infergate.dev", "serving", "workers")
+        .expect("the object was stored");
+    assert_eq!(stored["spec"]["maxReplicas"], 2147483647, "{stored}");
+}
+
 fn opt_out_only_by_the_named_groups(cluster: &mut Cluster) {
     cluster.namespace("batch");
     // Alice may edit namespaces but is not in the policy's optOut.
@@ -1440,6 +1553,10 @@ fn e2e() {
         (
             "a RayService's worker groups reviewed",
             ray_service_reviewed,
+        ),
+        (
+            "serving CRDs as the rules read them",
+            serving_crds_as_the_rules_read_them,
         ),
         (
             "XLA gate on scale and on re-sync",

@@ -22,6 +22,7 @@ mod inference_objective_pool_ref;
 mod inference_pool_endpoint_picker;
 mod inference_pool_selects_servers;
 mod keda_prometheus_query;
+mod kserve_raw_autoscaling;
 mod max_replicas_chip_pool;
 mod metric_name_lowercase;
 mod model_fits_accelerator_memory;
@@ -206,6 +207,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &inference_objective_pool_ref::InferenceObjectivePoolRef,
         &ray_start_params_resources::RayStartParamsResources,
         &ray_serve_fits_cluster::RayServeFitsCluster,
+        &kserve_raw_autoscaling::KserveRawAutoscaling,
         &schema_strict::SchemaStrict,
     ]
 }
