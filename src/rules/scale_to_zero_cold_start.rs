@@ -24,6 +24,11 @@ declare_rule! {
     /// decided when to wake up), or the `infergate.dev/ignore` annotation
     /// with a reason.
     ///
+    /// A KServe InferenceService with `minReplicas: 0` on its predictor is
+    /// read the same way: in Serverless mode Knative removes the last pod
+    /// after idle (in raw mode KServe raises the minimum to 1 and nothing
+    /// scales to zero).
+    ///
     /// ## Why is this bad?
     /// After `cooldownPeriod` (300 s by default) without an active trigger
     /// KEDA scales the workload to zero. The next request waits for a pod
@@ -66,6 +71,10 @@ impl Rule for ScaleToZeroColdStart {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        if object.kind() == "InferenceService" {
+            check_inference_service(cx, object, sink);
+            return;
+        }
         if !autoscaler::is_scaled_object(object) {
             return;
         }
@@ -106,22 +115,88 @@ impl Rule for ScaleToZeroColdStart {
             op::add("/spec/minReplicaCount", json!(1))
         };
         let name = target.name().unwrap_or("?");
-        sink.report(
+        report_cold_start(
+            sink,
             pointer,
-            format!(
-                "minReplicaCount {min} lets KEDA scale `{name}` to zero: the first request after idle waits ~{:.0} s while `{}` ({}) loads",
-                load.seconds,
-                load.model_id.rsplit('/').next().unwrap_or(&load.model_id),
-                model::gib(load.bytes),
-            ),
+            &format!("minReplicaCount {min} lets KEDA scale `{name}`"),
+            name,
+            &load,
         )
-        .short(format!(
-            "scale to zero: the first request waits ~{:.0} s for `{name}` to load",
-            load.seconds
-        ))
         .help("keep a replica with minReplicaCount: 1, or state the choice with minReplicaCount: 0 and an activationThreshold")
         .maybe_fix(operation.map(|operation| {
             Fix::unsafe_("set minReplicaCount to 1", vec![operation])
         }));
     }
+}
+
+/// KServe's deployment modes that run no Knative, so no scale to zero
+/// (kserve-raw-autoscaling reports minReplicas 0 there).
+const RAW_MODES: &[&str] = &["RawDeployment", "Standard"];
+
+/// A KServe InferenceService whose predictor may scale to zero: Knative
+/// (Serverless mode) removes the last pod after idle when `minReplicas`
+/// is 0, and the next request waits for the model to load.
+fn check_inference_service(cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+    if object.id.api_version.split('/').next() != Some("serving.kserve.io") {
+        return;
+    }
+    let raw = object
+        .annotation("serving.kserve.io/deploymentMode")
+        .is_some_and(|mode| RAW_MODES.contains(&mode));
+    if raw
+        || object
+            .value
+            .at("/spec/predictor/minReplicas")
+            .and_then(Value::as_i64)
+            != Some(0)
+    {
+        return;
+    }
+    if cx.inference_reason(object).is_none() {
+        return;
+    }
+    let Some(load) = serving::slowest_load(object, cx.policy) else {
+        return;
+    };
+    if load.seconds < cx.policy.keda.cold_start_seconds.0 {
+        return;
+    }
+    let name = object.name().unwrap_or("?");
+    report_cold_start(
+        sink,
+        "/spec/predictor/minReplicas",
+        &format!("minReplicas 0 lets Knative scale `{name}`"),
+        name,
+        &load,
+    )
+    .help("keep a replica with minReplicas: 1, or mark the choice with the infergate.dev/ignore annotation and a reason")
+    .maybe_fix(
+        op::replace("/spec/predictor/minReplicas", json!(1))
+            .map(|operation| Fix::unsafe_("set minReplicas to 1", vec![operation])),
+    );
+}
+
+/// "<who> to zero: the first request after idle waits ~N s while `model`
+/// (size) loads", with its short form.
+fn report_cold_start<'s>(
+    sink: &'s mut Sink,
+    pointer: &str,
+    who: &str,
+    name: &str,
+    load: &serving::LoadEstimate,
+) -> &'s mut crate::engine::Report {
+    let report = sink.report(
+        pointer,
+        format!(
+            "{who} to zero: the first request after idle waits ~{:.0} s while `{}` ({}) loads",
+            load.seconds,
+            load.model_id.rsplit('/').next().unwrap_or(&load.model_id),
+            model::gib(load.bytes),
+        ),
+    );
+    report.short(format!(
+        "scale to zero: the first request waits ~{:.0} s for `{name}` to load",
+        load.seconds
+    ));
+    report
 }
