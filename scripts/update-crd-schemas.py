@@ -127,12 +127,18 @@ def shared_definitions(path, only=None):
     """Definitions and roots of the kinds of a ../shared/schemas file, and
     their provenance."""
     document = json.loads(path.read_text())
-    defs, roots = {}, {}
+    defs, roots, sources = {}, {}, {}
     for kind, versions in sorted(document["kinds"].items()):
         if only is not None and kind not in only:
             continue
         for api_version, version in sorted(versions.items()):
             schema = version["openAPIV3Schema"]
+            # Where this version's CRD comes from, for messages: a version
+            # taken from a release tag names that tag.
+            origin = version.get("source") or {}
+            repository = origin.get("repository", document["source"]["repository"])
+            at = origin.get("ref") or (origin.get("commit") or document["source"]["commit"])[:12]
+            sources[f"{api_version}/{kind}"] = f"{repository}@{at}"
             root = f"{api_version.replace('/', '.')}.{kind}"
             properties = schema.get("properties", {})
             spec = from_structural(properties.get("spec", {"type": "object"}))
@@ -159,7 +165,7 @@ def shared_definitions(path, only=None):
     }
     if "otherCommits" in source:
         provenance["otherCommits"] = source["otherCommits"]
-    return defs, roots, provenance
+    return defs, roots, provenance, sources
 
 
 ITEM = re.compile(r"^pub (struct|enum) (\w+) \{\s*$")
@@ -338,15 +344,16 @@ def main():
             "file": file,
             "generator": f"kopium {kopium.group(1) if kopium else 'unknown'}",
         })
-    gmp_defs, gmp_roots, gmp_source = shared_definitions(GMP)
+    gmp_defs, gmp_roots, gmp_source, _ = shared_definitions(GMP)
     defs.update(gmp_defs)
     roots.update(gmp_roots)
-    serving = []
+    serving, serving_sources = [], {}
     for name, only in SHARED_CRDS:
-        shared_defs, shared_roots, shared_source = shared_definitions(SHARED / name, only)
+        shared_defs, shared_roots, shared_source, sources = shared_definitions(SHARED / name, only)
         defs.update(shared_defs)
         roots.update(shared_roots)
         serving.append(shared_source)
+        serving_sources.update(sources)
     defs = merge_identical(closure(defs, roots.values()), roots.values())
     document = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -358,6 +365,9 @@ def main():
             "regenerate": "python3 scripts/update-crd-schemas.py",
         },
         "x-infergate-roots": roots,
+        # The serving CRDs move faster than infergate's copy: a field they
+        # gained later is reported as not in this CRD, naming it.
+        "x-infergate-root-sources": serving_sources,
         "$defs": closure(defs, roots.values()),
     }
     OUT.write_text(json.dumps(document, separators=(",", ":"), sort_keys=True) + "\n")

@@ -48,6 +48,9 @@ const CUSTOM_RESOURCES: &str = include_str!("../../rules/schemas/custom-resource
 pub struct Definitions {
     pub defs: Value,
     pub roots: HashMap<String, String>,
+    /// For CRDs copied from a project that moves faster than infergate's
+    /// copy: the repository and commit (or tag) of each kind's CRD.
+    pub sources: HashMap<String, String>,
 }
 
 impl Definitions {
@@ -59,8 +62,22 @@ impl Definitions {
             .iter()
             .filter_map(|(key, root)| Some((key.clone(), root.as_str()?.to_string())))
             .collect();
+        let sources = document
+            .get("x-infergate-root-sources")
+            .and_then(Value::as_object)
+            .map(|sources| {
+                sources
+                    .iter()
+                    .filter_map(|(key, source)| Some((key.clone(), source.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
         let defs = document.get("$defs")?.clone();
-        Some(Self { defs, roots })
+        Some(Self {
+            defs,
+            roots,
+            sources,
+        })
     }
 }
 
@@ -92,6 +109,9 @@ pub struct KindSchema {
     pub validator: jsonschema::Validator,
     /// A custom resource: its schema does not depend on the Kubernetes version.
     pub custom: bool,
+    /// Where the kind's CRD was copied from, when it is one of the serving
+    /// CRDs that gain fields between releases.
+    pub source: Option<String>,
 }
 
 type Cache = Mutex<HashMap<(&'static str, String), Option<Arc<KindSchema>>>>;
@@ -121,12 +141,14 @@ pub fn kind_schema(version: &str, api_version: &str, kind: &str) -> Option<Arc<K
         "$ref": format!("#/$defs/{root}"),
         "$defs": reachable(&definitions.defs, &root),
     });
+    let source = definitions.sources.get(&key).cloned();
     let compiled = jsonschema::validator_for(&schema).ok().map(|validator| {
         Arc::new(KindSchema {
             definitions,
             root,
             validator,
             custom,
+            source,
         })
     });
     cache.insert((document, key), compiled.clone());

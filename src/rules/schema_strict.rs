@@ -41,6 +41,12 @@ declare_rule! {
     /// monitoring.googleapis.com PodMonitoring has no schema here (no package
     /// ships one); `podmonitoring-scrape` checks its layout instead.
     ///
+    /// The serving CRDs (Inference Extension, KServe, KubeRay, llm-d) gain
+    /// fields between releases faster than infergate's copy of them: below
+    /// the top level, a field they do not know and that is near no known
+    /// one is a warning naming the CRD's repository and commit, not an
+    /// error (a newer CRD may define it).
+    ///
     /// ## Why is this bad?
     /// The apiserver drops unknown fields or, with strict field validation,
     /// rejects the object; either way what the author meant does not happen.
@@ -195,6 +201,30 @@ impl Rule for SchemaStrict {
                         let fix = nested
                             .as_deref()
                             .and_then(|path| misplaced_fix(&object.value, &instance, key, path));
+                        // A serving CRD gains fields between releases: below
+                        // the top level, an unknown field with nothing near it
+                        // may be newer than infergate's copy of the CRD.
+                        let maybe_newer = schema
+                            .source
+                            .as_ref()
+                            .filter(|_| !tokens.is_empty() && suggestion.is_none());
+                        if let Some(source) = maybe_newer {
+                            sink.report(
+                                key_pointer,
+                                format!("`{key}` is not in the {} CRD infergate has ({source}) {place}", object.kind()),
+                            )
+                            .on_key()
+                            .severity(Severity::Warning)
+                            .short(format!(
+                                "`{key}` is not in the {} CRD; a newer one may have it",
+                                source.rsplit('/').next().unwrap_or(source)
+                            ))
+                            .help(format!(
+                                "a newer CRD may define it: check the version the cluster runs; the fields infergate knows {place} are: {}",
+                                allowed.join(", ")
+                            ));
+                            continue;
+                        }
                         sink.report(key_pointer, message)
                             .on_key()
                             .help(format!(
