@@ -405,6 +405,18 @@ pub struct MetricSemantics {
     pub raw_kinds: Vec<String>,
     pub distribution_kinds: Vec<String>,
     pub exporter_series: Vec<ExporterSeries>,
+    /// Series that are already an average over a pool's pods.
+    #[serde(default)]
+    pub pod_averages: Vec<PodAverage>,
+}
+
+/// A series that is already averaged over the pods of a pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodAverage {
+    #[serde(rename = "match")]
+    pub pattern: Pattern,
+    pub source: String,
 }
 
 /// The Prometheus metric inside an adapter name
@@ -426,6 +438,15 @@ impl MetricSemantics {
         self.exporter_series
             .iter()
             .find(|series| series.pattern.is_match(name) || series.pattern.is_match(base))
+    }
+
+    /// Whether `name` (or the bare name of its adapter form) is a series
+    /// already averaged over a pool's pods.
+    pub fn pod_average(&self, name: &str) -> Option<&PodAverage> {
+        let base = base_name(name);
+        self.pod_averages
+            .iter()
+            .find(|average| average.pattern.is_match(name) || average.pattern.is_match(base))
     }
 }
 

@@ -1,6 +1,7 @@
 use crate::input::pointer::Lookup;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
 use crate::input::object::Object;
 use crate::k8s::adapter::{self, AdapterRule};
@@ -34,6 +35,14 @@ declare_rule! {
     /// - **a distribution without a reducer**: the adapter form's
     ///   `|histogram` kind with no `reducer` in the metric's selector.
     ///
+    /// - **a per-pod average with an AverageValue target**: a series already
+    ///   averaged over a pool's pods (the Inference Extension's
+    ///   `inference_pool_average_*`, llm-d's `llm_d_epp_average_*`; data
+    ///   `metricSemantics.podAverages`) as an External or Object metric, or
+    ///   as a KEDA trigger's only series, with an AverageValue target (KEDA's
+    ///   default). The HPA divides it by the replica count again, so the
+    ///   count it asks for is the average over the target, however many
+    ///   pods run: under load it scales in.
     /// A KEDA ScaledObject's Prometheus query is read the same way: a
     /// counter it reads as an instant value (not under `rate(…[2m])` or
     /// another range function) is reported.
@@ -74,13 +83,16 @@ declare_rule! {
     /// ```
     ///
     /// ## Fix
-    /// None: a rate changes the target's unit, and an External metric needs
-    /// a selector only the author knows.
+    /// For a per-pod average with an AverageValue target: the same number
+    /// as a `Value` target (autoscaling/v2), or `metricType: Value` on the
+    /// KEDA trigger (safe: the target then means what it was written to
+    /// mean). Otherwise none: a rate changes the target's unit, and an
+    /// External metric needs a selector only the author knows.
     pub struct HpaMetricSemantics {
         id: "hpa-metric-semantics",
         severity: Error,
-        summary: "HPA metrics must be signals the HPA can use: no raw cumulative counters, no exporter series as Pods metrics.",
-        fixable: false,
+        summary: "HPA metrics must be signals the HPA can use: no raw cumulative counters, no exporter series as Pods metrics, no per-pod average divided again.",
+        fixable: true,
     }
 }
 
@@ -97,6 +109,9 @@ impl Rule for HpaMetricSemantics {
         let rules = adapter_rules_for(cx, object);
         for metric in &metrics {
             let Some(name) = metric.name else { continue };
+            if check_pod_average(cx.policy, metric, name, sink) {
+                continue;
+            }
             if metric.version == metrics::HpaVersion::Keda {
                 check_keda_query(cx.policy, metric, sink);
                 continue;
@@ -230,6 +245,82 @@ fn check_metric(
     sink.report(name_pointer, message)
         .short(format!("`{base}` is a raw cumulative counter"))
         .help(help);
+}
+
+/// A series already averaged over a pool's pods (the endpoint picker's
+/// `inference_pool_average_*`) with an AverageValue target: the HPA divides
+/// it by the replica count again, so the count it asks for is the average
+/// over the target, whatever runs now. Reported (with the move to a Value
+/// target) for External and Object metrics, and for a KEDA trigger whose
+/// query reads only such series. Whether it reported.
+fn check_pod_average(policy: &Policy, metric: &HpaMetric<'_>, name: &str, sink: &mut Sink) -> bool {
+    if !matches!(metric.metric_type, "External" | "Object") {
+        return false;
+    }
+    let semantics = &policy.metric_semantics;
+    if semantics.pod_average(name).is_none() {
+        return false;
+    }
+    let Some(target) = &metric.target else {
+        return false;
+    };
+    if target.target_type != Some("AverageValue") {
+        return false;
+    }
+    let base = metrics::base_name(name);
+    let fix = if metric.version == metrics::HpaVersion::Keda {
+        let Some(trigger) = metric.source else {
+            return false;
+        };
+        // Only a query of such series alone: a product with the ready pod
+        // count is a total again.
+        let query = trigger.at("/metadata/query").and_then(Value::as_str);
+        // `avg(…)` is keda-prometheus-query's to report (one finding).
+        if query.is_some_and(|query| query.trim_start().to_lowercase().starts_with("avg")) {
+            return false;
+        }
+        let only_averages = query
+            .and_then(|query| promql_parser::parser::parse(query).ok())
+            .is_some_and(|expr| {
+                crate::k8s::promql::instant_selectors(&expr)
+                    .iter()
+                    .all(|selector| {
+                        crate::k8s::promql::selector_name(selector)
+                            .is_some_and(|name| semantics.pod_average(name).is_some())
+                    })
+            });
+        if !only_averages {
+            return false;
+        }
+        let at = format!("{}/metricType", metric.source_pointer);
+        let operation = if trigger.get("metricType").is_some() {
+            op::replace(&at, json!("Value"))
+        } else {
+            op::add(&at, json!("Value"))
+        };
+        operation.map(|operation| Fix::safe("use a Value target", vec![operation]))
+    } else if metric.version == metrics::HpaVersion::V2 {
+        target.value.as_ref().and_then(|value| {
+            let block = &target.pointer;
+            Some(Fix::safe(
+                "use a Value target",
+                vec![
+                    op::replace(&format!("{block}/type"), json!("Value"))?,
+                    op::move_(&value.pointer, &format!("{block}/value"))?,
+                ],
+            ))
+        })
+    } else {
+        None
+    };
+    sink.report(
+        target.pointer.clone(),
+        format!("`{base}` is already a per-pod average: an AverageValue target divides it by the replicas again"),
+    )
+    .short(format!("`{base}` is a pool average: use a Value target"))
+    .help("use a Value target with the same number: the HPA then asks for current replicas × average / target")
+    .maybe_fix(fix);
+    true
 }
 
 /// A KEDA Prometheus query that reads a counter as an instant value
