@@ -16,8 +16,7 @@ pub const GROUPS: &[&str] = &[
 
 /// Whether an object is an InferencePool of either version.
 pub fn is_pool(object: &Object) -> bool {
-    let group = object.id.api_version.split('/').next().unwrap_or_default();
-    object.kind() == "InferencePool" && GROUPS.contains(&group)
+    object.kind() == "InferencePool" && GROUPS.contains(&object.group())
 }
 
 /// The pool's selector as a label selector (`matchLabels`), v1 or v1alpha2,
@@ -121,7 +120,6 @@ const REFERRERS: &[(&str, &[&str], &str)] = &[
 
 /// An object's reference to an InferencePool of its namespace.
 pub struct PoolRef<'a> {
-    pub pointer: String,
     pub name: &'a str,
     /// The group it means: the one written, else its kind's default.
     pub group: &'a str,
@@ -141,7 +139,6 @@ pub fn pool_ref<'a>(kind: &str, api_group: &str, object: &'a Value) -> Option<Po
         return None;
     }
     Some(PoolRef {
-        pointer: "/spec/poolRef".to_string(),
         name: text("name")?,
         group: text("group").unwrap_or(default_group),
         stated: text("group").is_some(),
@@ -173,22 +170,4 @@ pub fn route_backends<'a>(route: &'a Value, namespace: Option<&str>) -> Vec<(Str
         }
     }
     backends
-}
-
-/// The InferencePools an HTTPRoute sends traffic to, by a reference of
-/// kind InferencePool and one of the pool's groups.
-pub fn route_pool_refs<'a>(route: &'a Value, namespace: Option<&str>) -> Vec<PoolRef<'a>> {
-    route_backends(route, namespace)
-        .into_iter()
-        .filter_map(|(pointer, backend)| {
-            let text = |key: &str| backend.get(key).and_then(Value::as_str);
-            let group = text("group")?;
-            (text("kind") == Some("InferencePool") && GROUPS.contains(&group)).then_some(PoolRef {
-                pointer,
-                name: text("name")?,
-                group,
-                stated: true,
-            })
-        })
-        .collect()
 }

@@ -339,14 +339,11 @@ pub fn cache_dir(container: &Container<'_>, models: &Models) -> CacheDir {
     };
     let server_flags: &[String] = server.map_or(&[], |server| &server.flags);
     let flag = server_flags.first().cloned();
-    let hub_env: &[String] = match server {
-        Some(server) if !server.hub_cache => &[],
-        _ => &models.cache_env,
-    };
-    let generic_flags: &[String] = match server {
-        Some(server) if !server.hub_cache => &[],
-        _ => &models.cache_flags,
-    };
+    // A server that downloads into a directory of its own ignores the hub
+    // cache's variables and flags.
+    let hub = server.is_none_or(|server| server.hub_cache);
+    let hub_env: &[String] = if hub { &models.cache_env } else { &[] };
+    let generic_flags: &[String] = if hub { &models.cache_flags } else { &[] };
     let env_names = server
         .into_iter()
         .flat_map(|server| server.env.iter())

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// Where a KubeRay object keeps its Ray cluster spec.
 pub fn cluster_spec(object: &Object) -> Option<&'static str> {
-    if object.id.api_version.split('/').next() != Some("ray.io") {
+    if object.group() != "ray.io" {
         return None;
     }
     match object.kind() {

@@ -197,6 +197,17 @@ pub fn served_by_default_runtime(object: &Object) -> bool {
         && object.value.at("/spec/predictor/model/image").is_none()
 }
 
+/// The annotation that chooses how KServe deploys an InferenceService.
+const KSERVE_MODE_ANNOTATION: &str = "serving.kserve.io/deploymentMode";
+
+/// KServe's deploy mode of an InferenceService when it is raw (Standard):
+/// a Deployment and an HPA per component, no Knative.
+pub fn kserve_raw_mode(object: &Object) -> Option<&str> {
+    object
+        .annotation(KSERVE_MODE_ANNOTATION)
+        .filter(|mode| matches!(*mode, "RawDeployment" | "Standard"))
+}
+
 /// The workload kinds whose pods may serve a model: every kind of
 /// rules/workloads.yaml but those that run to completion or on every node.
 pub fn is_workload_kind(kind: &str) -> bool {
@@ -391,36 +402,40 @@ pub fn inference_reason(object: &Object, policy: &Policy) -> Option<InferenceRea
     }
     for template in &templates {
         for container in &template.main_containers() {
-            // The Inference Extension's endpoint picker names its pool,
-            // often after the model server (`--pool-name vllm-llama3`): it
-            // routes to servers and is not one.
-            if crate::k8s::serving::container_flag(
-                container,
-                &policy.serving.endpoint_picker.pool_flags,
-            )
-            .is_some()
-            {
-                continue;
-            }
             let texts = container
                 .image()
                 .into_iter()
                 .chain(container.command_line());
-            for text in texts {
-                if let Some(server) = detection
-                    .servers
-                    .iter()
-                    .find(|server| server.pattern.is_match(text))
-                {
-                    return Some(InferenceReason::Server(server.name.clone()));
-                }
-            }
-            if let Some(resource) = detection
-                .accelerator_resources
-                .iter()
-                .find(|resource| container.resource(resource).is_some())
-            {
-                return Some(InferenceReason::Accelerator(resource.clone()));
+            let reason = texts
+                .flat_map(|text| {
+                    detection
+                        .servers
+                        .iter()
+                        .find(|server| server.pattern.is_match(text))
+                })
+                .next()
+                .map(|server| InferenceReason::Server(server.name.clone()))
+                .or_else(|| {
+                    detection
+                        .accelerator_resources
+                        .iter()
+                        .find(|resource| container.resource(resource).is_some())
+                        .map(|resource| InferenceReason::Accelerator(resource.clone()))
+                });
+            let Some(reason) = reason else {
+                continue;
+            };
+            // The Inference Extension's endpoint picker names its pool,
+            // often after the model server (`--pool-name vllm-llama3`): it
+            // routes to servers and is not one. Asked only of a container
+            // that looks like a server, since it splits the command line.
+            let picker = crate::k8s::serving::container_flag(
+                container,
+                &policy.serving.endpoint_picker.pool_flags,
+            )
+            .is_some();
+            if !picker {
+                return Some(reason);
             }
         }
     }

@@ -64,7 +64,7 @@ declare_rule! {
 
 /// The fix that makes a reference name `pool` by its group and kind.
 fn point_at(pointer: &str, pool: &Object) -> Option<Fix> {
-    let group = pool_reference::group_of(pool);
+    let group = pool.group();
     Some(Fix::safe(
         format!("set group {group}, kind InferencePool"),
         vec![
@@ -80,12 +80,7 @@ impl Rule for HttprouteInferenceBackend {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if object.kind() != "HTTPRoute"
-            || !object
-                .id
-                .api_version
-                .starts_with("gateway.networking.k8s.io/")
-        {
+        if object.kind() != "HTTPRoute" || object.group() != "gateway.networking.k8s.io" {
             return;
         }
         let route_namespace = cx.namespace_of(object);
@@ -155,10 +150,10 @@ fn check_pool_ref(
                     pool.id.api_version
                 ),
             )
-            .short(format!("InferencePool `{name}` is in group {}", pool_reference::group_of(pool)))
+            .short(format!("InferencePool `{name}` is in group {}", pool.group()))
             .help(format!(
                 "set the backendRef's group to {}",
-                pool_reference::group_of(pool)
+                pool.group()
             ))
             .maybe_fix(point_at(pointer, pool));
         }
@@ -201,7 +196,7 @@ fn check_service_ref(cx: &Context<'_>, route: &Object, pointer: &str, name: &str
     .short(format!("`{name}` is an InferencePool: set group and kind"))
     .help(format!(
         "set `group: {}` and `kind: InferencePool` on the backendRef",
-        pool_reference::group_of(pool)
+        pool.group()
     ))
     .maybe_fix(point_at(pointer, pool));
 }

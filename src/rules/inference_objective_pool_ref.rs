@@ -60,8 +60,8 @@ impl Rule for InferenceObjectivePoolRef {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        let api_group = object.id.api_version.split('/').next().unwrap_or_default();
-        let Some(reference) = inference_pool::pool_ref(object.kind(), api_group, &object.value)
+        let Some(reference) =
+            inference_pool::pool_ref(object.kind(), object.group(), &object.value)
         else {
             return;
         };
@@ -71,7 +71,7 @@ impl Rule for InferenceObjectivePoolRef {
         match pool_reference::resolve(cx, object, group, name) {
             PoolLookup::Found | PoolLookup::Unknown => {}
             PoolLookup::OtherGroup(pool) => {
-                let pool_group = pool_reference::group_of(pool);
+                let pool_group = pool.group();
                 let written = match stated {
                     Some(group) => format!("names group {group}"),
                     None => format!("defaults to group {group}"),

@@ -107,14 +107,12 @@ impl Rule for InferencePoolEndpointPicker {
         let Some(name) = reference.service() else {
             return;
         };
-        let (pointer, v1) = (reference.pointer, reference.v1);
-        let text = |key: &str| reference.text(key);
-        let reference = reference.value;
+        let pointer = reference.pointer;
         let picker = &cx.policy.serving.endpoint_picker;
-        let failure_mode = text("failureMode");
+        let failure_mode = reference.text("failureMode");
         let mode = failure_mode.unwrap_or(&picker.default_failure_mode);
-        let (port, port_pointer) = if v1 {
-            match reference.at("/port/number").and_then(Value::as_i64) {
+        let (port, port_pointer) = if reference.v1 {
+            match reference.value.at("/port/number").and_then(Value::as_i64) {
                 Some(port) => (port, format!("{pointer}/port/number")),
                 None => {
                     sink.report(
@@ -130,7 +128,7 @@ impl Rule for InferencePoolEndpointPicker {
                 }
             }
         } else {
-            match reference.get("portNumber").and_then(Value::as_i64) {
+            match reference.value.get("portNumber").and_then(Value::as_i64) {
                 Some(port) => (port, format!("{pointer}/portNumber")),
                 None => (picker.default_ref_port, pointer.to_string()),
             }

@@ -4,6 +4,7 @@ use serde_json::Value;
 use crate::engine::finding::Severity;
 use crate::engine::{Context, Sink};
 use crate::input::object::Object;
+use crate::k8s::workload;
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -65,13 +66,8 @@ declare_rule! {
     }
 }
 
-/// The deployment modes in which KServe writes a Deployment and an HPA.
-const RAW_MODES: &[&str] = &["RawDeployment", "Standard"];
-
 /// The InferenceService components that get an HPA each.
 const COMPONENTS: &[&str] = &["predictor", "transformer", "explainer"];
-
-const MODE_ANNOTATION: &str = "serving.kserve.io/deploymentMode";
 
 /// Knative's autoscaling annotations: their prefix.
 const KNATIVE_PREFIX: &str = "autoscaling.knative.dev/";
@@ -82,36 +78,26 @@ impl Rule for KserveRawAutoscaling {
     }
 
     fn check(&self, _cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if object.kind() != "InferenceService"
-            || object.id.api_version.split('/').next() != Some("serving.kserve.io")
-        {
+        if object.kind() != "InferenceService" || object.group() != "serving.kserve.io" {
             return;
         }
-        if !object
-            .annotation(MODE_ANNOTATION)
-            .is_some_and(|mode| RAW_MODES.contains(&mode))
-        {
+        let Some(mode) = workload::kserve_raw_mode(object) else {
             return;
-        }
-        let knative: Vec<&String> = object
+        };
+        let knative = object
             .value
             .at("/metadata/annotations")
             .and_then(Value::as_object)
-            .map(|annotations| {
+            .and_then(|annotations| {
                 annotations
                     .keys()
-                    .filter(|key| key.starts_with(KNATIVE_PREFIX))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(first) = knative.first() {
+                    .find(|key| key.starts_with(KNATIVE_PREFIX))
+            });
+        if let Some(first) = knative {
             let pointer = crate::input::pointer::join("/metadata/annotations", first);
             sink.report(
                 pointer,
-                format!(
-                    "`{first}` configures Knative's autoscaler, which a {} InferenceService does not use",
-                    object.annotation(MODE_ANNOTATION).unwrap_or("raw")
-                ),
+                format!("`{first}` configures Knative's autoscaler, which a {mode} InferenceService does not use"),
             )
             .short("Knative autoscaling annotations do nothing in raw mode")
             .help("set the component's minReplicas, maxReplicas and scaleMetric/scaleTarget (or autoScaling) instead, which KServe turns into the HPA");

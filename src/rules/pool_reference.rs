@@ -20,11 +20,6 @@ pub enum PoolLookup<'a> {
     Unknown,
 }
 
-/// The API group of a pool object.
-pub fn group_of(pool: &Object) -> &str {
-    pool.id.api_version.split('/').next().unwrap_or_default()
-}
-
 pub fn resolve<'a>(cx: &Context<'a>, near: &Object, group: &str, name: &str) -> PoolLookup<'a> {
     let pools: Vec<&'a Object> = cx
         .of_kind(near, &["InferencePool"])
@@ -33,7 +28,7 @@ pub fn resolve<'a>(cx: &Context<'a>, near: &Object, group: &str, name: &str) -> 
         .collect();
     if pools
         .iter()
-        .any(|pool| pool.name() == Some(name) && group_of(pool) == group)
+        .any(|pool| pool.name() == Some(name) && pool.group() == group)
     {
         return PoolLookup::Found;
     }

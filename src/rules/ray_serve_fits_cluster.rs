@@ -86,7 +86,7 @@ fn cluster_gpus(object: &Object) -> Option<f64> {
     Some(total)
 }
 
-/// A positive whole number setting of an LLM config.
+/// A setting of at least 1 (a parallel size, a replica count).
 fn setting(config: &Value, pointer: &str) -> Option<f64> {
     config
         .at(pointer)
@@ -219,18 +219,20 @@ impl Rule for RayServeFitsCluster {
                 demands.extend(llm_demands(application, app_index));
                 demands.extend(deployment_demands(application, app_index));
             }
+            // At the setting's line inside the configuration when the file
+            // writes it as a literal block.
+            let report = |inner: &str, message: String, help: String, sink: &mut Sink| {
+                let report = sink.report(embedded.pointer.clone(), message);
+                report.help(help);
+                if let Some(location) = document
+                    .positions
+                    .locate(inner)
+                    .and_then(|inner| embedded.locate(inner))
+                {
+                    report.at(location);
+                }
+            };
             for demand in demands {
-                let report = |inner: &str, message: String, help: String, sink: &mut Sink| {
-                    let report = sink.report(embedded.pointer.clone(), message);
-                    report.help(help);
-                    if let Some(location) = document
-                        .positions
-                        .locate(inner)
-                        .and_then(|inner| embedded.locate(inner))
-                    {
-                        report.at(location);
-                    }
-                };
                 let (what, per_replica) = (&demand.what, demand.per_replica);
                 if per_replica > capacity {
                     report(

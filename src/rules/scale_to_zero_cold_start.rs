@@ -129,20 +129,16 @@ impl Rule for ScaleToZeroColdStart {
     }
 }
 
-/// KServe's deployment modes that run no Knative, so no scale to zero
-/// (kserve-raw-autoscaling reports minReplicas 0 there).
-const RAW_MODES: &[&str] = &["RawDeployment", "Standard"];
-
 /// A KServe InferenceService whose predictor may scale to zero: Knative
 /// (Serverless mode) removes the last pod after idle when `minReplicas`
 /// is 0, and the next request waits for the model to load.
 fn check_inference_service(cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-    if object.id.api_version.split('/').next() != Some("serving.kserve.io") {
+    if object.group() != "serving.kserve.io" {
         return;
     }
-    let raw = object
-        .annotation("serving.kserve.io/deploymentMode")
-        .is_some_and(|mode| RAW_MODES.contains(&mode));
+    // Raw mode runs no Knative (kserve-raw-autoscaling reports
+    // minReplicas 0 there).
+    let raw = crate::k8s::workload::kserve_raw_mode(object).is_some();
     if raw
         || object
             .value

@@ -109,11 +109,14 @@ const FETCHED_OBJECTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The InferencePool versions a reference to a pool may mean.
-pub const POOL_VERSIONS: &[&str] = &[
-    "inference.networking.k8s.io/v1",
-    "inference.networking.x-k8s.io/v1alpha2",
-];
+/// The InferencePool versions a reference to a pool may mean: those the
+/// server gets by name.
+pub fn pool_versions() -> impl Iterator<Item = &'static str> {
+    FETCHED_OBJECTS
+        .iter()
+        .filter(|(_, kind, _)| *kind == "InferencePool")
+        .map(|(api_version, _, _)| *api_version)
+}
 
 /// The PersistentVolumeClaims a workload's pod templates mount (every
 /// template rules/workloads.yaml knows: Ray worker groups, a KServe

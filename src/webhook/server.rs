@@ -664,7 +664,7 @@ async fn cluster_context(
         for name in review.pool_names() {
             let mut found = false;
             let mut known = true;
-            for api_version in review::POOL_VERSIONS {
+            for api_version in review::pool_versions() {
                 let reference = WorkloadRef {
                     api_version: api_version.to_string(),
                     kind: "InferencePool".to_string(),
