@@ -252,7 +252,8 @@ fn check_metric(
 /// it by the replica count again, so the count it asks for is the average
 /// over the target, whatever runs now. Reported (with the move to a Value
 /// target) for External and Object metrics, and for a KEDA trigger whose
-/// query reads only such series. Whether it reported.
+/// query reads only such series under no per-pod aggregation. Whether it
+/// reported.
 fn check_pod_average(policy: &Policy, metric: &HpaMetric<'_>, name: &str, sink: &mut Sink) -> bool {
     if !matches!(metric.metric_type, "External" | "Object") {
         return false;
@@ -272,24 +273,30 @@ fn check_pod_average(policy: &Policy, metric: &HpaMetric<'_>, name: &str, sink: 
         let Some(trigger) = metric.source else {
             return false;
         };
+        let Some(expr) = trigger
+            .at("/metadata/query")
+            .and_then(Value::as_str)
+            .and_then(|query| promql_parser::parser::parse(query).ok())
+        else {
+            return false;
+        };
+        // A per-pod aggregation on top (`avg(…)`, `max(…)`) is
+        // keda-prometheus-query's to report: one finding per cause.
+        let per_pod_on_top = crate::k8s::promql::top_aggregation(&expr).is_some_and(|aggregate| {
+            policy
+                .keda
+                .per_pod_aggregations
+                .contains(&aggregate.op.to_string())
+        });
         // Only a query of such series alone: a product with the ready pod
         // count is a total again.
-        let query = trigger.at("/metadata/query").and_then(Value::as_str);
-        // `avg(…)` is keda-prometheus-query's to report (one finding).
-        if query.is_some_and(|query| query.trim_start().to_lowercase().starts_with("avg")) {
-            return false;
-        }
-        let only_averages = query
-            .and_then(|query| promql_parser::parser::parse(query).ok())
-            .is_some_and(|expr| {
-                crate::k8s::promql::instant_selectors(&expr)
-                    .iter()
-                    .all(|selector| {
-                        crate::k8s::promql::selector_name(selector)
-                            .is_some_and(|name| semantics.pod_average(name).is_some())
-                    })
+        let only_averages = crate::k8s::promql::instant_selectors(&expr)
+            .iter()
+            .all(|selector| {
+                crate::k8s::promql::selector_name(selector)
+                    .is_some_and(|name| semantics.pod_average(name).is_some())
             });
-        if !only_averages {
+        if per_pod_on_top || !only_averages {
             return false;
         }
         let at = format!("{}/metricType", metric.source_pointer);
