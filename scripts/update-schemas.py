@@ -21,7 +21,7 @@ from schema_defs import closure
 
 PACKAGE = "kubernetes-validate"
 PACKAGE_VERSION = "1.37.0"
-KUBERNETES_VERSIONS = ["1.33", "1.34", "1.35", "1.36", "1.37"]
+KUBERNETES_VERSIONS = ["1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36", "1.37"]
 ROOTS = {
     "apps/v1/Deployment": "io.k8s.api.apps.v1.Deployment",
     "apps/v1/StatefulSet": "io.k8s.api.apps.v1.StatefulSet",

@@ -275,12 +275,8 @@ async fn an_hpa_pinned_at_its_maximum_in_a_full_pool_is_reported_with_the_pool()
     assert_eq!(output.status.code(), Some(0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policy_reports_follow_the_v1alpha2_schema() {
-    let store = apiserver::store(cluster_objects(), &[]);
-    let output = audit(&store, &["-A", "--format=policyreport"]).await;
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let reports = documents(&stdout(&output));
+/// Each report against testdata/schemas/policyreport-v1alpha2.json.
+fn assert_follow_the_schema(reports: &[Value]) {
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(
             common::root().join("testdata/schemas/policyreport-v1alpha2.json"),
@@ -288,7 +284,7 @@ async fn policy_reports_follow_the_v1alpha2_schema() {
         .expect("schema"),
     )
     .expect("schema JSON");
-    for report in &reports {
+    for report in reports {
         let definition = match report["kind"].as_str() {
             Some("PolicyReport") => &schema["definitions"]["PolicyReport"],
             Some("ClusterPolicyReport") => &schema["definitions"]["ClusterPolicyReport"],
@@ -303,6 +299,58 @@ async fn policy_reports_follow_the_v1alpha2_schema() {
             .collect();
         assert!(errors.is_empty(), "{errors:?}\n{report}");
     }
+}
+
+/// As Kyverno's reports do, a checked object with nothing wrong is a
+/// `pass`, counted in the summary; a Deployment that serves no model was
+/// not infergate's to check and gets no result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_objects_of_the_domain_pass() {
+    let mut objects = apiserver::objects_of(
+        &common::root().join("testdata/rules/max-replicas-chip-pool/quiet.yaml"),
+    );
+    objects.push(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}}));
+    let store = apiserver::store(objects, &[]);
+    let output = audit(&store, &["-A", "--format=policyreport"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let reports = documents(&stdout(&output));
+    assert_follow_the_schema(&reports);
+    let in_namespace = |namespace: &str| {
+        reports
+            .iter()
+            .find(|report| report["metadata"]["namespace"] == namespace)
+            .unwrap_or_else(|| panic!("a report in {namespace}: {reports:?}"))
+    };
+    let default = in_namespace("default");
+    let passed: Vec<&str> = default["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|result| result["result"] == "pass" && result["policy"] == "infergate")
+        .filter_map(|result| result["resources"][0]["kind"].as_str())
+        .collect();
+    assert_eq!(
+        passed,
+        ["Deployment", "HorizontalPodAutoscaler"],
+        "{default}"
+    );
+    assert_eq!(default["summary"]["pass"], 2, "{default}");
+    let web = in_namespace("web");
+    assert_eq!(web["results"].as_array().map(Vec::len), Some(0), "{web}");
+    assert_eq!(web["summary"]["pass"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_reports_follow_the_v1alpha2_schema() {
+    let store = apiserver::store(cluster_objects(), &[]);
+    let output = audit(&store, &["-A", "--format=policyreport"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let reports = documents(&stdout(&output));
+    assert_follow_the_schema(&reports);
     let kinds: Vec<&str> = reports
         .iter()
         .filter_map(|report| report["kind"].as_str())
@@ -425,6 +473,56 @@ async fn written_reports_replace_the_earlier_ones() {
         .iter()
         .all(|manager| manager == "infergate"));
     assert_eq!(held.field_managers.len(), 3);
+}
+
+/// A report whose results are those of the last run is left as it is (no
+/// write, so no new resourceVersion for Policy Reporter and other watchers
+/// to process); a change in the cluster rewrites only the reports it moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_reports_are_not_rewritten() {
+    // (written, unchanged) as the audit prints them.
+    let counts = |output: &Output| -> (usize, usize) {
+        let text = stderr(output);
+        let number_before = |marker: &str| {
+            text.split(marker)
+                .next()
+                .and_then(|head| head.split_whitespace().last())
+                .and_then(|count| count.parse().ok())
+                .unwrap_or_else(|| panic!("`{marker}` in: {text}"))
+        };
+        let written = text
+            .split("wrote ")
+            .nth(1)
+            .and_then(|tail| tail.split_whitespace().next())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_else(|| panic!("wrote N in: {text}"));
+        (written, number_before(" unchanged"))
+    };
+    let store = apiserver::store(cluster_objects(), &[]);
+    let first = audit(&store, &["-A", "--format=json", "--write-reports"]).await;
+    let (reports, unchanged) = counts(&first);
+    assert!(reports >= 3 && unchanged == 0, "{}", stderr(&first));
+    let applied = store.lock().expect("store").field_managers.len();
+    assert_eq!(applied, reports);
+    let second = audit(&store, &["-A", "--format=json", "--write-reports"]).await;
+    assert_eq!(counts(&second), (0, reports), "{}", stderr(&second));
+    assert_eq!(store.lock().expect("store").field_managers.len(), applied);
+    // One namespace's findings change (its Deployment is suppressed:
+    // results `skip` instead of `fail`): only its report is written.
+    {
+        let mut held = store.lock().expect("store");
+        let deployment = held
+            .objects
+            .iter_mut()
+            .find(|object| {
+                object["kind"] == "Deployment" && object["metadata"]["namespace"] == "serving"
+            })
+            .expect("a Deployment in serving");
+        deployment["metadata"]["annotations"] =
+            json!({"infergate.dev/ignore": "*=benchmark replica, removed next week"});
+    }
+    let third = audit(&store, &["-A", "--format=json", "--write-reports"]).await;
+    assert_eq!(counts(&third), (1, reports - 1), "{}", stderr(&third));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -540,6 +540,37 @@ fn fields_newer_than_the_target_version_are_warnings() {
     assert!(stderr(&unknown).contains("1.33"), "{}", stderr(&unknown));
 }
 
+/// Providers still support 1.30 to 1.32 (extended support): a model volume
+/// from an OCI image (`volumes[].image`, added in 1.31) is valid there and
+/// a warning naming the version on 1.30.
+#[test]
+fn versions_in_extended_support_have_schemas() {
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n      volumes:\n      - name: model\n        image:\n          reference: registry.example/models/llama:1\n";
+    for version in ["1.31", "1.32"] {
+        let output = infergate(
+            &["lint", "--format", "json", "--kube-version", version, "-"],
+            Some(manifest),
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert!(json_findings(&output).is_empty(), "valid on {version}");
+    }
+    let old = infergate(
+        &["lint", "--format", "json", "--kube-version", "1.30", "-"],
+        Some(manifest),
+    );
+    let findings = json_findings(&old);
+    let finding = findings
+        .iter()
+        .find(|finding| finding["rule"] == "schema-strict")
+        .expect("schema-strict on 1.30");
+    assert_eq!(finding["severity"], "warning");
+    assert_eq!(finding["line"], 17);
+    assert!(finding["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("1.30"));
+}
+
 #[test]
 fn misplaced_average_value_is_one_error_at_its_key_with_its_fix() {
     let output = infergate(
@@ -817,7 +848,10 @@ fn version_names_the_commit_and_the_schemas() {
         "{text}"
     );
     assert!(text.contains("commit: "), "{text}");
-    assert!(text.contains("Kubernetes schemas: 1.33"), "{text}");
+    assert!(
+        text.contains("Kubernetes schemas: 1.30, 1.31, 1.32, 1.33"),
+        "{text}"
+    );
     assert_eq!(stdout(&infergate(&["--version"], None)), text);
 }
 
@@ -830,6 +864,13 @@ fn completions_are_printed_for_each_shell() {
             stdout(&output).contains("explain"),
             "{shell}: the subcommands are completed"
         );
+        // clap_complete's PowerShell script completes no values.
+        if shell != "powershell" {
+            assert!(
+                stdout(&output).contains("xla-cache-single-writer"),
+                "{shell}: the rule ids of `explain` are completed"
+            );
+        }
     }
 }
 
@@ -1674,4 +1715,41 @@ fn application_context_reports_the_staged_files_as_lint_dot_does() {
     // Directories are not what the option takes.
     let output = lint_in(root, &["--application-context", "apps"]);
     assert_eq!(output.status.code(), Some(2));
+}
+
+/// A progress line on standard error, drawn in place and erased, when it
+/// is a terminal (here a pseudo-terminal from util-linux's `script`); the
+/// report on standard output stays clean, and a pipe never sees it.
+#[test]
+fn progress_line_only_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    // Hundreds of fixtures: the run lasts long enough for a first draw.
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rules");
+    let command = format!(
+        "{} lint --format json {examples} > {}",
+        env!("CARGO_BIN_EXE_infergate"),
+        report.display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("INFERGATE_PROGRESS_AFTER_MS", "0")
+        .output()
+        .expect("script (util-linux) runs");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(terminal.contains("\r\x1b[Kinfergate: "), "{terminal:?}");
+    assert!(terminal.ends_with("\r\x1b[K"), "erased: {terminal:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report written"))
+            .expect("the report is JSON alone");
+    assert!(json["findings"]
+        .as_array()
+        .is_some_and(|all| !all.is_empty()));
+
+    let piped = std::process::Command::new(env!("CARGO_BIN_EXE_infergate"))
+        .args(["lint", "--format", "json", examples])
+        .env("INFERGATE_PROGRESS_AFTER_MS", "0")
+        .output()
+        .expect("infergate runs");
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("infergate: "));
 }

@@ -1050,11 +1050,14 @@ fn audit_writes_reports_the_crd_accepts(cluster: &mut Cluster) {
         "audit found nothing: {printed}{}",
         text(&audit.stderr)
     );
-    let write = Command::new(env!("CARGO_BIN_EXE_infergate"))
-        .args(["audit", "-A", "--write-reports", "--kubeconfig"])
-        .arg(&cluster.kubeconfig)
-        .output()
-        .expect("audit runs");
+    let write_reports = |cluster: &Cluster| {
+        Command::new(env!("CARGO_BIN_EXE_infergate"))
+            .args(["audit", "-A", "--write-reports", "--kubeconfig"])
+            .arg(&cluster.kubeconfig)
+            .output()
+            .expect("audit runs")
+    };
+    let write = write_reports(cluster);
     assert!(
         !text(&write.stderr).contains("cannot write"),
         "{}",
@@ -1076,6 +1079,22 @@ fn audit_writes_reports_the_crd_accepts(cluster: &mut Cluster) {
     );
     let output = cluster.kubectl(&["get", "clusterpolicyreport", "infergate"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
+    // A second run with nothing changed writes nothing: the report keeps
+    // its resourceVersion (results carry the time of each run, so an
+    // apply would have made a new one).
+    let again = write_reports(cluster);
+    assert!(
+        text(&again.stderr).contains("wrote 0 report(s)"),
+        "{}",
+        text(&again.stderr)
+    );
+    let after = cluster
+        .get("policyreport", "serving", "infergate")
+        .expect("the PolicyReport in serving");
+    assert_eq!(
+        report["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"],
+        "an unchanged report was rewritten"
+    );
 }
 
 fn apiserver_admission_metrics(cluster: &mut Cluster) {

@@ -33,16 +33,29 @@ fn result_of(severity: Severity) -> Option<(&'static str, &'static str)> {
     }
 }
 
-fn result_json(finding: &Finding, object: &Value, seconds: i64) -> Option<Value> {
-    let (mut result, severity) = result_of(finding.severity)?;
-    // A suppressed finding is listed as skipped with who suppressed it and
-    // why: the object's own annotation needs no right to write, so an
-    // audit must show what it hides.
-    if finding.suppressed.is_some() {
-        result = "skip";
-    }
-    let metadata = object.get("metadata");
-    let text = |key: &str| metadata.and_then(|metadata| metadata.get(key)).cloned();
+/// The kinds that are infergate's domain whatever they run: a clean one of
+/// these gets a `pass` result. Workloads get one only when they serve a
+/// model (a web server's Deployment is not something infergate checked).
+const CHECKED_KINDS: &[&str] = &[
+    "HorizontalPodAutoscaler",
+    "ScaledObject",
+    "PodMonitoring",
+    "ClusterPodMonitoring",
+    "PodMonitor",
+    "ServiceMonitor",
+    "InferencePool",
+    "InferenceObjective",
+    "InferenceModel",
+    "RayService",
+    "RayCluster",
+    "InferenceService",
+    "ServingRuntime",
+    "ClusterServingRuntime",
+    "LLMInferenceService",
+];
+
+/// The resource a result is about.
+fn resource_of(object: &Value) -> Value {
     let mut resource = Map::new();
     resource.insert(
         "apiVersion".into(),
@@ -53,10 +66,42 @@ fn result_json(finding: &Finding, object: &Value, seconds: i64) -> Option<Value>
         object.get("kind").cloned().unwrap_or(Value::Null),
     );
     for key in ["namespace", "name", "uid"] {
-        if let Some(value) = text(key) {
-            resource.insert(key.into(), value);
+        if let Some(value) = object
+            .get("metadata")
+            .and_then(|metadata| metadata.get(key))
+        {
+            resource.insert(key.into(), value.clone());
         }
     }
+    Value::Object(resource)
+}
+
+/// Kyverno's convention: a resource that was checked and held gets a
+/// `pass`, so a report tells "checked, clean" from "never looked at".
+/// One per object (not per rule: most rules have nothing to say about most
+/// kinds, and a pass per rule would say they did).
+fn pass_json(object: &Value, seconds: i64) -> Value {
+    json!({
+        "source": NAME,
+        "policy": NAME,
+        "category": "LLM inference",
+        "result": "pass",
+        "scored": true,
+        "message": "no infergate rule found an error or a warning",
+        "timestamp": {"seconds": seconds, "nanos": 0},
+        "resources": [resource_of(object)],
+    })
+}
+
+fn result_json(finding: &Finding, object: &Value, seconds: i64) -> Option<Value> {
+    let (mut result, severity) = result_of(finding.severity)?;
+    // A suppressed finding is listed as skipped with who suppressed it and
+    // why: the object's own annotation needs no right to write, so an
+    // audit must show what it hides.
+    if finding.suppressed.is_some() {
+        result = "skip";
+    }
+    let resource = resource_of(object);
     // Properties are strings (map[string]string).
     let mut properties = Map::new();
     properties.insert(
@@ -115,7 +160,7 @@ fn report(kind: &str, namespace: Option<&str>, results: Vec<Value>) -> Value {
         "apiVersion": GROUP_VERSION,
         "kind": kind,
         "metadata": metadata,
-        "summary": {"pass": 0, "fail": count("fail"), "warn": count("warn"), "error": 0, "skip": count("skip")},
+        "summary": {"pass": count("pass"), "fail": count("fail"), "warn": count("warn"), "error": 0, "skip": count("skip")},
         "results": results,
     })
 }
@@ -124,8 +169,14 @@ fn report(kind: &str, namespace: Option<&str>, results: Vec<Value>) -> Value {
 /// results where nothing is wrong, so that an earlier report is replaced)
 /// and one ClusterPolicyReport for cluster-scoped objects. Infos are left
 /// out; suppressed errors and warnings are results `skip`, with who
-/// suppressed them (the object's annotation or a policy exception) and why.
-pub fn reports(audited: &Audited, seconds: i64) -> Vec<Value> {
+/// suppressed them (the object's annotation or a policy exception) and why;
+/// an object of infergate's domain with none of these is a `pass`
+/// (`serves_a_model` tells which workloads are).
+pub fn reports(
+    audited: &Audited,
+    seconds: i64,
+    serves_a_model: &dyn Fn(&crate::input::object::Object) -> bool,
+) -> Vec<Value> {
     let mut by_namespace: BTreeMap<String, Vec<Value>> = audited
         .loaded
         .objects
@@ -137,6 +188,14 @@ pub fn reports(audited: &Audited, seconds: i64) -> Vec<Value> {
         })
         .collect();
     let mut cluster = Vec::new();
+    let mut place = |object: &crate::input::object::Object, entry: Value| match object.namespace() {
+        Some(namespace) => by_namespace
+            .entry(namespace.to_string())
+            .or_default()
+            .push(entry),
+        None => cluster.push(entry),
+    };
+    let mut reported = vec![false; audited.loaded.objects.len()];
     for finding in &audited.outcome.findings {
         let Some(object) = finding
             .object_index
@@ -147,13 +206,25 @@ pub fn reports(audited: &Audited, seconds: i64) -> Vec<Value> {
         let Some(entry) = result_json(finding, &object.value, seconds) else {
             continue;
         };
-        match object.namespace() {
-            Some(namespace) => by_namespace
-                .entry(namespace.to_string())
-                .or_default()
-                .push(entry),
-            None => cluster.push(entry),
+        if let Some(index) = finding.object_index {
+            if let Some(flag) = reported.get_mut(index) {
+                *flag = true;
+            }
         }
+        place(object, entry);
+    }
+    for (object, _) in audited
+        .loaded
+        .objects
+        .iter()
+        .zip(&reported)
+        .filter(|(_, reported)| !**reported)
+    {
+        if !(CHECKED_KINDS.contains(&object.kind()) || serves_a_model(object)) {
+            continue;
+        }
+        let entry = pass_json(&object.value, seconds);
+        place(object, entry);
     }
     let mut out: Vec<Value> = by_namespace
         .into_iter()
@@ -190,15 +261,50 @@ fn resource(kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, plural)
 }
 
+/// What makes two reports the same for a reader: their results without
+/// the time each was found, and their summary.
+fn unchanged(earlier: &Value, report: &Value) -> bool {
+    let results = |report: &Value| -> Vec<Value> {
+        report
+            .get("results")
+            .and_then(Value::as_array)
+            .map(|results| {
+                results
+                    .iter()
+                    .map(|result| {
+                        let mut result = result.clone();
+                        if let Some(fields) = result.as_object_mut() {
+                            fields.remove("timestamp");
+                        }
+                        result
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    earlier.get("summary") == report.get("summary") && results(earlier) == results(report)
+}
+
+/// What [`write`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub written: usize,
+    /// Reports left as they were: the same results as this run's, so the
+    /// report's readers (and its resourceVersion) see no change.
+    pub unchanged: usize,
+    pub deleted: usize,
+}
+
 /// Apply the reports with server-side apply (field manager
-/// [`FIELD_MANAGER`]) and delete infergate's earlier PolicyReports in the
-/// audited namespaces that no longer have one (`scope`: one namespace, or
-/// every namespace when `None`). Returns (written, deleted).
+/// [`FIELD_MANAGER`]), leaving alone a report whose results have not
+/// changed since the last run, and delete infergate's earlier PolicyReports
+/// in the audited namespaces that no longer have one (`scope`: one
+/// namespace, or every namespace when `None`).
 pub async fn write(
     client: &kube::Client,
     reports: &[Value],
     scope: Option<&str>,
-) -> Result<(usize, usize), WriteError> {
+) -> Result<Written, WriteError> {
     let served = client
         .list_api_group_resources(GROUP_VERSION)
         .await
@@ -216,17 +322,59 @@ pub async fn write(
     }
     let namespaced = resource("PolicyReport", "policyreports");
     let cluster = resource("ClusterPolicyReport", "clusterpolicyreports");
+    // infergate's reports of earlier runs, in the audited scope.
+    let earlier_api: kube::Api<DynamicObject> = match scope {
+        Some(namespace) => kube::Api::namespaced_with(client.clone(), namespace, &namespaced),
+        None => kube::Api::all_with(client.clone(), &namespaced),
+    };
+    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+    let earlier = earlier_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|error| WriteError::Write {
+            report: "earlier PolicyReports".to_string(),
+            message: describe(&error),
+        })?;
+    let earlier_in = |namespace: &str| -> Option<Value> {
+        earlier
+            .items
+            .iter()
+            .find(|item| {
+                item.metadata.namespace.as_deref() == Some(namespace)
+                    && item.metadata.name.as_deref() == Some(NAME)
+            })
+            .and_then(|item| serde_json::to_value(item).ok())
+    };
+    let cluster_api: kube::Api<DynamicObject> = kube::Api::all_with(client.clone(), &cluster);
+    let earlier_cluster = cluster_api
+        .get_opt(NAME)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|item| serde_json::to_value(item).ok());
     // Strict: a field the installed CRD does not know is an error naming it,
     // not silently pruned from the report (the apiserver's default warns).
     let params = PatchParams::apply(FIELD_MANAGER)
         .force()
         .validation_strict();
+    let mut outcome = Written::default();
     let mut written_namespaces = BTreeSet::new();
     for report in reports {
         let namespace = report.at("/metadata/namespace").and_then(Value::as_str);
+        if let Some(namespace) = namespace {
+            written_namespaces.insert(namespace.to_string());
+        }
+        let before = match namespace {
+            Some(namespace) => earlier_in(namespace),
+            None => earlier_cluster.clone(),
+        };
+        if before.is_some_and(|before| unchanged(&before, report)) {
+            outcome.unchanged += 1;
+            continue;
+        }
         let api: kube::Api<DynamicObject> = match namespace {
             Some(namespace) => kube::Api::namespaced_with(client.clone(), namespace, &namespaced),
-            None => kube::Api::all_with(client.clone(), &cluster),
+            None => cluster_api.clone(),
         };
         let label = match namespace {
             Some(namespace) => format!("PolicyReport {namespace}/{NAME}"),
@@ -238,24 +386,9 @@ pub async fn write(
                 report: label,
                 message: describe(&error),
             })?;
-        if let Some(namespace) = namespace {
-            written_namespaces.insert(namespace.to_string());
-        }
+        outcome.written += 1;
     }
     // Reports of an earlier run in namespaces with nothing audited now.
-    let api: kube::Api<DynamicObject> = match scope {
-        Some(namespace) => kube::Api::namespaced_with(client.clone(), namespace, &namespaced),
-        None => kube::Api::all_with(client.clone(), &namespaced),
-    };
-    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    let earlier = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|error| WriteError::Write {
-            report: "earlier PolicyReports".to_string(),
-            message: describe(&error),
-        })?;
-    let mut deleted = 0;
     for stale in earlier.items.iter().filter(|item| {
         item.metadata
             .namespace
@@ -274,7 +407,7 @@ pub async fn write(
                 report: format!("PolicyReport {namespace}/{name}"),
                 message: describe(&error),
             })?;
-        deleted += 1;
+        outcome.deleted += 1;
     }
-    Ok((reports.len(), deleted))
+    Ok(outcome)
 }

@@ -189,7 +189,9 @@ async fn audit_cluster(
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64);
-    let reports = crate::audit::report::reports(&audited, seconds);
+    let reports = crate::audit::report::reports(&audited, seconds, &|object| {
+        crate::k8s::workload::inference_reason(object, engine.policy()).is_some()
+    });
     let text = match args.format {
         AuditFormat::Human => {
             human::render(&audited.outcome, visibility, terminal_style(args.color))
@@ -207,9 +209,12 @@ async fn audit_cluster(
     }
     if args.write_reports {
         match crate::audit::report::write(&client, &reports, scope.as_deref()).await {
-            Ok((written, deleted)) => eprintln!(
-                "wrote {written} report(s) with server-side apply (field manager {}); deleted {deleted} earlier one(s)",
-                crate::audit::report::FIELD_MANAGER
+            Ok(done) => eprintln!(
+                "wrote {} report(s) with server-side apply (field manager {}); {} unchanged, left as they were; deleted {} earlier one(s)",
+                done.written,
+                crate::audit::report::FIELD_MANAGER,
+                done.unchanged,
+                done.deleted
             ),
             Err(error @ crate::audit::report::WriteError::NotInstalled) => {
                 return usage_error(

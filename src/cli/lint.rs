@@ -26,7 +26,7 @@ pub struct LintArgs {
     /// Lowest severity that makes the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
-    /// Kubernetes version the schemas are checked against (1.33 to 1.37;
+    /// Kubernetes version the schemas are checked against (1.30 to 1.37;
     /// default: the policy's kubernetes.version, the newest).
     #[arg(long, value_name = "MAJOR.MINOR")]
     pub kube_version: Option<String>,
@@ -207,6 +207,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     } else {
         None
     };
+    let mut progress = super::progress::Progress::start("reading files");
     let read = match &given {
         Some(_) => {
             let files: Vec<PathBuf> = args.paths.iter().map(PathBuf::from).collect();
@@ -222,12 +223,17 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             sources
         }
         Err(error @ loader::LoadError::NoYaml { .. }) => {
-            return usage_error(error, "name the directory or files that hold the manifests")
+            progress.finish();
+            return usage_error(error, "name the directory or files that hold the manifests");
         }
-        Err(error) => return usage_error(error, "check that the path exists and is readable"),
+        Err(error) => {
+            progress.finish();
+            return usage_error(error, "check that the path exists and is readable");
+        }
     };
     let engine = Engine::new(policy);
     let facts = ClusterFacts::default();
+    progress.step(format!("checking {} file(s)", sources.len()));
     // The config's per-path ignores: suppressed in the report, and left
     // alone by --fix.
     let ignored = |finding: &crate::engine::finding::Finding| {
@@ -247,11 +253,14 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         let options = FixOptions {
             unsafe_fixes: args.unsafe_fixes,
         };
+        progress.step(format!("fixing {} file(s)", sources.len()));
         let result = fix::fix_sources_except(&engine, sources, &facts, options, &not_fixed);
+        progress.finish();
         for skipped in &result.skipped {
             eprintln!("warning: {skipped}");
         }
         if args.diff {
+            progress.finish();
             let diff = unified_diff(&result);
             let printed = print(&diff);
             if printed != ExitCode::SUCCESS {
@@ -298,6 +307,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
                 }
             })
             .collect();
+        progress.finish();
         let mut written = 0;
         let mut unwritten = false;
         let mut sources = Vec::new();
@@ -331,6 +341,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             (loaded, outcome)
         }
     };
+    progress.finish();
     if let Some(given) = &given {
         outcome.narrow_to(&loaded, |name| given.contains(name));
     }

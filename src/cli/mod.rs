@@ -18,6 +18,7 @@ use crate::rules;
 
 mod audit;
 mod lint;
+mod progress;
 mod serve;
 mod simulate;
 mod tune;
@@ -92,6 +93,7 @@ pub enum Command {
     /// Print a rule's documentation.
     Explain {
         /// The rule id, as `infergate rules` lists it.
+        #[arg(value_parser = RuleId)]
         rule: String,
     },
     /// Print the JSON Schema of policy files.
@@ -114,6 +116,33 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// Any string is accepted (an unknown id gets infergate's own "did you
+/// mean"), but the rule ids are offered as possible values so that shell
+/// completions complete them.
+#[derive(Debug, Clone, Copy)]
+struct RuleId;
+
+impl clap::builder::TypedValueParser for RuleId {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(command, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(rules::all_meta().into_iter().map(|meta| {
+            clap::builder::PossibleValue::new(meta.id).help(meta.summary)
+        })))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -179,7 +208,19 @@ pub fn main() -> ExitCode {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "infergate", &mut script);
-            print(&String::from_utf8_lossy(&script))
+            let mut text = String::from_utf8_lossy(&script).into_owned();
+            // clap_complete's fish script completes options' values but not
+            // positional ones: offer `explain` the rule ids there too.
+            if shell == clap_complete::Shell::Fish {
+                for meta in rules::all_meta() {
+                    text.push_str(&format!(
+                        "complete -c infergate -n \"__fish_infergate_using_subcommand explain\" -f -a \"{}\" -d '{}'\n",
+                        meta.id,
+                        meta.summary.replace('\\', "\\\\").replace('\'', "\\'")
+                    ));
+                }
+            }
+            print(&text)
         }
     }
 }

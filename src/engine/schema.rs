@@ -9,6 +9,18 @@ use serde_json::{json, Value};
 /// The embedded schema documents by Kubernetes minor version.
 const SCHEMAS: &[(&str, &str)] = &[
     (
+        "1.30",
+        include_str!("../../rules/schemas/kubernetes-v1.30.json"),
+    ),
+    (
+        "1.31",
+        include_str!("../../rules/schemas/kubernetes-v1.31.json"),
+    ),
+    (
+        "1.32",
+        include_str!("../../rules/schemas/kubernetes-v1.32.json"),
+    ),
+    (
         "1.33",
         include_str!("../../rules/schemas/kubernetes-v1.33.json"),
     ),
