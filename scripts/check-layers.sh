@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a file of a lower layer of src/ imports a higher one.
-# The layers, from the ground up (README "Design notes"): each folder may
+# The layers, from the ground up (docs/design.md): each folder may
 # import the folders before it; engine and rules import each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ status=0
 for folder in src/*/; do
   layer=$(basename "$folder")
   if [[ -z "${allowed[$layer]+set}" ]]; then
-    echo "src/$layer/: a folder the layer list does not name (add it to scripts/check-layers.sh and the README)"
+    echo "src/$layer/: a folder the layer list does not name (add it to scripts/check-layers.sh and docs/design.md)"
     status=1
     continue
   fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Print the README's precision table from tests/corpus-expectations.tsv:
+"""Print the precision table of docs/rules.md from tests/corpus-expectations.tsv:
 per rule, the errors and warnings on ../shared/corpus and how many of them
-were reviewed as TP, FP and debatable. tests/corpus.rs holds the README to
+were reviewed as TP, FP and debatable. tests/corpus.rs holds docs/rules.md to
 this output.
 
     python3 scripts/corpus-precision.py

@@ -469,7 +469,7 @@ fn rules_and_explain() {
     assert!(stderr(&output).contains("infergate rules"));
 }
 
-/// User documentation (every rule's `explain`, the README, the policy
+/// User documentation (every rule's `explain`, the README and docs/, the policy
 /// defaults in rules/) names the public
 /// guides a fact comes from by title, never the spec's internal file
 /// numbers ("seed 003", "(004)").
@@ -489,6 +489,12 @@ fn user_documentation_cites_guides_by_title() {
         );
     }
     let mut documents = vec![common::root().join("README.md")];
+    for entry in std::fs::read_dir(common::root().join("docs")).expect("docs/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|extension| extension == "md") {
+            documents.push(path);
+        }
+    }
     for entry in std::fs::read_dir(common::root().join("rules")).expect("rules/") {
         let path = entry.expect("entry").path();
         if path
@@ -992,13 +998,14 @@ fn github_annotations_never_fail_a_check_for_a_suppressed_finding() {
     );
 }
 
-/// The README's table of `serve` options lists every flag `serve --help`
+/// docs/webhook.md's table of `serve` options lists every flag `serve --help`
 /// has, so a newcomer never has to read the source for one.
 #[test]
 fn the_readme_lists_every_serve_option() {
     let help = common::infergate(&["serve", "--help"], None);
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README");
+    let readme =
+        std::fs::read_to_string(common::root().join("docs/webhook.md")).expect("docs/webhook.md");
     let start = readme
         .find("| option | default | meaning |")
         .expect("the serve table");
@@ -1017,7 +1024,7 @@ fn the_readme_lists_every_serve_option() {
     for flag in flags {
         assert!(
             table.contains(&format!("`--{flag}")),
-            "--{flag} is missing from the README"
+            "--{flag} is missing from docs/webhook.md"
         );
     }
 }
@@ -1331,7 +1338,7 @@ fn a_repository_with_kustomize_overlays_reports_only_its_mistake() {
     assert_eq!(output.status.code(), Some(1));
 }
 
-/// The README's GitHub Actions workflow (also
+/// docs/ci.md's GitHub Actions workflow (also
 /// testdata/repo/.github/workflows/infergate.yml), played as the runner
 /// plays it on manifests with errors: a step runs only while no earlier
 /// step failed unless its `if` is `always()`. The SARIF report is uploaded,
@@ -1339,10 +1346,10 @@ fn a_repository_with_kustomize_overlays_reports_only_its_mistake() {
 /// fails. (The former example failed at the SARIF step, so the
 /// annotations were skipped exactly when there were errors.)
 #[test]
-fn the_readme_workflow_annotates_when_the_manifests_have_errors() {
-    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README");
+fn the_documented_workflow_annotates_when_the_manifests_have_errors() {
+    let readme = std::fs::read_to_string(common::root().join("docs/ci.md")).expect("docs/ci.md");
     let section = &readme[readme
-        .find("### GitHub Actions and code scanning")
+        .find("## GitHub Actions and code scanning")
         .expect("the GitHub Actions section")..];
     let start = section.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
     let block = &section[start..start + section[start..].find("```").expect("block end")];
@@ -1350,7 +1357,7 @@ fn the_readme_workflow_annotates_when_the_manifests_have_errors() {
         common::root().join("testdata/repo/.github/workflows/infergate.yml"),
     )
     .expect("the workflow file");
-    assert_eq!(block, shipped, "the README's workflow and the file differ");
+    assert_eq!(block, shipped, "docs/ci.md's workflow and the file differ");
 
     let loaded = infergate::input::loader::parse_source(infergate::input::source::SourceFile::new(
         "infergate.yml",
@@ -1752,4 +1759,127 @@ fn progress_line_only_on_a_terminal() {
         .output()
         .expect("infergate runs");
     assert!(!String::from_utf8_lossy(&piped.stderr).contains("infergate: "));
+}
+
+/// GitHub's anchor for a heading: lowercase, spaces to hyphens, other
+/// punctuation dropped.
+fn heading_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks).
+fn anchors_of(text: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut anchors = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            anchors.push(heading_anchor(line.trim_start_matches('#')));
+        }
+    }
+    anchors
+}
+
+/// Every relative link of the README and docs/ reaches a file of the
+/// repository, and every `#anchor` a heading of its page: the README is the
+/// way in, and its pages must be where it says.
+#[test]
+fn documentation_links_resolve() {
+    let root = common::root();
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").expect("regex");
+    let mut pages = vec![root.join("README.md")];
+    for folder in ["docs", "docs/rules"] {
+        for entry in std::fs::read_dir(root.join(folder)).expect("docs") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|extension| extension == "md") {
+                pages.push(path);
+            }
+        }
+    }
+    assert!(pages.len() > 20, "docs/ pages: {pages:?}");
+    let mut checked = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("page");
+        for captures in link.captures_iter(&text) {
+            let target = &captures[1];
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let resolved = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().expect("folder").join(file)
+            };
+            assert!(
+                resolved.exists(),
+                "{}: link to {target}: {} does not exist",
+                page.display(),
+                resolved.display()
+            );
+            if !anchor.is_empty() {
+                let anchors = anchors_of(&std::fs::read_to_string(&resolved).expect("target"));
+                assert!(
+                    anchors.iter().any(|known| known == anchor),
+                    "{}: link to {target}: no such heading ({anchors:?})",
+                    page.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 30, "{checked} links");
+    // The first screen: the two commands a newcomer runs, first of all.
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    assert!(
+        readme.starts_with("# infergate\n\n```sh\ncargo run --release -- lint testdata/examples/\ncargo test\n```\n"),
+        "the README's first lines"
+    );
+    assert!(readme.lines().count() < 200, "the README stays a way in");
+}
+
+/// The summary's "N fixable with --fix, M more with --unsafe-fixes" is
+/// what `--diff` then fixes: counted in findings resolved (one fix may
+/// resolve two findings), with the findings that the fixes uncover (an
+/// HPA converted to autoscaling/v2 gets v2's defaults) counted apart.
+#[test]
+fn the_summary_fixable_count_is_what_diff_fixes() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rules");
+    let number_before = |text: &str, marker: &str| -> usize {
+        text.split(marker)
+            .next()
+            .and_then(|head| head.split_whitespace().last())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_else(|| panic!("`{marker}` in: {text}"))
+    };
+    let summary = stdout(&infergate(&["lint", "--color", "never", fixtures], None));
+    let summary = summary.lines().last().unwrap_or_default().to_string();
+    let safe = number_before(&summary, " fixable with --fix");
+    let unsafe_only = number_before(&summary, " more with --unsafe-fixes");
+    let diff = stderr(&infergate(&["lint", "--diff", fixtures], None));
+    assert_eq!(
+        number_before(&diff, " finding(s)"),
+        safe,
+        "{summary}\n{diff}"
+    );
+    assert!(diff.contains("more that those fixes uncovered"), "{diff}");
+    let diff = stderr(&infergate(
+        &["lint", "--diff", "--unsafe-fixes", fixtures],
+        None,
+    ));
+    assert_eq!(
+        number_before(&diff, " finding(s)"),
+        safe + unsafe_only,
+        "{summary}\n{diff}"
+    );
 }

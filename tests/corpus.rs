@@ -260,7 +260,7 @@ fn admission_warnings_fit_without_being_cut() {
     assert!(long.is_empty(), "warnings over 120 characters: {long:#?}");
 }
 
-/// The README's precision table is what the reviewed expectations say:
+/// docs/rules.md's precision table is what the reviewed expectations say:
 /// per rule, the errors and warnings on the corpus and their verdicts.
 #[test]
 fn the_readme_states_the_precision_the_expectations_record() {
@@ -290,7 +290,8 @@ fn the_readme_states_the_precision_the_expectations_record() {
             100 * tp / total
         ));
     }
-    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README.md");
+    let readme =
+        std::fs::read_to_string(common::root().join("docs/rules.md")).expect("docs/rules.md");
     let start = readme
         .find("<!-- precision:start -->\n")
         .expect("precision table start");
@@ -301,6 +302,6 @@ fn the_readme_states_the_precision_the_expectations_record() {
     assert_eq!(
         table,
         expected.join("\n"),
-        "README precision table is stale: run python3 scripts/corpus-precision.py"
+        "docs/rules.md precision table is stale: run python3 scripts/corpus-precision.py"
     );
 }

@@ -268,8 +268,8 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             }
             let changes = result.files.iter().any(fix::FixedFile::changed);
             eprintln!(
-                "{} fix(es) would change {} file(s)",
-                result.applied,
+                "fixes for {} would change {} file(s)",
+                fixed_count(&result),
                 result.files.iter().filter(|file| file.changed()).count()
             );
             return if changes {
@@ -282,6 +282,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         // renamed), so the writes run in parallel; what they report is
         // printed in file order.
         use rayon::prelude::*;
+        let fixed = fixed_count(&result);
         let outcomes: Vec<Written> = result
             .files
             .into_par_iter()
@@ -322,7 +323,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             }
             sources.push(source);
         }
-        eprintln!("fixed {} finding(s) in {written} file(s)", result.applied);
+        eprintln!("fixed {fixed} in {written} file(s)");
         // The fixing's last pass checked exactly what is now on disk,
         // unless a write failed.
         match result.settled {
@@ -388,6 +389,19 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     // operating system does at once when it reclaims the process.
     std::mem::forget((loaded, outcome, text));
     code
+}
+
+/// What the fixes did, in the terms of a lint's summary: its "N fixable"
+/// are the findings resolved (one fix may resolve two findings), and what
+/// the fixes uncovered and fixed too is counted apart.
+fn fixed_count(result: &fix::FixResult) -> String {
+    match result.uncovered {
+        0 => format!("{} finding(s)", result.resolved),
+        uncovered => format!(
+            "{} finding(s) and {uncovered} more that those fixes uncovered",
+            result.resolved
+        ),
+    }
 }
 
 /// A file after `--fix` wrote it: its source as now on disk, and the

@@ -56,7 +56,7 @@ pub struct ServeArgs {
     pub client_ca: Option<PathBuf>,
     /// Run cluster lookups without --client-ca too (for control planes
     /// that cannot present a client certificate, such as GKE's): any pod
-    /// that reaches the port can then probe names (README "Security model").
+    /// that reaches the port can then probe names (docs/security.md).
     #[arg(long)]
     pub unauthenticated_lookups: bool,
     /// A policy file merged over the built-in policy.

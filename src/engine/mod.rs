@@ -1122,7 +1122,7 @@ impl Engine {
                     None => crate::input::nesting::too_deep_message(),
                 },
                 format!(
-                    "no Kubernetes object nests this deep; flatten the data or split it (the limit, {}, is documented under Limits in the README)",
+                    "no Kubernetes object nests this deep; flatten the data or split it (the limit, {}, is documented in docs/limits.md)",
                     crate::input::nesting::MAX_DEPTH
                 ),
             ),
@@ -1137,7 +1137,7 @@ impl Engine {
                     None => crate::input::nesting::alias_budget_message(),
                 },
                 "the documents of this input that use aliases from here on are not read; \
-                 the limit is documented under Limits in the README"
+                 the limit is documented in docs/limits.md"
                     .to_string(),
             ),
             ProblemKind::DuplicateKey {
@@ -1161,7 +1161,7 @@ impl Engine {
             ProblemKind::Unread(reason) => (
                 &rules::SKIPPED_INPUT,
                 reason.clone(),
-                "infergate reads regular UTF-8 files of at most 64 MiB, and symbolic links to files inside the directory linted (README, Limits)".to_string(),
+                "infergate reads regular UTF-8 files of at most 64 MiB, and symbolic links to files inside the directory linted (docs/limits.md)".to_string(),
             ),
             ProblemKind::HelmTemplate => (
                 &rules::HELM_TEMPLATE,

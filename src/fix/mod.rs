@@ -40,6 +40,14 @@ pub struct FixResult {
     pub files: Vec<FixedFile>,
     /// Findings whose fix was applied.
     pub applied: usize,
+    /// Of the findings the first pass saw with a fix that may be applied
+    /// (what a lint's summary counts as fixable), how many are gone at the
+    /// end: a fix may also resolve another finding, so this is what the
+    /// summary promised, not `applied`.
+    pub resolved: usize,
+    /// Findings that only later passes saw: the earlier fixes uncovered
+    /// them (a converted HPA version gets the defaults of the new one).
+    pub uncovered: usize,
     /// The patches applied, in order, by object index in the input (the
     /// objects and their order never change while fixing).
     pub patches: Vec<(usize, json_patch::Patch)>,
@@ -69,6 +77,8 @@ impl FixedFile {
 struct PassOutcome {
     texts: Vec<(String, String)>,
     fixed: usize,
+    /// [`finding_key`] of each finding fixed.
+    keys: Vec<String>,
     patches: Vec<(usize, json_patch::Patch)>,
 }
 
@@ -138,6 +148,9 @@ pub fn fix_sources_except(
     let mut blocked: HashSet<String> = HashSet::new();
     let mut result = FixResult::default();
     let mut passes = 0;
+    // The findings of the first pass a fix may be applied to: what the
+    // summary of a lint counts.
+    let mut fixable_at_first: Option<HashSet<String>> = None;
     while passes < MAX_PASSES {
         passes += 1;
         let current: Vec<Arc<SourceFile>> = sources
@@ -148,6 +161,29 @@ pub fn fix_sources_except(
         let loaded = loader::parse_all(current);
         let mut outcome = engine.run(&loaded, facts);
         outcome.suppress_where(suppress);
+        let fixable_now = || -> HashSet<String> {
+            outcome
+                .findings
+                .iter()
+                .filter(|finding| {
+                    finding.suppressed.is_none()
+                        && finding.fix.as_ref().is_some_and(|fix| {
+                            fix.applicability == Applicability::Safe || options.unsafe_fixes
+                        })
+                })
+                .map(finding_key)
+                .collect()
+        };
+        let first = fixable_at_first.get_or_insert_with(fixable_now);
+        let still_there = |first: &HashSet<String>| {
+            outcome
+                .findings
+                .iter()
+                .filter(|finding| first.contains(&finding_key(finding)))
+                .count()
+        };
+        // Recounted each pass; the last pass sees the texts as they end.
+        result.resolved = first.len() - still_there(first).min(first.len());
         match plan_pass(
             &loaded,
             &outcome,
@@ -158,8 +194,10 @@ pub fn fix_sources_except(
             Some(PassOutcome {
                 texts: new_texts,
                 fixed,
+                keys,
                 patches: applied,
             }) => {
+                result.uncovered += keys.iter().filter(|key| !first.contains(*key)).count();
                 for (name, text) in new_texts {
                     if let Some(&index) = position.get(&name) {
                         texts[index] = text;
@@ -211,6 +249,7 @@ fn plan_pass(
                 return Some(PassOutcome {
                     texts,
                     fixed: chosen.len(),
+                    keys: chosen.iter().map(|finding| finding_key(finding)).collect(),
                     patches,
                 });
             }
@@ -559,7 +598,7 @@ fn unreachable_blame<'a>(chosen: &[&'a Finding]) -> (&'a Finding, String) {
 /// rename), when it is read-only, or when its owner cannot be kept. A
 /// symbolic link stays a link: the file it names is written. A file with
 /// other hard links is replaced under this name only: the other names keep
-/// the old text (README, "Fixing files").
+/// the old text (docs/linting.md, "Fixing files").
 pub fn write_atomically(path: &Path, original: &str, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     // A symbolic link is kept: the file it names is what gets fixed, in

@@ -1,4 +1,4 @@
-//! The JSON format (version 1). Its shape is documented in the README and
+//! The JSON format (version 1). Its shape is documented in docs/linting.md and
 //! stable: fields are added, never renamed or removed, within a version.
 
 use serde_json::{json, Value};

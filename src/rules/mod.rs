@@ -1,7 +1,7 @@
 //! The rules, one file each, and the registry that lists them.
 //!
 //! A rule's doc comment is its user documentation: `infergate explain`,
-//! the SARIF rule table and the README read it from [`RuleMeta::doc`].
+//! the SARIF rule table and docs/rules/ read it from [`RuleMeta::doc`].
 
 use crate::engine::finding::Severity;
 use crate::engine::{Context, Sink};

@@ -23,7 +23,7 @@ declare_rule! {
     ///   `scraping.maxInterval` (30 s) feeds the HPA stale data (a
     ///   PodMonitoring without `interval` scrapes every minute);
     /// - when inference workloads are kept beside the monitor (same
-    ///   directory and application, see "Pairing objects" in the README),
+    ///   directory and application, see "Pairing objects" in docs/linting.md),
     ///   its selector must match some of their pods, counting the labels
     ///   their controller adds (`leaderworkerset.sigs.k8s.io/name`,
     ///   `pod-template-hash`…);
