@@ -112,10 +112,42 @@ if [ -n "$built" ]; then
   conflicts_in apps/alternatives/
   lint_alternatives_status=$?
 fi
+# The trial repository of testdata/repo, as a newcomer commits it: every
+# file at once (only its deliberate mistake may block), then a change to
+# one of two alternative HPAs (passes, as `lint .` says).
+trial="$work/trial"
+cp -r "$repo/testdata/repo" "$trial"
+(
+  cd "$trial"
+  git init --quiet
+  git config user.email ci@example.invalid
+  git config user.name ci
+  git add -A
+  pre-commit try-repo "$repo" infergate --all-files >"$work/trial-all.log" 2>&1
+  echo $? >"$work/trial-all.status"
+  git commit --quiet --no-verify -m "trial"
+  echo "# staged change" >>experiments/hpa-queue.yaml
+  git add experiments/hpa-queue.yaml
+  pre-commit try-repo "$repo" infergate --files experiments/hpa-queue.yaml >"$work/trial-one.log" 2>&1
+  echo $? >"$work/trial-one.status"
+)
+trial_all_status=$(cat "$work/trial-all.status")
+trial_one_status=$(cat "$work/trial-one.status")
+trial_rules=$(grep -oE "(error|warning)\[[a-z-]+\]" "$work/trial-all.log" | sort -u | tr '\n' ' ')
 set -e
 
 passed=0
 failed=0
+if [ "$trial_all_status" -eq 0 ] || [ "$trial_rules" != "error[metric-name-lowercase] " ] || ! grep -q "overlays/staging/hpa-max.yaml:13" "$work/trial-all.log"; then
+  echo "FAIL: the trial repository committed whole: status $trial_all_status, findings: $trial_rules (only its deliberate mistake at overlays/staging/hpa-max.yaml:13 may block)"; cat "$work/trial-all.log"; failed=$((failed + 1))
+else
+  echo "ok: the trial repository blocks on its deliberate mistake only"; passed=$((passed + 1))
+fi
+if [ "$trial_one_status" -ne 0 ]; then
+  echo "FAIL: a change to one of two alternative HPAs of the trial repository was blocked"; cat "$work/trial-one.log"; failed=$((failed + 1))
+else
+  echo "ok: the trial repository's alternative HPA passes alone"; passed=$((passed + 1))
+fi
 if [ "$bad_status" -eq 0 ]; then
   echo "FAIL: the bad manifest passed the hook"; cat "$work/bad.log"; failed=$((failed + 1))
 elif ! grep -q "metric-name-lowercase" "$work/bad.log" || ! grep -q "bad.yaml:" "$work/bad.log"; then

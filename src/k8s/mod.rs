@@ -5,6 +5,7 @@
 pub mod adapter;
 pub mod autoscaler;
 pub mod inference_pool;
+pub mod kserve;
 pub mod kube_api;
 pub mod metrics;
 pub mod model;

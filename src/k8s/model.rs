@@ -46,8 +46,33 @@ pub fn command_words(container: &Container<'_>) -> Vec<(String, String)> {
     words
 }
 
-/// The model a container serves, from its flags, `vllm serve ID`, or env.
+/// The repository of a KServe `storageUri` on the Hugging Face Hub,
+/// `hf://ORG/MODEL[:REVISION]` (kserve `python/storage`: its tests name
+/// the format): `ORG/MODEL`.
+pub fn kserve_hub_id(uri: &str) -> Option<&str> {
+    let repository = uri.strip_prefix("hf://")?;
+    let id = repository.split(':').next().unwrap_or(repository);
+    let (organisation, name) = id.split_once('/')?;
+    (!organisation.is_empty() && !name.is_empty() && !name.contains('/')).then_some(id)
+}
+
+/// A KServe predictor whose `storageUri` is on the Hub: the storage
+/// initializer downloads that repository to /mnt/models, where the
+/// runtime's own `--model` points.
+fn kserve_hub_model(container: &Container<'_>) -> Option<ModelRef> {
+    let uri = container.value.get("storageUri").and_then(Value::as_str)?;
+    Some(ModelRef {
+        id: kserve_hub_id(uri)?.to_string(),
+        pointer: format!("{}/storageUri", container.pointer),
+    })
+}
+
+/// The model a container serves, from its flags, `vllm serve ID`, or env;
+/// for a KServe predictor, what its `storageUri` downloads.
 pub fn model_of(container: &Container<'_>, models: &Models) -> Option<ModelRef> {
+    if let Some(model) = kserve_hub_model(container) {
+        return Some(model);
+    }
     let words = command_words(container);
     for (index, (word, pointer)) in words.iter().enumerate() {
         for flag in &models.model_flags {

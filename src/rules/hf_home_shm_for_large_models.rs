@@ -318,7 +318,11 @@ fn check_storage_initializer(
     }
     // The size: the annotation, else a Hugging Face id from the catalogue
     // or its name; a bucket path says nothing of its size.
-    let id = if scheme == "hf" { rest } else { "" };
+    let id = if scheme == "hf" {
+        model::kserve_hub_id(uri).unwrap_or(rest)
+    } else {
+        ""
+    };
     let Some(size) = model::size_of(object, id, models) else {
         return;
     };

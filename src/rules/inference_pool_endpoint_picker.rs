@@ -23,7 +23,10 @@ declare_rule! {
     /// - The Service it names, when the input (or, in the webhook, the
     ///   cluster) has it, must expose that port, and must send it to the
     ///   port the endpoint picker it selects listens on (`--grpc-port`,
-    ///   older `-grpcPort`, default 9002).
+    ///   older `-grpcPort`, default 9002). A `targetPort` given by name is
+    ///   looked up among the picker container's ports, as the endpoints
+    ///   controller does in each pod: a name the container does not
+    ///   declare leaves the Service without endpoints.
     /// - When the input runs the endpoint picker of this pool (a container
     ///   started with `--pool-name` or `-poolName` set to the pool's name)
     ///   but defines no Service of the referenced name, the reference
@@ -76,6 +79,14 @@ declare_rule! {
 
 /// The workload kinds an endpoint picker may run as.
 const WORKLOADS: &[&str] = &["Deployment", "StatefulSet"];
+
+/// Where a Service port sends its traffic in the pod.
+#[derive(Clone, Copy)]
+enum TargetPort<'a> {
+    Number(i64),
+    /// A container port's name, resolved in each pod.
+    Named(&'a str),
+}
 
 /// The port the picker's container listens on for the gateway.
 fn grpc_port(container: &Container<'_>, picker: &EndpointPicker) -> i64 {
@@ -188,10 +199,19 @@ impl Rule for InferencePoolEndpointPicker {
             return;
         };
         // The picker behind the Service: does it listen where the Service
-        // sends the gateway? Only a numeric targetPort can be compared.
-        let target = service_port
-            .get("targetPort")
-            .map_or(Some(port), Value::as_i64);
+        // sends the gateway? A targetPort is a number, a name of one of the
+        // pod's container ports, or absent (the Service port itself).
+        let target = match service_port.get("targetPort") {
+            None => TargetPort::Number(port),
+            Some(Value::String(name)) => match name.parse::<i64>() {
+                Ok(number) => TargetPort::Number(number),
+                Err(_) => TargetPort::Named(name),
+            },
+            Some(value) => match value.as_i64() {
+                Some(number) => TargetPort::Number(number),
+                None => return,
+            },
+        };
         let Some(selector) = service
             .value
             .at("/spec/selector")
@@ -213,12 +233,41 @@ impl Rule for InferencePoolEndpointPicker {
                         continue;
                     }
                     let listens = grpc_port(&container, picker);
-                    if target.is_some_and(|target| target != listens) {
+                    let target = match target {
+                        TargetPort::Number(number) => number,
+                        TargetPort::Named(port_name) => {
+                            // The endpoints controller resolves the name in
+                            // each pod; a pod without it gets no endpoint.
+                            let declared = container.declared_ports().iter().find(|declared| {
+                                declared.get("name").and_then(Value::as_str) == Some(port_name)
+                            });
+                            match declared
+                                .and_then(|declared| declared.get("containerPort"))
+                                .and_then(Value::as_i64)
+                            {
+                                Some(number) => number,
+                                None => {
+                                    sink.report(
+                                        port_pointer.clone(),
+                                        format!(
+                                            "Service `{name}` targets port `{port_name}`, which picker `{}` does not name: {consequence}",
+                                            workload.name().unwrap_or("?")
+                                        ),
+                                    )
+                                    .short(format!("the picker declares no port named `{port_name}`"))
+                                    .help(format!(
+                                        "name the picker's container port {listens} `{port_name}` (ports: [{{name: {port_name}, containerPort: {listens}}}]), or set the Service's targetPort to {listens}"
+                                    ));
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    if target != listens {
                         sink.report(
                             port_pointer.clone(),
                             format!(
-                                "Service `{name}` sends port {port} to {}, but the picker in {} `{}` listens on {listens}: {consequence}",
-                                target.unwrap_or(port),
+                                "Service `{name}` sends port {port} to {target}, but the picker in {} `{}` listens on {listens}: {consequence}",
                                 workload.kind(),
                                 workload.name().unwrap_or("?")
                             ),

@@ -4,6 +4,7 @@ use serde_json::Value;
 use crate::engine::pools::required_labels;
 use crate::engine::{Context, Sink};
 use crate::input::object::Object;
+use crate::k8s::kserve;
 use crate::k8s::model::{self, command_words};
 use crate::k8s::serving::{self, Degree, Reading};
 use crate::k8s::workload::{self, accelerator_chips, env_value, pod_templates, Container};
@@ -42,9 +43,14 @@ declare_rule! {
     /// A KServe InferenceService whose predictor is a `model` of the
     /// Hugging Face format, with no runtime named, is checked as the vLLM
     /// server KServe's huggingface runtime starts for it (its vLLM backend,
-    /// tensor parallel 1 unless the args say otherwise); a predictor naming
-    /// a runtime of its own is left alone, since that runtime's arguments
-    /// are not in the object.
+    /// tensor parallel 1 unless the args say otherwise); its model may be a
+    /// `storageUri` on the Hub (`hf://ORG/MODEL`). A predictor naming a
+    /// ServingRuntime (or ClusterServingRuntime) that the input holds is
+    /// checked as KServe deploys it: the runtime's `kserve-container` with
+    /// the predictor's `model` merged over it (arguments concatenated,
+    /// resources and env merged) in the runtime's pod spec merged with the
+    /// predictor's (node selectors, affinity). A runtime that is not in the
+    /// input leaves the predictor alone: its arguments are unknown.
     ///
     /// ## Why is this bad?
     /// The pod is scheduled, pulls a large image, downloads the weights
@@ -91,6 +97,10 @@ impl Rule for ModelFitsAcceleratorMemory {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        if let Some(runtime) = kserve::named_runtime(object) {
+            check_with_runtime(cx, object, runtime, sink);
+            return;
+        }
         let partial = workload::is_fragment(object) && !workload::served_by_default_runtime(object);
         if cx.inference_reason(object).is_none() || partial {
             return;
@@ -126,6 +136,55 @@ impl Rule for ModelFitsAcceleratorMemory {
             }
         }
     }
+}
+
+/// A predictor that names a runtime, checked as KServe merges it with that
+/// runtime when the input holds it (a namespaced ServingRuntime first, as
+/// KServe looks it up).
+fn check_with_runtime(cx: &Context<'_>, isvc: &Object, runtime: &str, sink: &mut Sink) {
+    let candidates: Vec<&Object> = cx
+        .of_kind(isvc, &["ServingRuntime", "ClusterServingRuntime"])
+        .map(|(_, candidate)| candidate)
+        .filter(|candidate| candidate.name() == Some(runtime))
+        .filter(|candidate| {
+            candidate.kind() == "ClusterServingRuntime" || cx.paired(isvc, candidate)
+        })
+        .collect();
+    let Some(found) = candidates
+        .iter()
+        .find(|candidate| candidate.kind() == "ServingRuntime")
+        .or_else(|| candidates.first())
+    else {
+        return;
+    };
+    let Some(merged) = kserve::merged_predictor(isvc, found) else {
+        return;
+    };
+    let policy = cx.policy;
+    let Some(accelerator) = accelerator_of(&merged.pod_spec, &policy.accelerators) else {
+        return;
+    };
+    let container = Container {
+        pointer: "/spec/predictor/model".to_string(),
+        value: &merged.container,
+        init: false,
+    };
+    let Some(mut check) = Check::of(&container, policy, accelerator, false, &[]) else {
+        return;
+    };
+    // The merged arguments are the runtime's and then the predictor's, so
+    // a pointer into them is not a place in the InferenceService: report
+    // at the model it names.
+    check.pointer = [
+        check.model.pointer.as_str(),
+        "/spec/predictor/model/runtime",
+    ]
+    .into_iter()
+    .find(|pointer| isvc.locate(pointer).is_some() && !pointer.contains("/args/"))
+    .unwrap_or("/spec/predictor/model")
+    .to_string();
+    check.devices_by = format!("{}, with ServingRuntime `{runtime}`", check.devices_by);
+    check.report(isvc, policy, sink);
 }
 
 /// The accelerator a pod template's node labels name, if known.
