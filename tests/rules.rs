@@ -278,3 +278,245 @@ fn placeholders_are_not_compared_by_other_rules() {
         .count();
     assert!(placeholders >= 8, "{placeholders}");
 }
+
+/// Where the pod template of a Deployment goes in each kind that also runs
+/// model servers (rules/workloads.yaml), and the pointer under which a
+/// finding about it must then be reported.
+fn transplant(kind: &str, deployment: &serde_json::Value) -> Option<(serde_json::Value, String)> {
+    use serde_json::json;
+    let template = deployment.pointer("/spec/template")?.clone();
+    let spec = template.get("spec")?.clone();
+    let metadata = json!({"name": deployment.pointer("/metadata/name")?.clone(),
+        "namespace": deployment.pointer("/metadata/namespace").cloned().unwrap_or(json!("default"))});
+    let replicas = deployment
+        .pointer("/spec/replicas")
+        .filter(|replicas| replicas.is_u64())
+        .cloned()
+        .unwrap_or(json!(1));
+    let head = json!({"rayStartParams": {}, "template": {"spec": {"containers": [
+        {"name": "ray-head", "image": "rayproject/ray:2.9.0"}]}}});
+    let worker = json!({"groupName": "gpu", "replicas": replicas, "rayStartParams": {},
+        "template": template});
+    Some(match kind {
+        "RayCluster" => (
+            json!({"apiVersion": "ray.io/v1", "kind": kind, "metadata": metadata,
+                "spec": {"headGroupSpec": head, "workerGroupSpecs": [worker]}}),
+            "/spec/workerGroupSpecs/0/template".into(),
+        ),
+        "RayService" => (
+            json!({"apiVersion": "ray.io/v1", "kind": kind, "metadata": metadata,
+                "spec": {"rayClusterConfig": {"headGroupSpec": head, "workerGroupSpecs": [worker]}}}),
+            "/spec/rayClusterConfig/workerGroupSpecs/0/template".into(),
+        ),
+        // Groups of one pod, as a Deployment's are: a group of several
+        // shares its parallel degree and its leader's address, which the
+        // LeaderWorkerSet fixtures of those rules cover.
+        "LeaderWorkerSet" => (
+            json!({"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": kind, "metadata": metadata,
+                "spec": {"replicas": replicas, "leaderWorkerTemplate": {"size": 1,
+                    "leaderTemplate": template.clone(), "workerTemplate": template}}}),
+            "/spec/leaderWorkerTemplate/leaderTemplate".into(),
+        ),
+        "InferenceService" => {
+            let mut predictor = spec;
+            predictor["minReplicas"] = replicas;
+            (
+                json!({"apiVersion": "serving.kserve.io/v1beta1", "kind": kind, "metadata": metadata,
+                    "spec": {"predictor": predictor}}),
+                "/spec/predictor".into(),
+            )
+        }
+        "ServingRuntime" => {
+            let mut runtime = spec;
+            runtime["supportedModelFormats"] = json!([{"name": "custom"}]);
+            (
+                json!({"apiVersion": "serving.kserve.io/v1alpha1", "kind": kind, "metadata": metadata,
+                    "spec": runtime}),
+                "/spec".into(),
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// The kinds every pod-template rule reads as it reads a Deployment.
+const TEMPLATE_KINDS: &[&str] = &[
+    "RayCluster",
+    "RayService",
+    "LeaderWorkerSet",
+    "InferenceService",
+    "ServingRuntime",
+];
+
+/// Where a finding at `pointer` of a Deployment's template is in `kind`'s
+/// template at `under`. KServe's kinds keep a pod spec without the pods'
+/// metadata: a finding about the labels has no place there.
+fn moved_pointer(kind: &str, under: &str, pointer: &str) -> Option<String> {
+    let rest = pointer.strip_prefix("/spec/template")?;
+    match kind {
+        "InferenceService" | "ServingRuntime" => {
+            let inner = rest.strip_prefix("/spec")?;
+            (inner.is_empty() || inner.starts_with('/')).then(|| format!("{under}{inner}"))
+        }
+        _ => Some(format!("{under}{rest}")),
+    }
+}
+
+/// Rules that read more than the pod template in a kind, and why the
+/// Deployment's findings do not carry over there.
+const NOT_CARRIED: &[(&str, &str, &str)] = &[
+    (
+        "model-server-readiness",
+        "InferenceService",
+        "KServe makes the Service in front of a predictor",
+    ),
+    (
+        "model-server-readiness",
+        "ServingRuntime",
+        "KServe makes the Service in front of a predictor",
+    ),
+    (
+        "schema-strict",
+        "ServingRuntime",
+        "a ServingRuntime's pod spec has a subset of PodSpec's fields",
+    ),
+    (
+        "xla-cache-single-writer",
+        "ServingRuntime",
+        "a runtime has no replicas: the InferenceServices using it do",
+    ),
+    (
+        "shared-cache-access-mode",
+        "ServingRuntime",
+        "a runtime has no replicas: the InferenceServices using it do",
+    ),
+];
+
+/// Every rule that reads a Deployment's pod template reads the same
+/// template in each kind that runs model servers: each fixture's
+/// Deployments moved into RayCluster and RayService worker groups, a
+/// LeaderWorkerSet's workers, a KServe predictor and a ServingRuntime
+/// (the rest of the fixture unchanged) give the same findings of the rule,
+/// at the same place inside the new kind's template, and no others there.
+#[test]
+fn pod_template_rules_read_every_kind_that_serves() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for rule in rules::registry() {
+        let id = rule.meta().id;
+        for (path, _) in common::rule_fixtures(id) {
+            let loaded = common::load(&[path.as_str()]);
+            if !loaded
+                .objects
+                .iter()
+                .any(|object| object.kind() == "Deployment")
+            {
+                continue;
+            }
+            let policy = common::fixture_policy(&path);
+            let run = |loaded: &infergate::input::loader::Loaded| {
+                infergate::engine::Engine::new(std::sync::Arc::clone(&policy))
+                    .run(loaded, &infergate::engine::ClusterFacts::default())
+            };
+            let original = run(&loaded);
+            for kind in TEMPLATE_KINDS {
+                if NOT_CARRIED
+                    .iter()
+                    .any(|(rule, not_in, _)| *rule == id && not_in == kind)
+                {
+                    continue;
+                }
+                // An autoscaler of a Deployment follows it into a kind with
+                // a scale subresource (LeaderWorkerSet); the other kinds
+                // scale by their own fields, so such a fixture says
+                // nothing about them.
+                let autoscaled = loaded.objects.iter().any(|object| {
+                    matches!(object.kind(), "HorizontalPodAutoscaler" | "ScaledObject")
+                        && object.value.pointer("/spec/scaleTargetRef").is_some()
+                });
+                if autoscaled && *kind != "LeaderWorkerSet" {
+                    continue;
+                }
+                let mut under = String::new();
+                let mut documents = Vec::new();
+                let mut moved_names = Vec::new();
+                for object in &loaded.objects {
+                    match (object.kind(), transplant(kind, &object.value)) {
+                        ("Deployment", Some((moved, at))) => {
+                            under = at;
+                            moved_names.push(object.name().unwrap_or_default().to_string());
+                            documents.push(moved);
+                        }
+                        ("HorizontalPodAutoscaler" | "ScaledObject", _) => {
+                            let mut autoscaler = object.value.clone();
+                            if let Some(target) = autoscaler.pointer_mut("/spec/scaleTargetRef") {
+                                if target.get("kind").is_none_or(|k| k == "Deployment") {
+                                    target["kind"] = serde_json::json!(kind);
+                                    target["apiVersion"] =
+                                        serde_json::json!("leaderworkerset.x-k8s.io/v1");
+                                }
+                            }
+                            documents.push(autoscaler);
+                        }
+                        _ => documents.push(object.value.clone()),
+                    }
+                }
+                let text = documents
+                    .iter()
+                    .map(|document| serde_json::to_string(document).expect("JSON"))
+                    .collect::<Vec<_>>()
+                    .join("\n---\n");
+                let name = format!("{path} as {kind}");
+                let moved = infergate::input::loader::parse_source(
+                    infergate::input::source::SourceFile::new(name.clone(), text),
+                );
+                let outcome = run(&moved);
+                let place =
+                    |finding: &infergate::engine::finding::Finding,
+                     objects: &[infergate::input::object::Object]| {
+                        let object = finding.object_index.and_then(|index| objects.get(index))?;
+                        Some((
+                            object.name().unwrap_or_default().to_string(),
+                            object.kind().to_string(),
+                        ))
+                    };
+                let expected: Vec<(String, String)> = original
+                    .findings
+                    .iter()
+                    .filter(|finding| finding.rule == id)
+                    .filter_map(|finding| {
+                        let (name, object_kind) = place(finding, &loaded.objects)?;
+                        (object_kind == "Deployment")
+                            .then(|| moved_pointer(kind, &under, &finding.pointer))
+                            .flatten()
+                            .map(|pointer| (name, pointer))
+                    })
+                    .collect();
+                let found: Vec<(String, String)> = outcome
+                    .findings
+                    .iter()
+                    .filter(|finding| finding.rule == id && finding.pointer.starts_with(&under))
+                    .filter_map(|finding| {
+                        let (name, object_kind) = place(finding, &moved.objects)?;
+                        (object_kind == *kind && moved_names.contains(&name))
+                            .then(|| (name, finding.pointer.clone()))
+                    })
+                    .collect();
+                checked += 1;
+                for missing in expected.iter().filter(|item| !found.contains(item)) {
+                    failures.push(format!("{name}: {id} not at {missing:?}"));
+                }
+                for extra in found.iter().filter(|item| !expected.contains(item)) {
+                    failures.push(format!("{name}: {id} also at {extra:?}"));
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} transplants");
+    assert!(
+        failures.is_empty(),
+        "{} failures in {checked} transplants:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -48,6 +48,15 @@ impl<'a> PodTemplate<'a> {
         Some(self.spec_value)
     }
 
+    /// The pod spec's `volumes`.
+    pub fn volumes(&self) -> impl Iterator<Item = &'a Value> {
+        self.spec_value
+            .get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+    }
+
     /// Labels of the pods this template creates.
     pub fn labels(&self) -> Option<&'a serde_json::Map<String, Value>> {
         self.metadata?.get("labels").and_then(Value::as_object)

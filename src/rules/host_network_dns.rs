@@ -1,3 +1,4 @@
+use crate::input::pointer::Lookup;
 use serde_json::{json, Value};
 
 use crate::engine::finding::{op, Fix};
@@ -59,7 +60,15 @@ impl Rule for HostNetworkDns {
         if cx.inference_reason(object).is_none() || workload::is_fragment(object) {
             return;
         }
-        let group = object.kind() == "LeaderWorkerSet";
+        // A group of one pod (size 1, the CRD's default) has no workers
+        // that look the leader up.
+        let group = object.kind() == "LeaderWorkerSet"
+            && object
+                .value
+                .at("/spec/leaderWorkerTemplate/size")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+                > 1;
         for template in pod_templates(object) {
             let Some(spec) = template.spec() else {
                 continue;

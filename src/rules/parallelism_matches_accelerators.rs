@@ -6,7 +6,7 @@ use crate::engine::{Context, Sink};
 use crate::input::object::Object;
 use crate::input::pointer;
 use crate::k8s::serving::{self, Degree, Reading};
-use crate::k8s::workload::{self, accelerator_chips, chips_per_replica, pod_templates, Container};
+use crate::k8s::workload::{self, accelerator_chips, pod_templates, Container};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
@@ -102,7 +102,7 @@ impl Rule for ParallelismMatchesAccelerators {
                     if let Reading::Known(degree) =
                         serving::degree(&container, serving, true, &substitutions)
                     {
-                        let chips = chips_per_replica(object, &templates, resources);
+                        let chips = group_chips(size, &templates, &container, resources);
                         if chips > 0.0 {
                             compare(
                                 sink,
@@ -138,6 +138,43 @@ impl Rule for ParallelismMatchesAccelerators {
             }
         }
     }
+}
+
+/// The accelerators a LeaderWorkerSet group gives the server that states
+/// the degree: its container in the leader and the matching one in each of
+/// the `size - 1` workers (by name; else a template's only container with
+/// accelerators). A sidecar's accelerators are not the server's.
+fn group_chips(
+    size: u64,
+    templates: &[workload::PodTemplate<'_>],
+    server: &Container<'_>,
+    resources: &[String],
+) -> f64 {
+    let in_template = |suffix: &str| -> Option<f64> {
+        let template = templates
+            .iter()
+            .find(|template| template.pointer.ends_with(suffix))?;
+        let containers = template.main_containers();
+        let with_chips: Vec<f64> = containers
+            .iter()
+            .map(|container| accelerator_chips(container, resources))
+            .filter(|chips| *chips > 0.0)
+            .collect();
+        containers
+            .iter()
+            .find(|container| container.name().is_some() && container.name() == server.name())
+            .map(|container| accelerator_chips(container, resources))
+            .or_else(|| {
+                with_chips
+                    .first()
+                    .copied()
+                    .filter(|_| with_chips.len() == 1)
+            })
+            .or_else(|| Some(with_chips.iter().sum()))
+    };
+    let worker = in_template("workerTemplate").unwrap_or(0.0);
+    let leader = in_template("leaderTemplate").unwrap_or(worker);
+    leader + worker * size.saturating_sub(1) as f64
 }
 
 /// The name of the accelerator resource a container asks for.

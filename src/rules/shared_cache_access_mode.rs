@@ -15,7 +15,10 @@ declare_rule! {
     /// access modes let only one node mount it (`ReadWriteOnce`,
     /// `ReadWriteOncePod`), while the workload can run more than one pod:
     /// `spec.replicas > 1`, an HPA or ScaledObject on it whose maximum is
-    /// above 1, or a LeaderWorkerSet whose groups hold several pods. The
+    /// above 1, a LeaderWorkerSet whose groups hold several pods, or the
+    /// templates of a Ray cluster or KServe component that mount the claim
+    /// (worker group `replicas` x `numOfHosts`, the head, `minReplicas`)
+    /// starting two pods or more. The
     /// claim must be in the input (in the admission webhook: in the
     /// cluster); workloads pinned to one node (`nodeName`, a
     /// `kubernetes.io/hostname` node selector) are left alone.
@@ -69,8 +72,21 @@ impl Rule for SharedCacheAccessMode {
         if cx.inference_reason(object).is_none() {
             return;
         }
-        let Some((pods, why)) = pods_at_most(cx, object) else {
-            return;
+        // Ray clusters and KServe components run several templates (a
+        // head and worker groups, a predictor and its workers): count the
+        // pods of the templates that mount each claim, from the kind's
+        // layout in rules/workloads.yaml.
+        let by_template = (!matches!(
+            object.kind(),
+            "Deployment" | "StatefulSet" | "ReplicaSet" | "LeaderWorkerSet"
+        ))
+        .then(|| pod_templates(object));
+        let (pods, why) = match &by_template {
+            Some(_) => (2, String::new()),
+            None => match pods_at_most(cx, object) {
+                Some(found) => found,
+                None => return,
+            },
         };
         if pods < 2 {
             return;
@@ -110,6 +126,16 @@ impl Rule for SharedCacheAccessMode {
                     if reported.contains(&claim_pointer) {
                         continue;
                     }
+                    let why = match &by_template {
+                        Some(by_template) => {
+                            let pods = pods_mounting(by_template, claim_name);
+                            if pods < 2 {
+                                continue;
+                            }
+                            format!("{pods} of its pods mount it")
+                        }
+                        None => why.clone(),
+                    };
                     let Some(claim) = cx
                         .named(object, claim_name)
                         .map(|(_, candidate)| candidate)
@@ -152,6 +178,22 @@ impl Rule for SharedCacheAccessMode {
             }
         }
     }
+}
+
+/// The pods of the templates whose volumes hold `claim`.
+fn pods_mounting(templates: &[PodTemplate<'_>], claim: &str) -> i64 {
+    templates
+        .iter()
+        .filter(|template| {
+            template.volumes().any(|volume| {
+                volume
+                    .at("/persistentVolumeClaim/claimName")
+                    .and_then(Value::as_str)
+                    == Some(claim)
+            })
+        })
+        .map(|template| template.pods.count)
+        .sum()
 }
 
 /// The most pods the workload may run at once, and why, in words.

@@ -172,11 +172,7 @@ fn memory_volume_for_shm(template: &PodTemplate<'_>) -> Option<String> {
         .map(|mount| mount.volume_name.to_string())
         .collect();
     template
-        .spec()
-        .and_then(|spec| spec.get("volumes"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+        .volumes()
         .filter(|volume| matches!(workload::storage_of(volume), Storage::Memory { .. }))
         .filter_map(|volume| volume.get("name").and_then(Value::as_str))
         .find(|name| !mounted.iter().any(|mounted| mounted == name))
