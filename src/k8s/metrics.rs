@@ -21,6 +21,10 @@ pub enum HpaVersion {
     /// A KEDA ScaledObject: its triggers become the metrics of the HPA
     /// KEDA generates, read here with pointers into the triggers.
     Keda,
+    /// A KServe InferenceService's predictor: `autoScaling.metrics`
+    /// (v2-shaped targets, from which KServe makes an HPA or a KEDA
+    /// ScaledObject) and `scaleMetric`/`scaleTarget`.
+    KServe,
 }
 
 impl HpaVersion {
@@ -95,7 +99,9 @@ impl HpaMetric<'_> {
     /// Where v2 writes the target block.
     pub fn target_pointer(&self) -> String {
         match &self.target {
-            Some(target) if self.version == HpaVersion::V2 => target.pointer.clone(),
+            Some(target) if matches!(self.version, HpaVersion::V2 | HpaVersion::KServe) => {
+                target.pointer.clone()
+            }
             _ => format!("{}/target", self.source_pointer),
         }
     }
@@ -311,6 +317,118 @@ fn keda_metrics(scaled: &Object) -> Vec<HpaMetric<'_>> {
             }
         })
         .collect()
+}
+
+/// The autoscaler a KServe InferenceService's predictor configures, as
+/// HPA metrics with pointers into the InferenceService (KServe API,
+/// `ComponentExtensionSpec`: `autoScaling.metrics` entries of type
+/// Resource, External or PodMetric with v2-shaped targets; `scaleMetric`
+/// cpu or memory with `scaleTarget` and `scaleMetricType`, Utilization by
+/// default, which KServe's HPA reconciler turns into a Resource metric).
+/// An External or PodMetric entry is named by the first metric its query
+/// reads, so that the metric families apply. Concurrency and rps are
+/// Knative's (KPA) and have no HPA target.
+pub fn kserve_metrics(isvc: &Object) -> Vec<HpaMetric<'_>> {
+    if isvc.kind() != "InferenceService" {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    let predictor = "/spec/predictor";
+    if let Some(entries) = isvc
+        .value
+        .at("/spec/predictor/autoScaling/metrics")
+        .and_then(Value::as_array)
+    {
+        for (index, entry) in entries.iter().enumerate() {
+            let Some(kind) = entry.get("type").and_then(Value::as_str) else {
+                continue;
+            };
+            let (key, metric_type) = match kind {
+                "Resource" => ("resource", "Resource"),
+                "External" => ("external", "External"),
+                // KServe makes it a KEDA trigger (OpenTelemetry), an
+                // External metric of the HPA KEDA generates.
+                "PodMetric" => ("podmetric", "External"),
+                _ => continue,
+            };
+            let entry_pointer = pointer::join(&format!("{predictor}/autoScaling/metrics"), index);
+            let source_pointer = pointer::join(&entry_pointer, key);
+            let source = entry.get(key);
+            let mut metric = v2_metric(metric_type, source, entry_pointer, source_pointer.clone());
+            metric.version = HpaVersion::KServe;
+            metric.selector = None;
+            if metric_type != "Resource" {
+                metric.name = source
+                    .and_then(|source| source.at("/metric/query"))
+                    .and_then(Value::as_str)
+                    .and_then(crate::k8s::promql::first_metric_name);
+                metric.name_pointer = format!("{source_pointer}/metric/query");
+            }
+            found.push(metric);
+        }
+    }
+    let scale_metric = isvc
+        .value
+        .at("/spec/predictor/scaleMetric")
+        .and_then(Value::as_str);
+    if let (Some("cpu" | "memory"), Some(value)) =
+        (scale_metric, isvc.value.at("/spec/predictor/scaleTarget"))
+    {
+        let target_type = isvc
+            .value
+            .at("/spec/predictor/scaleMetricType")
+            .and_then(Value::as_str)
+            .unwrap_or("Utilization");
+        let value_pointer = format!("{predictor}/scaleTarget");
+        found.push(HpaMetric {
+            pointer: format!("{predictor}/scaleMetric"),
+            metric_type: "Resource",
+            source_pointer: format!("{predictor}/scaleMetric"),
+            source: isvc.value.at(predictor),
+            name: None,
+            name_pointer: format!("{predictor}/scaleMetric"),
+            selector: None,
+            selector_pointer: format!("{predictor}/scaleMetric"),
+            target: Some(Target {
+                pointer: value_pointer.clone(),
+                target_type: Some(target_type),
+                block: None,
+                value: value_field(target_type).map(|field| TargetValue {
+                    field,
+                    value,
+                    pointer: value_pointer,
+                }),
+            }),
+            version: HpaVersion::KServe,
+        });
+    }
+    found
+}
+
+/// The Prometheus query of a metric, and its pointer: a KEDA trigger's
+/// `metadata.query`, or a KServe External entry's `metric.query` when its
+/// backend is Prometheus (KServe's `MetricsBackend`: prometheus or
+/// graphite; a PodMetric's backend is OpenTelemetry).
+pub fn prometheus_query<'a>(metric: &HpaMetric<'a>) -> Option<(&'a str, String)> {
+    let source = metric.source?;
+    match metric.version {
+        HpaVersion::Keda => {
+            if source.get("type").and_then(Value::as_str) != Some("prometheus") {
+                return None;
+            }
+            let query = source.at("/metadata/query").and_then(Value::as_str)?;
+            Some((query, format!("{}/metadata/query", metric.source_pointer)))
+        }
+        HpaVersion::KServe if metric.source_pointer.ends_with("/external") => {
+            let backend = source.at("/metric/backend").and_then(Value::as_str);
+            if backend.is_some_and(|backend| backend != "prometheus") {
+                return None;
+            }
+            let query = source.at("/metric/query").and_then(Value::as_str)?;
+            Some((query, format!("{}/metric/query", metric.source_pointer)))
+        }
+        _ => None,
+    }
 }
 
 /// autoscaling/v1: CPU utilization only; without

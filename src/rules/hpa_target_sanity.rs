@@ -6,7 +6,9 @@ use crate::engine::{Context, Sink};
 use crate::input::object::Object;
 use crate::input::quantity;
 use crate::k8s::autoscaler;
-use crate::k8s::metrics::{classify, hpa_metrics, value_field, HpaMetric, HpaVersion, TargetValue};
+use crate::k8s::metrics::{
+    self, classify, hpa_metrics, value_field, HpaMetric, HpaVersion, TargetValue,
+};
 use crate::k8s::placeholder::{self, Field};
 use crate::policy::MetricScale;
 use crate::rules::{declare_rule, Rule, RuleMeta};
@@ -23,6 +25,13 @@ declare_rule! {
     ///   need a target in (0, 1], percentages (duty cycle) in (0, 100]: the
     ///   scale of each metric is policy data (`metricFamilies`);
     /// - `1 <= minReplicas <= maxReplicas`.
+    ///
+    /// The autoscaler a KServe InferenceService's predictor configures is
+    /// read the same way: each `autoScaling.metrics` entry (Resource,
+    /// External, and PodMetric, which KEDA serves as an External metric;
+    /// its query names the metric) and `scaleMetric: cpu|memory` with
+    /// `scaleTarget`. Knative's `concurrency` and `rps` targets are not
+    /// HPA targets and are not read.
     ///
     /// ## Why is this bad?
     /// A target the metric can never reach (`80` for a KV-cache usage that
@@ -74,6 +83,11 @@ impl Rule for HpaTargetSanity {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
+        // The autoscaler a KServe predictor configures: the same targets
+        // in the InferenceService's own fields.
+        for metric in metrics::kserve_metrics(object) {
+            check_target(cx, &metric, sink);
+        }
         if !autoscaler::is_autoscaler(object) {
             return;
         }

@@ -1,19 +1,21 @@
-use crate::input::pointer::Lookup;
 use promql_parser::parser;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::engine::finding::{op, Fix};
 use crate::engine::{Context, Sink};
 use crate::input::object::Object;
 use crate::k8s::autoscaler;
-use crate::k8s::metrics::{hpa_metrics, HpaMetric};
+use crate::k8s::metrics::{self, hpa_metrics, HpaMetric};
 use crate::k8s::promql::{self, Series};
 use crate::rules::{declare_rule, Rule, RuleMeta};
 
 declare_rule! {
     /// ## What it does
     /// Parses the PromQL `query` of every `prometheus` trigger of a KEDA
-    /// ScaledObject and checks what KEDA does with its answer:
+    /// ScaledObject, and of every External metric with the Prometheus
+    /// backend in a KServe predictor's `autoScaling.metrics` (KServe makes
+    /// a ScaledObject trigger of it), and checks what KEDA does with its
+    /// answer:
     ///
     /// - **namespace**: every vector selector filters on a namespace label
     ///   (`namespace`, `exported_namespace`…: `adapter.namespaceLabels` in
@@ -72,22 +74,21 @@ impl Rule for KedaPrometheusQuery {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if !autoscaler::is_scaled_object(object) {
-            return;
-        }
-        for metric in hpa_metrics(object) {
+        // A KServe predictor's External metrics become the triggers of
+        // the ScaledObject KServe makes for it.
+        let metrics = if autoscaler::is_scaled_object(object) {
+            hpa_metrics(object)
+        } else {
+            metrics::kserve_metrics(object)
+        };
+        for metric in metrics {
             check_trigger(cx, object, &metric, sink);
         }
     }
 }
 
 fn check_trigger(cx: &Context<'_>, object: &Object, metric: &HpaMetric<'_>, sink: &mut Sink) {
-    let Some(trigger) = metric.source else { return };
-    if trigger.get("type").and_then(Value::as_str) != Some("prometheus") {
-        return;
-    }
-    let query_pointer = format!("{}/metadata/query", metric.source_pointer);
-    let Some(query) = trigger.at("/metadata/query").and_then(Value::as_str) else {
+    let Some((query, query_pointer)) = metrics::prometheus_query(metric) else {
         return;
     };
     let expr = match parser::parse(query) {
