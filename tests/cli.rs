@@ -1846,6 +1846,20 @@ fn documentation_links_resolve() {
         "the README's first lines"
     );
     assert!(readme.lines().count() < 200, "the README stays a way in");
+    // The first command runs as the README says: findings, and exit 1
+    // because the examples hold mistakes on purpose.
+    let first = readme
+        .lines()
+        .find_map(|line| line.strip_prefix("cargo run --release -- "))
+        .expect("the first command");
+    let args: Vec<&str> = first.split_whitespace().collect();
+    let output = infergate(&args, None);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stdout(&output).contains("error["), "{}", stdout(&output));
+    assert!(
+        readme.contains("it exits 1, because the"),
+        "the README says why the first command exits 1"
+    );
 }
 
 /// The summary's "N fixable with --fix, M more with --unsafe-fixes" is
