@@ -184,8 +184,9 @@ pub(super) fn serve(args: &ServeArgs) -> ExitCode {
     // Only ring is compiled in; installing it makes the choice explicit
     // for every rustls user in the process (kube's client included).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // Reviews run on the blocking pool (bounded by --max-concurrent-reviews);
-    // its threads get the same generous stack as the main thread.
+    // Large reviews run on the blocking pool, small ones on the workers
+    // (bounded by --max-concurrent-reviews together); every thread gets the
+    // same generous stack as the main thread.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(REVIEW_STACK)

@@ -6,6 +6,7 @@
 //! The engine layer imports `input`, `policy`, `k8s` and the rule registry
 //! (`rules`), which imports it back: a registry and its engine.
 
+pub mod budget;
 pub mod finding;
 pub mod pools;
 pub mod schema;
@@ -909,6 +910,9 @@ impl Engine {
     ) -> Vec<Finding> {
         let mut findings = Vec::new();
         for rule in rules::registry() {
+            if budget::expired() {
+                break;
+            }
             let meta = rule.meta();
             let Some(configured) = self.policy.severity(meta.id, meta.default_severity) else {
                 continue;
