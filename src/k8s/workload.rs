@@ -38,6 +38,9 @@ pub struct PodTemplate<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodCount {
     pub count: i64,
+    /// The most pods the kind's own autoscaling may start (KServe's
+    /// `maxReplicas`): `count` when it has none.
+    pub most: i64,
     /// The replica field, when the count is that field alone.
     pub replicas_pointer: Option<Cow<'static, str>>,
 }
@@ -235,6 +238,8 @@ struct Layout {
     #[serde(default)]
     role: String,
     replicas: Option<String>,
+    /// Pointer of the most replicas the kind's own autoscaler may set.
+    max_replicas: Option<String>,
     default: Option<i64>,
     per_replica: Option<String>,
     per_replica_less: Option<i64>,
@@ -331,8 +336,13 @@ fn template_at<'a>(
     };
     let replicas = number(&layout.replicas, layout.default.unwrap_or(1));
     let per_replica = number(&layout.per_replica, 1) - layout.per_replica_less.unwrap_or(0);
+    let count = replicas.saturating_mul(per_replica.max(0));
+    let most = number(&layout.max_replicas, 0)
+        .saturating_mul(per_replica.max(0))
+        .max(count);
     let pods = PodCount {
-        count: replicas.saturating_mul(per_replica.max(0)),
+        count,
+        most,
         replicas_pointer: match (&layout.replicas, &layout.per_replica) {
             (Some(at), None) => Some(prefixed(base, at)),
             _ => None,

@@ -17,7 +17,8 @@ declare_rule! {
     /// `spec.replicas > 1`, an HPA or ScaledObject on it whose maximum is
     /// above 1, a LeaderWorkerSet whose groups hold several pods, or the
     /// templates of a Ray cluster or KServe component that mount the claim
-    /// (worker group `replicas` x `numOfHosts`, the head, `minReplicas`)
+    /// (worker group `replicas` x `numOfHosts`, the head, KServe's
+    /// `maxReplicas`, else `minReplicas`)
     /// starting two pods or more. The
     /// claim must be in the input (in the admission webhook: in the
     /// cluster); workloads pinned to one node (`nodeName`, a
@@ -132,7 +133,7 @@ impl Rule for SharedCacheAccessMode {
                             if pods < 2 {
                                 continue;
                             }
-                            format!("{pods} of its pods mount it")
+                            format!("up to {pods} of its pods mount it")
                         }
                         None => why.clone(),
                     };
@@ -192,7 +193,7 @@ fn pods_mounting(templates: &[PodTemplate<'_>], claim: &str) -> i64 {
                     == Some(claim)
             })
         })
-        .map(|template| template.pods.count)
+        .map(|template| template.pods.most)
         .sum()
 }
 
