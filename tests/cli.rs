@@ -525,22 +525,8 @@ fn fields_newer_than_the_target_version_are_warnings() {
         json_findings(&newest).is_empty(),
         "valid on the newest version"
     );
-    let old = infergate(
-        &["lint", "--format", "json", "--kube-version", "1.33", "-"],
-        Some(manifest),
-    );
-    let findings = json_findings(&old);
-    let finding = findings
-        .iter()
-        .find(|finding| finding["rule"] == "schema-strict")
-        .expect("schema-strict on 1.33");
-    assert_eq!(finding["severity"], "warning");
-    assert_eq!(finding["line"], 12);
+    let finding = newer_field_warning(manifest, "1.33", 12);
     assert_eq!(finding["column"], 7);
-    assert!(finding["message"]
-        .as_str()
-        .unwrap_or_default()
-        .contains("1.33"));
     let unknown = infergate(&["lint", "--kube-version", "1.20", "-"], Some(manifest));
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("1.33"), "{}", stderr(&unknown));
@@ -560,21 +546,27 @@ fn versions_in_extended_support_have_schemas() {
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         assert!(json_findings(&output).is_empty(), "valid on {version}");
     }
-    let old = infergate(
-        &["lint", "--format", "json", "--kube-version", "1.30", "-"],
+    newer_field_warning(manifest, "1.30", 17);
+}
+
+/// The schema-strict finding of `manifest` linted for Kubernetes
+/// `version`: a warning at `line` that names the version.
+fn newer_field_warning(manifest: &str, version: &str, line: u64) -> serde_json::Value {
+    let output = infergate(
+        &["lint", "--format", "json", "--kube-version", version, "-"],
         Some(manifest),
     );
-    let findings = json_findings(&old);
-    let finding = findings
-        .iter()
+    let finding = json_findings(&output)
+        .into_iter()
         .find(|finding| finding["rule"] == "schema-strict")
-        .expect("schema-strict on 1.30");
+        .unwrap_or_else(|| panic!("schema-strict on {version}"));
     assert_eq!(finding["severity"], "warning");
-    assert_eq!(finding["line"], 17);
+    assert_eq!(finding["line"], line);
     assert!(finding["message"]
         .as_str()
         .unwrap_or_default()
-        .contains("1.30"));
+        .contains(version));
+    finding
 }
 
 #[test]

@@ -255,12 +255,12 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         };
         progress.step(format!("fixing {} file(s)", sources.len()));
         let result = fix::fix_sources_except(&engine, sources, &facts, options, &not_fixed);
+        // What follows prints: the diff, the warnings, the writes' outcomes.
         progress.finish();
         for skipped in &result.skipped {
             eprintln!("warning: {skipped}");
         }
         if args.diff {
-            progress.finish();
             let diff = unified_diff(&result);
             let printed = print(&diff);
             if printed != ExitCode::SUCCESS {
@@ -308,7 +308,6 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
                 }
             })
             .collect();
-        progress.finish();
         let mut written = 0;
         let mut unwritten = false;
         let mut sources = Vec::new();

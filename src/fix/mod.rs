@@ -76,7 +76,6 @@ impl FixedFile {
 /// fixes and which patches it applied.
 struct PassOutcome {
     texts: Vec<(String, String)>,
-    fixed: usize,
     /// [`finding_key`] of each finding fixed.
     keys: Vec<String>,
     patches: Vec<(usize, json_patch::Patch)>,
@@ -165,12 +164,7 @@ pub fn fix_sources_except(
             outcome
                 .findings
                 .iter()
-                .filter(|finding| {
-                    finding.suppressed.is_none()
-                        && finding.fix.as_ref().is_some_and(|fix| {
-                            fix.applicability == Applicability::Safe || options.unsafe_fixes
-                        })
-                })
+                .filter(|finding| may_fix(finding, options))
                 .map(finding_key)
                 .collect()
         };
@@ -193,7 +187,6 @@ pub fn fix_sources_except(
         ) {
             Some(PassOutcome {
                 texts: new_texts,
-                fixed,
                 keys,
                 patches: applied,
             }) => {
@@ -203,7 +196,7 @@ pub fn fix_sources_except(
                         texts[index] = text;
                     }
                 }
-                result.applied += fixed;
+                result.applied += keys.len();
                 result.patches.extend(applied);
             }
             None => {
@@ -248,7 +241,6 @@ fn plan_pass(
                     .collect();
                 return Some(PassOutcome {
                     texts,
-                    fixed: chosen.len(),
                     keys: chosen.iter().map(|finding| finding_key(finding)).collect(),
                     patches,
                 });
@@ -267,6 +259,16 @@ fn plan_pass(
     }
 }
 
+/// Whether `--fix` (with these options) applies a finding's fix: it has
+/// one, it is not suppressed, and it is safe or unsafe fixes are on.
+fn may_fix(finding: &Finding, options: FixOptions) -> bool {
+    finding.suppressed.is_none()
+        && finding
+            .fix
+            .as_ref()
+            .is_some_and(|fix| fix.applicability == Applicability::Safe || options.unsafe_fixes)
+}
+
 fn choose_fixes<'a>(
     outcome: &'a Outcome,
     options: FixOptions,
@@ -275,11 +277,7 @@ fn choose_fixes<'a>(
     let mut claimed: HashMap<usize, Vec<String>> = HashMap::new();
     let mut chosen = Vec::new();
     for finding in &outcome.findings {
-        let Some(fix) = &finding.fix else { continue };
-        if finding.suppressed.is_some()
-            || (fix.applicability == Applicability::Unsafe && !options.unsafe_fixes)
-            || blocked.contains(&finding_key(finding))
-        {
+        if !may_fix(finding, options) || blocked.contains(&finding_key(finding)) {
             continue;
         }
         let operations = fix_operations(finding);

@@ -85,31 +85,25 @@ pub fn merged_predictor(isvc: &Object, runtime: &Object) -> Option<MergedPredict
     let name = isvc.name().unwrap_or_default();
     let namespace = isvc.namespace().unwrap_or_default();
     let mut container = replace_placeholders(runtime_container.clone(), name, namespace);
+    // The arguments are not merged but appended: the runtime's, then the
+    // predictor's.
     let overrides: Map<String, Value> = model
         .iter()
-        .filter(|(key, _)| !MODEL_ONLY_FIELDS.contains(&key.as_str()))
+        .filter(|(key, _)| key.as_str() != "args" && !MODEL_ONLY_FIELDS.contains(&key.as_str()))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
-    let runtime_args = container.get("args").cloned();
     merge(&mut container, &Value::Object(overrides));
-    // The arguments are the runtime's followed by the predictor's.
-    let mut args: Vec<Value> = runtime_args
-        .and_then(|args| args.as_array().cloned())
-        .unwrap_or_default();
-    args.extend(
-        model
-            .get("args")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-    );
-    if let Some(fields) = container.as_object_mut() {
-        if !args.is_empty() {
-            fields.insert("args".into(), Value::Array(args));
+    let fields = container.as_object_mut()?;
+    if let Some(extra) = model.get("args").and_then(Value::as_array) {
+        match fields.get_mut("args").and_then(Value::as_array_mut) {
+            Some(args) => args.extend(extra.iter().cloned()),
+            None => {
+                fields.insert("args".into(), Value::Array(extra.clone()));
+            }
         }
-        if let Some(uri) = model.get("storageUri") {
-            fields.insert("storageUri".into(), uri.clone());
-        }
+    }
+    if let Some(uri) = model.get("storageUri") {
+        fields.insert("storageUri".into(), uri.clone());
     }
     let mut pod_spec = Value::Object(
         RUNTIME_POD_FIELDS

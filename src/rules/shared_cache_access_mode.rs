@@ -77,30 +77,29 @@ impl Rule for SharedCacheAccessMode {
         // head and worker groups, a predictor and its workers): count the
         // pods of the templates that mount each claim, from the kind's
         // layout in rules/workloads.yaml.
-        let by_template = (!matches!(
+        // The others: the workload's replicas, raised by its autoscalers,
+        // the same for every claim (`None` when counted per claim).
+        let templates = pod_templates(object);
+        let whole_workload = if matches!(
             object.kind(),
             "Deployment" | "StatefulSet" | "ReplicaSet" | "LeaderWorkerSet"
-        ))
-        .then(|| pod_templates(object));
-        let (pods, why) = match &by_template {
-            Some(_) => (2, String::new()),
-            None => match pods_at_most(cx, object) {
-                Some(found) => found,
-                None => return,
-            },
+        ) {
+            match pods_at_most(cx, object) {
+                Some((pods, why)) if pods >= 2 => Some(why),
+                _ => return,
+            }
+        } else {
+            None
         };
-        if pods < 2 {
-            return;
-        }
         let single_node = &cx.policy.serving.single_node_access_modes;
         let models = &cx.policy.models;
         let mut reported: Vec<String> = Vec::new();
-        for template in pod_templates(object) {
-            if pinned_to_one_node(&template) {
+        for template in &templates {
+            if pinned_to_one_node(template) {
                 continue;
             }
             for container in template.main_containers() {
-                let container_mounts = mounts(&template, &container);
+                let container_mounts = mounts(template, &container);
                 let mut paths: Vec<(String, &str)> = Vec::new();
                 let cache = model::cache_dir(&container, models);
                 paths.push((cache.path.clone(), "model cache"));
@@ -127,15 +126,15 @@ impl Rule for SharedCacheAccessMode {
                     if reported.contains(&claim_pointer) {
                         continue;
                     }
-                    let why = match &by_template {
-                        Some(by_template) => {
-                            let pods = pods_mounting(by_template, claim_name);
+                    let why = match &whole_workload {
+                        Some(why) => why.clone(),
+                        None => {
+                            let pods = pods_mounting(&templates, claim_name);
                             if pods < 2 {
                                 continue;
                             }
                             format!("up to {pods} of its pods mount it")
                         }
-                        None => why.clone(),
                     };
                     let Some(claim) = cx
                         .named(object, claim_name)

@@ -527,11 +527,7 @@ async fn handle(state: AppState, mode: Mode, headers: HeaderMap, body: Body) -> 
             // to the pool, where the timeout below abandons it.
             if small {
                 let _permit = permit;
-                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                return Ok(crate::engine::budget::within(
-                    std::time::Instant::now() + remaining,
-                    decide,
-                ));
+                return Ok(crate::engine::budget::within(deadline.into_std(), decide));
             }
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
@@ -542,17 +538,15 @@ async fn handle(state: AppState, mode: Mode, headers: HeaderMap, body: Body) -> 
     };
     let decision = match tokio::time::timeout_at(deadline, reviewing).await {
         Ok(Ok(Some(decision))) => decision,
-        Ok(Ok(None)) => {
-            state.metrics.record_unreviewed(Unreviewed::Timeout);
-            allowed_unchecked(TIMED_OUT)
-        }
         Ok(Err(_)) => {
             state.metrics.record_unreviewed(Unreviewed::Failed);
             allowed_unchecked(
                 "infergate failed on this object (a bug, please report it); it was not checked",
             )
         }
-        Err(_) => {
+        // Past the deadline: the engine stopped (a small review) or the
+        // work was abandoned on the pool (a large one).
+        Ok(Ok(None)) | Err(_) => {
             state.metrics.record_unreviewed(Unreviewed::Timeout);
             allowed_unchecked(TIMED_OUT)
         }
