@@ -326,6 +326,13 @@ fn transplant(kind: &str, deployment: &serde_json::Value) -> Option<(serde_json:
                 "/spec/predictor".into(),
             )
         }
+        // Its template is a bare pod spec the controller merges with the
+        // well-known presets (rules/workloads.yaml mergedWithPresets).
+        "LLMInferenceService" => (
+            json!({"apiVersion": "serving.kserve.io/v1alpha1", "kind": kind, "metadata": metadata,
+                "spec": {"replicas": replicas, "template": spec}}),
+            "/spec/template".into(),
+        ),
         "ServingRuntime" => {
             let mut runtime = spec;
             runtime["supportedModelFormats"] = json!([{"name": "custom"}]);
@@ -346,6 +353,7 @@ const TEMPLATE_KINDS: &[&str] = &[
     "LeaderWorkerSet",
     "InferenceService",
     "ServingRuntime",
+    "LLMInferenceService",
 ];
 
 /// Where a finding at `pointer` of a Deployment's template is in `kind`'s
@@ -354,7 +362,7 @@ const TEMPLATE_KINDS: &[&str] = &[
 fn moved_pointer(kind: &str, under: &str, pointer: &str) -> Option<String> {
     let rest = pointer.strip_prefix("/spec/template")?;
     match kind {
-        "InferenceService" | "ServingRuntime" => {
+        "InferenceService" | "ServingRuntime" | "LLMInferenceService" => {
             let inner = rest.strip_prefix("/spec")?;
             (inner.is_empty() || inner.starts_with('/')).then(|| format!("{under}{inner}"))
         }
@@ -365,6 +373,28 @@ fn moved_pointer(kind: &str, under: &str, pointer: &str) -> Option<String> {
 /// Rules that read more than the pod template in a kind, and why the
 /// Deployment's findings do not carry over there.
 const NOT_CARRIED: &[(&str, &str, &str)] = &[
+    // KServe's well-known LLMInferenceServiceConfig presets, merged under
+    // the template, add probes, /dev/shm and a model cache to `main`.
+    (
+        "model-server-readiness",
+        "LLMInferenceService",
+        "the presets add a readiness probe",
+    ),
+    (
+        "model-server-startup-probe",
+        "LLMInferenceService",
+        "the presets add a startup probe",
+    ),
+    (
+        "tensor-parallel-needs-shm",
+        "LLMInferenceService",
+        "the presets mount /dev/shm",
+    ),
+    (
+        "hf-home-shm-for-large-models",
+        "LLMInferenceService",
+        "the presets set the model cache",
+    ),
     (
         "model-server-readiness",
         "InferenceService",

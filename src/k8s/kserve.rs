@@ -128,6 +128,127 @@ pub fn merged_predictor(isvc: &Object, runtime: &Object) -> Option<MergedPredict
     })
 }
 
+/// The container KServe's well-known LLMInferenceServiceConfig presets
+/// merge under an LLMInferenceService's `main` container, for what the
+/// rules read of it: vLLM serving `/mnt/models` (where the storage
+/// initializer puts `spec.model.uri`) with `--tensor-parallel-size` from
+/// `parallelism.tensor` and the words of the container's
+/// `VLLM_ADDITIONAL_ARGS` (kserve `config/llmisvcconfig/`
+/// `config-llm-template.yaml`, `config-llm-decode-template.yaml`,
+/// `config-llm-prefill-template.yaml`).
+const PRESET_CONTAINER: &str = "main";
+const PRESET_EXTRA_ARGS: &str = "VLLM_ADDITIONAL_ARGS";
+
+/// A single-node part (`/spec/template`, `/spec/prefill/template`, with no
+/// `worker` beside it) of an LLMInferenceService whose `main` container
+/// keeps the presets' server (it states no command or args of its own), as
+/// the presets complete it: the container to read (the model as a
+/// `storageUri`, the degree as arguments) and where in the object each
+/// part of it is written. Multi-node parts and data or pipeline
+/// parallelism run the presets' launch scripts, which are not read.
+pub struct PresetServer {
+    pub container: Value,
+    /// The pointer of the user's container the server completes.
+    pub pointer: String,
+    /// `spec.model.uri`, where the model is named (prefill serves it too).
+    model_pointer: String,
+    /// Where each argument of the completed container is written.
+    arg_pointers: Vec<String>,
+}
+
+pub fn llmisvc_preset_server(object: &Object, template_pointer: &str) -> Option<PresetServer> {
+    if object.kind() != "LLMInferenceService" {
+        return None;
+    }
+    let part = match template_pointer {
+        "/spec/template" => "/spec",
+        "/spec/prefill/template" => "/spec/prefill",
+        _ => return None,
+    };
+    if object.value.at(&format!("{part}/worker")).is_some() {
+        return None;
+    }
+    let parallelism = object.value.at(&format!("{part}/parallelism"));
+    if ["data", "dataLocal", "pipeline"]
+        .iter()
+        .any(|field| parallelism.and_then(|p| p.get(*field)).is_some())
+    {
+        return None;
+    }
+    let containers = object
+        .value
+        .at(&format!("{template_pointer}/containers"))?
+        .as_array()?;
+    let (index, user) = containers.iter().enumerate().find(|(_, container)| {
+        container.get("name").and_then(Value::as_str) == Some(PRESET_CONTAINER)
+    })?;
+    if user.get("command").is_some() || user.get("args").is_some() {
+        return None;
+    }
+    let model_pointer = "/spec/model/uri".to_string();
+    let uri = object.value.at(&model_pointer)?.clone();
+    let pointer = format!("{template_pointer}/containers/{index}");
+    let mut args = Vec::new();
+    let mut arg_pointers = Vec::new();
+    let degree_pointer = format!("{part}/parallelism/tensor");
+    if let Some(degree) = object.value.at(&degree_pointer).and_then(Value::as_u64) {
+        args.extend(["--tensor-parallel-size".to_string(), degree.to_string()]);
+        arg_pointers.extend([degree_pointer.clone(), degree_pointer]);
+    }
+    let extra = user
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, var)| var.get("name").and_then(Value::as_str) == Some(PRESET_EXTRA_ARGS));
+    if let Some((env_index, var)) = extra {
+        if let Some(text) = var.get("value").and_then(Value::as_str) {
+            for word in text.split_whitespace() {
+                args.push(word.to_string());
+                arg_pointers.push(format!("{pointer}/env/{env_index}/value"));
+            }
+        }
+    }
+    let mut container = user.clone();
+    let fields = container.as_object_mut()?;
+    fields.insert(
+        "command".into(),
+        serde_json::json!(["vllm", "serve", "/mnt/models"]),
+    );
+    fields.insert("args".into(), serde_json::json!(args));
+    fields.insert("storageUri".into(), uri);
+    Some(PresetServer {
+        container,
+        pointer,
+        model_pointer,
+        arg_pointers,
+    })
+}
+
+impl PresetServer {
+    /// Where a pointer into the completed container is written in the
+    /// object: the model at `spec.model.uri`, an argument where it came
+    /// from, the command (the presets') at the model.
+    pub fn place(&self, pointer: &str) -> String {
+        let Some(rest) = pointer.strip_prefix(self.pointer.as_str()) else {
+            return pointer.to_string();
+        };
+        if rest == "/storageUri" || rest.starts_with("/command") {
+            return self.model_pointer.clone();
+        }
+        if let Some(index) = rest.strip_prefix("/args/") {
+            return index
+                .parse::<usize>()
+                .ok()
+                .and_then(|index| self.arg_pointers.get(index))
+                .cloned()
+                .unwrap_or_else(|| self.model_pointer.clone());
+        }
+        pointer.to_string()
+    }
+}
+
 /// The merge key of the lists a strategic merge patch merges item by item
 /// (k8s.io/api core/v1 `patchMergeKey` tags); other lists are replaced.
 fn merge_key(field: &str) -> Option<&'static str> {

@@ -165,19 +165,12 @@ impl<'a> Container<'a> {
 /// Whether the object is a fragment for kustomize or `kubectl patch`
 /// rather than a whole object: an object of a file a kustomization names
 /// as a patch, a workload whose containers have no image, an HPA without
-/// scaleTargetRef. Missing fields are expected there, so
-/// rules that report what is absent (a volume, a probe) stay quiet on it.
+/// scaleTargetRef. What it states may be only part of what runs (a patch's
+/// args beside the base's resources), so rules that compare what it states
+/// stay quiet on it, and so do the rules of [`may_be_completed`].
 pub fn is_fragment(object: &Object) -> bool {
     // A file a kustomization names as a patch holds only what it changes.
     if object.source.kustomize_patch {
-        return true;
-    }
-    // A template the controller completes from presets.
-    if layouts()
-        .merged_with_presets
-        .iter()
-        .any(|kind| kind == object.kind())
-    {
         return true;
     }
     if object.kind() == "HorizontalPodAutoscaler" {
@@ -192,6 +185,21 @@ pub fn is_fragment(object: &Object) -> bool {
             .iter()
             .any(|container| container.value.get("image").is_none())
     })
+}
+
+/// Whether what the object lacks may be added before pods run: a
+/// [fragment](is_fragment), or a kind whose controller merges it with
+/// presets (KServe's LLMInferenceService over the well-known
+/// LLMInferenceServiceConfigs, which add probes, /dev/shm and a model
+/// cache to the `main` container). Rules that report an absence (a volume,
+/// a probe) stay quiet on it; what it states is still what runs, since the
+/// object's fields override the presets'.
+pub fn may_be_completed(object: &Object) -> bool {
+    is_fragment(object)
+        || layouts()
+            .merged_with_presets
+            .iter()
+            .any(|kind| kind == object.kind())
 }
 
 /// Whether a KServe InferenceService's predictor is a `model` that KServe
@@ -859,6 +867,39 @@ mod layout_tests {
         for kind in &layouts.merged_with_presets {
             assert!(layouts.kinds.contains_key(kind), "{kind}");
         }
+    }
+
+    #[test]
+    fn llm_inference_service_parts_count_as_kserve_deploys_them() {
+        let object = Object::from_value(
+            serde_json::json!({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "LLMInferenceService",
+                "metadata": {"name": "l"},
+                "spec": {"replicas": 2, "scaling": {"maxReplicas": 5},
+                         "parallelism": {"pipeline": 3},
+                         "template": {"containers": [{"name": "main"}]},
+                         "worker": {"containers": [{"name": "main"}]},
+                         "prefill": {"template": {"containers": [{"name": "main"}]}}}}),
+            crate::input::source::SourceFile::new("t", String::new()),
+            0,
+            String::new(),
+            Default::default(),
+        )
+        .expect("object");
+        let counts: Vec<(&str, i64, i64)> = pod_templates(&object)
+            .iter()
+            .map(|t| (t.role, t.pods.count, t.pods.most))
+            .collect();
+        // Each replica is a LeaderWorkerSet group of `pipeline` pods, the
+        // template its leader; the prefill part has its own replicas.
+        assert_eq!(
+            counts,
+            [
+                ("decode", 2, 5),
+                ("decode worker", 4, 10),
+                ("prefill", 1, 1)
+            ]
+        );
+        assert!(may_be_completed(&object));
     }
 
     #[test]

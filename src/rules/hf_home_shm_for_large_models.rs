@@ -133,7 +133,7 @@ impl Rule for HfHomeShmForLargeModels {
         }
         // A fragment (a kustomize patch, a template completed from presets
         // or a runtime) may get its cache from what it does not show.
-        if workload::is_fragment(object) {
+        if workload::may_be_completed(object) {
             return;
         }
         // A LeaderWorkerSet's workers load the model the leader names (with

@@ -57,7 +57,7 @@ impl Rule for HostNetworkDns {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if cx.inference_reason(object).is_none() || workload::is_fragment(object) {
+        if cx.inference_reason(object).is_none() || workload::may_be_completed(object) {
             return;
         }
         // A group of one pod (size 1, the CRD's default) has no workers

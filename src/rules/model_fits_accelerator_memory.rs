@@ -52,6 +52,13 @@ declare_rule! {
     /// predictor's (node selectors, affinity). A runtime that is not in the
     /// input leaves the predictor alone: its arguments are unknown.
     ///
+    /// A KServe LLMInferenceService whose `main` container states no
+    /// command or args runs the server of KServe's well-known presets:
+    /// vLLM serving `spec.model.uri` with `parallelism.tensor` (and the
+    /// words of `VLLM_ADDITIONAL_ARGS`); it is checked as such, single-node
+    /// parts only (multi-node and data parallel parts run the presets'
+    /// launch scripts).
+    ///
     /// ## Why is this bad?
     /// The pod is scheduled, pulls a large image, downloads the weights
     /// (tens of minutes for a large model), and then the server fails:
@@ -101,7 +108,12 @@ impl Rule for ModelFitsAcceleratorMemory {
             check_with_runtime(cx, object, runtime, sink);
             return;
         }
-        let partial = workload::is_fragment(object) && !workload::served_by_default_runtime(object);
+        // KServe's LLMInferenceService templates are completed from presets:
+        // a container without an image of its own is the presets' server.
+        let presets = object.kind() == "LLMInferenceService";
+        let partial = workload::is_fragment(object)
+            && !workload::served_by_default_runtime(object)
+            && !presets;
         if cx.inference_reason(object).is_none() || partial {
             return;
         }
@@ -123,9 +135,25 @@ impl Rule for ModelFitsAcceleratorMemory {
             let Some(accelerator) = accelerator_of(spec, &policy.accelerators) else {
                 continue;
             };
+            if let Some(server) = kserve::llmisvc_preset_server(object, &template.pointer) {
+                let container = Container {
+                    pointer: server.pointer.clone(),
+                    value: &server.container,
+                    init: false,
+                };
+                if let Some(mut check) = Check::of(&container, policy, accelerator, false, &[]) {
+                    check.pointer = server.place(&check.pointer);
+                    check.devices_by = format!("{}, in KServe's preset server", check.devices_by);
+                    check.report(object, policy, sink);
+                }
+                continue;
+            }
             for container in template.main_containers() {
                 if group && checked_group {
                     return;
+                }
+                if presets && container.image().is_none() {
+                    continue;
                 }
                 let Some(check) = Check::of(&container, policy, accelerator, group, substitutions)
                 else {

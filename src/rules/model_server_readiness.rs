@@ -62,7 +62,7 @@ impl Rule for ModelServerReadiness {
     }
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
-        if cx.inference_reason(object).is_none() || workload::is_fragment(object) {
+        if cx.inference_reason(object).is_none() || workload::may_be_completed(object) {
             return;
         }
         let autoscaled = cx.autoscalers_of(object).next().is_some();

@@ -5,6 +5,7 @@ use crate::engine::finding::Severity;
 use crate::engine::{Context, Sink};
 use crate::input::object::Object;
 use crate::input::pointer;
+use crate::k8s::kserve;
 use crate::k8s::serving::{self, Degree, Reading};
 use crate::k8s::workload::{self, accelerator_chips, pod_templates, Container};
 use crate::rules::{declare_rule, Rule, RuleMeta};
@@ -32,7 +33,10 @@ declare_rule! {
     /// or `aws.amazon.com/neuroncore` limit (`serving.rankResources`: one
     /// unit, one rank); in a
     /// LeaderWorkerSet, tensor x pipeline parallel is compared with the
-    /// group's accelerators (leader + workers x (size - 1)).
+    /// group's accelerators (leader + workers x (size - 1)). A KServe
+    /// LLMInferenceService that keeps the presets' vLLM server (its `main`
+    /// container states no command or args, the part has no `worker`)
+    /// runs `parallelism.tensor`, or vLLM's default of 1.
     ///
     /// - fewer accelerators than the degree: error, the server cannot start;
     /// - more: warning, the extra accelerators sit idle.
@@ -82,7 +86,10 @@ impl Rule for ParallelismMatchesAccelerators {
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
         // A kustomize patch shows only part of the pod.
-        if cx.inference_reason(object).is_none() || workload::is_fragment(object) {
+        // KServe's LLMInferenceService templates are completed from presets:
+        // a container without an image of its own is the presets' server.
+        let presets = object.kind() == "LLMInferenceService";
+        if cx.inference_reason(object).is_none() || (workload::is_fragment(object) && !presets) {
             return;
         }
         let serving = &cx.policy.serving;
@@ -120,7 +127,32 @@ impl Rule for ParallelismMatchesAccelerators {
             return;
         }
         for template in &templates {
+            if let Some(server) = kserve::llmisvc_preset_server(object, &template.pointer) {
+                let container = Container {
+                    pointer: server.pointer.clone(),
+                    value: &server.container,
+                    init: false,
+                };
+                if let Reading::Known(mut degree) = serving::degree(&container, serving, false, &[])
+                {
+                    for factor in &mut degree.factors {
+                        factor.pointer = server.place(&factor.pointer);
+                        if factor.pointer.ends_with("/parallelism/tensor") {
+                            factor.written = format!("parallelism.tensor: {}", factor.value);
+                        }
+                    }
+                    let chips = accelerator_chips(&container, resources);
+                    if chips > 0.0 {
+                        let whom = format!("container `{}`", container.name().unwrap_or("?"));
+                        compare(sink, &degree, chips, &container, &whom, resources);
+                    }
+                }
+                continue;
+            }
             for container in template.main_containers() {
+                if presets && container.image().is_none() {
+                    continue;
+                }
                 let Reading::Known(degree) = serving::degree(&container, serving, false, &[])
                 else {
                     continue;

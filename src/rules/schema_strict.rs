@@ -142,7 +142,7 @@ impl Rule for SchemaStrict {
             return;
         };
         let (definitions, root) = (&schema.definitions, &schema.root);
-        let partial = crate::k8s::workload::is_fragment(object);
+        let partial = crate::k8s::workload::may_be_completed(object);
         let newest = schema::newest();
         // Custom resources have one schema for every Kubernetes version.
         let newer = (!schema.custom && target != newest)

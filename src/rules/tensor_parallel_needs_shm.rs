@@ -72,7 +72,7 @@ impl Rule for TensorParallelNeedsShm {
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
         // A kustomize patch shows only part of the pod.
-        if cx.inference_reason(object).is_none() || workload::is_fragment(object) {
+        if cx.inference_reason(object).is_none() || workload::may_be_completed(object) {
             return;
         }
         let shared_memory = &cx.policy.serving.shared_memory;
