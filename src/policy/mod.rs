@@ -277,6 +277,48 @@ pub struct Serving {
     pub rendezvous: Rendezvous,
     /// The Inference Extension's endpoint picker (inference-pool-endpoint-picker).
     pub endpoint_picker: EndpointPicker,
+    /// Knative's autoscaling annotations as KServe and Knative treat them
+    /// (kserve-knative-autoscaling).
+    pub knative_autoscaling: KnativeAutoscaling,
+}
+
+/// Knative's autoscaling annotations on a KServe InferenceService: which
+/// KServe writes over, and the values Knative's webhook accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KnativeAutoscaling {
+    pub prefix: String,
+    #[serde(rename = "setByKServe")]
+    pub set_by_kserve: Vec<KnativeSetByKServe>,
+    pub class_annotation: String,
+    pub default_class: String,
+    pub classes: Vec<String>,
+    pub metric_annotation: String,
+    pub kpa_metrics: Vec<String>,
+    pub bounds: Vec<KnativeBound>,
+    pub source: String,
+}
+
+/// Annotations KServe writes from a component's field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KnativeSetByKServe {
+    pub annotations: Vec<String>,
+    pub field: String,
+    #[serde(default)]
+    pub always: bool,
+}
+
+/// The range Knative accepts for an annotation's number (or duration, in
+/// seconds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KnativeBound {
+    pub annotations: Vec<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub duration: bool,
 }
 
 /// What the Gateway API Inference Extension's endpoint picker defaults to

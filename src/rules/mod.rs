@@ -22,6 +22,7 @@ mod inference_objective_pool_ref;
 mod inference_pool_endpoint_picker;
 mod inference_pool_selects_servers;
 mod keda_prometheus_query;
+mod kserve_knative_autoscaling;
 mod kserve_raw_autoscaling;
 mod max_replicas_chip_pool;
 mod metric_name_lowercase;
@@ -208,6 +209,7 @@ pub fn registry() -> &'static [&'static dyn Rule] {
         &ray_start_params_resources::RayStartParamsResources,
         &ray_serve_fits_cluster::RayServeFitsCluster,
         &kserve_raw_autoscaling::KserveRawAutoscaling,
+        &kserve_knative_autoscaling::KserveKnativeAutoscaling,
         &schema_strict::SchemaStrict,
     ]
 }
