@@ -248,6 +248,8 @@ struct Layout {
     replicas: Option<String>,
     /// Pointer of the most replicas the kind's own autoscaler may set.
     max_replicas: Option<String>,
+    /// Pointer (in the object) of a boolean that turns that autoscaler on.
+    max_replicas_if: Option<String>,
     default: Option<i64>,
     per_replica: Option<String>,
     per_replica_less: Option<i64>,
@@ -299,13 +301,18 @@ pub fn pod_templates(object: &Object) -> Vec<PodTemplate<'_>> {
     let mut found = Vec::new();
     for layout in layouts {
         match &layout.each {
-            None => found.extend(template_at(&object.value, "", layout)),
+            None => found.extend(template_at(&object.value, &object.value, "", layout)),
             Some(list) => {
                 let Some(items) = object.value.at(list).and_then(Value::as_array) else {
                     continue;
                 };
                 for (index, item) in items.iter().enumerate() {
-                    found.extend(template_at(item, &pointer::join(list, index), layout));
+                    found.extend(template_at(
+                        &object.value,
+                        item,
+                        &pointer::join(list, index),
+                        layout,
+                    ));
                 }
             }
         }
@@ -325,6 +332,7 @@ fn prefixed(base: &str, at: &'static str) -> Cow<'static, str> {
 /// The template of `layout` inside `root` (the object, or the item of a
 /// list at `base`, which prefixes every pointer read in it).
 fn template_at<'a>(
+    object: &Value,
     root: &'a Value,
     base: &str,
     layout: &'static Layout,
@@ -345,9 +353,16 @@ fn template_at<'a>(
     let replicas = number(&layout.replicas, layout.default.unwrap_or(1));
     let per_replica = number(&layout.per_replica, 1) - layout.per_replica_less.unwrap_or(0);
     let count = replicas.saturating_mul(per_replica.max(0));
-    let most = number(&layout.max_replicas, 0)
-        .saturating_mul(per_replica.max(0))
-        .max(count);
+    let autoscaled = layout
+        .max_replicas_if
+        .as_deref()
+        .is_none_or(|at| object.at(at).and_then(Value::as_bool) == Some(true));
+    let most = if autoscaled {
+        number(&layout.max_replicas, 0).saturating_mul(per_replica.max(0))
+    } else {
+        0
+    }
+    .max(count);
     let pods = PodCount {
         count,
         most,
@@ -937,6 +952,20 @@ mod layout_tests {
                 ("worker", 0, None),
             ]
         );
+        // Ray's maxReplicas counts only with its autoscaler on.
+        assert_eq!(templates[1].pods.most, 8);
+        let mut autoscaled = object.value.clone();
+        autoscaled["spec"]["enableInTreeAutoscaling"] = serde_json::json!(true);
+        autoscaled["spec"]["workerGroupSpecs"][0]["maxReplicas"] = serde_json::json!(5);
+        let autoscaled = Object::from_value(
+            autoscaled,
+            crate::input::source::SourceFile::new("t", String::new()),
+            0,
+            String::new(),
+            Default::default(),
+        )
+        .expect("object");
+        assert_eq!(pod_templates(&autoscaled)[1].pods.most, 20);
         assert_eq!(templates[1].pointer, "/spec/workerGroupSpecs/0/template");
         assert_eq!(
             templates[1].containers()[0].pointer,

@@ -185,11 +185,20 @@ impl Rule for HpaScaleTargetResolves {
         sink.report(
             "/spec/scaleTargetRef/kind",
             format!(
-                "scaleTargetRef names a {kind} `{name}`, but `{name}` is a {}",
+                "scaleTargetRef names {} `{name}`, but `{name}` is {}",
+                with_article(kind),
                 match kinds.as_slice() {
-                    [first, second, rest @ ..] if !rest.is_empty() =>
-                        format!("{first}, a {second} and {} more", rest.len()),
-                    _ => kinds.join(" and a "),
+                    [first, second, rest @ ..] if !rest.is_empty() => format!(
+                        "{}, {} and {} more",
+                        with_article(first),
+                        with_article(second),
+                        rest.len()
+                    ),
+                    _ => kinds
+                        .iter()
+                        .map(|kind| with_article(kind))
+                        .collect::<Vec<_>>()
+                        .join(" and "),
                 }
             ),
         )
@@ -230,3 +239,12 @@ const NEVER_SCALED: &[&str] = &[
     "HTTPRoute",
     "Gateway",
 ];
+
+/// A kind with its indefinite article: "an InferenceService", "a Deployment".
+fn with_article(kind: &str) -> String {
+    let vowel = kind
+        .chars()
+        .next()
+        .is_some_and(|first| "AEIOUaeiou".contains(first));
+    format!("{} {kind}", if vowel { "an" } else { "a" })
+}

@@ -17,8 +17,9 @@ declare_rule! {
     /// `spec.replicas > 1`, an HPA or ScaledObject on it whose maximum is
     /// above 1, a LeaderWorkerSet whose groups hold several pods, or the
     /// templates of a Ray cluster or KServe component that mount the claim
-    /// (worker group `replicas` x `numOfHosts`, the head, KServe's
-    /// `maxReplicas`, else `minReplicas`)
+    /// (worker group `replicas` x `numOfHosts`, its `maxReplicas` when
+    /// `enableInTreeAutoscaling` is on, the head, KServe's `maxReplicas`,
+    /// else `minReplicas`)
     /// starting two pods or more. The
     /// claim must be in the input (in the admission webhook: in the
     /// cluster); workloads pinned to one node (`nodeName`, a
