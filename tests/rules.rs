@@ -373,6 +373,16 @@ fn moved_pointer(kind: &str, under: &str, pointer: &str) -> Option<String> {
 /// Rules that read more than the pod template in a kind, and why the
 /// Deployment's findings do not carry over there.
 const NOT_CARRIED: &[(&str, &str, &str)] = &[
+    (
+        "service-env-collision",
+        "InferenceService",
+        "Knative turns Service links off in Serverless mode (raw mode has its fixture)",
+    ),
+    (
+        "service-env-collision",
+        "ServingRuntime",
+        "its pods are an InferenceService's, in a mode it does not know",
+    ),
     // KServe's well-known LLMInferenceServiceConfig presets, merged under
     // the template, add probes, /dev/shm and a model cache to `main`.
     (
@@ -422,117 +432,220 @@ const NOT_CARRIED: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// A fixture with its Deployments moved into `kind` (the rest unchanged;
+/// autoscalers of a Deployment retargeted where the kind has a scale
+/// subresource): the new file, the pointer under which the moved template
+/// sits, and the moved objects' names. `None` when the fixture says
+/// nothing about `kind`.
+struct Transplanted {
+    moved: infergate::input::loader::Loaded,
+    under: String,
+    names: Vec<String>,
+}
+
+fn transplant_fixture(
+    path: &str,
+    loaded: &infergate::input::loader::Loaded,
+    kind: &str,
+) -> Option<Transplanted> {
+    // An autoscaler of a Deployment follows it into a kind with a scale
+    // subresource (LeaderWorkerSet); the other kinds scale by their own
+    // fields, so such a fixture says nothing about them.
+    let autoscaled = loaded.objects.iter().any(|object| {
+        matches!(object.kind(), "HorizontalPodAutoscaler" | "ScaledObject")
+            && object.value.pointer("/spec/scaleTargetRef").is_some()
+    });
+    if autoscaled && kind != "LeaderWorkerSet" {
+        return None;
+    }
+    let mut under = String::new();
+    let mut documents = Vec::new();
+    let mut names = Vec::new();
+    for object in &loaded.objects {
+        match (object.kind(), transplant(kind, &object.value)) {
+            ("Deployment", Some((moved, at))) => {
+                under = at;
+                names.push(object.name().unwrap_or_default().to_string());
+                documents.push(moved);
+            }
+            ("HorizontalPodAutoscaler" | "ScaledObject", _) => {
+                let mut autoscaler = object.value.clone();
+                if let Some(target) = autoscaler.pointer_mut("/spec/scaleTargetRef") {
+                    if target.get("kind").is_none_or(|k| k == "Deployment") {
+                        target["kind"] = serde_json::json!(kind);
+                        target["apiVersion"] = serde_json::json!("leaderworkerset.x-k8s.io/v1");
+                    }
+                }
+                documents.push(autoscaler);
+            }
+            _ => documents.push(object.value.clone()),
+        }
+    }
+    let text = documents
+        .iter()
+        .map(|document| {
+            infergate::fix::emit::document(
+                document,
+                infergate::fix::emit::Layout {
+                    indent: 2,
+                    indent_sequences: true,
+                    newline: "\n",
+                },
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let moved = infergate::input::loader::parse_source(infergate::input::source::SourceFile::new(
+        format!("{path} as {kind}"),
+        text,
+    ));
+    Some(Transplanted {
+        moved,
+        under,
+        names,
+    })
+}
+
+/// The kinds a fixture of `rule` is moved into.
+fn carried_kinds(rule: &str) -> impl Iterator<Item = &'static str> + '_ {
+    TEMPLATE_KINDS.iter().copied().filter(move |kind| {
+        !NOT_CARRIED
+            .iter()
+            .any(|(not_rule, not_in, _)| *not_rule == rule && not_in == kind)
+    })
+}
+
+/// The findings of `rule` on the objects named `names` of kind `kind`
+/// (the Deployments, or what they became), by (name, pointer).
+fn findings_on(
+    outcome: &infergate::engine::Outcome,
+    objects: &[infergate::input::object::Object],
+    rule: &str,
+    kind: &str,
+    names: Option<&[String]>,
+) -> Vec<(String, String)> {
+    outcome
+        .findings
+        .iter()
+        .filter(|finding| finding.rule == rule)
+        .filter_map(|finding| {
+            let object = finding.object_index.and_then(|index| objects.get(index))?;
+            let name = object.name().unwrap_or_default().to_string();
+            (object.kind() == kind && names.is_none_or(|names| names.contains(&name)))
+                .then(|| (name, finding.pointer.clone()))
+        })
+        .collect()
+}
+
+/// The findings (rule, object name, pointer) on the objects named
+/// `names` of `kind` that the second outcome has and the first had not.
+fn introduced(
+    (before, objects_before): (
+        &infergate::engine::Outcome,
+        &[infergate::input::object::Object],
+    ),
+    (after, objects_after): (
+        &infergate::engine::Outcome,
+        &[infergate::input::object::Object],
+    ),
+    kind: &str,
+    names: &[String],
+) -> Vec<(String, String, String)> {
+    let all = |outcome: &infergate::engine::Outcome,
+               objects: &[infergate::input::object::Object]| {
+        outcome
+            .findings
+            .iter()
+            .filter_map(|finding| {
+                let object = finding.object_index.and_then(|index| objects.get(index))?;
+                let name = object.name().unwrap_or_default().to_string();
+                (object.kind() == kind && names.contains(&name))
+                    .then(|| (finding.rule.to_string(), name, finding.pointer.clone()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let was = all(before, objects_before);
+    all(after, objects_after)
+        .into_iter()
+        .filter(|item| !was.contains(item))
+        .collect()
+}
+
+/// The findings of `rule` inside the moved template.
+fn inside_moved(
+    outcome: &infergate::engine::Outcome,
+    transplanted: &Transplanted,
+    objects: &[infergate::input::object::Object],
+    rule: &str,
+    kind: &str,
+) -> Vec<(String, String)> {
+    findings_on(outcome, objects, rule, kind, Some(&transplanted.names))
+        .into_iter()
+        .filter(|(_, pointer)| pointer.starts_with(&transplanted.under))
+        .collect()
+}
+
+/// Findings on a Deployment's template, placed where the template went.
+fn moved_to(findings: Vec<(String, String)>, kind: &str, under: &str) -> Vec<(String, String)> {
+    findings
+        .into_iter()
+        .filter_map(|(name, pointer)| {
+            moved_pointer(kind, under, &pointer).map(|pointer| (name, pointer))
+        })
+        .collect()
+}
+
+fn fixtures_with_deployments(rule: &str) -> Vec<(String, infergate::input::loader::Loaded)> {
+    common::rule_fixtures(rule)
+        .into_iter()
+        .map(|(path, _)| path)
+        .chain(
+            std::iter::once(format!("testdata/fix/{rule}.yaml"))
+                .filter(|path| common::root().join(path).is_file()),
+        )
+        .filter_map(|path| {
+            let loaded = common::load(&[path.as_str()]);
+            loaded
+                .objects
+                .iter()
+                .any(|object| object.kind() == "Deployment")
+                .then_some((path, loaded))
+        })
+        .collect()
+}
+
 /// Every rule that reads a Deployment's pod template reads the same
 /// template in each kind that runs model servers: each fixture's
 /// Deployments moved into RayCluster and RayService worker groups, a
-/// LeaderWorkerSet's workers, a KServe predictor and a ServingRuntime
-/// (the rest of the fixture unchanged) give the same findings of the rule,
-/// at the same place inside the new kind's template, and no others there.
+/// LeaderWorkerSet's workers, a KServe predictor, a ServingRuntime and an
+/// LLMInferenceService (the rest of the fixture unchanged) give the same
+/// findings of the rule, at the same place inside the new kind's template,
+/// and no others there.
 #[test]
 fn pod_template_rules_read_every_kind_that_serves() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for rule in rules::registry() {
         let id = rule.meta().id;
-        for (path, _) in common::rule_fixtures(id) {
-            let loaded = common::load(&[path.as_str()]);
-            if !loaded
-                .objects
-                .iter()
-                .any(|object| object.kind() == "Deployment")
-            {
-                continue;
-            }
+        for (path, loaded) in fixtures_with_deployments(id) {
             let policy = common::fixture_policy(&path);
-            let run = |loaded: &infergate::input::loader::Loaded| {
-                infergate::engine::Engine::new(std::sync::Arc::clone(&policy))
-                    .run(loaded, &infergate::engine::ClusterFacts::default())
-            };
-            let original = run(&loaded);
-            for kind in TEMPLATE_KINDS {
-                if NOT_CARRIED
-                    .iter()
-                    .any(|(rule, not_in, _)| *rule == id && not_in == kind)
-                {
+            let engine = infergate::engine::Engine::new(std::sync::Arc::clone(&policy));
+            let facts = infergate::engine::ClusterFacts::default();
+            let original = engine.run(&loaded, &facts);
+            for kind in carried_kinds(id) {
+                let Some(transplanted) = transplant_fixture(&path, &loaded, kind) else {
                     continue;
-                }
-                // An autoscaler of a Deployment follows it into a kind with
-                // a scale subresource (LeaderWorkerSet); the other kinds
-                // scale by their own fields, so such a fixture says
-                // nothing about them.
-                let autoscaled = loaded.objects.iter().any(|object| {
-                    matches!(object.kind(), "HorizontalPodAutoscaler" | "ScaledObject")
-                        && object.value.pointer("/spec/scaleTargetRef").is_some()
-                });
-                if autoscaled && *kind != "LeaderWorkerSet" {
-                    continue;
-                }
-                let mut under = String::new();
-                let mut documents = Vec::new();
-                let mut moved_names = Vec::new();
-                for object in &loaded.objects {
-                    match (object.kind(), transplant(kind, &object.value)) {
-                        ("Deployment", Some((moved, at))) => {
-                            under = at;
-                            moved_names.push(object.name().unwrap_or_default().to_string());
-                            documents.push(moved);
-                        }
-                        ("HorizontalPodAutoscaler" | "ScaledObject", _) => {
-                            let mut autoscaler = object.value.clone();
-                            if let Some(target) = autoscaler.pointer_mut("/spec/scaleTargetRef") {
-                                if target.get("kind").is_none_or(|k| k == "Deployment") {
-                                    target["kind"] = serde_json::json!(kind);
-                                    target["apiVersion"] =
-                                        serde_json::json!("leaderworkerset.x-k8s.io/v1");
-                                }
-                            }
-                            documents.push(autoscaler);
-                        }
-                        _ => documents.push(object.value.clone()),
-                    }
-                }
-                let text = documents
-                    .iter()
-                    .map(|document| serde_json::to_string(document).expect("JSON"))
-                    .collect::<Vec<_>>()
-                    .join("\n---\n");
-                let name = format!("{path} as {kind}");
-                let moved = infergate::input::loader::parse_source(
-                    infergate::input::source::SourceFile::new(name.clone(), text),
+                };
+                let moved = &transplanted.moved;
+                let outcome = engine.run(moved, &facts);
+                let expected = moved_to(
+                    findings_on(&original, &loaded.objects, id, "Deployment", None),
+                    kind,
+                    &transplanted.under,
                 );
-                let outcome = run(&moved);
-                let place =
-                    |finding: &infergate::engine::finding::Finding,
-                     objects: &[infergate::input::object::Object]| {
-                        let object = finding.object_index.and_then(|index| objects.get(index))?;
-                        Some((
-                            object.name().unwrap_or_default().to_string(),
-                            object.kind().to_string(),
-                        ))
-                    };
-                let expected: Vec<(String, String)> = original
-                    .findings
-                    .iter()
-                    .filter(|finding| finding.rule == id)
-                    .filter_map(|finding| {
-                        let (name, object_kind) = place(finding, &loaded.objects)?;
-                        (object_kind == "Deployment")
-                            .then(|| moved_pointer(kind, &under, &finding.pointer))
-                            .flatten()
-                            .map(|pointer| (name, pointer))
-                    })
-                    .collect();
-                let found: Vec<(String, String)> = outcome
-                    .findings
-                    .iter()
-                    .filter(|finding| finding.rule == id && finding.pointer.starts_with(&under))
-                    .filter_map(|finding| {
-                        let (name, object_kind) = place(finding, &moved.objects)?;
-                        (object_kind == *kind && moved_names.contains(&name))
-                            .then(|| (name, finding.pointer.clone()))
-                    })
-                    .collect();
+                let found = inside_moved(&outcome, &transplanted, &moved.objects, id, kind);
                 checked += 1;
+                let name = format!("{path} as {kind}");
                 for missing in expected.iter().filter(|item| !found.contains(item)) {
                     failures.push(format!("{name}: {id} not at {missing:?}"));
                 }
@@ -546,6 +659,103 @@ fn pod_template_rules_read_every_kind_that_serves() {
     assert!(
         failures.is_empty(),
         "{} failures in {checked} transplants:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// What `--fix` (with unsafe fixes) resolves of a rule's findings on a
+/// Deployment it resolves on the same template moved into each kind that
+/// serves: the findings left after fixing are the same, moved, and the
+/// fixes leave no more findings of any rule on the moved objects than
+/// there were (a fix that adds a field the kind does not have would).
+#[test]
+fn fixes_reach_the_template_of_every_kind_that_serves() {
+    use infergate::fix::{self, FixOptions};
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let options = FixOptions { unsafe_fixes: true };
+    for rule in rules::registry().iter().filter(|rule| rule.meta().fixable) {
+        let id = rule.meta().id;
+        for (path, loaded) in fixtures_with_deployments(id) {
+            let policy = common::fixture_policy(&path);
+            let engine = infergate::engine::Engine::new(std::sync::Arc::clone(&policy));
+            let facts = infergate::engine::ClusterFacts::default();
+            let fixed_and_run = |loaded: &infergate::input::loader::Loaded| {
+                let result = fix::fix_sources(&engine, loaded.files.clone(), &facts, options);
+                let sources = result
+                    .files
+                    .into_iter()
+                    .map(|file| file.original.with_text(file.text))
+                    .collect();
+                let after = infergate::input::loader::parse_all(sources);
+                let outcome = engine.run(&after, &facts);
+                (after, outcome, result.applied)
+            };
+            let before = engine.run(&loaded, &facts);
+            if findings_on(&before, &loaded.objects, id, "Deployment", None).is_empty() {
+                continue;
+            }
+            let (after, deployments_after, _) = fixed_and_run(&loaded);
+            let left_on_deployments =
+                findings_on(&deployments_after, &after.objects, id, "Deployment", None);
+            for kind in carried_kinds(id) {
+                let Some(transplanted) = transplant_fixture(&path, &loaded, kind) else {
+                    continue;
+                };
+                let (moved, under, names) = (
+                    &transplanted.moved,
+                    &transplanted.under,
+                    &transplanted.names,
+                );
+                let moved_before = engine.run(moved, &facts);
+                if inside_moved(&moved_before, &transplanted, &moved.objects, id, kind).is_empty() {
+                    continue;
+                }
+                let (moved_after, outcome, applied) = fixed_and_run(moved);
+                let name = format!("{path} as {kind}");
+                checked += 1;
+                if applied == 0 {
+                    failures.push(format!("{name}: no fix applied for {id}"));
+                    continue;
+                }
+                let expected = moved_to(left_on_deployments.clone(), kind, under);
+                let left = inside_moved(&outcome, &transplanted, &moved_after.objects, id, kind);
+                for extra in left.iter().filter(|item| !expected.contains(item)) {
+                    failures.push(format!("{name}: {id} still at {extra:?} after --fix"));
+                }
+                // What the fixes brought on the moved objects that they did
+                // not bring on the Deployments.
+                let introduced_here: Vec<(String, String, String)> = introduced(
+                    (&moved_before, &moved.objects),
+                    (&outcome, &moved_after.objects),
+                    kind,
+                    names,
+                );
+                let introduced_there: Vec<(String, String, String)> = introduced(
+                    (&before, &loaded.objects),
+                    (&deployments_after, &after.objects),
+                    "Deployment",
+                    names,
+                )
+                .into_iter()
+                .filter_map(|(rule, object, pointer)| {
+                    moved_pointer(kind, under, &pointer).map(|pointer| (rule, object, pointer))
+                })
+                .collect();
+                for new in introduced_here
+                    .iter()
+                    .filter(|item| !introduced_there.contains(item))
+                {
+                    failures.push(format!("{name}: --fix for {id} brought {new:?}"));
+                }
+            }
+        }
+    }
+    assert!(checked > 10, "only {checked} transplanted fixes");
+    assert!(
+        failures.is_empty(),
+        "{} failures in {checked} transplanted fixes:\n{}",
         failures.len(),
         failures.join("\n")
     );

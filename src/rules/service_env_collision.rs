@@ -24,6 +24,10 @@ declare_rule! {
     /// Service's and is not reported. The Services are those of the input
     /// in the workload's namespace applied with it: the same file, a
     /// kustomization or one stream (in the webhook, the reviewed object's).
+    /// A KServe InferenceService in Serverless mode is left alone (Knative
+    /// turns Service links off in every revision), and so is a
+    /// ServingRuntime (its pods are an InferenceService's, and its pod spec
+    /// cannot turn the links off).
     ///
     /// ## Why is this bad?
     /// vLLM parses `VLLM_PORT` as an integer and stops at start with a
@@ -70,6 +74,9 @@ impl Rule for ServiceEnvCollision {
 
     fn check(&self, cx: &Context<'_>, object: &Object, sink: &mut Sink) {
         if cx.inference_reason(object).is_none() || workload::is_fragment(object) {
+            return;
+        }
+        if !service_links_default_on(object) {
             return;
         }
         let services: Vec<&Object> = cx
@@ -149,6 +156,20 @@ impl Rule for ServiceEnvCollision {
                 break;
             }
         }
+    }
+}
+
+/// Whether the pods an object makes get Service links unless their spec
+/// turns them off. Knative defaults a revision's `enableServiceLinks` to
+/// false (knative serving pull 9685, revision defaults), so a KServe
+/// InferenceService in Serverless mode gets none; a ServingRuntime's pods
+/// are an InferenceService's, in a mode the runtime does not know, and its
+/// pod spec has no `enableServiceLinks` to set.
+fn service_links_default_on(object: &Object) -> bool {
+    match object.kind() {
+        "InferenceService" => workload::kserve_raw_mode(object).is_some(),
+        "ServingRuntime" | "ClusterServingRuntime" => false,
+        _ => true,
     }
 }
 

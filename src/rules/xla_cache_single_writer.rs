@@ -179,6 +179,11 @@ fn cache_writers(cx: &Context<'_>, object: &Object) -> Vec<CacheWriter> {
     let accelerators = &cx.policy.inference.accelerator_resources;
     let mut writers: Vec<(bool, CacheWriter)> = Vec::new();
     for template in pod_templates(object) {
+        // A template that starts no pod (a LeaderWorkerSet of size 1 has
+        // no workers; a Ray group of 0 replicas) writes nothing.
+        if template.pods.count <= 0 && template.pods.most <= 0 {
+            continue;
+        }
         let found = template_cache(&template);
         let Some((value_pointer, path, kind)) = found else {
             continue;
