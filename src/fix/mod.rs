@@ -75,7 +75,9 @@ impl FixedFile {
 /// What one pass did: the new texts of the files it changed, how many
 /// fixes and which patches it applied.
 struct PassOutcome {
-    texts: Vec<(String, String)>,
+    /// The edited files: name, new text, and the text as read back (the
+    /// next pass reads it rather than parsing it again).
+    texts: Vec<Edited>,
     /// [`finding_key`] of each finding fixed.
     keys: Vec<String>,
     patches: Vec<(usize, json_patch::Patch)>,
@@ -150,14 +152,11 @@ pub fn fix_sources_except(
     // The findings of the first pass a fix may be applied to: what the
     // summary of a lint counts.
     let mut fixable_at_first: Option<HashSet<String>> = None;
+    // Each pass reads the files as the last one left them: the files it
+    // edited as their verification read them back, the others as they were.
+    let mut loaded = loader::parse_all(sources.clone());
     while passes < MAX_PASSES {
         passes += 1;
-        let current: Vec<Arc<SourceFile>> = sources
-            .iter()
-            .zip(&texts)
-            .map(|(source, text)| source.with_text(text.clone()))
-            .collect();
-        let loaded = loader::parse_all(current);
         let mut outcome = engine.run(&loaded, facts);
         outcome.suppress_where(suppress);
         let fixable_now = || -> HashSet<String> {
@@ -186,18 +185,30 @@ pub fn fix_sources_except(
             &mut result.skipped,
         ) {
             Some(PassOutcome {
-                texts: new_texts,
+                texts: edited,
                 keys,
                 patches: applied,
             }) => {
                 result.uncovered += keys.iter().filter(|key| !first.contains(*key)).count();
-                for (name, text) in new_texts {
-                    if let Some(&index) = position.get(&name) {
-                        texts[index] = text;
-                    }
-                }
                 result.applied += keys.len();
                 result.patches.extend(applied);
+                drop(outcome);
+                let mut reread = HashMap::new();
+                for (name, text, reading) in edited {
+                    if let Some(&index) = position.get(&name) {
+                        texts[index] = text;
+                        reread.insert(name, reading);
+                    }
+                }
+                loaded = replace_files(loaded, reread).unwrap_or_else(|| {
+                    loader::parse_all(
+                        sources
+                            .iter()
+                            .zip(&texts)
+                            .map(|(source, text)| source.with_text(text.clone()))
+                            .collect(),
+                    )
+                });
             }
             None => {
                 result.settled = Some((loaded, outcome));
@@ -215,6 +226,52 @@ pub fn fix_sources_except(
         })
         .collect();
     result
+}
+
+/// `loaded` with the files of `reread` replaced by their new reading, in
+/// the same order. [`loader::parse_all`] keeps each file's objects,
+/// documents and problems together and in file order, so the others move
+/// over as they are; `None` if an item is not where that order puts it
+/// (the caller then reads every file again).
+fn replace_files(loaded: Loaded, mut reread: HashMap<String, Loaded>) -> Option<Loaded> {
+    let Loaded {
+        files,
+        objects,
+        documents,
+        problems,
+    } = loaded;
+    let mut objects = objects.into_iter().peekable();
+    let mut documents = documents.into_iter().peekable();
+    let mut problems = problems.into_iter().peekable();
+    let mut out = Loaded::default();
+    for file in files {
+        let of_file = |source: &Arc<SourceFile>| Arc::ptr_eq(source, &file);
+        let old_objects = std::iter::from_fn(|| objects.next_if(|item| of_file(&item.source)));
+        let old_documents = std::iter::from_fn(|| documents.next_if(|item| of_file(&item.source)));
+        let old_problems = std::iter::from_fn(|| problems.next_if(|item| of_file(&item.source)));
+        match reread.remove(&file.name) {
+            Some(part) => {
+                old_objects.for_each(drop);
+                old_documents.for_each(drop);
+                old_problems.for_each(drop);
+                out.files.extend(part.files);
+                out.objects.extend(part.objects);
+                out.documents.extend(part.documents);
+                out.problems.extend(part.problems);
+            }
+            None => {
+                out.objects.extend(old_objects);
+                out.documents.extend(old_documents);
+                out.problems.extend(old_problems);
+                out.files.push(file);
+            }
+        }
+    }
+    let all_placed = objects.next().is_none()
+        && documents.next().is_none()
+        && problems.next().is_none()
+        && reread.is_empty();
+    all_placed.then_some(out)
 }
 
 /// One pass: choose fixes, edit, verify. Returns the new texts of the files
@@ -313,7 +370,7 @@ fn choose_fixes<'a>(
 fn build_edits<'a>(
     loaded: &Loaded,
     chosen: &[&'a Finding],
-) -> Result<Vec<(String, String)>, (&'a Finding, String)> {
+) -> Result<Texts, (&'a Finding, String)> {
     let items: Vec<Owned<&'a Finding>> = chosen
         .iter()
         .map(|finding| (*finding, fix_operations(finding)))
@@ -334,16 +391,19 @@ pub fn patch_file(
     operations: &[PatchOperation],
 ) -> Result<Option<(String, String)>, String> {
     edit_files(loaded, &[((), vec![(index, operations)])])
-        .map(|texts| texts.into_iter().next())
+        .map(|texts| texts.into_iter().next().map(|(name, text, _)| (name, text)))
         .map_err(|(_, reason)| reason)
 }
 
-/// Edited files: (name, new text).
-type Texts = Vec<(String, String)>;
+/// An edited file: its name, its new text, and that text as read back.
+type Edited = (String, String, Loaded);
 
-/// One edited file checked: its (name, new text), nothing when it is not
-/// in the input, or the owner to blame and why it was refused.
-type Verified<T> = Result<Option<(String, String)>, (Option<T>, String)>;
+/// Edited files.
+type Texts = Vec<Edited>;
+
+/// One edited file checked: its name, new text and reading, nothing when
+/// it is not in the input, or the owner to blame and why it was refused.
+type Verified<T> = Result<Option<Edited>, (Option<T>, String)>;
 
 /// Patches by object index, owned by a `T` (the finding they fix).
 type Owned<'p, T> = (T, Vec<(usize, &'p [PatchOperation])>);
@@ -420,7 +480,7 @@ fn edit_files<T: Copy + Send + Sync>(
                 .get(name.as_str())
                 .map_or(&[][..], Vec::as_slice);
             verify_edit(loaded, source, indices, problems, &values, file_edits)
-                .map(|text| Some((name, text)))
+                .map(|(text, reread)| Some((name, text, reread)))
                 .map_err(|reason| (blame, reason))
         })
         .collect();
@@ -431,7 +491,8 @@ fn edit_files<T: Copy + Send + Sync>(
 /// Apply `file_edits` to `source` and check that the new text reads back
 /// as exactly the patched objects (`values` by object index, the others
 /// as they were) with no problem beside the file's own `problems`: the new
-/// text, or why not.
+/// text and its reading (in the file's scope, as the next pass reads it),
+/// or why not.
 fn verify_edit(
     loaded: &Loaded,
     source: &SourceFile,
@@ -439,8 +500,7 @@ fn verify_edit(
     problems: &[&loader::LoadProblem],
     values: &HashMap<usize, Value>,
     file_edits: Vec<TextEdit>,
-) -> Result<String, String> {
-    let name = &source.name;
+) -> Result<(String, Loaded), String> {
     let new_text =
         text_edit::apply(&source.text, &file_edits).map_err(|reason| reason.to_string())?;
     let expected: Vec<Value> = indices
@@ -454,11 +514,11 @@ fn verify_edit(
             })
         })
         .collect();
-    let reparsed = loader::parse_source(SourceFile::new(name.clone(), new_text.clone()));
-    let actual: Vec<Value> = reparsed
+    let reparsed = loader::parse_source(source.with_text(new_text.clone()));
+    let actual: Vec<&Value> = reparsed
         .objects
-        .into_iter()
-        .map(|object| object.value)
+        .iter()
+        .map(|object| &object.value)
         .collect();
     // A document the file already could not read (a broken one beside
     // fixable ones) does not block the others' fixes; a problem the
@@ -484,7 +544,9 @@ fn verify_edit(
             describe_problem(&problem.kind)
         ));
     }
-    if actual != expected {
+    if actual.len() != expected.len()
+        || actual.iter().zip(&expected).any(|(got, want)| *got != want)
+    {
         let why = match expected.len() == actual.len() {
             true => expected
                 .iter()
@@ -509,7 +571,7 @@ fn verify_edit(
             "the edited file would not read back as the patched objects ({why})"
         ));
     }
-    Ok(new_text)
+    Ok((new_text, reparsed))
 }
 
 /// A loader problem without its position: an edit that adds lines moves
@@ -735,6 +797,80 @@ fn keep_owner(_file: &std::fs::File, _original: &std::fs::Metadata) -> std::io::
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The reading each pass reuses (the edited files as verification read
+    /// them back, the others moved over) is what reading every fixed file
+    /// again gives: the same objects, positions and problems, in order.
+    #[test]
+    fn each_pass_reads_what_a_fresh_read_of_the_texts_gives() {
+        let engine = Engine::new(crate::policy::Policy::built_in().expect("built-in policy"));
+        let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fix");
+        let mut names: Vec<_> = std::fs::read_dir(&directory)
+            .expect("testdata/fix")
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.to_string_lossy().ends_with(".yaml"))
+            .filter(|path| !path.to_string_lossy().ends_with(".fixed.yaml"))
+            .collect();
+        names.sort();
+        let sources: Vec<Arc<SourceFile>> = names
+            .iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(path).expect("fixture");
+                SourceFile::in_scope(path.display().to_string(), text, "fixtures".to_string())
+            })
+            .collect();
+        let result = fix_sources(
+            &engine,
+            sources,
+            &ClusterFacts::default(),
+            FixOptions { unsafe_fixes: true },
+        );
+        assert!(result.applied > 10, "{} fixes", result.applied);
+        let (settled, _) = result.settled.as_ref().expect("a settled pass");
+        let fresh = loader::parse_all(
+            result
+                .files
+                .iter()
+                .map(|file| file.original.with_text(file.text.clone()))
+                .collect(),
+        );
+        let names = |loaded: &Loaded| -> Vec<String> {
+            loaded.files.iter().map(|file| file.name.clone()).collect()
+        };
+        assert_eq!(names(settled), names(&fresh));
+        let objects = |loaded: &Loaded| -> Vec<(String, Value, String)> {
+            loaded
+                .objects
+                .iter()
+                .map(|object| {
+                    let spec = object
+                        .locate("/spec")
+                        .map(|location| format!("{location:?}"));
+                    (
+                        object.source.name.clone(),
+                        object.value.clone(),
+                        spec.unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(objects(settled), objects(&fresh));
+        let problems = |loaded: &Loaded| -> Vec<String> {
+            loaded
+                .problems
+                .iter()
+                .map(|problem| {
+                    format!(
+                        "{} {:?} {:?}",
+                        problem.source.name, problem.location, problem.kind
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(problems(settled), problems(&fresh));
+        assert_eq!(settled.documents.len(), fresh.documents.len());
+    }
 
     /// A refused fix names the node that would not read back and what it
     /// held (#31 item 9), not only that something differs.
