@@ -617,6 +617,41 @@ fn ray_service_reviewed(cluster: &mut Cluster) {
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
+/// KServe's kinds are reviewed as the rules read them: InferenceServices
+/// whose Knative annotations Knative would reject, and an
+/// LLMInferenceService whose presets' vLLM runs more ranks than its GPUs,
+/// are denied; their quiet fixtures are admitted.
+fn kserve_kinds_reviewed(cluster: &mut Cluster) {
+    for (fires, quiet, kind, rule) in [
+        (
+            "testdata/rules/kserve-knative-autoscaling/fires.yaml",
+            "testdata/rules/kserve-knative-autoscaling/quiet.yaml",
+            "InferenceService",
+            "[kserve-knative-autoscaling]",
+        ),
+        (
+            "testdata/rules/parallelism-matches-accelerators/fires-llminferenceservice.yaml",
+            "testdata/rules/parallelism-matches-accelerators/quiet-llminferenceservice.yaml",
+            "LLMInferenceService",
+            "[parallelism-matches-accelerators]",
+        ),
+    ] {
+        let output = cluster.apply(&documents(fires, &[kind]), &[]);
+        assert!(
+            !output.status.success(),
+            "{fires} admitted: {}",
+            text(&output.stdout)
+        );
+        assert!(
+            text(&output.stderr).contains(rule),
+            "{fires}: {}",
+            text(&output.stderr)
+        );
+        let output = cluster.apply(&documents(quiet, &[kind]), &[]);
+        assert!(output.status.success(), "{quiet}: {}", text(&output.stderr));
+    }
+}
+
 /// The InferencePool v1 CRD as the project publishes it
 /// (../shared/schemas/gateway-api-inference-extension-crds.json).
 fn inference_pool_crd() -> Value {
@@ -1573,6 +1608,7 @@ fn e2e() {
             "a RayService's worker groups reviewed",
             ray_service_reviewed,
         ),
+        ("KServe's kinds reviewed", kserve_kinds_reviewed),
         (
             "serving CRDs as the rules read them",
             serving_crds_as_the_rules_read_them,
