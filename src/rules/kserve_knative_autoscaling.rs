@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use crate::engine::finding::Severity;
@@ -101,6 +103,9 @@ impl Rule for KserveKnativeAutoscaling {
             .value
             .at("/metadata/annotations")
             .and_then(Value::as_object);
+        // The InferenceService's own annotations reach every component: a
+        // finding about one of them is reported once.
+        let mut seen = HashSet::new();
         for component in COMPONENTS {
             let base = format!("/spec/{component}");
             let Some(spec) = object.value.at(&base).and_then(Value::as_object) else {
@@ -112,9 +117,25 @@ impl Rule for KserveKnativeAutoscaling {
                     .or_else(|| find(top, key, "/metadata/annotations"))
             };
             let first = |keys: &[String]| keys.iter().find_map(|key| lookup(key));
-            check_overwritten(knative, component, spec, &first, sink);
-            check_values(knative, component, spec, &lookup, &first, sink);
+            let mut out = Once {
+                sink,
+                seen: &mut seen,
+            };
+            check_overwritten(knative, component, spec, &first, &mut out);
+            check_values(knative, component, spec, &lookup, &first, &mut out);
         }
+    }
+}
+
+/// The sink, reporting each (place, message) once.
+struct Once<'s> {
+    sink: &'s mut Sink,
+    seen: &'s mut HashSet<(String, String)>,
+}
+
+impl Once<'_> {
+    fn first_time(&mut self, pointer: &str, message: &str) -> bool {
+        self.seen.insert((pointer.to_string(), message.to_string()))
     }
 }
 
@@ -150,7 +171,7 @@ fn check_overwritten<'a>(
     component: &str,
     spec: &Map<String, Value>,
     first: &dyn Fn(&[String]) -> Option<Written<'a>>,
-    sink: &mut Sink,
+    out: &mut Once<'_>,
 ) {
     for entry in &knative.set_by_kserve {
         let Some(written) = first(&entry.annotations) else {
@@ -167,22 +188,24 @@ fn check_overwritten<'a>(
         } else {
             format!("the {component}'s unset {} (default {kserve})", entry.field)
         };
-        sink.report(
-            written.pointer.clone(),
-            format!(
-                "KServe writes {kserve} from {whence} over `{}: {}`: the annotation is not applied",
-                written.key, written.value
-            ),
-        )
-        .severity(Severity::Warning)
-        .short(format!(
-            "KServe writes {kserve} over this annotation from {}",
-            entry.field
-        ))
-        .help(format!(
-            "set spec.{component}.{} to the value you mean and drop the annotation",
-            entry.field
-        ));
+        let message = format!(
+            "KServe writes {kserve} from {whence} over `{}: {}`: the annotation is not applied",
+            written.key, written.value
+        );
+        if !out.first_time(&written.pointer, &message) {
+            continue;
+        }
+        out.sink
+            .report(written.pointer.clone(), message)
+            .severity(Severity::Warning)
+            .short(format!(
+                "KServe writes {kserve} over this annotation from {}",
+                entry.field
+            ))
+            .help(format!(
+                "set spec.{component}.{} to the value you mean and drop the annotation",
+                entry.field
+            ));
     }
 }
 
@@ -192,7 +215,7 @@ fn check_values<'a>(
     spec: &Map<String, Value>,
     lookup: &dyn Fn(&str) -> Option<Written<'a>>,
     first: &dyn Fn(&[String]) -> Option<Written<'a>>,
-    sink: &mut Sink,
+    out: &mut Once<'_>,
 ) {
     // What KServe writes from a field replaces the annotation: only an
     // annotation that survives reaches Knative.
@@ -208,7 +231,7 @@ fn check_values<'a>(
             && !knative.classes.iter().any(|c| c == class.value)
         {
             rejected(
-                sink,
+                out,
                 class,
                 format!("its domain has only {}", knative.classes.join(" and ")),
             );
@@ -222,7 +245,7 @@ fn check_values<'a>(
             && !knative.kpa_metrics.iter().any(|m| m == metric.value)
         {
             rejected(
-                sink,
+                out,
                 &metric,
                 format!(
                     "the KPA class scales on {} only (cpu and memory need the HPA class)",
@@ -246,7 +269,7 @@ fn check_values<'a>(
             match written.value.trim().parse::<f64>() {
                 Ok(number) if number.is_finite() => number,
                 _ => {
-                    rejected(sink, &written, "not a number".to_string());
+                    rejected(out, &written, "not a number".to_string());
                     continue;
                 }
             }
@@ -261,7 +284,7 @@ fn check_values<'a>(
                 (None, Some(max)) => format!("at most {max}{unit}"),
                 (None, None) => continue,
             };
-            rejected(sink, &written, format!("it accepts {range}"));
+            rejected(out, &written, format!("it accepts {range}"));
         }
     }
     // max-scale below the min-scale KServe writes.
@@ -276,7 +299,7 @@ fn check_values<'a>(
         if let Ok(maximum) = written.value.trim().parse::<f64>() {
             if maximum != 0.0 && maximum < minimum {
                 rejected(
-                    sink,
+                    out,
                     &written,
                     format!("below the min-scale {minimum} KServe writes from the {component}'s minReplicas"),
                 );
@@ -285,13 +308,18 @@ fn check_values<'a>(
     }
 }
 
-fn rejected(sink: &mut Sink, written: &Written<'_>, why: String) {
-    sink.report(
-        written.pointer.clone(),
-        format!("Knative rejects `{}: {}`: {why}", written.key, written.value),
-    )
-    .short(format!("Knative rejects this value: {why}"))
-    .help("KServe accepts the InferenceService, then Knative rejects the Knative Service it creates: the InferenceService never becomes ready");
+fn rejected(out: &mut Once<'_>, written: &Written<'_>, why: String) {
+    let message = format!(
+        "Knative rejects `{}: {}`: {why}",
+        written.key, written.value
+    );
+    if !out.first_time(&written.pointer, &message) {
+        return;
+    }
+    out.sink
+        .report(written.pointer.clone(), message)
+        .short(format!("Knative rejects this value: {why}"))
+        .help("KServe accepts the InferenceService, then Knative rejects the Knative Service it creates: the InferenceService never becomes ready");
 }
 
 fn same_number(left: &str, right: &str) -> bool {
