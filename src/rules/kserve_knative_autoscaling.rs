@@ -134,8 +134,11 @@ struct Once<'s> {
 }
 
 impl Once<'_> {
-    fn first_time(&mut self, pointer: &str, message: &str) -> bool {
-        self.seen.insert((pointer.to_string(), message.to_string()))
+    /// The report, unless the same was made already.
+    fn report(&mut self, pointer: &str, message: String) -> Option<&mut crate::engine::Report> {
+        self.seen
+            .insert((pointer.to_string(), message.clone()))
+            .then(|| self.sink.report(pointer, message))
     }
 }
 
@@ -192,11 +195,10 @@ fn check_overwritten<'a>(
             "KServe writes {kserve} from {whence} over `{}: {}`: the annotation is not applied",
             written.key, written.value
         );
-        if !out.first_time(&written.pointer, &message) {
+        let Some(report) = out.report(&written.pointer, message) else {
             continue;
-        }
-        out.sink
-            .report(written.pointer.clone(), message)
+        };
+        report
             .severity(Severity::Warning)
             .short(format!(
                 "KServe writes {kserve} over this annotation from {}",
@@ -313,11 +315,10 @@ fn rejected(out: &mut Once<'_>, written: &Written<'_>, why: String) {
         "Knative rejects `{}: {}`: {why}",
         written.key, written.value
     );
-    if !out.first_time(&written.pointer, &message) {
+    let Some(report) = out.report(&written.pointer, message) else {
         return;
-    }
-    out.sink
-        .report(written.pointer.clone(), message)
+    };
+    report
         .short(format!("Knative rejects this value: {why}"))
         .help("KServe accepts the InferenceService, then Knative rejects the Knative Service it creates: the InferenceService never becomes ready");
 }
