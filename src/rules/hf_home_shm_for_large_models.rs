@@ -47,9 +47,11 @@ declare_rule! {
     /// limited to) at least the model's size of `ephemeral-storage` is
     /// placed only on a node with that much local disk, and stays quiet.
     ///
-    /// A KServe predictor's `model.storageUri` (`hf://`, `gs://`, `s3://`…)
-    /// is downloaded by KServe's storage initializer into an emptyDir on
-    /// the node before the server starts; a model of known size (the
+    /// A KServe predictor's `model.storageUri` (`hf://`, `gs://`, `s3://`…),
+    /// and an LLMInferenceService's `spec.model.uri`, is downloaded by
+    /// KServe's storage initializer into an emptyDir on the node before the
+    /// server starts (in every pod of the LLMInferenceService; reported once,
+    /// at the URI); a model of known size (the
     /// annotation, or the Hugging Face id) above the same threshold is
     /// reported there. `pvc://` and `oci://` (modelcars) are not downloaded
     /// into the pod, and a predictor volume named `kserve-provision-location`
@@ -127,9 +129,15 @@ impl Rule for HfHomeShmForLargeModels {
         let models = &cx.policy.models;
         let budget = models.disk_budget();
         let templates = pod_templates(object);
-        // The download happens whatever the runtime adds.
+        // The download happens whatever the runtime adds. An
+        // LLMInferenceService's one model is downloaded into every pod: it
+        // is reported once, at the model.
         for template in &templates {
-            check_storage_initializer(object, template, budget, models, sink);
+            if check_storage_initializer(object, template, budget, models, sink)
+                && object.kind() == "LLMInferenceService"
+            {
+                break;
+            }
         }
         // A fragment (a kustomize patch, a template completed from presets
         // or a runtime) may get its cache from what it does not show.
@@ -274,8 +282,8 @@ impl Rule for HfHomeShmForLargeModels {
 /// The volume KServe's storage initializer downloads into.
 const PROVISION_VOLUME: &str = "kserve-provision-location";
 
-/// KServe's storage initializer downloads a predictor's `storageUri` into
-/// an emptyDir on the node's disk (`kserve-provision-location`, mounted at
+/// KServe's storage initializer downloads a predictor's `storageUri` (or
+/// an LLMInferenceService's model) into an emptyDir on the node's disk (`kserve-provision-location`, mounted at
 /// /mnt/models; KServe's storage_initializer_injector.go) before the server
 /// starts: a model larger than the boot disk's share fills it the same way.
 /// `pvc://` mounts a claim instead, and `oci://` (modelcars) is an image.
@@ -285,18 +293,31 @@ fn check_storage_initializer(
     budget: f64,
     models: &crate::policy::Models,
     sink: &mut Sink,
-) {
-    let Some(model) = template.spec().and_then(|spec| spec.get("model")) else {
-        return;
-    };
-    let Some(uri) = model.get("storageUri").and_then(Value::as_str) else {
-        return;
+) -> bool {
+    // KServe's storage initializer downloads an InferenceService
+    // predictor's `model.storageUri`, and an LLMInferenceService's
+    // `spec.model.uri` into each of its pods (kserve llmisvc
+    // workload_storage.go, attachStorageInitializer: hf:// and s3://).
+    let (uri, uri_pointer) = if object.kind() == "LLMInferenceService" {
+        let pointer = "/spec/model/uri".to_string();
+        match object.value.at(&pointer).and_then(Value::as_str) {
+            Some(uri) => (uri, pointer),
+            None => return false,
+        }
+    } else {
+        let Some(model) = template.spec().and_then(|spec| spec.get("model")) else {
+            return false;
+        };
+        let Some(uri) = model.get("storageUri").and_then(Value::as_str) else {
+            return false;
+        };
+        (uri, format!("{}/model/storageUri", template.spec_pointer))
     };
     let Some((scheme, rest)) = uri.split_once("://") else {
-        return;
+        return false;
     };
     if matches!(scheme, "pvc" | "oci") {
-        return;
+        return false;
     }
     // The staging volume replaced (KServe's "Storage Initializer Volume"
     // override: a volume of that name in the predictor): on a claim or in
@@ -313,7 +334,7 @@ fn check_storage_initializer(
             empty_dir.get("medium").and_then(Value::as_str) != Some("Memory")
         });
         if !node_disk {
-            return;
+            return false;
         }
     }
     // The size: the annotation, else a Hugging Face id from the catalogue
@@ -324,13 +345,13 @@ fn check_storage_initializer(
         ""
     };
     let Some(size) = model::size_of(object, id, models) else {
-        return;
+        return false;
     };
     if size.bytes < budget {
-        return;
+        return false;
     }
     sink.report(
-        format!("{}/model/storageUri", template.spec_pointer),
+        uri_pointer,
         format!(
             "the storage initializer downloads {uri} ({}) into an emptyDir on the node boot disk; pods get {} of it",
             model::gib(size.bytes),
@@ -342,9 +363,10 @@ fn check_storage_initializer(
         model::gib(size.bytes)
     ))
     .help(format!(
-        "size from {}. Put the model on a PersistentVolumeClaim (storageUri: pvc://…), use a modelcar image (oci://…), or give the nodes a larger boot disk",
+        "size from {}. Put the model on a PersistentVolumeClaim (a pvc:// URI), use a modelcar image (oci://…), or give the nodes a larger boot disk",
         size.source
     ));
+    true
 }
 
 /// The value the fix gives `variable`: HF_HOME is the cache's parent, the
