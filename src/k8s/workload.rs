@@ -246,6 +246,9 @@ struct Layout {
     #[serde(default)]
     role: String,
     replicas: Option<String>,
+    /// Where the count is when `replicas` is absent (an LLMInferenceService
+    /// with `scaling` has no `replicas`: its autoscaler's minimum).
+    replicas_else: Option<String>,
     /// Pointer of the most replicas the kind's own autoscaler may set.
     max_replicas: Option<String>,
     /// Pointer (in the object) of a boolean that turns that autoscaler on.
@@ -350,7 +353,10 @@ fn template_at<'a>(
             .and_then(Value::as_i64)
             .unwrap_or(default)
     };
-    let replicas = number(&layout.replicas, layout.default.unwrap_or(1));
+    let replicas = number(
+        &layout.replicas,
+        number(&layout.replicas_else, layout.default.unwrap_or(1)),
+    );
     let per_replica = number(&layout.per_replica, 1) - layout.per_replica_less.unwrap_or(0);
     let count = replicas.saturating_mul(per_replica.max(0));
     let autoscaled = layout
@@ -367,7 +373,11 @@ fn template_at<'a>(
         count,
         most,
         replicas_pointer: match (&layout.replicas, &layout.per_replica) {
-            (Some(at), None) => Some(prefixed(base, at)),
+            // Counted from `replicasElse`: the autoscaler's minimum, not a
+            // replica field to set.
+            (Some(at), None) if layout.replicas_else.is_none() || root.at(at).is_some() => {
+                Some(prefixed(base, at))
+            }
             _ => None,
         },
     };
@@ -756,6 +766,18 @@ mod tests {
     use crate::policy::Policy;
     use serde_json::json;
 
+    /// An object of a file named `t`, as the loader makes it.
+    pub(super) fn test_object(value: Value) -> Object {
+        Object::from_value(
+            value,
+            crate::input::source::SourceFile::new("t", String::new()),
+            0,
+            String::new(),
+            Default::default(),
+        )
+        .expect("object")
+    }
+
     #[test]
     fn references_expand_from_the_container_env() {
         let value = json!({"env": [{"name": "MODEL_ID", "value": "meta-llama/Llama-3.1-70B"}]});
@@ -774,15 +796,10 @@ mod tests {
     fn serving_images_commands_and_accelerators_are_recognised() {
         let policy = Policy::built_in().expect("policy");
         let deployment = |container: Value| {
-            Object::from_value(
+            test_object(
                 json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
                     "spec": {"template": {"spec": {"containers": [container]}}}}),
-                crate::input::source::SourceFile::new("t", String::new()),
-                0,
-                String::new(),
-                Default::default(),
             )
-            .expect("object")
         };
         let cases = [
             (
@@ -866,6 +883,7 @@ mod tests {
 
 #[cfg(test)]
 mod layout_tests {
+    use super::tests::test_object;
     use super::*;
 
     #[test]
@@ -886,7 +904,7 @@ mod layout_tests {
 
     #[test]
     fn llm_inference_service_parts_count_as_kserve_deploys_them() {
-        let object = Object::from_value(
+        let object = test_object(
             serde_json::json!({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "LLMInferenceService",
                 "metadata": {"name": "l"},
                 "spec": {"replicas": 2, "scaling": {"maxReplicas": 5},
@@ -894,12 +912,7 @@ mod layout_tests {
                          "template": {"containers": [{"name": "main"}]},
                          "worker": {"containers": [{"name": "main"}]},
                          "prefill": {"template": {"containers": [{"name": "main"}]}}}}),
-            crate::input::source::SourceFile::new("t", String::new()),
-            0,
-            String::new(),
-            Default::default(),
-        )
-        .expect("object");
+        );
         let counts: Vec<(&str, i64, i64)> = pod_templates(&object)
             .iter()
             .map(|t| (t.role, t.pods.count, t.pods.most))
@@ -909,29 +922,34 @@ mod layout_tests {
         assert_eq!(
             counts,
             [
-                ("decode", 2, 5),
+                ("decode pod", 2, 5),
                 ("decode worker", 4, 10),
-                ("prefill", 1, 1)
+                ("prefill pod", 1, 1)
             ]
         );
         assert!(may_be_completed(&object));
+        // With `scaling` instead of `replicas`, its minimum runs.
+        let mut scaled = object.value.clone();
+        scaled["spec"]
+            .as_object_mut()
+            .expect("spec")
+            .remove("replicas");
+        scaled["spec"]["scaling"]["minReplicas"] = serde_json::json!(3);
+        let scaled = test_object(scaled);
+        assert_eq!(pod_templates(&scaled)[0].pods.count, 3);
+        assert_eq!(pod_templates(&scaled)[0].pods.replicas_pointer, None);
     }
 
     #[test]
     fn ray_worker_groups_count_replicas_times_hosts() {
-        let object = Object::from_value(
+        let object = test_object(
             serde_json::json!({"apiVersion": "ray.io/v1", "kind": "RayCluster",
                 "metadata": {"name": "r"},
                 "spec": {"headGroupSpec": {"template": {"spec": {"containers": [{"name": "h", "image": "x"}]}}},
                          "workerGroupSpecs": [
                             {"replicas": 2, "numOfHosts": 4, "template": {"spec": {"containers": [{"name": "w", "image": "x"}]}}},
                             {"template": {"spec": {"containers": [{"name": "v", "image": "x"}]}}}]}}),
-            crate::input::source::SourceFile::new("t", String::new()),
-            0,
-            String::new(),
-            Default::default(),
-        )
-        .expect("object");
+        );
         let templates = pod_templates(&object);
         let counts: Vec<(&str, i64, Option<String>)> = templates
             .iter()
@@ -957,14 +975,7 @@ mod layout_tests {
         let mut autoscaled = object.value.clone();
         autoscaled["spec"]["enableInTreeAutoscaling"] = serde_json::json!(true);
         autoscaled["spec"]["workerGroupSpecs"][0]["maxReplicas"] = serde_json::json!(5);
-        let autoscaled = Object::from_value(
-            autoscaled,
-            crate::input::source::SourceFile::new("t", String::new()),
-            0,
-            String::new(),
-            Default::default(),
-        )
-        .expect("object");
+        let autoscaled = test_object(autoscaled);
         assert_eq!(pod_templates(&autoscaled)[1].pods.most, 20);
         assert_eq!(templates[1].pointer, "/spec/workerGroupSpecs/0/template");
         assert_eq!(
