@@ -25,7 +25,10 @@ declare_rule! {
     ///   `metric` from `scaleMetric`) with another value is not applied (a
     ///   warning; the legacy camelCase keys count as the same annotation): `min-scale: "0"` on a GPU predictor without
     ///   `minReplicas: 0` keeps one replica running;
-    /// - a value Knative's webhook rejects (an error): a `metric` other
+    /// - a value Knative's webhook rejects (an error when the
+    ///   InferenceService states `deploymentMode: Serverless`, else a
+    ///   warning: without the annotation the cluster's default mode
+    ///   decides, and in raw mode the annotation only does nothing): a `metric` other
     ///   than `concurrency` or `rps` under the KPA class, a `class` in
     ///   Knative's domain other than KPA or HPA, a `target` below 0.01, a
     ///   `target-utilization-percentage` or `panic-window-percentage`
@@ -106,6 +109,13 @@ impl Rule for KserveKnativeAutoscaling {
         // The InferenceService's own annotations reach every component: a
         // finding about one of them is reported once.
         let mut seen = HashSet::new();
+        // Without the annotation the mode is the cluster's default
+        // (inferenceservice-config `defaultDeploymentMode`, Serverless
+        // upstream): where it is raw, Knative never sees the annotations,
+        // so what Knative would reject is a warning, not a denial.
+        let serverless_stated = object
+            .annotation("serving.kserve.io/deploymentMode")
+            .is_some_and(|mode| mode == "Serverless");
         for component in COMPONENTS {
             let base = format!("/spec/{component}");
             let Some(spec) = object.value.at(&base).and_then(Value::as_object) else {
@@ -120,6 +130,7 @@ impl Rule for KserveKnativeAutoscaling {
             let mut out = Once {
                 sink,
                 seen: &mut seen,
+                serverless_stated,
             };
             check_overwritten(knative, component, spec, &first, &mut out);
             check_values(knative, component, spec, &lookup, &first, &mut out);
@@ -131,6 +142,8 @@ impl Rule for KserveKnativeAutoscaling {
 struct Once<'s> {
     sink: &'s mut Sink,
     seen: &'s mut HashSet<(String, String)>,
+    /// Whether the InferenceService says it runs on Knative.
+    serverless_stated: bool,
 }
 
 impl Once<'_> {
@@ -235,7 +248,10 @@ fn check_values<'a>(
             rejected(
                 out,
                 class,
-                format!("its domain has only {}", knative.classes.join(" and ")),
+                format!(
+                    "its domain has only the {} classes",
+                    short_names(&knative.classes)
+                ),
             );
         }
     }
@@ -250,7 +266,7 @@ fn check_values<'a>(
                 out,
                 &metric,
                 format!(
-                    "the KPA class scales on {} only (cpu and memory need the HPA class)",
+                    "KPA scales on {} only (cpu needs the HPA class)",
                     knative.kpa_metrics.join(" or ")
                 ),
             );
@@ -315,14 +331,27 @@ fn rejected(out: &mut Once<'_>, written: &Written<'_>, why: String) {
         "Knative rejects `{}: {}`: {why}",
         written.key, written.value
     );
+    let serverless_stated = out.serverless_stated;
     let Some(report) = out.report(&written.pointer, message) else {
         return;
     };
     report
         .short(format!("Knative rejects this value: {why}"))
-        .help("KServe accepts the InferenceService, then Knative rejects the Knative Service it creates: the InferenceService never becomes ready");
+        .help("in Serverless mode KServe accepts the InferenceService, then Knative rejects the Knative Service it creates: the InferenceService never becomes ready (in raw mode the annotation does nothing)");
+    if !serverless_stated {
+        report.severity(Severity::Warning);
+    }
 }
 
 fn same_number(left: &str, right: &str) -> bool {
     matches!((left.trim().parse::<f64>(), right.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
+}
+
+/// `kpa and hpa` for `kpa.autoscaling.knative.dev`, `hpa.autoscaling.knative.dev`.
+fn short_names(classes: &[String]) -> String {
+    classes
+        .iter()
+        .map(|class| class.split('.').next().unwrap_or(class))
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
