@@ -147,9 +147,9 @@ const PRESET_EXTRA_ARGS: &str = "VLLM_ADDITIONAL_ARGS";
 /// part of it is written. Multi-node parts and data or pipeline
 /// parallelism run the presets' launch scripts, which are not read.
 pub struct PresetServer {
-    pub container: Value,
+    container: Value,
     /// The pointer of the user's container the server completes.
-    pub pointer: String,
+    pointer: String,
     /// `spec.model.uri`, where the model is named (prefill serves it too).
     model_pointer: String,
     /// Where each argument of the completed container is written.
@@ -227,6 +227,15 @@ pub fn llmisvc_preset_server(object: &Object, template_pointer: &str) -> Option<
 }
 
 impl PresetServer {
+    /// The completed container, as the rules read containers.
+    pub fn container(&self) -> crate::k8s::workload::Container<'_> {
+        crate::k8s::workload::Container {
+            pointer: self.pointer.clone(),
+            value: &self.container,
+            init: false,
+        }
+    }
+
     /// Where a pointer into the completed container is written in the
     /// object: the model at `spec.model.uri`, an argument where it came
     /// from, the command (the presets') at the model.

@@ -220,12 +220,16 @@ pub fn served_by_default_runtime(object: &Object) -> bool {
 /// The annotation that chooses how KServe deploys an InferenceService.
 const KSERVE_MODE_ANNOTATION: &str = "serving.kserve.io/deploymentMode";
 
+/// KServe's deploy mode of an InferenceService as its annotation states
+/// it; without one the cluster's default applies.
+pub fn kserve_mode(object: &Object) -> Option<&str> {
+    object.annotation(KSERVE_MODE_ANNOTATION)
+}
+
 /// KServe's deploy mode of an InferenceService when it is raw (Standard):
 /// a Deployment and an HPA per component, no Knative.
 pub fn kserve_raw_mode(object: &Object) -> Option<&str> {
-    object
-        .annotation(KSERVE_MODE_ANNOTATION)
-        .filter(|mode| matches!(*mode, "RawDeployment" | "Standard"))
+    kserve_mode(object).filter(|mode| matches!(*mode, "RawDeployment" | "Standard"))
 }
 
 /// The workload kinds whose pods may serve a model: every kind of

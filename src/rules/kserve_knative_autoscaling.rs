@@ -113,9 +113,7 @@ impl Rule for KserveKnativeAutoscaling {
         // (inferenceservice-config `defaultDeploymentMode`, Serverless
         // upstream): where it is raw, Knative never sees the annotations,
         // so what Knative would reject is a warning, not a denial.
-        let serverless_stated = object
-            .annotation("serving.kserve.io/deploymentMode")
-            .is_some_and(|mode| mode == "Serverless");
+        let serverless_stated = workload::kserve_mode(object) == Some("Serverless");
         for component in COMPONENTS {
             let base = format!("/spec/{component}");
             let Some(spec) = object.value.at(&base).and_then(Value::as_object) else {
@@ -306,13 +304,16 @@ fn check_values<'a>(
         }
     }
     // max-scale below the min-scale KServe writes.
-    let minimum = kserve_value(spec, "minReplicas", true).and_then(|m| m.parse::<f64>().ok());
-    let max_keys = knative
-        .set_by_kserve
-        .iter()
-        .find(|entry| entry.field == "maxReplicas")
-        .map(|entry| entry.annotations.as_slice())
-        .unwrap_or_default();
+    let set_by = |field: &str| {
+        knative
+            .set_by_kserve
+            .iter()
+            .find(|entry| entry.field == field)
+    };
+    let minimum = set_by("minReplicas")
+        .and_then(|entry| kserve_value(spec, &entry.field, entry.always))
+        .and_then(|minimum| minimum.parse::<f64>().ok());
+    let max_keys = set_by("maxReplicas").map_or(&[][..], |entry| entry.annotations.as_slice());
     if let (Some(minimum), Some(written)) = (minimum, first(max_keys).filter(|w| survives(w))) {
         if let Ok(maximum) = written.value.trim().parse::<f64>() {
             if maximum != 0.0 && maximum < minimum {

@@ -136,11 +136,7 @@ impl Rule for ModelFitsAcceleratorMemory {
                 continue;
             };
             if let Some(server) = kserve::llmisvc_preset_server(object, &template.pointer) {
-                let container = Container {
-                    pointer: server.pointer.clone(),
-                    value: &server.container,
-                    init: false,
-                };
+                let container = server.container();
                 if let Some(mut check) = Check::of(&container, policy, accelerator, false, &[]) {
                     check.pointer = server.place(&check.pointer);
                     check.devices_by = format!("{}, in KServe's preset server", check.devices_by);

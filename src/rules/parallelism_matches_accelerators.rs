@@ -128,11 +128,7 @@ impl Rule for ParallelismMatchesAccelerators {
         }
         for template in &templates {
             if let Some(server) = kserve::llmisvc_preset_server(object, &template.pointer) {
-                let container = Container {
-                    pointer: server.pointer.clone(),
-                    value: &server.container,
-                    init: false,
-                };
+                let container = server.container();
                 if let Reading::Known(mut degree) = serving::degree(&container, serving, false, &[])
                 {
                     for factor in &mut degree.factors {
