@@ -192,18 +192,21 @@ async fn audit_cluster(
     let reports = crate::audit::report::reports(&audited, seconds, &|object| {
         crate::k8s::workload::inference_reason(object, engine.policy()).is_some()
     });
-    let text = match args.format {
-        AuditFormat::Human => {
-            human::render(&audited.outcome, visibility, terminal_style(args.color))
-        }
-        AuditFormat::Json => output::json::render(&audited.outcome, visibility),
-        AuditFormat::Sarif => {
+    let printed = print_with(|out| match args.format {
+        AuditFormat::Human => human::write(
+            &audited.outcome,
+            visibility,
+            terminal_style(args.color),
+            out,
+        ),
+        AuditFormat::Json => output::json::write(&audited.outcome, visibility, out),
+        AuditFormat::Sarif => out.write_all(
             output::sarif::render(&audited.outcome, &output::sarif::SourceRoot::find(None))
-        }
-        AuditFormat::Github => output::github::render(&audited.outcome, visibility),
-        AuditFormat::Policyreport => crate::audit::report::yaml(&reports),
-    };
-    let printed = print(&text);
+                .as_bytes(),
+        ),
+        AuditFormat::Github => output::github::write(&audited.outcome, visibility, out),
+        AuditFormat::Policyreport => out.write_all(crate::audit::report::yaml(&reports).as_bytes()),
+    });
     if printed != ExitCode::SUCCESS {
         return printed;
     }

@@ -365,16 +365,18 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     let visibility = Visibility {
         verbose: args.verbose,
     };
-    let text = match args.format {
-        Format::Human => human::render(&outcome, visibility, terminal_style(args.color)),
-        Format::Json => output::json::render(&outcome, visibility),
-        Format::Sarif => output::sarif::render(
-            &outcome,
-            &output::sarif::SourceRoot::find(args.sarif_root.as_deref()),
+    let printed = print_with(|out| match args.format {
+        Format::Human => human::write(&outcome, visibility, terminal_style(args.color), out),
+        Format::Json => output::json::write(&outcome, visibility, out),
+        Format::Sarif => out.write_all(
+            output::sarif::render(
+                &outcome,
+                &output::sarif::SourceRoot::find(args.sarif_root.as_deref()),
+            )
+            .as_bytes(),
         ),
-        Format::Github => output::github::render(&outcome, visibility),
-    };
-    let printed = print(&text);
+        Format::Github => output::github::write(&outcome, visibility, out),
+    });
     if args.verbose {
         report_skipped(&loaded, engine.policy());
     }
@@ -386,7 +388,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     // The process ends right after this: freeing every object tree, position
     // map and finding one by one took 0.1-0.2 s on large inputs, work the
     // operating system does at once when it reclaims the process.
-    std::mem::forget((loaded, outcome, text));
+    std::mem::forget((loaded, outcome));
     code
 }
 

@@ -226,11 +226,14 @@ pub fn main() -> ExitCode {
 }
 
 fn print(text: &str) -> ExitCode {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    print_with(|out| out.write_all(text.as_bytes()))
+}
+
+/// Writes a report to stdout as it is produced, through one buffer: a
+/// report larger than the input is never held whole in memory.
+fn print_with(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> ExitCode {
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`infergate rules | head`) is not an error worth a panic.
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

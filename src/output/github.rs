@@ -19,8 +19,17 @@ fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
+/// The annotations in one text (tests).
 pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
-    let mut out = String::new();
+    super::to_text(|out| write(outcome, visibility, out))
+}
+
+/// The annotations, written to `out` one at a time.
+pub fn write(
+    outcome: &Outcome,
+    visibility: Visibility,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     for finding in outcome
         .findings
         .iter()
@@ -47,25 +56,27 @@ pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
         }
         if finding.source.live {
             // No file to annotate: the object and field lead the message.
-            out.push_str(&format!(
-                "::{level} title={}::{}\n",
+            writeln!(
+                out,
+                "::{level} title={}::{}",
                 escape_property(&format!("infergate {}", finding.rule)),
                 escape_data(&format!(
                     "{} at {}: {message}",
                     finding.file(),
                     crate::input::pointer::display(&finding.pointer)
                 )),
-            ));
+            )?;
             continue;
         }
-        out.push_str(&format!(
-            "::{level} file={},line={},col={},title={}::{}\n",
+        writeln!(
+            out,
+            "::{level} file={},line={},col={},title={}::{}",
             escape_property(finding.file()),
             finding.location.line,
             finding.location.column,
             escape_property(&format!("infergate {}", finding.rule)),
             escape_data(&message),
-        ));
+        )?;
     }
-    out
+    Ok(())
 }

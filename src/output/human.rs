@@ -18,7 +18,18 @@ pub struct Style {
     pub width: usize,
 }
 
+/// The report in one text (tests).
 pub fn render(outcome: &Outcome, visibility: Visibility, style: Style) -> String {
+    super::to_text(|out| write(outcome, visibility, style, out))
+}
+
+/// The report, written to `out` one diagnostic at a time.
+pub fn write(
+    outcome: &Outcome,
+    visibility: Visibility,
+    style: Style,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let theme = if style.color {
         GraphicalTheme::unicode()
     } else {
@@ -27,28 +38,29 @@ pub fn render(outcome: &Outcome, visibility: Visibility, style: Style) -> String
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(style.width)
         .with_context_lines(1);
-    let mut out = String::new();
+    let mut text = String::new();
     for finding in outcome
         .findings
         .iter()
         .filter(|finding| visibility.shows(finding))
     {
+        text.clear();
         if finding.source.live {
-            out.push_str(&live_report(finding, style));
-            out.push('\n');
-            continue;
+            text.push_str(&live_report(finding, style));
+        } else {
+            let report = to_report(finding);
+            if handler.render_report(&mut text, report.as_ref()).is_err() {
+                // Rendering into a String cannot fail for I/O reasons; fall
+                // back to a plain line should miette refuse a span.
+                text.clear();
+                let _ = writeln!(text, "{}", plain_line(finding));
+            }
         }
-        let report = to_report(finding);
-        if handler.render_report(&mut out, report.as_ref()).is_err() {
-            // Rendering into a String cannot fail for I/O reasons; fall back
-            // to a plain line should miette refuse a span.
-            let _ = writeln!(out, "{}", plain_line(finding));
-        }
-        out.push('\n');
+        text.push('\n');
+        out.write_all(text.as_bytes())?;
     }
-    out.push_str(&summary_line(outcome, visibility));
-    out.push('\n');
-    out
+    out.write_all(summary_line(outcome, visibility).as_bytes())?;
+    out.write_all(b"\n")
 }
 
 fn to_report(finding: &Finding) -> Report {

@@ -9,10 +9,19 @@ use crate::engine::Outcome;
 
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The report as pretty JSON. Findings are serialised one at a time into
-/// the text, so that a run with a hundred thousand findings never holds
-/// them all as a JSON tree besides the text.
+/// The report as pretty JSON, in one text (tests, small reports).
 pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
+    super::to_text(|out| write(outcome, visibility, out))
+}
+
+/// The report as pretty JSON, written to `out` one finding at a time: a
+/// run with a hundred thousand findings holds neither a JSON tree of them
+/// nor the whole text (the report is often larger than the input).
+pub fn write(
+    outcome: &Outcome,
+    visibility: Visibility,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let summary = &outcome.summary;
     let summary = json!({
         "files": summary.files,
@@ -23,23 +32,30 @@ pub fn render(outcome: &Outcome, visibility: Visibility) -> String {
         "infos": summary.infos,
         "suppressed": summary.suppressed,
     });
-    let mut text = format!("{{\n  \"version\": {FORMAT_VERSION},\n  \"findings\": [");
+    write!(
+        out,
+        "{{\n  \"version\": {FORMAT_VERSION},\n  \"findings\": ["
+    )?;
     let mut first = true;
+    let mut text = String::new();
     for finding in outcome
         .findings
         .iter()
         .filter(|finding| finding.suppressed.is_none() || visibility.verbose)
     {
+        text.clear();
         text.push_str(if first { "\n" } else { ",\n" });
         first = false;
         push_indented(&mut text, &finding_json(finding), "    ");
+        out.write_all(text.as_bytes())?;
     }
-    text.push_str(if first { "],\n" } else { "\n  ],\n" });
-    text.push_str("  \"summary\": ");
+    out.write_all(if first { "],\n" } else { "\n  ],\n" }.as_bytes())?;
     let summary_text = serde_json::to_string_pretty(&summary).unwrap_or_else(|_| "{}".to_string());
-    text.push_str(&summary_text.replace('\n', "\n  "));
-    text.push_str("\n}\n");
-    text
+    write!(
+        out,
+        "  \"summary\": {}\n}}\n",
+        summary_text.replace('\n', "\n  ")
+    )
 }
 
 /// A value pretty-printed as serde_json does, every line indented.

@@ -8,6 +8,16 @@ pub mod sarif;
 
 use crate::engine::finding::{Finding, Severity};
 
+/// What a writer of a format wrote, as one text. Writing into memory
+/// cannot fail, and every format writes UTF-8.
+fn to_text(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> String {
+    let mut bytes = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write(&mut bytes);
+    String::from_utf8(bytes)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+}
+
 /// Which findings a format shows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Visibility {
