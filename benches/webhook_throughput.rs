@@ -1,6 +1,7 @@
 //! Throughput, latency and CPU per review of `infergate serve`, beside a
 //! null responder on the same stack (axum on hyper over tokio-rustls,
-//! answering a constant allowed review), driven by the same keep-alive
+//! answering "allowed" with the review's uid; tests/common/null_webhook.rs),
+//! driven by the same keep-alive
 //! load from reviews of testdata/examples.
 //!
 //! cargo bench --bench webhook_throughput [-- SECONDS]   (default: 5 per step)
@@ -14,6 +15,9 @@
 //! generator runs in this process on the same 2 cores, for both servers
 //! alike; the ratios are what to read.
 
+#[path = "../tests/common/null_webhook.rs"]
+mod null_webhook;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -25,8 +29,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use serde_json::{json, Value};
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::json;
 
 const CONNECTIONS: usize = 32;
 const RATES: &[u64] = &[500, 1000, 2000];
@@ -38,7 +42,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .position(|argument| argument == "--null-responder")
     {
         let address: SocketAddr = arguments[position + 1].parse()?;
-        return null_responder(address, Path::new(&arguments[position + 2]));
+        let certificates = Path::new(&arguments[position + 2]);
+        return null_webhook::serve(
+            address,
+            &certificates.join("tls.crt"),
+            &certificates.join("tls.key"),
+        )
+        .map_err(|error| error.to_string().into());
     }
     let seconds: u64 = arguments
         .iter()
@@ -364,53 +374,4 @@ fn reviews() -> Result<Vec<Bytes>, Box<dyn std::error::Error>> {
         return Err("no reviewable object in testdata/examples".into());
     }
     Ok(reviews)
-}
-
-/// The null responder: the webhook's stack answering every POST with one
-/// constant allowed review, nothing parsed.
-fn null_responder(
-    address: SocketAddr,
-    certificates: &Path,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let certificate_chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(certificates.join("tls.crt"))?.collect::<Result<_, _>>()?;
-    let key = PrivateKeyDer::from_pem_file(certificates.join("tls.key"))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(certificate_chain, key)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let answer: Value = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "response": {"uid": "", "allowed": true}
-    });
-    let router = axum::Router::new().route(
-        "/validate",
-        axum::routing::post(move || {
-            let answer = answer.clone();
-            async move { axum::Json(answer) }
-        }),
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(address).await?;
-        loop {
-            let (tcp, _) = listener.accept().await?;
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let service = hyper_util::service::TowerToHyperService::new(router.clone());
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                }
-            });
-        }
-    })
 }
