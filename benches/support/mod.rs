@@ -128,12 +128,33 @@ pub struct Run {
     pub seconds: f64,
     /// CPU seconds (user and system, every thread).
     pub cpu: f64,
+    /// Of which in user space: what the kernel spends on the run's files
+    /// (opening, syncing, renaming them) is the rest.
+    pub user: f64,
 }
 
 /// CPU seconds (user + system) of this process, every thread, and of its
 /// children that have been waited for, from /proc/self/stat (clock ticks,
 /// 10 ms here).
 pub fn cpu_seconds() -> (f64, f64) {
+    let field = stat_fields();
+    (
+        (field(14) + field(15)) / TICKS,
+        (field(16) + field(17)) / TICKS,
+    )
+}
+
+/// User-space CPU seconds of this process's children that have been
+/// waited for.
+pub fn children_user_seconds() -> f64 {
+    stat_fields()(16) / TICKS
+}
+
+/// Clock ticks a second in /proc/self/stat (10 ms here).
+const TICKS: f64 = 100.0;
+
+/// The numeric fields of /proc/self/stat, by their 1-based number.
+fn stat_fields() -> impl Fn(usize) -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name, which may hold spaces: state is 3rd,
     // utime 14th, stime 15th, cutime 16th, cstime 17th.
@@ -142,17 +163,13 @@ pub fn cpu_seconds() -> (f64, f64) {
         .split_whitespace()
         .map(|field| field.parse().unwrap_or(0.0))
         .collect();
-    let field = |number: usize| fields.get(number - 3).copied().unwrap_or(0.0);
-    let ticks = 100.0;
-    (
-        (field(14) + field(15)) / ticks,
-        (field(16) + field(17)) / ticks,
-    )
+    move |number: usize| fields.get(number - 3).copied().unwrap_or(0.0)
 }
 
 /// [`measure_run`] with the child's CPU time.
 pub fn measure_with_cpu(args: &[&str]) -> std::io::Result<Run> {
     let (_, children_before) = cpu_seconds();
+    let user_before = children_user_seconds();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_infergate"))
         .args(args)
@@ -175,5 +192,6 @@ pub fn measure_with_cpu(args: &[&str]) -> std::io::Result<Run> {
         peak,
         seconds,
         cpu: children_after - children_before,
+        user: children_user_seconds() - user_before,
     })
 }

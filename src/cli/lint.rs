@@ -283,7 +283,8 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         // printed in file order.
         use rayon::prelude::*;
         let fixed = fixed_count(&result);
-        let outcomes: Vec<Written> = result
+        let write_all = || -> Vec<Written> {
+            result
             .files
             .into_par_iter()
             .map(|file| {
@@ -307,7 +308,18 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
                     ),
                 }
             })
-            .collect();
+            .collect()
+        };
+        // A write waits mostly on the disk (each file is synced before its
+        // rename), so more writers than cores overlap those waits and let
+        // the file system commit several syncs at once.
+        let outcomes = match rayon::ThreadPoolBuilder::new()
+            .num_threads(FILE_WRITERS)
+            .build()
+        {
+            Ok(writers) => writers.install(write_all),
+            Err(_) => write_all(),
+        };
         let mut written = 0;
         let mut unwritten = false;
         let mut sources = Vec::new();
@@ -391,6 +403,9 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     std::mem::forget((loaded, outcome));
     code
 }
+
+/// Files `--fix` writes at once.
+const FILE_WRITERS: usize = 8;
 
 /// What the fixes did, in the terms of a lint's summary: its "N fixable"
 /// are the findings resolved (one fix may resolve two findings), and what

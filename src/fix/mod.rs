@@ -408,6 +408,12 @@ type Verified<T> = Result<Option<Edited>, (Option<T>, String)>;
 /// Patches by object index, owned by a `T` (the finding they fix).
 type Owned<'p, T> = (T, Vec<(usize, &'p [PatchOperation])>);
 
+/// One patch of one object: its owner, the object's index, the operations.
+type ObjectPatch<'p, T> = (T, usize, &'p [PatchOperation]);
+
+/// A file's patched objects by index and the text edits that patch them.
+type FileEdit = (HashMap<usize, Value>, Vec<TextEdit>);
+
 /// Edit the files for some patches, each owned by a `T` (a finding), and
 /// verify each edited file; on failure, the owner of the patch that could
 /// not be placed, when one is known.
@@ -415,40 +421,25 @@ fn edit_files<T: Copy + Send + Sync>(
     loaded: &Loaded,
     items: &[Owned<'_, T>],
 ) -> Result<Texts, (Option<T>, String)> {
-    let mut values: HashMap<usize, Value> = HashMap::new();
-    // Ordered by file name, so that the first refusal reported is the same
-    // from one run to the next.
-    let mut edits: BTreeMap<String, Vec<TextEdit>> = BTreeMap::new();
-    let mut owners: HashMap<String, Vec<T>> = HashMap::new();
+    // The patches of each file, in the order of the items. Ordered by file
+    // name, so that the first refusal reported is the same from one run to
+    // the next.
+    let mut patches_of: BTreeMap<&str, Vec<ObjectPatch<'_, T>>> = BTreeMap::new();
     for (finding, patches) in items {
-        let finding = *finding;
         for &(index, operations) in patches {
-            let object = loaded
-                .objects
-                .get(index)
-                .ok_or((Some(finding), "the fix names an unknown object".to_string()))?;
-            let layout = text_edit::detect_layout(&object.source.text);
-            let value = values.entry(index).or_insert_with(|| object.value.clone());
-            for operation in operations {
-                let new_edits = text_edit::edits_for(object, value, operation, layout)
-                    .map_err(|error| (Some(finding), error.to_string()))?;
-                json_patch::patch(value, std::slice::from_ref(operation)).map_err(|error| {
-                    (Some(finding), format!("the patch does not apply: {error}"))
-                })?;
-                edits
-                    .entry(object.source.name.clone())
-                    .or_default()
-                    .extend(new_edits);
-            }
-            owners
-                .entry(object.source.name.clone())
+            let object = loaded.objects.get(index).ok_or((
+                Some(*finding),
+                "the fix names an unknown object".to_string(),
+            ))?;
+            patches_of
+                .entry(object.source.name.as_str())
                 .or_default()
-                .push(finding);
+                .push((*finding, index, operations));
         }
     }
-    // Each edited file is verified on its own (parsed back and compared),
-    // in parallel; files and objects are found by name through one index,
-    // not a scan of the input per file (quadratic on 10,000 files).
+    // Each file is edited and verified (parsed back and compared) on its
+    // own, in parallel; files and objects are found by name through one
+    // index, not a scan of the input per file (quadratic on 10,000 files).
     let sources: HashMap<&str, &Arc<SourceFile>> = loaded
         .files
         .iter()
@@ -468,24 +459,50 @@ fn edit_files<T: Copy + Send + Sync>(
             .or_default()
             .push(problem);
     }
-    let verified: Vec<Verified<T>> = edits
+    let verified: Vec<Verified<T>> = patches_of
         .into_par_iter()
-        .map(|(name, file_edits)| {
-            let blame = owners.get(&name).and_then(|list| list.first().copied());
-            let Some(source) = sources.get(name.as_str()) else {
+        .map(|(name, patches)| {
+            let Some(source) = sources.get(name) else {
                 return Ok(None);
             };
-            let indices = objects_of.get(name.as_str()).map_or(&[][..], Vec::as_slice);
-            let problems = problems_of
-                .get(name.as_str())
-                .map_or(&[][..], Vec::as_slice);
+            let (values, file_edits) = edit_file(loaded, source, &patches)?;
+            let indices = objects_of.get(name).map_or(&[][..], Vec::as_slice);
+            let problems = problems_of.get(name).map_or(&[][..], Vec::as_slice);
+            let blame = patches.first().map(|(finding, _, _)| *finding);
             verify_edit(loaded, source, indices, problems, &values, file_edits)
-                .map(|(text, reread)| Some((name, text, reread)))
+                .map(|(text, reread)| Some((name.to_string(), text, reread)))
                 .map_err(|reason| (blame, reason))
         })
         .collect();
     // The first failure in file order.
     verified.into_iter().filter_map(Result::transpose).collect()
+}
+
+/// The text edits of one file's patches, in order, and its patched
+/// objects by index; or the owner of the patch that could not be placed
+/// and why.
+fn edit_file<T: Copy>(
+    loaded: &Loaded,
+    source: &SourceFile,
+    patches: &[ObjectPatch<'_, T>],
+) -> Result<FileEdit, (Option<T>, String)> {
+    let layout = text_edit::detect_layout(&source.text);
+    let mut values: HashMap<usize, Value> = HashMap::new();
+    let mut edits = Vec::new();
+    for &(finding, index, operations) in patches {
+        let Some(object) = loaded.objects.get(index) else {
+            return Err((Some(finding), "the fix names an unknown object".to_string()));
+        };
+        let value = values.entry(index).or_insert_with(|| object.value.clone());
+        for operation in operations {
+            let new_edits = text_edit::edits_for(object, value, operation, layout)
+                .map_err(|error| (Some(finding), error.to_string()))?;
+            json_patch::patch(value, std::slice::from_ref(operation))
+                .map_err(|error| (Some(finding), format!("the patch does not apply: {error}")))?;
+            edits.extend(new_edits);
+        }
+    }
+    Ok((values, edits))
 }
 
 /// Apply `file_edits` to `source` and check that the new text reads back
@@ -503,15 +520,12 @@ fn verify_edit(
 ) -> Result<(String, Loaded), String> {
     let new_text =
         text_edit::apply(&source.text, &file_edits).map_err(|reason| reason.to_string())?;
-    let expected: Vec<Value> = indices
+    let expected: Vec<&Value> = indices
         .iter()
         .filter_map(|index| {
-            values.get(index).cloned().or_else(|| {
-                loaded
-                    .objects
-                    .get(*index)
-                    .map(|object| object.value.clone())
-            })
+            values
+                .get(index)
+                .or_else(|| loaded.objects.get(*index).map(|object| &object.value))
         })
         .collect();
     let reparsed = loader::parse_source(source.with_text(new_text.clone()));
@@ -544,8 +558,7 @@ fn verify_edit(
             describe_problem(&problem.kind)
         ));
     }
-    if actual.len() != expected.len()
-        || actual.iter().zip(&expected).any(|(got, want)| *got != want)
+    if actual.len() != expected.len() || actual.iter().zip(&expected).any(|(got, want)| got != want)
     {
         let why = match expected.len() == actual.len() {
             true => expected
