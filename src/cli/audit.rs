@@ -200,9 +200,10 @@ async fn audit_cluster(
             out,
         ),
         AuditFormat::Json => output::json::write(&audited.outcome, visibility, out),
-        AuditFormat::Sarif => out.write_all(
-            output::sarif::render(&audited.outcome, &output::sarif::SourceRoot::find(None))
-                .as_bytes(),
+        AuditFormat::Sarif => output::sarif::write(
+            &audited.outcome,
+            &output::sarif::SourceRoot::find(None),
+            out,
         ),
         AuditFormat::Github => output::github::write(&audited.outcome, visibility, out),
         AuditFormat::Policyreport => out.write_all(crate::audit::report::yaml(&reports).as_bytes()),

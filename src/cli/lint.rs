@@ -380,12 +380,10 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     let printed = print_with(|out| match args.format {
         Format::Human => human::write(&outcome, visibility, terminal_style(args.color), out),
         Format::Json => output::json::write(&outcome, visibility, out),
-        Format::Sarif => out.write_all(
-            output::sarif::render(
-                &outcome,
-                &output::sarif::SourceRoot::find(args.sarif_root.as_deref()),
-            )
-            .as_bytes(),
+        Format::Sarif => output::sarif::write(
+            &outcome,
+            &output::sarif::SourceRoot::find(args.sarif_root.as_deref()),
+            out,
         ),
         Format::Github => output::github::write(&outcome, visibility, out),
     });

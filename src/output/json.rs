@@ -46,7 +46,7 @@ pub fn write(
         text.clear();
         text.push_str(if first { "\n" } else { ",\n" });
         first = false;
-        push_indented(&mut text, &finding_json(finding), "    ");
+        super::push_indented(&mut text, &finding_json(finding), "    ");
         out.write_all(text.as_bytes())?;
     }
     out.write_all(if first { "],\n" } else { "\n  ],\n" }.as_bytes())?;
@@ -56,18 +56,6 @@ pub fn write(
         "  \"summary\": {}\n}}\n",
         summary_text.replace('\n', "\n  ")
     )
-}
-
-/// A value pretty-printed as serde_json does, every line indented.
-fn push_indented(text: &mut String, value: &Value, indent: &str) {
-    let pretty = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
-    for (index, line) in pretty.lines().enumerate() {
-        if index > 0 {
-            text.push('\n');
-        }
-        text.push_str(indent);
-        text.push_str(line);
-    }
 }
 
 pub fn finding_json(finding: &Finding) -> Value {

@@ -18,6 +18,20 @@ fn to_text(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -
         .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
+/// A value pretty-printed as serde_json does, every line indented.
+/// serde_json escapes line breaks inside strings, so lines are the
+/// printer's own.
+fn push_indented(text: &mut String, value: &serde_json::Value, indent: &str) {
+    let pretty = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
+    for (index, line) in pretty.lines().enumerate() {
+        if index > 0 {
+            text.push('\n');
+        }
+        text.push_str(indent);
+        text.push_str(line);
+    }
+}
+
 /// Which findings a format shows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Visibility {

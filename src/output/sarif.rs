@@ -208,25 +208,21 @@ fn result_json(finding: &Finding, rule_index: Option<usize>, artifact: &Value) -
     result
 }
 
+/// The SARIF log in one text (tests).
 pub fn render(outcome: &Outcome, root: &SourceRoot) -> String {
+    super::to_text(|out| write(outcome, root, out))
+}
+
+/// The SARIF log, pretty-printed as one document, written to `out` a
+/// result at a time: the document is printed with an empty `results`
+/// array, and the results are written into its place one by one, so a
+/// run with many findings never holds them all as JSON.
+pub fn write(
+    outcome: &Outcome,
+    root: &SourceRoot,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let metas = rules::all_meta();
-    // Resolving a path touches the file system: once per file.
-    let mut artifacts: std::collections::HashMap<&str, Value> = std::collections::HashMap::new();
-    let results: Vec<Value> = outcome
-        .findings
-        .iter()
-        .map(|finding| {
-            let index = metas.iter().position(|meta| meta.id == finding.rule);
-            let artifact = if finding.source.live {
-                &Value::Null
-            } else {
-                artifacts
-                    .entry(finding.file())
-                    .or_insert_with(|| artifact_location(finding.file(), root))
-            };
-            result_json(finding, index, artifact)
-        })
-        .collect();
     let document = json!({
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -244,10 +240,44 @@ pub fn render(outcome: &Outcome, root: &SourceRoot) -> String {
                 FILE_SYSTEM: { "uri": "file:///" },
             },
             "columnKind": "unicodeCodePoints",
-            "results": results,
+            "results": [],
         }]
     });
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_string());
-    text.push('\n');
-    text
+    let text = serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_string());
+    // `results` is the run's last key and no string holds its printed
+    // form (quotes inside strings are escaped), so the last match is it.
+    const EMPTY_RESULTS: &str = "\"results\": []";
+    let Some(at) = text
+        .rfind(EMPTY_RESULTS)
+        .filter(|_| !outcome.findings.is_empty())
+    else {
+        return writeln!(out, "{text}");
+    };
+    let (before, after) = (&text[..at], &text[at + EMPTY_RESULTS.len()..]);
+    let indent = &before[before.rfind('\n').map_or(0, |line| line + 1)..];
+    let item_indent = format!("{indent}  ");
+    out.write_all(before.as_bytes())?;
+    out.write_all(b"\"results\": [")?;
+    // Resolving a path touches the file system: once per file.
+    let mut artifacts: std::collections::HashMap<&str, Value> = std::collections::HashMap::new();
+    let mut item = String::new();
+    for (position, finding) in outcome.findings.iter().enumerate() {
+        let index = metas.iter().position(|meta| meta.id == finding.rule);
+        let artifact = if finding.source.live {
+            &Value::Null
+        } else {
+            artifacts
+                .entry(finding.file())
+                .or_insert_with(|| artifact_location(finding.file(), root))
+        };
+        item.clear();
+        item.push_str(if position == 0 { "\n" } else { ",\n" });
+        super::push_indented(
+            &mut item,
+            &result_json(finding, index, artifact),
+            &item_indent,
+        );
+        out.write_all(item.as_bytes())?;
+    }
+    write!(out, "\n{indent}]{after}\n")
 }
