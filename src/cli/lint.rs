@@ -278,48 +278,8 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
                 ExitCode::SUCCESS
             };
         }
-        // Each file is written on its own (a temporary file, synced, then
-        // renamed), so the writes run in parallel; what they report is
-        // printed in file order.
-        use rayon::prelude::*;
         let fixed = fixed_count(&result);
-        let write_all = || -> Vec<Written> {
-            result
-            .files
-            .into_par_iter()
-            .map(|file| {
-                if !file.changed() {
-                    return (file.original, None);
-                }
-                if is_context(&file.name) {
-                    // A fix of a file given that also patches another
-                    // object, in a file read for context only.
-                    return (
-                        file.original,
-                        Some(Err(format!("warning: {}: not written: a fix reaches it, but it is not among the files given", file.name))),
-                    );
-                }
-                let path = std::path::Path::new(&file.name);
-                match fix::write_atomically(path, &file.original.text, &file.text) {
-                    Ok(()) => (file.original.with_text(file.text), Some(Ok(()))),
-                    Err(error) => (
-                        file.original,
-                        Some(Err(format!("error: {}: not fixed: {error}", file.name))),
-                    ),
-                }
-            })
-            .collect()
-        };
-        // A write waits mostly on the disk (each file is synced before its
-        // rename), so more writers than cores overlap those waits and let
-        // the file system commit several syncs at once.
-        let outcomes = match rayon::ThreadPoolBuilder::new()
-            .num_threads(FILE_WRITERS)
-            .build()
-        {
-            Ok(writers) => writers.install(write_all),
-            Err(_) => write_all(),
-        };
+        let outcomes = write_fixed_files(result.files, &is_context);
         let mut written = 0;
         let mut unwritten = false;
         let mut sources = Vec::new();
@@ -404,6 +364,53 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
 
 /// Files `--fix` writes at once.
 const FILE_WRITERS: usize = 8;
+
+/// Writes the files `--fix` changed, each on its own (a temporary file,
+/// synced, then renamed), so the writes run in parallel; what they report
+/// comes back in file order. A file read only for context is not written.
+fn write_fixed_files(
+    files: Vec<fix::FixedFile>,
+    is_context: &(dyn Fn(&str) -> bool + Sync),
+) -> Vec<Written> {
+    use rayon::prelude::*;
+    let write_all = || -> Vec<Written> {
+        files
+            .into_par_iter()
+            .map(|file| {
+                if !file.changed() {
+                    return (file.original, None);
+                }
+                if is_context(&file.name) {
+                    // A fix of a file given that also patches another
+                    // object, in a file read for context only.
+                    let message = format!(
+                        "warning: {}: not written: a fix reaches it, but it is not among the files given",
+                        file.name
+                    );
+                    return (file.original, Some(Err(message)));
+                }
+                let path = std::path::Path::new(&file.name);
+                match fix::write_atomically(path, &file.original.text, &file.text) {
+                    Ok(()) => (file.original.with_text(file.text), Some(Ok(()))),
+                    Err(error) => (
+                        file.original,
+                        Some(Err(format!("error: {}: not fixed: {error}", file.name))),
+                    ),
+                }
+            })
+            .collect()
+    };
+    // A write waits mostly on the disk (each file is synced before its
+    // rename), so more writers than cores overlap those waits and let the
+    // file system commit several syncs at once.
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(FILE_WRITERS)
+        .build()
+    {
+        Ok(writers) => writers.install(write_all),
+        Err(_) => write_all(),
+    }
+}
 
 /// What the fixes did, in the terms of a lint's summary: its "N fixable"
 /// are the findings resolved (one fix may resolve two findings), and what

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::engine::finding::{Applicability, Finding};
 use crate::engine::{ClusterFacts, Engine, Outcome};
 use crate::input::loader::{self, Loaded};
+use crate::input::object::Object;
 use crate::input::source::SourceFile;
 use rayon::prelude::*;
 use text_edit::TextEdit;
@@ -408,8 +409,9 @@ type Verified<T> = Result<Option<Edited>, (Option<T>, String)>;
 /// Patches by object index, owned by a `T` (the finding they fix).
 type Owned<'p, T> = (T, Vec<(usize, &'p [PatchOperation])>);
 
-/// One patch of one object: its owner, the object's index, the operations.
-type ObjectPatch<'p, T> = (T, usize, &'p [PatchOperation]);
+/// One patch of one object: its owner, the object's index and the object,
+/// the operations.
+type ObjectPatch<'p, T> = (T, usize, &'p Object, &'p [PatchOperation]);
 
 /// A file's patched objects by index and the text edits that patch them.
 type FileEdit = (HashMap<usize, Value>, Vec<TextEdit>);
@@ -434,7 +436,7 @@ fn edit_files<T: Copy + Send + Sync>(
             patches_of
                 .entry(object.source.name.as_str())
                 .or_default()
-                .push((*finding, index, operations));
+                .push((*finding, index, object, operations));
         }
     }
     // Each file is edited and verified (parsed back and compared) on its
@@ -465,10 +467,10 @@ fn edit_files<T: Copy + Send + Sync>(
             let Some(source) = sources.get(name) else {
                 return Ok(None);
             };
-            let (values, file_edits) = edit_file(loaded, source, &patches)?;
+            let (values, file_edits) = edit_file(source, &patches)?;
             let indices = objects_of.get(name).map_or(&[][..], Vec::as_slice);
             let problems = problems_of.get(name).map_or(&[][..], Vec::as_slice);
-            let blame = patches.first().map(|(finding, _, _)| *finding);
+            let blame = patches.first().map(|(finding, ..)| *finding);
             verify_edit(loaded, source, indices, problems, &values, file_edits)
                 .map(|(text, reread)| Some((name.to_string(), text, reread)))
                 .map_err(|reason| (blame, reason))
@@ -482,17 +484,13 @@ fn edit_files<T: Copy + Send + Sync>(
 /// objects by index; or the owner of the patch that could not be placed
 /// and why.
 fn edit_file<T: Copy>(
-    loaded: &Loaded,
     source: &SourceFile,
     patches: &[ObjectPatch<'_, T>],
 ) -> Result<FileEdit, (Option<T>, String)> {
     let layout = text_edit::detect_layout(&source.text);
     let mut values: HashMap<usize, Value> = HashMap::new();
     let mut edits = Vec::new();
-    for &(finding, index, operations) in patches {
-        let Some(object) = loaded.objects.get(index) else {
-            return Err((Some(finding), "the fix names an unknown object".to_string()));
-        };
+    for &(finding, index, object, operations) in patches {
         let value = values.entry(index).or_insert_with(|| object.value.clone());
         for operation in operations {
             let new_edits = text_edit::edits_for(object, value, operation, layout)

@@ -36,20 +36,12 @@ pub fn write(
         out,
         "{{\n  \"version\": {FORMAT_VERSION},\n  \"findings\": ["
     )?;
-    let mut first = true;
-    let mut text = String::new();
-    for finding in outcome
+    let shown = outcome
         .findings
         .iter()
-        .filter(|finding| finding.suppressed.is_none() || visibility.verbose)
-    {
-        text.clear();
-        text.push_str(if first { "\n" } else { ",\n" });
-        first = false;
-        super::push_indented(&mut text, &finding_json(finding), "    ");
-        out.write_all(text.as_bytes())?;
-    }
-    out.write_all(if first { "],\n" } else { "\n  ],\n" }.as_bytes())?;
+        .filter(|finding| finding.suppressed.is_none() || visibility.verbose);
+    super::write_array_items(out, shown.map(finding_json), "  ")?;
+    out.write_all(b",\n")?;
     let summary_text = serde_json::to_string_pretty(&summary).unwrap_or_else(|_| "{}".to_string());
     write!(
         out,

@@ -18,17 +18,39 @@ fn to_text(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -
         .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
-/// A value pretty-printed as serde_json does, every line indented.
-/// serde_json escapes line breaks inside strings, so lines are the
-/// printer's own.
-fn push_indented(text: &mut String, value: &serde_json::Value, indent: &str) {
-    let pretty = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
-    for (index, line) in pretty.lines().enumerate() {
-        if index > 0 {
-            text.push('\n');
+/// The items of a JSON array pretty-printed as serde_json does, written
+/// one at a time after the array's opening bracket: each on its own lines,
+/// two spaces deeper than `indent` (the indentation of the line the array
+/// opens on), then the closing bracket (`[]` when there is no item). The
+/// reports use it so that no format holds all its findings as JSON.
+fn write_array_items(
+    out: &mut dyn std::io::Write,
+    items: impl Iterator<Item = serde_json::Value>,
+    indent: &str,
+) -> std::io::Result<()> {
+    let item_indent = format!("{indent}  ");
+    let mut text = String::new();
+    let mut first = true;
+    for item in items {
+        text.clear();
+        text.push_str(if first { "\n" } else { ",\n" });
+        first = false;
+        // serde_json escapes line breaks inside strings, so the lines
+        // are the printer's own.
+        let pretty = serde_json::to_string_pretty(&item).unwrap_or_else(|_| "{}".to_string());
+        for (index, line) in pretty.lines().enumerate() {
+            if index > 0 {
+                text.push('\n');
+            }
+            text.push_str(&item_indent);
+            text.push_str(line);
         }
-        text.push_str(indent);
-        text.push_str(line);
+        out.write_all(text.as_bytes())?;
+    }
+    if first {
+        out.write_all(b"]")
+    } else {
+        write!(out, "\n{indent}]")
     }
 }
 

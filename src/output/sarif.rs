@@ -255,13 +255,11 @@ pub fn write(
     };
     let (before, after) = (&text[..at], &text[at + EMPTY_RESULTS.len()..]);
     let indent = &before[before.rfind('\n').map_or(0, |line| line + 1)..];
-    let item_indent = format!("{indent}  ");
     out.write_all(before.as_bytes())?;
     out.write_all(b"\"results\": [")?;
     // Resolving a path touches the file system: once per file.
     let mut artifacts: std::collections::HashMap<&str, Value> = std::collections::HashMap::new();
-    let mut item = String::new();
-    for (position, finding) in outcome.findings.iter().enumerate() {
+    let results = outcome.findings.iter().map(|finding| {
         let index = metas.iter().position(|meta| meta.id == finding.rule);
         let artifact = if finding.source.live {
             &Value::Null
@@ -270,14 +268,8 @@ pub fn write(
                 .entry(finding.file())
                 .or_insert_with(|| artifact_location(finding.file(), root))
         };
-        item.clear();
-        item.push_str(if position == 0 { "\n" } else { ",\n" });
-        super::push_indented(
-            &mut item,
-            &result_json(finding, index, artifact),
-            &item_indent,
-        );
-        out.write_all(item.as_bytes())?;
-    }
-    write!(out, "\n{indent}]{after}\n")
+        result_json(finding, index, artifact)
+    });
+    super::write_array_items(out, results, indent)?;
+    writeln!(out, "{after}")
 }
