@@ -215,6 +215,64 @@ fn repeated_names_across_environments_do_not_grow_lookups() {
     assert_lookups_stay_flat(repeated_candidates_for(10), repeated_candidates_for(40));
 }
 
+/// A finding as the report shows it, for comparing two runs.
+fn shown(finding: &infergate::engine::finding::Finding) -> String {
+    serde_json::json!({
+        "file": finding.file(),
+        "offset": finding.location.offset,
+        "rule": finding.rule,
+        "severity": finding.severity,
+        "message": finding.message,
+        "pointer": finding.pointer,
+        "object": finding.object,
+        "fix": finding.fix,
+        "suppressed": finding.suppressed,
+        "exempted": finding.exempted,
+        "inference": finding.inference,
+    })
+    .to_string()
+}
+
+/// A lint a batch of applications at a time (each batch's objects dropped
+/// before the next is read) finds exactly what one run over everything
+/// finds, in the same order: on every fixture, the bundled examples and
+/// the real corpus, with each application alone and with applications
+/// gathered into batches.
+#[test]
+fn a_lint_by_batches_of_applications_finds_what_one_run_finds() {
+    use infergate::input::loader::Input;
+    std::env::set_current_dir(common::root()).expect("crate root");
+    let mut inputs = vec![
+        Input::File("testdata/rules".into()),
+        Input::File("testdata/examples".into()),
+    ];
+    if let Some(corpus) =
+        common::shared_corpus("a_lint_by_batches_of_applications_finds_what_one_run_finds")
+    {
+        inputs.push(Input::File(corpus));
+    }
+    let sources = infergate::input::loader::read_sources(&inputs).expect("readable");
+    let engine = infergate::engine::Engine::new(
+        infergate::policy::Policy::built_in().expect("built-in policy"),
+    );
+    let facts = infergate::engine::ClusterFacts::default();
+    let whole = engine.run(
+        &infergate::input::loader::parse_all(sources.clone()),
+        &facts,
+    );
+    let expected: Vec<String> = whole.findings.iter().map(shown).collect();
+    assert!(expected.len() > 100, "the fixtures have findings");
+    for batch_bytes in [1, 64 * 1024] {
+        let mut batches = 0;
+        let by_batches =
+            engine.run_by_application(sources.clone(), &facts, batch_bytes, |_, _| batches += 1);
+        assert!(batches > 5, "{batches} batches of {batch_bytes} bytes");
+        let found: Vec<String> = by_batches.findings.iter().map(shown).collect();
+        assert_eq!(found, expected, "batches of {batch_bytes} bytes");
+        assert_eq!(by_batches.summary, whole.summary);
+    }
+}
+
 /// docs/rules/ID.md is `infergate explain ID` for every rule (SARIF's
 /// helpUri points there). INFERGATE_UPDATE_DOCS=1 rewrites them.
 #[test]

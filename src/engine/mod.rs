@@ -6,6 +6,7 @@
 //! The engine layer imports `input`, `policy`, `k8s` and the rule registry
 //! (`rules`), which imports it back: a registry and its engine.
 
+pub mod batches;
 pub mod budget;
 pub mod finding;
 pub mod pools;
@@ -702,6 +703,20 @@ impl Summary {
     }
 }
 
+/// The report's order: by file, then place in it, rule and message. The
+/// sort is stable, so findings of separate runs over disjoint files sort
+/// into the order one run over all of them gives.
+fn sort_for_report(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (a.file(), a.location.offset, a.rule, &a.message).cmp(&(
+            b.file(),
+            b.location.offset,
+            b.rule,
+            &b.message,
+        ))
+    });
+}
+
 /// One finding per root cause: findings on one object whose fixes are the
 /// same patch (a misplaced `averageValue` is both a field schema-strict
 /// does not know and the value hpa-target-sanity misses) are one mistake
@@ -849,14 +864,7 @@ impl Engine {
                 .map(|reason| reason.describe(&self.policy));
             self.apply_exception(&cx, finding);
         }
-        findings.sort_by(|a, b| {
-            (a.file(), a.location.offset, a.rule, &a.message).cmp(&(
-                b.file(),
-                b.location.offset,
-                b.rule,
-                &b.message,
-            ))
-        });
+        sort_for_report(&mut findings);
         one_finding_per_fix(&mut findings);
         let tool_configurations = loaded
             .objects
