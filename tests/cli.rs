@@ -1,6 +1,8 @@
 //! The built binary: formats, exit codes, inputs and errors.
 
 mod common;
+#[path = "../benches/support/mod.rs"]
+mod support;
 
 use common::{infergate, stderr, stdout};
 use serde_json::{json, Value};
@@ -1888,4 +1890,81 @@ fn the_summary_fixable_count_is_what_diff_fixes() {
         safe + unsafe_only,
         "{summary}\n{diff}"
     );
+}
+
+/// `lint` writes its report a batch of applications at a time, each
+/// batch's findings written and dropped before the next is checked: every
+/// format prints exactly the report of one run over the whole input, with
+/// its exit code. The input spans several batches: 2.2 MB of applications
+/// under two roots given in reverse order, one with a kustomization nested
+/// among another application's files (their names interleave), and the
+/// fixtures and examples beside them.
+#[test]
+fn the_report_written_batch_by_batch_is_the_report_of_one_run() {
+    use infergate::output::{github, json, sarif, Visibility};
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut index = 0;
+    for root in ["b", "a"] {
+        for application in 0..12 {
+            let folder = directory
+                .path()
+                .join(root)
+                .join(format!("app-{application:02}"));
+            std::fs::create_dir_all(folder.join("base")).expect("mkdir");
+            for file in 0..84 {
+                // Files sort before and after the nested `base/`.
+                let name = if file % 2 == 0 { "a" } else { "z" };
+                std::fs::write(
+                    folder.join(format!("{name}-{file:03}.yaml")),
+                    support::bundle(index),
+                )
+                .expect("write");
+                index += 1;
+            }
+            std::fs::write(folder.join("base/deploy.yaml"), support::bundle(index)).expect("write");
+            std::fs::write(
+                folder.join("base/kustomization.yaml"),
+                "resources: [deploy.yaml]\n",
+            )
+            .expect("write");
+            index += 1;
+        }
+    }
+    let b = directory.path().join("b").display().to_string();
+    let a = directory.path().join("a").display().to_string();
+    let paths = [
+        b.as_str(),
+        a.as_str(),
+        "testdata/rules",
+        "testdata/examples",
+    ];
+    let outcome = common::lint(&paths);
+    assert!(outcome.findings.len() > 1000, "the mistakes are found");
+    let root = sarif::SourceRoot::find(None);
+    let quiet = Visibility { verbose: false };
+    let verbose = Visibility { verbose: true };
+    let expected = [
+        ("json", false, json::render(&outcome, quiet)),
+        ("json", true, json::render(&outcome, verbose)),
+        ("github", false, github::render(&outcome, quiet)),
+        ("sarif", false, sarif::render(&outcome, &root)),
+    ];
+    for (format, verbose, report) in expected {
+        let mut args = vec!["lint", "--format", format];
+        if verbose {
+            args.push("-v");
+        }
+        args.extend(paths);
+        let output = infergate(&args, None);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{format}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stdout(&output) == report,
+            "{format} (verbose: {verbose}): the binary's report differs from one run's"
+        );
+    }
 }

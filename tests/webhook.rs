@@ -72,14 +72,24 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the server starts");
-        let server = Self {
+        let mut server = Self {
             child,
             addr,
             metrics,
             dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // A guard against a hang, not a timing: an unoptimised build among
+        // a whole test binary's servers on two busy cores has taken more
+        // than 20 s to listen.
+        let deadline = Instant::now() + Duration::from_secs(90);
         while std::net::TcpStream::connect(server.metrics).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let mut said = String::new();
+                if let Some(stderr) = server.child.stderr.as_mut() {
+                    let _ = std::io::Read::read_to_string(stderr, &mut said);
+                }
+                panic!("the server exited ({status}) before it listened: {said}");
+            }
             assert!(Instant::now() < deadline, "the server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -1,6 +1,10 @@
 //! `infergate lint`: files in, findings (and fixes) out.
 
 use super::*;
+use std::ops::ControlFlow;
+
+use crate::engine::Summary;
+use crate::output::ReportWriter;
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("fixing").args(["fix", "diff"])))]
@@ -304,43 +308,6 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     } else {
         Reported::Unchecked(sources)
     };
-    // What --verbose says was skipped, noted while each batch's objects
-    // are at hand and printed after the report.
-    let mut skipped = Vec::new();
-    let settle = |loaded: &loader::Loaded, outcome: &mut crate::engine::Outcome| {
-        if let Some(given) = &given {
-            outcome.narrow_to(loaded, |name| given.contains(name));
-        }
-    };
-    let outcome = match reported {
-        Reported::Checked((loaded, mut outcome)) => {
-            settle(&loaded, &mut outcome);
-            if args.verbose {
-                skipped = skipped_in(&loaded, engine.policy());
-            }
-            // The process ends soon after: freeing every object tree and
-            // position map one by one took 0.1-0.2 s on large inputs, work
-            // the operating system does at once when it reclaims the
-            // process.
-            std::mem::forget(loaded);
-            outcome
-        }
-        // A batch of applications at a time, each batch's objects dropped
-        // before the next is read: the memory follows the largest batch.
-        Reported::Unchecked(sources) => engine.run_by_application(
-            sources,
-            &facts,
-            crate::engine::batches::BATCH_BYTES,
-            |loaded, outcome| {
-                outcome.suppress_where(ignored);
-                settle(loaded, outcome);
-                if args.verbose {
-                    skipped.extend(skipped_in(loaded, engine.policy()));
-                }
-            },
-        ),
-    };
-    progress.finish();
     if let Some(config) = &config {
         // Only a walk sees every file a pattern could name; the
         // pre-commit hook's staged files would make every other pattern
@@ -361,29 +328,96 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
     let visibility = Visibility {
         verbose: args.verbose,
     };
-    let printed = print_with(|out| match args.format {
-        Format::Human => human::write(&outcome, visibility, terminal_style(args.color), out),
-        Format::Json => output::json::write(&outcome, visibility, out),
-        Format::Sarif => output::sarif::write(
-            &outcome,
-            &output::sarif::SourceRoot::find(args.sarif_root.as_deref()),
-            out,
-        ),
-        Format::Github => output::github::write(&outcome, visibility, out),
-    });
+    let sarif_root = output::sarif::SourceRoot::find(args.sarif_root.as_deref());
+    let mut report: Box<dyn ReportWriter> = match args.format {
+        Format::Human => Box::new(human::Diagnostics::new(
+            visibility,
+            terminal_style(args.color),
+        )),
+        Format::Json => Box::new(output::json::Report::new(visibility)),
+        Format::Sarif => Box::new(output::sarif::Report::new(&sarif_root)),
+        Format::Github => Box::new(output::github::Report { visibility }),
+    };
+    // What --verbose says was skipped, noted while each batch's objects
+    // are at hand and printed after the report.
+    let mut skipped = Vec::new();
+    let settle = |loaded: &loader::Loaded, outcome: &mut Outcome| {
+        if let Some(given) = &given {
+            outcome.narrow_to(loaded, |name| given.contains(name));
+        }
+    };
+    let mut summary = Summary::default();
+    let printed = match reported {
+        Reported::Checked((loaded, mut outcome)) => {
+            settle(&loaded, &mut outcome);
+            if args.verbose {
+                skipped = skipped_in(&loaded, engine.policy());
+            }
+            progress.finish();
+            summary = outcome.summary.clone();
+            let printed = print_with(|out| output::write_outcome(report.as_mut(), &outcome, out));
+            // The process ends soon after: freeing every object tree,
+            // position map and finding one by one took 0.1-0.2 s on large
+            // inputs, work the operating system does at once when it
+            // reclaims the process.
+            std::mem::forget((loaded, outcome));
+            printed
+        }
+        // A batch of applications at a time: each batch's findings are
+        // reported and its objects and findings dropped before the next
+        // batch is read, so the memory follows the largest batch.
+        Reported::Unchecked(sources) => print_with(|out| {
+            let mut written = Ok(());
+            let mut started = false;
+            engine.run_by_application(
+                sources,
+                &facts,
+                crate::engine::batches::BATCH_BYTES,
+                |loaded, mut outcome| {
+                    outcome.suppress_where(ignored);
+                    settle(loaded, &mut outcome);
+                    if args.verbose {
+                        skipped.extend(skipped_in(loaded, engine.policy()));
+                    }
+                    summary.add(&outcome.summary);
+                    if !started {
+                        progress.finish();
+                        started = true;
+                        written = report.start(out);
+                    }
+                    for finding in &outcome.findings {
+                        if written.is_err() {
+                            break;
+                        }
+                        written = report.finding(finding, out);
+                    }
+                    match &written {
+                        // A closed pipe (`| head`) ends the report, not the
+                        // run: the exit code still counts every finding.
+                        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                            ControlFlow::Break(())
+                        }
+                        _ => ControlFlow::Continue(()),
+                    }
+                },
+            );
+            progress.finish();
+            if !started {
+                report.start(out)?;
+            }
+            written?;
+            report.finish(&summary, out)
+        }),
+    };
     skipped.sort();
     for (_, _, _, said) in &skipped {
         eprintln!("{said}");
     }
-    let code = if printed == ExitCode::SUCCESS {
-        exit_code(&outcome, args.fail_on)
+    if printed == ExitCode::SUCCESS {
+        exit_code_of(&summary, args.fail_on)
     } else {
         printed
-    };
-    // The process ends right after this: the findings are left to the
-    // operating system too.
-    std::mem::forget(outcome);
-    code
+    }
 }
 
 /// Files `--fix` writes at once.

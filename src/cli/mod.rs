@@ -313,6 +313,21 @@ fn terminal_style(choice: ColorChoice) -> human::Style {
 }
 
 /// 1 when a finding that is not suppressed reaches `fail_on`.
+/// The exit code of a report with this summary: the same as
+/// [`exit_code`], from the counts of the findings that are not suppressed.
+pub fn exit_code_of(summary: &crate::engine::Summary, fail_on: FailOn) -> ExitCode {
+    let failing = match fail_on {
+        FailOn::Error => summary.errors,
+        FailOn::Warning => summary.errors + summary.warnings,
+        FailOn::Never => 0,
+    };
+    if failing > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 pub fn exit_code(outcome: &Outcome, fail_on: FailOn) -> ExitCode {
     let threshold = match fail_on {
         FailOn::Error => Severity::Error,

@@ -5,85 +5,104 @@
 //! scopes of an input can be checked apart and give the findings one run
 //! over all of them gives. Checking them a batch at a time lets each
 //! batch's object trees, position maps and index go before the next batch
-//! is parsed: the peak memory of a lint then follows its largest batch
-//! (about [`BATCH_BYTES`] of YAML, or one application larger than that)
-//! plus the findings, instead of the whole input.
+//! is parsed, and its findings be reported and dropped: the peak memory
+//! of a lint then follows its largest batch (about [`BATCH_BYTES`] of
+//! YAML, or one application larger than that) rather than the whole
+//! input. The batches cover disjoint, ascending ranges of file names, so
+//! their findings, each batch sorted, come out in the report's order.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use crate::engine::{sort_for_report, ClusterFacts, Engine, Outcome};
+use crate::engine::{ClusterFacts, Engine, Outcome};
 use crate::input::loader::{self, Loaded};
 use crate::input::source::SourceFile;
 
 /// The YAML a batch gathers before it is checked: enough objects (about a
 /// thousand of a typical manifest's) that parsing and checking still keep
 /// every core busy, few enough that their trees (about 25 times the YAML)
-/// stay small beside the findings.
+/// stay small.
 pub const BATCH_BYTES: usize = 1 << 20;
 
+/// One application scope's files and the range of their names.
+struct Scope {
+    files: Vec<Arc<SourceFile>>,
+    first: String,
+    last: String,
+    bytes: usize,
+}
+
 /// The sources grouped into batches that no rule looks across: each
-/// application scope whole, in one batch; small scopes gathered until a
-/// batch holds at least `batch_bytes` of text. Scopes come in the order
-/// their first file was given, and files keep their order within a scope.
+/// application scope whole, in one batch. Scopes are taken in the order of
+/// their first file's name and gathered until a batch holds at least
+/// `batch_bytes` of text; a scope whose names fall inside the batch's
+/// range (an application nested in another's directory) joins it, so that
+/// the batches' names never interleave. Files keep their order within a
+/// scope.
 pub fn batches(sources: Vec<Arc<SourceFile>>, batch_bytes: usize) -> Vec<Vec<Arc<SourceFile>>> {
-    let mut scopes: Vec<Vec<Arc<SourceFile>>> = Vec::new();
+    let mut scopes: Vec<Scope> = Vec::new();
     let mut scope_at: HashMap<String, usize> = HashMap::new();
     for source in sources {
         let at = *scope_at.entry(source.scope.clone()).or_insert_with(|| {
-            scopes.push(Vec::new());
+            scopes.push(Scope {
+                files: Vec::new(),
+                first: source.name.clone(),
+                last: source.name.clone(),
+                bytes: 0,
+            });
             scopes.len() - 1
         });
         if let Some(scope) = scopes.get_mut(at) {
-            scope.push(source);
+            if source.name < scope.first {
+                scope.first.clone_from(&source.name);
+            }
+            if source.name > scope.last {
+                scope.last.clone_from(&source.name);
+            }
+            scope.bytes += source.text.len();
+            scope.files.push(source);
         }
     }
-    let mut batches: Vec<Vec<Arc<SourceFile>>> = Vec::new();
-    let mut filled = 0;
+    scopes.sort_by(|a, b| a.first.cmp(&b.first));
+    let mut batches: Vec<Scope> = Vec::new();
     for scope in scopes {
-        let bytes: usize = scope.iter().map(|source| source.text.len()).sum();
         match batches.last_mut() {
-            Some(batch) if filled < batch_bytes => {
-                batch.extend(scope);
-                filled += bytes;
+            Some(batch) if batch.bytes < batch_bytes || scope.first <= batch.last => {
+                batch.files.extend(scope.files);
+                batch.bytes += scope.bytes;
+                if scope.last > batch.last {
+                    batch.last = scope.last;
+                }
             }
-            _ => {
-                batches.push(scope);
-                filled = bytes;
-            }
+            _ => batches.push(scope),
         }
     }
-    batches
+    batches.into_iter().map(|batch| batch.files).collect()
 }
 
 impl Engine {
     /// Check `sources` a batch of application scopes at a time (see the
-    /// module's documentation), calling `each` with every batch's input
-    /// and outcome before the input is dropped: to suppress, narrow or
-    /// note what needs the objects. The outcome is the one a single
-    /// [`Engine::run`] over every source gives.
+    /// module's documentation), handing `each` every batch's input and
+    /// outcome in the report's order, before the input is dropped; `each`
+    /// may stop the run. The findings handed over, one batch after
+    /// another, are the ones a single [`Engine::run`] over every source
+    /// gives, in its order, and the batches' summaries add up to its
+    /// summary.
     pub fn run_by_application(
         &self,
         sources: Vec<Arc<SourceFile>>,
         facts: &ClusterFacts,
         batch_bytes: usize,
-        mut each: impl FnMut(&Loaded, &mut Outcome),
-    ) -> Outcome {
-        let mut merged = Outcome::default();
+        mut each: impl FnMut(&Loaded, Outcome) -> ControlFlow<()>,
+    ) {
         for batch in batches(sources, batch_bytes) {
             let loaded = loader::parse_all(batch);
-            let mut outcome = self.run(&loaded, facts);
-            each(&loaded, &mut outcome);
-            drop(loaded);
-            merged.findings.append(&mut outcome.findings);
-            merged.summary.files += outcome.summary.files;
-            merged.summary.objects += outcome.summary.objects;
-            merged.summary.skipped += outcome.summary.skipped;
-            merged.candidates += outcome.candidates;
+            let outcome = self.run(&loaded, facts);
+            if each(&loaded, outcome).is_break() {
+                break;
+            }
         }
-        sort_for_report(&mut merged.findings);
-        merged.summary.tally(&merged.findings);
-        merged
     }
 }
 
@@ -123,6 +142,25 @@ mod tests {
     }
 
     #[test]
+    fn batches_never_interleave_by_name() {
+        // `app/base/` has a kustomization (a scope of its own) inside the
+        // scope of `app/`, whose files sort before and after it.
+        let sources = vec![
+            source("app/a.yaml", "app", 5),
+            source("app/base/d.yaml", "k:app/base", 5),
+            source("app/z.yaml", "app", 5),
+            source("other/x.yaml", "other", 5),
+        ];
+        assert_eq!(
+            names(&batches(sources, 1)),
+            vec![
+                vec!["app/a.yaml", "app/z.yaml", "app/base/d.yaml"],
+                vec!["other/x.yaml"],
+            ]
+        );
+    }
+
+    #[test]
     fn every_scope_alone_when_batches_are_tiny() {
         let sources = vec![
             source("a/1.yaml", "a", 5),
@@ -132,6 +170,15 @@ mod tests {
         assert_eq!(
             names(&batches(sources, 1)),
             vec![vec!["a/1.yaml", "a/2.yaml"], vec!["b/1.yaml"]]
+        );
+    }
+
+    #[test]
+    fn batches_follow_the_names_not_the_order_given() {
+        let sources = vec![source("b/1.yaml", "b", 5), source("a/1.yaml", "a", 5)];
+        assert_eq!(
+            names(&batches(sources, 1)),
+            vec![vec!["a/1.yaml"], vec!["b/1.yaml"]]
         );
     }
 }

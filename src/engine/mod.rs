@@ -683,6 +683,18 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Add the counts of another part of the input (a batch of
+    /// applications checked apart).
+    pub fn add(&mut self, other: &Summary) {
+        self.files += other.files;
+        self.objects += other.objects;
+        self.skipped += other.skipped;
+        self.errors += other.errors;
+        self.warnings += other.warnings;
+        self.infos += other.infos;
+        self.suppressed += other.suppressed;
+    }
+
     /// Count the findings by severity, the suppressed apart.
     fn tally(&mut self, findings: &[Finding]) {
         self.errors = 0;
@@ -703,9 +715,7 @@ impl Summary {
     }
 }
 
-/// The report's order: by file, then place in it, rule and message. The
-/// sort is stable, so findings of separate runs over disjoint files sort
-/// into the order one run over all of them gives.
+/// The report's order: by file, then place in it, rule and message.
 fn sort_for_report(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         (a.file(), a.location.offset, a.rule, &a.message).cmp(&(

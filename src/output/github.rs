@@ -1,8 +1,8 @@
 //! GitHub Actions workflow commands: one annotation per finding.
 
-use super::Visibility;
-use crate::engine::finding::Severity;
-use crate::engine::Outcome;
+use super::{ReportWriter, Visibility};
+use crate::engine::finding::{Finding, Severity};
+use crate::engine::{Outcome, Summary};
 
 /// Escape the message part of a workflow command. `##[` is broken up
 /// wherever it stands: the runner's legacy parser reads `##[error]…` as a
@@ -30,11 +30,23 @@ pub fn write(
     visibility: Visibility,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    for finding in outcome
-        .findings
-        .iter()
-        .filter(|finding| visibility.shows(finding))
-    {
+    super::write_outcome(&mut Report { visibility }, outcome, out)
+}
+
+/// The annotations as a [`ReportWriter`]: one line a finding, no summary.
+pub struct Report {
+    pub visibility: Visibility,
+}
+
+impl ReportWriter for Report {
+    fn start(&mut self, _out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn finding(&mut self, finding: &Finding, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        if !self.visibility.shows(finding) {
+            return Ok(());
+        }
         // A suppressed finding (shown with -v) never fails a check: a notice.
         let level = match (finding.severity, &finding.suppressed) {
             (_, Some(_)) => "notice",
@@ -66,7 +78,7 @@ pub fn write(
                     crate::input::pointer::display(&finding.pointer)
                 )),
             )?;
-            continue;
+            return Ok(());
         }
         writeln!(
             out,
@@ -76,7 +88,10 @@ pub fn write(
             finding.location.column,
             escape_property(&format!("infergate {}", finding.rule)),
             escape_data(&message),
-        )?;
+        )
     }
-    Ok(())
+
+    fn finish(&mut self, _summary: &Summary, _out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -9,7 +9,7 @@ use miette::{
 
 use super::Visibility;
 use crate::engine::finding::{Applicability, Finding, Severity};
-use crate::engine::Outcome;
+use crate::engine::{Outcome, Summary};
 
 /// How the human format is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -30,26 +30,82 @@ pub fn write(
     style: Style,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let theme = if style.color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(style.width)
-        .with_context_lines(1);
-    let mut text = String::new();
-    for finding in outcome
-        .findings
-        .iter()
-        .filter(|finding| visibility.shows(finding))
-    {
+    super::write_outcome(&mut Diagnostics::new(visibility, style), outcome, out)
+}
+
+/// The human report as a [`ReportWriter`]: a diagnostic a finding, then
+/// the summary line, which counts what was not shown and what a fix
+/// resolves.
+pub struct Diagnostics {
+    visibility: Visibility,
+    style: Style,
+    handler: GraphicalReportHandler,
+    text: String,
+    tallies: Tallies,
+}
+
+/// What the summary line counts beside the engine's summary.
+#[derive(Debug, Default)]
+struct Tallies {
+    hidden: usize,
+    safe_fixes: usize,
+    unsafe_fixes: usize,
+    live: bool,
+}
+
+impl Tallies {
+    fn count(&mut self, finding: &Finding, visibility: Visibility) {
+        if !visibility.shows(finding) {
+            self.hidden += 1;
+        }
+        if finding.suppressed.is_none() {
+            match finding.fix.as_ref().map(|fix| fix.applicability) {
+                Some(Applicability::Safe) => self.safe_fixes += 1,
+                Some(Applicability::Unsafe) => self.unsafe_fixes += 1,
+                None => {}
+            }
+        }
+        self.live |= finding.source.live;
+    }
+}
+
+impl Diagnostics {
+    pub fn new(visibility: Visibility, style: Style) -> Self {
+        let theme = if style.color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(style.width)
+            .with_context_lines(1);
+        Self {
+            visibility,
+            style,
+            handler,
+            text: String::new(),
+            tallies: Tallies::default(),
+        }
+    }
+}
+
+impl super::ReportWriter for Diagnostics {
+    fn start(&mut self, _out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn finding(&mut self, finding: &Finding, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.tallies.count(finding, self.visibility);
+        if !self.visibility.shows(finding) {
+            return Ok(());
+        }
+        let text = &mut self.text;
         text.clear();
         if finding.source.live {
-            text.push_str(&live_report(finding, style));
+            text.push_str(&live_report(finding, self.style));
         } else {
             let report = to_report(finding);
-            if handler.render_report(&mut text, report.as_ref()).is_err() {
+            if self.handler.render_report(text, report.as_ref()).is_err() {
                 // Rendering into a String cannot fail for I/O reasons; fall
                 // back to a plain line should miette refuse a span.
                 text.clear();
@@ -57,10 +113,13 @@ pub fn write(
             }
         }
         text.push('\n');
-        out.write_all(text.as_bytes())?;
+        out.write_all(text.as_bytes())
     }
-    out.write_all(summary_line(outcome, visibility).as_bytes())?;
-    out.write_all(b"\n")
+
+    fn finish(&mut self, summary: &Summary, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(summary_text(summary, &self.tallies).as_bytes())?;
+        out.write_all(b"\n")
+    }
 }
 
 fn to_report(finding: &Finding) -> Report {
@@ -176,8 +235,16 @@ fn plural(count: usize, word: &str) -> String {
     }
 }
 
+/// The summary line of an outcome (the last line of the report).
 pub fn summary_line(outcome: &Outcome, visibility: Visibility) -> String {
-    let summary = &outcome.summary;
+    let mut tallies = Tallies::default();
+    for finding in &outcome.findings {
+        tallies.count(finding, visibility);
+    }
+    summary_text(&outcome.summary, &tallies)
+}
+
+fn summary_text(summary: &Summary, tallies: &Tallies) -> String {
     let mut line = format!(
         "{}, {}, {} in {} from {}",
         plural(summary.errors, "error"),
@@ -200,31 +267,14 @@ pub fn summary_line(outcome: &Outcome, visibility: Visibility) -> String {
             plural(summary.skipped, "document")
         );
     }
-    let hidden = outcome
-        .findings
-        .iter()
-        .filter(|finding| !visibility.shows(finding))
-        .count();
+    let hidden = tallies.hidden;
     if hidden > 0 {
         let _ = write!(
             line,
             "; {hidden} infos or suppressed not shown (-v shows them)"
         );
     }
-    let open_fixes = |applicability: Applicability| {
-        outcome
-            .findings
-            .iter()
-            .filter(|finding| finding.suppressed.is_none())
-            .filter_map(|finding| finding.fix.as_ref())
-            .filter(|fix| fix.applicability == applicability)
-            .count()
-    };
-    let (safe, unsafe_only) = (
-        open_fixes(Applicability::Safe),
-        open_fixes(Applicability::Unsafe),
-    );
-    let live = outcome.findings.iter().any(|finding| finding.source.live);
+    let (safe, unsafe_only, live) = (tallies.safe_fixes, tallies.unsafe_fixes, tallies.live);
     // One line, so the summary stays the last line of the report.
     match (safe, unsafe_only) {
         (0, 0) => {}

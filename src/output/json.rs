@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::Visibility;
+use super::{ArrayItems, ReportWriter, Visibility};
 use crate::engine::finding::Finding;
-use crate::engine::Outcome;
+use crate::engine::{Outcome, Summary};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -22,32 +22,59 @@ pub fn write(
     visibility: Visibility,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let summary = &outcome.summary;
-    let summary = json!({
-        "files": summary.files,
-        "objects": summary.objects,
-        "skipped": summary.skipped,
-        "errors": summary.errors,
-        "warnings": summary.warnings,
-        "infos": summary.infos,
-        "suppressed": summary.suppressed,
-    });
-    write!(
-        out,
-        "{{\n  \"version\": {FORMAT_VERSION},\n  \"findings\": ["
-    )?;
-    let shown = outcome
-        .findings
-        .iter()
-        .filter(|finding| finding.suppressed.is_none() || visibility.verbose);
-    super::write_array_items(out, shown.map(finding_json), "  ")?;
-    out.write_all(b",\n")?;
-    let summary_text = serde_json::to_string_pretty(&summary).unwrap_or_else(|_| "{}".to_string());
-    write!(
-        out,
-        "  \"summary\": {}\n}}\n",
-        summary_text.replace('\n', "\n  ")
-    )
+    super::write_outcome(&mut Report::new(visibility), outcome, out)
+}
+
+/// The JSON report as a [`ReportWriter`]: the summary follows the findings.
+pub struct Report {
+    visibility: Visibility,
+    items: ArrayItems,
+}
+
+impl Report {
+    pub fn new(visibility: Visibility) -> Self {
+        Self {
+            visibility,
+            items: ArrayItems::new("  "),
+        }
+    }
+}
+
+impl ReportWriter for Report {
+    fn start(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        write!(
+            out,
+            "{{\n  \"version\": {FORMAT_VERSION},\n  \"findings\": ["
+        )
+    }
+
+    fn finding(&mut self, finding: &Finding, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        if finding.suppressed.is_none() || self.visibility.verbose {
+            self.items.push(&finding_json(finding), out)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, summary: &Summary, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.items.close(out)?;
+        out.write_all(b",\n")?;
+        let summary = json!({
+            "files": summary.files,
+            "objects": summary.objects,
+            "skipped": summary.skipped,
+            "errors": summary.errors,
+            "warnings": summary.warnings,
+            "infos": summary.infos,
+            "suppressed": summary.suppressed,
+        });
+        let summary_text =
+            serde_json::to_string_pretty(&summary).unwrap_or_else(|_| "{}".to_string());
+        write!(
+            out,
+            "  \"summary\": {}\n}}\n",
+            summary_text.replace('\n', "\n  ")
+        )
+    }
 }
 
 pub fn finding_json(finding: &Finding) -> Value {

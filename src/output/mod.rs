@@ -7,6 +7,7 @@ pub mod json;
 pub mod sarif;
 
 use crate::engine::finding::{Finding, Severity};
+use crate::engine::{Outcome, Summary};
 
 /// What a writer of a format wrote, as one text. Writing into memory
 /// cannot fail, and every format writes UTF-8.
@@ -18,39 +19,78 @@ fn to_text(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -
         .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
+/// A report written a finding at a time, in the report's order: what a
+/// format writes before the findings, for each, and after them. A lint
+/// checked a batch of applications at a time hands each batch's findings
+/// to it and drops them; [`write_outcome`] hands it a whole outcome.
+pub trait ReportWriter {
+    fn start(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+    fn finding(&mut self, finding: &Finding, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+    fn finish(&mut self, summary: &Summary, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+}
+
+/// Writes a whole outcome through `writer`.
+pub fn write_outcome(
+    writer: &mut dyn ReportWriter,
+    outcome: &Outcome,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    writer.start(out)?;
+    for finding in &outcome.findings {
+        writer.finding(finding, out)?;
+    }
+    writer.finish(&outcome.summary, out)
+}
+
 /// The items of a JSON array pretty-printed as serde_json does, written
 /// one at a time after the array's opening bracket: each on its own lines,
-/// two spaces deeper than `indent` (the indentation of the line the array
-/// opens on), then the closing bracket (`[]` when there is no item). The
-/// reports use it so that no format holds all its findings as JSON.
-fn write_array_items(
-    out: &mut dyn std::io::Write,
-    items: impl Iterator<Item = serde_json::Value>,
-    indent: &str,
-) -> std::io::Result<()> {
-    let item_indent = format!("{indent}  ");
-    let mut text = String::new();
-    let mut first = true;
-    for item in items {
-        text.clear();
-        text.push_str(if first { "\n" } else { ",\n" });
-        first = false;
+/// two spaces deeper than the indentation of the line the array opens on,
+/// then the closing bracket (`[]` when there is no item). The reports use
+/// it so that no format holds all its findings as JSON.
+struct ArrayItems {
+    indent: String,
+    items: usize,
+    text: String,
+}
+
+impl ArrayItems {
+    fn new(indent: &str) -> Self {
+        Self {
+            indent: indent.to_string(),
+            items: 0,
+            text: String::new(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        item: &serde_json::Value,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        self.text.clear();
+        self.text
+            .push_str(if self.items == 0 { "\n" } else { ",\n" });
+        self.items += 1;
         // serde_json escapes line breaks inside strings, so the lines
         // are the printer's own.
-        let pretty = serde_json::to_string_pretty(&item).unwrap_or_else(|_| "{}".to_string());
+        let pretty = serde_json::to_string_pretty(item).unwrap_or_else(|_| "{}".to_string());
         for (index, line) in pretty.lines().enumerate() {
             if index > 0 {
-                text.push('\n');
+                self.text.push('\n');
             }
-            text.push_str(&item_indent);
-            text.push_str(line);
+            self.text.push_str(&self.indent);
+            self.text.push_str("  ");
+            self.text.push_str(line);
         }
-        out.write_all(text.as_bytes())?;
+        out.write_all(self.text.as_bytes())
     }
-    if first {
-        out.write_all(b"]")
-    } else {
-        write!(out, "\n{indent}]")
+
+    fn close(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        if self.items == 0 {
+            out.write_all(b"]")
+        } else {
+            write!(out, "\n{}]", self.indent)
+        }
     }
 }
 

@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use std::collections::HashMap;
+
+use super::{ArrayItems, ReportWriter};
 use crate::engine::finding::{Finding, Severity};
-use crate::engine::Outcome;
+use crate::engine::{Outcome, Summary};
 use crate::rules::{self, RuleMeta};
 
 const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -222,54 +225,89 @@ pub fn write(
     root: &SourceRoot,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let metas = rules::all_meta();
-    let document = json!({
-        "$schema": SCHEMA_URI,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {
-                "driver": {
-                    "name": "infergate",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "informationUri": env!("CARGO_PKG_HOMEPAGE"),
-                    "rules": metas.iter().map(|meta| rule_json(meta)).collect::<Vec<_>>(),
-                }
-            },
-            "originalUriBaseIds": {
-                SOURCE_ROOT: { "uri": root.uri() },
-                FILE_SYSTEM: { "uri": "file:///" },
-            },
-            "columnKind": "unicodeCodePoints",
-            "results": [],
-        }]
-    });
-    let text = serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_string());
-    // `results` is the run's last key and no string holds its printed
-    // form (quotes inside strings are escaped), so the last match is it.
-    const EMPTY_RESULTS: &str = "\"results\": []";
-    let Some(at) = text
-        .rfind(EMPTY_RESULTS)
-        .filter(|_| !outcome.findings.is_empty())
-    else {
-        return writeln!(out, "{text}");
-    };
-    let (before, after) = (&text[..at], &text[at + EMPTY_RESULTS.len()..]);
-    let indent = &before[before.rfind('\n').map_or(0, |line| line + 1)..];
-    out.write_all(before.as_bytes())?;
-    out.write_all(b"\"results\": [")?;
-    // Resolving a path touches the file system: once per file.
-    let mut artifacts: std::collections::HashMap<&str, Value> = std::collections::HashMap::new();
-    let results = outcome.findings.iter().map(|finding| {
-        let index = metas.iter().position(|meta| meta.id == finding.rule);
+    super::write_outcome(&mut Report::new(root), outcome, out)
+}
+
+/// The SARIF log as a [`ReportWriter`].
+pub struct Report<'r> {
+    root: &'r SourceRoot,
+    metas: Vec<&'static RuleMeta>,
+    /// The document after its `results` array, once the part before it is
+    /// written; `None` before [`ReportWriter::start`].
+    after: Option<String>,
+    results: ArrayItems,
+    /// Each file's artifact location: resolving a path touches the file
+    /// system, so once per file.
+    artifacts: HashMap<String, Value>,
+}
+
+impl<'r> Report<'r> {
+    pub fn new(root: &'r SourceRoot) -> Self {
+        Self {
+            root,
+            metas: rules::all_meta(),
+            after: None,
+            results: ArrayItems::new(""),
+            artifacts: HashMap::new(),
+        }
+    }
+}
+
+impl ReportWriter for Report<'_> {
+    fn start(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let document = json!({
+            "$schema": SCHEMA_URI,
+            "version": "2.1.0",
+            "runs": [{
+                "tool": {
+                    "driver": {
+                        "name": "infergate",
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "informationUri": env!("CARGO_PKG_HOMEPAGE"),
+                        "rules": self.metas.iter().map(|meta| rule_json(meta)).collect::<Vec<_>>(),
+                    }
+                },
+                "originalUriBaseIds": {
+                    SOURCE_ROOT: { "uri": self.root.uri() },
+                    FILE_SYSTEM: { "uri": "file:///" },
+                },
+                "columnKind": "unicodeCodePoints",
+                "results": [],
+            }]
+        });
+        let text = serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_string());
+        // `results` is the run's last key and no string holds its printed
+        // form (quotes inside strings are escaped), so the last match is it.
+        const EMPTY_RESULTS: &str = "\"results\": []";
+        let Some(at) = text.rfind(EMPTY_RESULTS) else {
+            return Err(std::io::Error::other(
+                "the SARIF document has no results array",
+            ));
+        };
+        let (before, after) = (&text[..at], &text[at + EMPTY_RESULTS.len()..]);
+        let indent = &before[before.rfind('\n').map_or(0, |line| line + 1)..];
+        self.results = ArrayItems::new(indent);
+        self.after = Some(after.to_string());
+        out.write_all(before.as_bytes())?;
+        out.write_all(b"\"results\": [")
+    }
+
+    fn finding(&mut self, finding: &Finding, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let index = self.metas.iter().position(|meta| meta.id == finding.rule);
         let artifact = if finding.source.live {
             &Value::Null
         } else {
-            artifacts
-                .entry(finding.file())
+            let root = self.root;
+            self.artifacts
+                .entry(finding.file().to_string())
                 .or_insert_with(|| artifact_location(finding.file(), root))
         };
-        result_json(finding, index, artifact)
-    });
-    super::write_array_items(out, results, indent)?;
-    writeln!(out, "{after}")
+        let result = result_json(finding, index, artifact);
+        self.results.push(&result, out)
+    }
+
+    fn finish(&mut self, _summary: &Summary, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.results.close(out)?;
+        writeln!(out, "{}", self.after.as_deref().unwrap_or_default())
+    }
 }
