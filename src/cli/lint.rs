@@ -369,15 +369,16 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         Reported::Unchecked(sources) => print_with(|out| {
             let mut written = Ok(());
             let mut started = false;
+            let mut files_left = sources.len();
             engine.run_by_application(
                 sources,
                 &facts,
                 crate::engine::batches::BATCH_BYTES,
                 |loaded, mut outcome| {
                     outcome.suppress_where(ignored);
-                    settle(loaded, &mut outcome);
+                    settle(&loaded, &mut outcome);
                     if args.verbose {
-                        skipped.extend(skipped_in(loaded, engine.policy()));
+                        skipped.extend(skipped_in(&loaded, engine.policy()));
                     }
                     summary.add(&outcome.summary);
                     if !started {
@@ -390,6 +391,14 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
                             break;
                         }
                         written = report.finding(finding, out);
+                    }
+                    files_left = files_left.saturating_sub(loaded.files.len());
+                    if files_left == 0 {
+                        // The last batch: the process ends soon after, and
+                        // freeing its object trees and findings one by one
+                        // (0.1-0.2 s for 30,000 objects) is work the
+                        // operating system does at once.
+                        std::mem::forget((loaded, outcome));
                     }
                     match &written {
                         // A closed pipe (`| head`) ends the report, not the

@@ -84,8 +84,8 @@ pub fn batches(sources: Vec<Arc<SourceFile>>, batch_bytes: usize) -> Vec<Vec<Arc
 impl Engine {
     /// Check `sources` a batch of application scopes at a time (see the
     /// module's documentation), handing `each` every batch's input and
-    /// outcome in the report's order, before the input is dropped; `each`
-    /// may stop the run. The findings handed over, one batch after
+    /// outcome in the report's order, to be dropped before the next batch
+    /// is read; `each` may stop the run. The findings handed over, one batch after
     /// another, are the ones a single [`Engine::run`] over every source
     /// gives, in its order, and the batches' summaries add up to its
     /// summary.
@@ -94,12 +94,12 @@ impl Engine {
         sources: Vec<Arc<SourceFile>>,
         facts: &ClusterFacts,
         batch_bytes: usize,
-        mut each: impl FnMut(&Loaded, Outcome) -> ControlFlow<()>,
+        mut each: impl FnMut(Loaded, Outcome) -> ControlFlow<()>,
     ) {
         for batch in batches(sources, batch_bytes) {
             let loaded = loader::parse_all(batch);
             let outcome = self.run(&loaded, facts);
-            if each(&loaded, outcome).is_break() {
+            if each(loaded, outcome).is_break() {
                 break;
             }
         }
