@@ -266,7 +266,12 @@ fn a_lint_by_batches_of_applications_finds_what_one_run_finds() {
         let mut batches = 0;
         let mut found = Vec::new();
         let mut summary = infergate::engine::Summary::default();
-        engine.run_by_application(sources.clone(), &facts, batch_bytes, |_, outcome| {
+        let pending = sources
+            .iter()
+            .cloned()
+            .map(infergate::input::loader::Pending::Read)
+            .collect();
+        engine.run_by_application(pending, &facts, batch_bytes, |_, outcome| {
             batches += 1;
             found.extend(outcome.findings.iter().map(shown));
             summary.add(&outcome.summary);

@@ -4,6 +4,8 @@ use super::*;
 use std::ops::ControlFlow;
 
 use crate::engine::Summary;
+use crate::input::loader::Pending;
+use crate::input::source::SourceFile;
 use crate::output::ReportWriter;
 
 #[derive(Debug, clap::Args)]
@@ -212,12 +214,17 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         None
     };
     let mut progress = super::progress::Progress::start("reading files");
-    let read = match &given {
+    let all_read = |read: Result<(Vec<Arc<SourceFile>>, Vec<PathBuf>), loader::LoadError>| {
+        read.map(|(sources, left_out)| (sources.into_iter().map(Pending::Read).collect(), left_out))
+    };
+    let read: Result<(Vec<Pending>, _), _> = match &given {
         Some(_) => {
             let files: Vec<PathBuf> = args.paths.iter().map(PathBuf::from).collect();
-            loader::read_with_applications(&files, &keep)
+            all_read(loader::read_with_applications(&files, &keep))
         }
-        None => loader::read_sources_where(&inputs, &keep),
+        None if args.fix || args.diff => all_read(loader::read_sources_where(&inputs, &keep)),
+        // A lint reads each batch of applications when its turn comes.
+        None => loader::list_sources_where(&inputs, &keep),
     };
     let sources = match read {
         Ok((sources, left_out)) => {
@@ -258,6 +265,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
             unsafe_fixes: args.unsafe_fixes,
         };
         progress.step(format!("fixing {} file(s)", sources.len()));
+        let sources = loader::read_pending(sources);
         let result = fix::fix_sources_except(&engine, sources, &facts, options, &not_fixed);
         // What follows prints: the diff, the warnings, the writes' outcomes.
         progress.finish();
@@ -303,7 +311,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         // unless a write failed.
         match result.settled {
             Some(settled) if !unwritten => Reported::Checked(settled),
-            _ => Reported::Unchecked(sources),
+            _ => Reported::Unchecked(sources.into_iter().map(Pending::Read).collect()),
         }
     } else {
         Reported::Unchecked(sources)
@@ -502,12 +510,10 @@ type Written = (
 /// What the report shows: sources still to load and check, or what the
 /// fixing's last pass already checked.
 enum Reported {
-    Unchecked(Vec<Arc<crate::input::source::SourceFile>>),
+    Unchecked(Vec<Pending>),
     Checked((loader::Loaded, crate::engine::Outcome)),
 }
 
-/// With --verbose, which documents were read but not linted, and why: the
-/// summary only counts them.
 /// What `--verbose` says was skipped: documents that are no Kubernetes
 /// objects, then tools' configurations, each by file and line.
 type Skipped = (bool, String, usize, String);

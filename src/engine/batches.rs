@@ -13,11 +13,9 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use crate::engine::{ClusterFacts, Engine, Outcome};
-use crate::input::loader::{self, Loaded};
-use crate::input::source::SourceFile;
+use crate::input::loader::{self, Loaded, Pending};
 
 /// The YAML a batch gathers before it is checked: enough objects (about a
 /// thousand of a typical manifest's) that parsing and checking still keep
@@ -27,7 +25,7 @@ pub const BATCH_BYTES: usize = 1 << 20;
 
 /// One application scope's files and the range of their names.
 struct Scope {
-    files: Vec<Arc<SourceFile>>,
+    files: Vec<Pending>,
     first: String,
     last: String,
     bytes: usize,
@@ -40,27 +38,30 @@ struct Scope {
 /// range (an application nested in another's directory) joins it, so that
 /// the batches' names never interleave. Files keep their order within a
 /// scope.
-pub fn batches(sources: Vec<Arc<SourceFile>>, batch_bytes: usize) -> Vec<Vec<Arc<SourceFile>>> {
+pub fn batches(sources: Vec<Pending>, batch_bytes: usize) -> Vec<Vec<Pending>> {
     let mut scopes: Vec<Scope> = Vec::new();
     let mut scope_at: HashMap<String, usize> = HashMap::new();
     for source in sources {
-        let at = *scope_at.entry(source.scope.clone()).or_insert_with(|| {
-            scopes.push(Scope {
-                files: Vec::new(),
-                first: source.name.clone(),
-                last: source.name.clone(),
-                bytes: 0,
+        let name = source.name();
+        let at = *scope_at
+            .entry(source.scope().to_string())
+            .or_insert_with(|| {
+                scopes.push(Scope {
+                    files: Vec::new(),
+                    first: name.to_string(),
+                    last: name.to_string(),
+                    bytes: 0,
+                });
+                scopes.len() - 1
             });
-            scopes.len() - 1
-        });
         if let Some(scope) = scopes.get_mut(at) {
-            if source.name < scope.first {
-                scope.first.clone_from(&source.name);
+            if name < scope.first.as_str() {
+                scope.first = name.to_string();
             }
-            if source.name > scope.last {
-                scope.last.clone_from(&source.name);
+            if name > scope.last.as_str() {
+                scope.last = name.to_string();
             }
-            scope.bytes += source.text.len();
+            scope.bytes = scope.bytes.saturating_add(source.bytes());
             scope.files.push(source);
         }
     }
@@ -70,7 +71,7 @@ pub fn batches(sources: Vec<Arc<SourceFile>>, batch_bytes: usize) -> Vec<Vec<Arc
         match batches.last_mut() {
             Some(batch) if batch.bytes < batch_bytes || scope.first <= batch.last => {
                 batch.files.extend(scope.files);
-                batch.bytes += scope.bytes;
+                batch.bytes = batch.bytes.saturating_add(scope.bytes);
                 if scope.last > batch.last {
                     batch.last = scope.last;
                 }
@@ -83,7 +84,8 @@ pub fn batches(sources: Vec<Arc<SourceFile>>, batch_bytes: usize) -> Vec<Vec<Arc
 
 impl Engine {
     /// Check `sources` a batch of application scopes at a time (see the
-    /// module's documentation), handing `each` every batch's input and
+    /// module's documentation), reading the files of each batch when its
+    /// turn comes ([`loader::read_pending`]), handing `each` every batch's input and
     /// outcome in the report's order, to be dropped before the next batch
     /// is read; `each` may stop the run. The findings handed over, one batch after
     /// another, are the ones a single [`Engine::run`] over every source
@@ -91,13 +93,13 @@ impl Engine {
     /// summary.
     pub fn run_by_application(
         &self,
-        sources: Vec<Arc<SourceFile>>,
+        sources: Vec<Pending>,
         facts: &ClusterFacts,
         batch_bytes: usize,
         mut each: impl FnMut(Loaded, Outcome) -> ControlFlow<()>,
     ) {
         for batch in batches(sources, batch_bytes) {
-            let loaded = loader::parse_all(batch);
+            let loaded = loader::parse_all(loader::read_pending(batch));
             let outcome = self.run(&loaded, facts);
             if each(loaded, outcome).is_break() {
                 break;
@@ -110,14 +112,20 @@ impl Engine {
 mod tests {
     use super::*;
 
-    fn source(name: &str, scope: &str, bytes: usize) -> Arc<SourceFile> {
-        SourceFile::in_scope(name, "#".repeat(bytes), scope.to_string())
+    use crate::input::source::SourceFile;
+
+    fn source(name: &str, scope: &str, bytes: usize) -> Pending {
+        Pending::Read(SourceFile::in_scope(
+            name,
+            "#".repeat(bytes),
+            scope.to_string(),
+        ))
     }
 
-    fn names(batches: &[Vec<Arc<SourceFile>>]) -> Vec<Vec<&str>> {
+    fn names(batches: &[Vec<Pending>]) -> Vec<Vec<&str>> {
         batches
             .iter()
-            .map(|batch| batch.iter().map(|source| source.name.as_str()).collect())
+            .map(|batch| batch.iter().map(Pending::name).collect())
             .collect()
     }
 

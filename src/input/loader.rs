@@ -310,6 +310,23 @@ pub fn read_sources_where(
     inputs: &[Input],
     keep: &(dyn Fn(&Path) -> bool + Sync),
 ) -> Result<(Vec<Arc<SourceFile>>, Vec<PathBuf>), LoadError> {
+    let (listed, left_out) = list_inputs_where(inputs, keep)?;
+    let sources = listed
+        .par_iter()
+        .map(|(input, scope)| read_input(input, scope))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((sources, left_out))
+}
+
+/// An input and its application scope.
+type Scoped = (Input, String);
+
+/// The inputs [`read_sources_where`] reads, each with its application
+/// scope, not read yet; and the paths left out.
+fn list_inputs_where(
+    inputs: &[Input],
+    keep: &(dyn Fn(&Path) -> bool + Sync),
+) -> Result<(Vec<Scoped>, Vec<PathBuf>), LoadError> {
     let mut scoped = Vec::new();
     let mut left_out = Vec::new();
     for input in inputs {
@@ -331,11 +348,97 @@ pub fn read_sources_where(
             scoped.push((found, scope));
         }
     }
-    let sources = scoped
-        .par_iter()
-        .map(|(input, scope)| read_input(input, scope))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((sources, left_out))
+    Ok((scoped, left_out))
+}
+
+/// A source to check: read already, or found and placed in its
+/// application but read only when its turn comes, so that a lint of many
+/// applications never holds every file's text at once.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    Read(Arc<SourceFile>),
+    Unread {
+        input: Input,
+        scope: String,
+        /// The name its source will have.
+        name: String,
+        /// Its size on disk, 0 when unknown (standard input).
+        bytes: usize,
+    },
+}
+
+impl Pending {
+    pub fn scope(&self) -> &str {
+        match self {
+            Pending::Read(source) => &source.scope,
+            Pending::Unread { scope, .. } => scope,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Pending::Read(source) => &source.name,
+            Pending::Unread { name, .. } => name,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        match self {
+            Pending::Read(source) => source.text.len(),
+            Pending::Unread { bytes, .. } => *bytes,
+        }
+    }
+}
+
+/// Like [`read_sources_where`], but nothing is read: the files to read,
+/// each with its scope, name and size, to be read by [`read_pending`].
+pub fn list_sources_where(
+    inputs: &[Input],
+    keep: &(dyn Fn(&Path) -> bool + Sync),
+) -> Result<(Vec<Pending>, Vec<PathBuf>), LoadError> {
+    let (listed, left_out) = list_inputs_where(inputs, keep)?;
+    let pending = listed
+        .into_iter()
+        .map(|(input, scope)| {
+            let (name, bytes) = match &input {
+                Input::Stdin => ("<stdin>".to_string(), 0),
+                Input::StdinAs(path) | Input::Skipped(path, _) => (path.display().to_string(), 0),
+                Input::File(path) => {
+                    let bytes = std::fs::metadata(path).map_or(0, |metadata| metadata.len());
+                    (
+                        path.display().to_string(),
+                        usize::try_from(bytes).unwrap_or(usize::MAX),
+                    )
+                }
+            };
+            Pending::Unread {
+                input,
+                scope,
+                name,
+                bytes,
+            }
+        })
+        .collect();
+    Ok((pending, left_out))
+}
+
+/// The sources of `pending`, in order, the unread ones read in parallel.
+/// A file that cannot be read now (removed or made unreadable since it was
+/// found) is a source that was not read, with the reason: a finding, as a
+/// file too large or not UTF-8 is, rather than an end to a run whose
+/// report is already being written.
+pub fn read_pending(pending: Vec<Pending>) -> Vec<Arc<SourceFile>> {
+    pending
+        .into_par_iter()
+        .map(|pending| match pending {
+            Pending::Read(source) => source,
+            Pending::Unread {
+                input, scope, name, ..
+            } => read_input(&input, &scope).unwrap_or_else(|error| {
+                SourceFile::unread(name, scope, format!("not read: {error}"))
+            }),
+        })
+        .collect()
 }
 
 /// The name a file named on the command line gets in reports: its path
@@ -1212,6 +1315,43 @@ mod tests {
 
     fn parse(text: &str) -> Loaded {
         parse_source(SourceFile::new("t.yaml", text.to_string()))
+    }
+
+    #[test]
+    fn listed_files_are_read_in_their_turn_and_a_vanished_one_is_not_read() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let kept = directory.path().join("app/a.yaml");
+        let vanished = directory.path().join("app/b.yaml");
+        std::fs::create_dir_all(directory.path().join("app")).expect("mkdir");
+        std::fs::write(&kept, "kind: ConfigMap\n").expect("write");
+        std::fs::write(&vanished, "kind: Secret\n").expect("write");
+        let inputs = [Input::File(directory.path().to_path_buf())];
+        let (pending, left_out) = list_sources_where(&inputs, &|_| true).expect("listed");
+        assert!(left_out.is_empty());
+        let sizes: Vec<(bool, usize)> = pending
+            .iter()
+            .map(|pending| (pending.name().ends_with("a.yaml"), pending.bytes()))
+            .collect();
+        assert_eq!(sizes, vec![(true, 16), (false, 13)]);
+        assert!(pending
+            .iter()
+            .all(|pending| pending.scope() == pending_scope(pending)));
+        std::fs::remove_file(&vanished).expect("remove");
+        let sources = read_pending(pending);
+        assert_eq!(sources.len(), 2);
+        assert_eq!(sources[0].text, "kind: ConfigMap\n");
+        assert!(sources[0].unread.is_none());
+        let reason = sources[1].unread.as_deref().unwrap_or_default();
+        assert!(reason.starts_with("not read: cannot read"), "{reason}");
+        assert_eq!(sources[1].name, vanished.display().to_string());
+    }
+
+    /// The scope a read source of the same input gets.
+    fn pending_scope(pending: &Pending) -> String {
+        match read_pending(vec![pending.clone()]).first() {
+            Some(source) => source.scope.clone(),
+            None => String::new(),
+        }
     }
 
     #[test]
