@@ -238,5 +238,5 @@ async fn audit_cluster(
         eprintln!("error: the audit is incomplete: some kinds could not be listed (see above)");
         return ExitCode::from(2);
     }
-    exit_code(&audited.outcome, args.fail_on)
+    exit_code(&audited.outcome.summary, args.fail_on)
 }

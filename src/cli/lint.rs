@@ -431,7 +431,7 @@ pub(super) fn lint(args: &LintArgs) -> ExitCode {
         eprintln!("{said}");
     }
     if printed == ExitCode::SUCCESS {
-        exit_code_of(&summary, args.fail_on)
+        exit_code(&summary, args.fail_on)
     } else {
         printed
     }

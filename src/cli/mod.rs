@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::engine::finding::Severity;
 use crate::engine::{ClusterFacts, Engine, Outcome};
 use crate::fix::{self, FixOptions};
 use crate::input::loader::{self, Input};
@@ -312,33 +311,16 @@ fn terminal_style(choice: ColorChoice) -> human::Style {
     }
 }
 
-/// 1 when a finding that is not suppressed reaches `fail_on`.
-/// The exit code of a report with this summary: the same as
-/// [`exit_code`], from the counts of the findings that are not suppressed.
-pub fn exit_code_of(summary: &crate::engine::Summary, fail_on: FailOn) -> ExitCode {
+/// 1 when a finding that is not suppressed reaches `fail_on`, read from the
+/// summary's counts (which leave the suppressed findings out): a lint
+/// written a batch at a time keeps only the summary.
+pub fn exit_code(summary: &crate::engine::Summary, fail_on: FailOn) -> ExitCode {
     let failing = match fail_on {
         FailOn::Error => summary.errors,
         FailOn::Warning => summary.errors + summary.warnings,
         FailOn::Never => 0,
     };
     if failing > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-pub fn exit_code(outcome: &Outcome, fail_on: FailOn) -> ExitCode {
-    let threshold = match fail_on {
-        FailOn::Error => Severity::Error,
-        FailOn::Warning => Severity::Warning,
-        FailOn::Never => return ExitCode::SUCCESS,
-    };
-    let failing = outcome
-        .findings
-        .iter()
-        .any(|finding| finding.suppressed.is_none() && finding.severity >= threshold);
-    if failing {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

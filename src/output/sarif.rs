@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use std::collections::HashMap;
-
 use super::{ArrayItems, ReportWriter};
 use crate::engine::finding::{Finding, Severity};
 use crate::engine::{Outcome, Summary};
@@ -236,9 +234,11 @@ pub struct Report<'r> {
     /// written; `None` before [`ReportWriter::start`].
     after: Option<String>,
     results: ArrayItems,
-    /// Each file's artifact location: resolving a path touches the file
-    /// system, so once per file.
-    artifacts: HashMap<String, Value>,
+    /// The file of the last finding and its artifact location. Findings
+    /// come file by file, so each path (resolving it touches the file
+    /// system) is resolved once, and nothing is kept per file over a run
+    /// written a batch of applications at a time.
+    artifact: Option<(String, Value)>,
 }
 
 impl<'r> Report<'r> {
@@ -248,7 +248,7 @@ impl<'r> Report<'r> {
             metas: rules::all_meta(),
             after: None,
             results: ArrayItems::new(""),
-            artifacts: HashMap::new(),
+            artifact: None,
         }
     }
 }
@@ -297,10 +297,17 @@ impl ReportWriter for Report<'_> {
         let artifact = if finding.source.live {
             &Value::Null
         } else {
-            let root = self.root;
-            self.artifacts
-                .entry(finding.file().to_string())
-                .or_insert_with(|| artifact_location(finding.file(), root))
+            let resolved = self
+                .artifact
+                .as_ref()
+                .is_some_and(|(file, _)| file == finding.file());
+            if !resolved {
+                let location = artifact_location(finding.file(), self.root);
+                self.artifact = Some((finding.file().to_string(), location));
+            }
+            self.artifact
+                .as_ref()
+                .map_or(&Value::Null, |(_, location)| location)
         };
         let result = result_json(finding, index, artifact);
         self.results.push(&result, out)
